@@ -1,0 +1,263 @@
+//! Strict JSON parsing into `serde_json::Value`, with the checks serde_json does not make:
+//! duplicate keys are errors (serde_json silently keeps the last), and oversized or deeply
+//! nested files fail fast with a clear error instead of exhausting memory or the stack.
+//!
+//! No I/O.
+
+use serde_json::{Map, Number, Value};
+
+use crate::diag::{Anchor, Code, Diagnostic, Diagnostics};
+use crate::source::{FileId, pointer_push};
+
+/// Largest configuration file phoenix reads (a 2,000-guest file is about 4 MiB).
+pub const MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
+/// Deepest nesting of objects and arrays accepted (real files stay below 10).
+pub const MAX_DEPTH: usize = 64;
+
+/// Plain JSON: no comments, trailing commas or other JSON5 leniencies.
+pub fn strict_options() -> jsonc_parser::ParseOptions {
+    jsonc_parser::ParseOptions {
+        allow_comments: false,
+        allow_loose_object_property_names: false,
+        allow_trailing_commas: false,
+        allow_missing_commas: false,
+        allow_single_quoted_strings: false,
+        allow_hexadecimal_numbers: false,
+        allow_unary_plus_numbers: false,
+        allow_bare_decimal_point_numbers: false,
+        allow_non_finite_numbers: false,
+        allow_extended_string_escapes: false,
+    }
+}
+
+/// Parse `text` (the contents of `file`). Syntax errors, size and depth violations and
+/// duplicate keys are reported into `diags`; `None` means the file could not be used at all.
+pub fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option<Value> {
+    if text.len() > MAX_FILE_BYTES {
+        diags.push(range_diag(
+            Code::TooLarge,
+            file,
+            0..0,
+            format!(
+                "file is {} bytes; phoenix reads configuration files up to {} bytes",
+                text.len(),
+                MAX_FILE_BYTES
+            ),
+            "split the configuration or check that the right file was given",
+        ));
+        return None;
+    }
+    if let Some(offset) = depth_exceeded(text) {
+        diags.push(range_diag(
+            Code::TooLarge,
+            file,
+            offset..offset + 1,
+            format!("nesting deeper than {MAX_DEPTH} levels"),
+            "configuration files nest a few levels deep; this file is probably not a phoenix config",
+        ));
+        return None;
+    }
+    let parsed = match jsonc_parser::parse_to_ast(
+        text,
+        &jsonc_parser::CollectOptions::default(),
+        &strict_options(),
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            let r = e.range();
+            diags.push(range_diag(
+                Code::JsonSyntax,
+                file,
+                r.start..r.end.max(r.start + 1).min(text.len().max(r.start)),
+                format!("invalid JSON: {}", e.kind()),
+                "fix the syntax at the marked position (JSON allows no comments or trailing commas)",
+            ));
+            return None;
+        }
+    };
+    let Some(root) = parsed.value else {
+        diags.push(range_diag(
+            Code::JsonSyntax,
+            file,
+            0..0,
+            "the file is empty",
+            "a phoenix configuration file holds one JSON object",
+        ));
+        return None;
+    };
+    let mut conv = Converter { file, diags };
+    Some(conv.convert(&root, String::new()))
+}
+
+/// Byte offset where bracket nesting first passes [`MAX_DEPTH`], ignoring string contents.
+fn depth_exceeded(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(i);
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn range_diag(
+    code: Code,
+    file: FileId,
+    range: std::ops::Range<usize>,
+    message: impl Into<String>,
+    hint: impl Into<String>,
+) -> Diagnostic {
+    Diagnostic {
+        code,
+        severity: code.severity(),
+        message: message.into(),
+        hint: hint.into(),
+        anchor: Anchor::Range {
+            file,
+            pointer: String::new(),
+            range,
+        },
+    }
+}
+
+struct Converter<'d> {
+    file: FileId,
+    diags: &'d mut Diagnostics,
+}
+
+impl Converter<'_> {
+    fn convert(&mut self, v: &jsonc_parser::ast::Value<'_>, pointer: String) -> Value {
+        use jsonc_parser::ast::Value as A;
+        match v {
+            A::NullKeyword(_) => Value::Null,
+            A::BooleanLit(b) => Value::Bool(b.value),
+            A::StringLit(s) => Value::String(s.value.to_string()),
+            A::NumberLit(n) => number(n.value),
+            A::Array(a) => Value::Array(
+                a.elements
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| self.convert(e, pointer_push(&pointer, &i.to_string())))
+                    .collect(),
+            ),
+            A::Object(o) => {
+                let mut map = Map::with_capacity(o.properties.len());
+                for p in &o.properties {
+                    let name = p.name.as_str();
+                    let child = pointer_push(&pointer, name);
+                    let value = self.convert(&p.value, child.clone());
+                    if map.contains_key(name) {
+                        let r = match &p.name {
+                            jsonc_parser::ast::ObjectPropName::String(s) => s.range,
+                            jsonc_parser::ast::ObjectPropName::Word(w) => w.range,
+                        };
+                        self.diags.push(Diagnostic {
+                            code: Code::DuplicateKey,
+                            severity: Code::DuplicateKey.severity(),
+                            message: format!("duplicate key `{name}`"),
+                            hint: "JSON readers disagree on which copy wins; keep exactly one"
+                                .into(),
+                            anchor: Anchor::Range {
+                                file: self.file,
+                                pointer: child,
+                                range: r.start..r.end,
+                            },
+                        });
+                    }
+                    // The last copy wins, as in serde_json and jq: phoenix reads what the bash
+                    // system read, but the duplicate is an error so nothing is applied.
+                    map.insert(name.to_string(), value);
+                }
+                Value::Object(map)
+            }
+        }
+    }
+}
+
+fn number(text: &str) -> Value {
+    if let Ok(u) = text.parse::<u64>() {
+        return Value::Number(u.into());
+    }
+    if let Ok(i) = text.parse::<i64>() {
+        return Value::Number(i.into());
+    }
+    text.parse::<f64>()
+        .ok()
+        .and_then(Number::from_f64)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(text: &str) -> (Option<Value>, Diagnostics) {
+        let mut d = Diagnostics::default();
+        let v = parse(FileId(0), text, &mut d);
+        (v, d)
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors_and_last_wins() {
+        let (v, d) = run(r#"{"a": 1, "b": {"x": 1, "x": 2}}"#);
+        assert_eq!(d.len(), 1);
+        assert!(d.iter().all(|x| x.code == Code::DuplicateKey));
+        assert_eq!(
+            v.and_then(|v| v.pointer("/b/x").cloned()),
+            Some(Value::from(2))
+        );
+    }
+
+    #[test]
+    fn deep_nesting_fails_fast() {
+        let text = "[".repeat(100_000);
+        let (v, d) = run(&text);
+        assert!(v.is_none());
+        assert!(d.iter().any(|x| x.code == Code::TooLarge));
+    }
+
+    #[test]
+    fn brackets_inside_strings_do_not_count() {
+        let text = format!("{{\"a\": \"{}\"}}", "[".repeat(1000));
+        let (v, d) = run(&text);
+        assert!(v.is_some());
+        assert!(d.is_empty());
+    }
+
+    #[test]
+    fn comments_and_trailing_commas_are_rejected() {
+        for bad in ["{\"a\": 1,}", "{// c\n}", "{'a': 1}", ""] {
+            let (v, d) = run(bad);
+            assert!(v.is_none(), "{bad:?} parsed");
+            assert!(d.iter().any(|x| x.code == Code::JsonSyntax), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_keep_their_kind() {
+        let (v, _) = run(r#"{"i": 4, "n": -3, "f": 0.5}"#);
+        let v = v.unwrap_or_default();
+        assert!(v["i"].is_u64());
+        assert!(v["n"].is_i64());
+        assert!(v["f"].is_f64());
+    }
+}

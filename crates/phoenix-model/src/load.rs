@@ -1,0 +1,608 @@
+//! Reading a configuration directory: the five JSON files (honouring `core_paths`) and the
+//! stacks' compose files. This module is the only one in the crate that touches the
+//! filesystem, and it only reads.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::decode::decode;
+use crate::diag::{Anchor, Code, Diagnostic, Diagnostics};
+use crate::raw::*;
+use crate::source::{FileId, Location, SourceMap};
+
+pub const HYPERVISOR_FILE: &str = "phoenix_hypervisor_config.json";
+pub const LXC_FILE: &str = "phoenix_lxc_configs.json";
+pub const VM_FILE: &str = "phoenix_vm_configs.json";
+pub const STACKS_FILE: &str = "phoenix_stacks_config.json";
+pub const MANIFEST_FILE: &str = "certificate-manifest.json";
+
+/// A decoded value and where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded<T> {
+    pub value: T,
+    pub loc: Location,
+}
+
+/// A parsed compose file.
+#[derive(Debug, Clone)]
+pub struct ComposeFile {
+    pub path: PathBuf,
+    pub value: Value,
+}
+
+/// Everything read from a configuration directory, still in raw form.
+#[derive(Debug, Clone, Default)]
+pub struct RawConfig {
+    pub dir: PathBuf,
+    pub hypervisor: Option<Loaded<RawHypervisor>>,
+    pub lxcs: Vec<(GuestId, Loaded<RawLxc>)>,
+    pub vm_defaults: Option<RawVmDefaults>,
+    pub vms: Vec<Loaded<RawVm>>,
+    pub stacks: Vec<(String, Loaded<RawStack>)>,
+    pub compose: std::collections::BTreeMap<String, ComposeFile>,
+    pub certificates: Vec<Loaded<RawCertificate>>,
+    /// `Some` when the manifest file exists (possibly empty).
+    pub manifest_present: bool,
+}
+
+/// Read and decode everything under `dir`. Problems go to `diags`; the result holds whatever
+/// could be decoded.
+pub fn load_dir(dir: &Path, sources: &mut SourceMap, diags: &mut Diagnostics) -> RawConfig {
+    let mut raw = RawConfig {
+        dir: dir.to_path_buf(),
+        ..RawConfig::default()
+    };
+    let hyp_path = dir.join(HYPERVISOR_FILE);
+    let Some((hfile, hval)) = read_json(&hyp_path, true, sources, diags) else {
+        return raw;
+    };
+    if let Some(obj) = expect_object(&hval, hfile, diags) {
+        warn_listed(
+            obj,
+            &Location::new(hfile, ""),
+            HYPERVISOR_NOT_YET,
+            HYPERVISOR_UNUSED,
+            diags,
+        );
+        if let Some(Value::Object(net)) = obj.get("network") {
+            warn_listed(
+                net,
+                &Location::new(hfile, "/network"),
+                &[],
+                NETWORK_UNUSED,
+                diags,
+            );
+        }
+        raw.hypervisor =
+            decode::<RawHypervisor>(&hval, &Location::new(hfile, ""), diags).map(|value| Loaded {
+                value,
+                loc: Location::new(hfile, ""),
+            });
+    }
+    let core = raw
+        .hypervisor
+        .as_ref()
+        .and_then(|h| h.value.core_paths.clone())
+        .unwrap_or_default();
+
+    let lxc_path = resolve_core_path(dir, core.lxc_config_file.as_deref(), LXC_FILE);
+    if let Some((f, v)) = read_json(&lxc_path, true, sources, diags) {
+        load_lxc_file(&v, f, &mut raw, diags);
+    }
+    let vm_path = resolve_core_path(dir, core.vm_config_file.as_deref(), VM_FILE);
+    if let Some((f, v)) = read_json(&vm_path, true, sources, diags) {
+        load_vm_file(&v, f, &mut raw, diags);
+    }
+    let stacks_path = resolve_core_path(dir, core.stacks_config_file.as_deref(), STACKS_FILE);
+    if let Some((f, v)) = read_json(&stacks_path, false, sources, diags) {
+        load_stacks_file(&v, f, &mut raw, diags);
+    }
+    load_stack_dirs(dir, &mut raw, sources, diags);
+    let manifest_path = resolve_core_path(
+        dir,
+        core.certificate_manifest_file.as_deref(),
+        MANIFEST_FILE,
+    );
+    if let Some((f, v)) = read_json(&manifest_path, false, sources, diags) {
+        raw.manifest_present = true;
+        match &v {
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let loc = Location::new(f, format!("/{i}"));
+                    if let Some(c) = decode::<RawCertificate>(item, &loc, diags) {
+                        raw.certificates.push(Loaded { value: c, loc });
+                    }
+                }
+            }
+            _ => diags.emit(
+                Code::TypeMismatch,
+                &Location::new(f, ""),
+                "the certificate manifest must be a JSON array of certificate entries",
+                "wrap the entries in [ … ]",
+            ),
+        }
+    }
+    raw
+}
+
+/// `core_paths` hold absolute paths of the bash host. Use one when it exists; otherwise look
+/// for the same file name in the config directory; default to the standard name there.
+fn resolve_core_path(dir: &Path, given: Option<&str>, default_name: &str) -> PathBuf {
+    let Some(given) = given else {
+        return dir.join(default_name);
+    };
+    let p = Path::new(given);
+    if p.is_absolute() {
+        if p.is_file() {
+            return p.to_path_buf();
+        }
+        let by_name = p
+            .file_name()
+            .map(|n| dir.join(n))
+            .unwrap_or_else(|| dir.join(default_name));
+        if by_name.is_file() {
+            return by_name;
+        }
+        return dir.join(default_name);
+    }
+    dir.join(p)
+}
+
+fn read_json(
+    path: &Path,
+    required: bool,
+    sources: &mut SourceMap,
+    diags: &mut Diagnostics,
+) -> Option<(FileId, Value)> {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                file_diag(
+                    diags,
+                    Code::JsonSyntax,
+                    path,
+                    format!(
+                        "not UTF-8 text (invalid byte at offset {})",
+                        e.utf8_error().valid_up_to()
+                    ),
+                    "save the file as UTF-8",
+                );
+                return None;
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return None,
+        Err(e) => {
+            file_diag(
+                diags,
+                Code::FileUnreadable,
+                path,
+                format!("cannot read {}: {e}", path.display()),
+                "pass the directory that holds the phoenix_*.json files with --config",
+            );
+            return None;
+        }
+    };
+    let file = sources.add(path.to_path_buf(), text);
+    let value = crate::json::parse(file, &sources.get(file).text, diags)?;
+    Some((file, value))
+}
+
+fn file_diag(diags: &mut Diagnostics, code: Code, path: &Path, message: String, hint: &str) {
+    diags.push(Diagnostic {
+        code,
+        severity: code.severity(),
+        message,
+        hint: hint.to_string(),
+        anchor: Anchor::File {
+            path: path.to_path_buf(),
+        },
+    });
+}
+
+fn expect_object<'v>(
+    v: &'v Value,
+    file: FileId,
+    diags: &mut Diagnostics,
+) -> Option<&'v serde_json::Map<String, Value>> {
+    match v {
+        Value::Object(m) => Some(m),
+        _ => {
+            diags.emit(
+                Code::TypeMismatch,
+                &Location::new(file, ""),
+                "expected a JSON object at the top of the file",
+                "phoenix configuration files hold one JSON object",
+            );
+            None
+        }
+    }
+}
+
+/// Warn about keys phoenix reads but does not act on yet, and keys nothing ever read.
+fn warn_listed(
+    obj: &serde_json::Map<String, Value>,
+    loc: &Location,
+    not_yet: &[&str],
+    unused: &[&str],
+    diags: &mut Diagnostics,
+) {
+    for key in obj.keys() {
+        if not_yet.contains(&key.as_str()) {
+            diags.push(
+                Diagnostic::new(
+                    Code::NotSupportedYet,
+                    &loc.child(key),
+                    format!("`{key}` is read but not applied yet"),
+                    "phoenix plans and validates it in a later release; nothing changes on the host for it now",
+                )
+                .at_key(),
+            );
+        } else if unused.contains(&key.as_str()) {
+            diags.push(
+                Diagnostic::new(
+                    Code::UnusedKey,
+                    &loc.child(key),
+                    format!("`{key}` is not used"),
+                    "nothing ever read this key (neither the bash system nor phoenix); remove it",
+                )
+                .at_key(),
+            );
+        }
+    }
+}
+
+/// Keys of one LXC entry that phoenix reads but does not act on yet, when set to something
+/// that would change behaviour.
+fn lxc_not_yet(raw: &RawLxc) -> Vec<(&'static str, &'static str)> {
+    let mut out = Vec::new();
+    let truthy = |v: &Option<Value>| match v {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::String(s)) => !s.is_empty() && s != "none",
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+        Some(_) => true,
+    };
+    let checks: [(&Option<Value>, &str, &str); 10] = [
+        (
+            &raw.gpu_assignment,
+            "gpu_assignment",
+            "GPU passthrough is not supported yet",
+        ),
+        (
+            &raw.vllm_engine_config,
+            "vllm_engine_config",
+            "vLLM services are not supported yet",
+        ),
+        (
+            &raw.enable_lifecycle_snapshots,
+            "enable_lifecycle_snapshots",
+            "lifecycle snapshots are not supported yet",
+        ),
+        (
+            &raw.ports,
+            "ports",
+            "port publications are not supported yet",
+        ),
+        (
+            &raw.trigger_sync_on_completion,
+            "trigger_sync_on_completion",
+            "phoenix converges everything in one run; this trigger is not needed",
+        ),
+        (
+            &raw.zfs_volumes,
+            "zfs_volumes",
+            "ZFS volumes are not supported yet",
+        ),
+        (&raw.id_maps, "id_maps", "uid/gid maps are not applied yet"),
+        (
+            &raw.application_script,
+            "application_script",
+            "bash setup scripts are not run; phoenix provisions from `features`",
+        ),
+        (
+            &raw.health_check,
+            "health_check",
+            "declared health checks are not run; `phoenix verify` probes the guest instead",
+        ),
+        (
+            &raw.tests,
+            "tests",
+            "declared test scripts are not run; `phoenix verify` probes the guest instead",
+        ),
+    ];
+    for (v, key, msg) in checks {
+        if truthy(v) {
+            out.push((key, msg));
+        }
+    }
+    if truthy(&raw.template_file) {
+        out.push((
+            "template_file",
+            "exporting a container image is not supported yet",
+        ));
+    }
+    out
+}
+
+fn load_lxc_file(v: &Value, file: FileId, raw: &mut RawConfig, diags: &mut Diagnostics) {
+    let Some(obj) = expect_object(v, file, diags) else {
+        return;
+    };
+    let root = Location::new(file, "");
+    warn_listed(obj, &root, LXC_FILE_NOT_YET, &[], diags);
+    for (key, value) in obj {
+        match key.as_str() {
+            "$schema" | "lxc_configs" => {}
+            k if LXC_FILE_NOT_YET.contains(&k) => {}
+            k => diags.push(
+                Diagnostic::new(
+                    Code::UnknownKey,
+                    &root.child(k),
+                    format!("unknown key `{}`", k.escape_debug()),
+                    "containers go under `lxc_configs`; check the spelling against `phoenix schema`",
+                )
+                .at_key(),
+            ),
+        }
+        let _ = value;
+    }
+    let Some(configs) = obj.get("lxc_configs") else {
+        diags.emit(
+            Code::MissingField,
+            &root,
+            "missing field `lxc_configs`",
+            "add `\"lxc_configs\": {}`",
+        );
+        return;
+    };
+    let Value::Object(configs) = configs else {
+        diags.emit(
+            Code::TypeMismatch,
+            &root.child("lxc_configs"),
+            "`lxc_configs` must be an object keyed by CTID",
+            "write {\"101\": {…}, …}",
+        );
+        return;
+    };
+    for (id, entry) in configs {
+        let loc = root.child("lxc_configs").child(id);
+        let gid = match GuestId::parse(id) {
+            Ok(g) => g,
+            Err(msg) => {
+                diags.push(
+                    Diagnostic::new(
+                        Code::TypeMismatch,
+                        &loc,
+                        msg,
+                        "container keys are VMIDs such as \"101\"",
+                    )
+                    .at_key(),
+                );
+                continue;
+            }
+        };
+        if let Some(value) = decode::<RawLxc>(entry, &loc, diags) {
+            for (key, msg) in lxc_not_yet(&value) {
+                diags.push(
+                    Diagnostic::new(
+                        Code::NotSupportedYet,
+                        &loc.child(key),
+                        format!("`{key}` is read but not applied yet: {msg}"),
+                        "it is kept in the model; nothing changes on the guest for it now",
+                    )
+                    .at_key(),
+                );
+            }
+            raw.lxcs.push((gid, Loaded { value, loc }));
+        }
+    }
+}
+
+fn load_vm_file(v: &Value, file: FileId, raw: &mut RawConfig, diags: &mut Diagnostics) {
+    let Some(obj) = expect_object(v, file, diags) else {
+        return;
+    };
+    let root = Location::new(file, "");
+    for key in obj.keys() {
+        if !matches!(key.as_str(), "$schema" | "vm_defaults" | "vms") {
+            diags.push(
+                Diagnostic::new(
+                    Code::UnknownKey,
+                    &root.child(key),
+                    format!("unknown key `{}`", key.escape_debug()),
+                    "the VM file holds `vm_defaults` and `vms`",
+                )
+                .at_key(),
+            );
+        }
+    }
+    if let Some(d) = obj.get("vm_defaults") {
+        raw.vm_defaults = decode::<RawVmDefaults>(d, &root.child("vm_defaults"), diags);
+    }
+    match obj.get("vms") {
+        Some(Value::Array(vms)) => {
+            for (i, vm) in vms.iter().enumerate() {
+                let loc = root.child("vms").child(i);
+                if let Some(value) = decode::<RawVm>(vm, &loc, diags) {
+                    for (key, present) in [
+                        (
+                            "volumes",
+                            value
+                                .volumes
+                                .as_ref()
+                                .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty())),
+                        ),
+                        (
+                            "trigger_sync_on_completion",
+                            value
+                                .trigger_sync_on_completion
+                                .as_ref()
+                                .is_some_and(|v| v == &Value::Bool(true)),
+                        ),
+                    ] {
+                        if present {
+                            diags.push(
+                                Diagnostic::new(
+                                    Code::NotSupportedYet,
+                                    &loc.child(key),
+                                    format!("`{key}` is read but not applied yet"),
+                                    "it is kept in the model; nothing changes on the VM for it now",
+                                )
+                                .at_key(),
+                            );
+                        }
+                    }
+                    raw.vms.push(Loaded { value, loc });
+                }
+            }
+        }
+        Some(_) => diags.emit(
+            Code::TypeMismatch,
+            &root.child("vms"),
+            "`vms` must be an array",
+            "write \"vms\": [ {…}, … ]",
+        ),
+        None => diags.emit(
+            Code::MissingField,
+            &root,
+            "missing field `vms`",
+            "add `\"vms\": []`",
+        ),
+    }
+}
+
+fn load_stacks_file(v: &Value, file: FileId, raw: &mut RawConfig, diags: &mut Diagnostics) {
+    let Some(obj) = expect_object(v, file, diags) else {
+        return;
+    };
+    let root = Location::new(file, "");
+    for key in obj.keys() {
+        if !matches!(key.as_str(), "$schema" | "docker_stacks") {
+            diags.push(
+                Diagnostic::new(
+                    Code::UnknownKey,
+                    &root.child(key),
+                    format!("unknown key `{}`", key.escape_debug()),
+                    "the stacks file holds `docker_stacks`",
+                )
+                .at_key(),
+            );
+        }
+    }
+    match obj.get("docker_stacks") {
+        Some(Value::Object(stacks)) => {
+            for (name, s) in stacks {
+                let loc = root.child("docker_stacks").child(name);
+                if let Some(value) = decode::<RawStack>(s, &loc, diags) {
+                    raw.stacks.push((name.clone(), Loaded { value, loc }));
+                }
+            }
+        }
+        Some(_) => diags.emit(
+            Code::TypeMismatch,
+            &root.child("docker_stacks"),
+            "`docker_stacks` must be an object keyed by stack name",
+            "write {\"portainer_service\": {…}}",
+        ),
+        None => {}
+    }
+}
+
+/// `stacks/<name>/` next to the config directory (the bash host's layout) or inside it:
+/// `docker-compose.yml` for every known stack, and `phoenix.json` stack definitions (older
+/// layout) for stacks the stacks file does not define.
+fn load_stack_dirs(
+    dir: &Path,
+    raw: &mut RawConfig,
+    sources: &mut SourceMap,
+    diags: &mut Diagnostics,
+) {
+    let roots = [dir.join("stacks"), dir.join("..").join("stacks")];
+    let Some(stacks_root) = roots.iter().find(|p| p.is_dir()) else {
+        return;
+    };
+    let mut names: Vec<String> = match std::fs::read_dir(stacks_root) {
+        Ok(rd) => rd
+            .filter_map(Result::ok)
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect(),
+        Err(_) => return,
+    };
+    names.sort();
+    for name in names {
+        let sdir = stacks_root.join(&name);
+        let def = sdir.join("phoenix.json");
+        if def.is_file() && !raw.stacks.iter().any(|(n, _)| n == &name) {
+            if let Some((f, v)) = read_json(&def, false, sources, diags) {
+                let loc = Location::new(f, "");
+                if let Some(value) = decode::<RawStack>(&v, &loc, diags) {
+                    raw.stacks.push((name.clone(), Loaded { value, loc }));
+                }
+            }
+        }
+        let compose = [
+            "docker-compose.yml",
+            "docker-compose.yaml",
+            "compose.yml",
+            "compose.yaml",
+        ]
+        .iter()
+        .map(|f| sdir.join(f))
+        .find(|p| p.is_file());
+        if let Some(path) = compose {
+            if let Some(value) = read_yaml(&path, diags) {
+                raw.compose.insert(name, ComposeFile { path, value });
+            }
+        }
+    }
+}
+
+fn read_yaml(path: &Path, diags: &mut Diagnostics) -> Option<Value> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            file_diag(
+                diags,
+                Code::FileUnreadable,
+                path,
+                format!("cannot read {}: {e}", path.display()),
+                "check the file's permissions",
+            );
+            return None;
+        }
+    };
+    if text.len() > crate::json::MAX_FILE_BYTES {
+        file_diag(
+            diags,
+            Code::TooLarge,
+            path,
+            "compose file too large".into(),
+            "compose files are small; check the path",
+        );
+        return None;
+    }
+    match serde_saphyr::from_str::<Value>(&text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            file_diag(
+                diags,
+                Code::YamlSyntax,
+                path,
+                format!(
+                    "invalid YAML in {}: {}",
+                    path.display(),
+                    first_line(&e.to_string())
+                ),
+                "fix the compose file; `docker stack config -c FILE` shows what Docker makes of it",
+            );
+            None
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}

@@ -1,0 +1,222 @@
+//! Source files of a configuration and how a JSON pointer maps back to `file:line:col`.
+//!
+//! No I/O: the loader hands in the text; this module only indexes it. Locating is done lazily
+//! (a second parse of the file) because most files never need it.
+
+use std::ops::Range;
+use std::path::PathBuf;
+
+/// Index of a file in a [`SourceMap`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId(pub usize);
+
+/// One configuration file as read from disk.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// Every file the loader read, in the order it read them.
+#[derive(Debug, Clone, Default)]
+pub struct SourceMap {
+    files: Vec<SourceFile>,
+}
+
+impl SourceMap {
+    pub fn add(&mut self, path: PathBuf, text: String) -> FileId {
+        self.files.push(SourceFile { path, text });
+        FileId(self.files.len() - 1)
+    }
+
+    pub fn get(&self, id: FileId) -> &SourceFile {
+        &self.files[id.0]
+    }
+
+    pub fn files(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
+        self.files.iter().enumerate().map(|(i, f)| (FileId(i), f))
+    }
+}
+
+/// Where in the configuration a value sits: a file and an RFC 6901 JSON pointer into it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Location {
+    pub file: FileId,
+    pub pointer: String,
+}
+
+impl Location {
+    pub fn new(file: FileId, pointer: impl Into<String>) -> Self {
+        Location {
+            file,
+            pointer: pointer.into(),
+        }
+    }
+
+    /// The location of a member of this value (object key or array index).
+    pub fn child(&self, segment: impl std::fmt::Display) -> Location {
+        Location {
+            file: self.file,
+            pointer: pointer_push(&self.pointer, &segment.to_string()),
+        }
+    }
+}
+
+/// Append one segment to a JSON pointer, escaping `~` and `/` as RFC 6901 requires.
+pub fn pointer_push(pointer: &str, segment: &str) -> String {
+    let mut out = String::with_capacity(pointer.len() + segment.len() + 1);
+    out.push_str(pointer);
+    out.push('/');
+    for c in segment.chars() {
+        match c {
+            '~' => out.push_str("~0"),
+            '/' => out.push_str("~1"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Split a JSON pointer into unescaped segments.
+pub fn pointer_segments(pointer: &str) -> Vec<String> {
+    if pointer.is_empty() {
+        return Vec::new();
+    }
+    pointer
+        .trim_start_matches('/')
+        .split('/')
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect()
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..floor_char_boundary(text, offset)];
+    let line = before.bytes().filter(|b| *b == b'\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let col = before[line_start..].chars().count() + 1;
+    (line, col)
+}
+
+fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Which part of a member a diagnostic points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The value (type errors, bad addresses).
+    Value,
+    /// The key of an object member (unknown or duplicate keys).
+    Key,
+}
+
+/// Resolves JSON pointers to byte ranges in one JSON file.
+pub struct PointerIndex<'a> {
+    root: Option<jsonc_parser::ast::Value<'a>>,
+}
+
+impl<'a> PointerIndex<'a> {
+    pub fn new(text: &'a str) -> Self {
+        let root = jsonc_parser::parse_to_ast(
+            text,
+            &jsonc_parser::CollectOptions::default(),
+            &crate::json::strict_options(),
+        )
+        .ok()
+        .and_then(|r| r.value);
+        PointerIndex { root }
+    }
+
+    /// The byte range of the value (or key) at `pointer`; falls back to the deepest existing
+    /// ancestor so that a missing member points at the object that should hold it.
+    pub fn locate(&self, pointer: &str, target: Target) -> Option<Range<usize>> {
+        use jsonc_parser::ast::Value;
+        let mut node = self.root.as_ref()?;
+        let mut key_range = None;
+        for segment in pointer_segments(pointer) {
+            let next = match node {
+                Value::Object(obj) => obj
+                    .properties
+                    .iter()
+                    .rev()
+                    .find(|p| p.name.as_str() == segment)
+                    .map(|p| {
+                        let r = match &p.name {
+                            jsonc_parser::ast::ObjectPropName::String(s) => s.range,
+                            jsonc_parser::ast::ObjectPropName::Word(w) => w.range,
+                        };
+                        (Some(r), &p.value)
+                    }),
+                Value::Array(arr) => segment
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| arr.elements.get(i))
+                    .map(|v| (None, v)),
+                _ => None,
+            };
+            match next {
+                Some((k, v)) => {
+                    key_range = k;
+                    node = v;
+                }
+                None => {
+                    key_range = None;
+                    break;
+                }
+            }
+        }
+        let r = match (target, key_range) {
+            (Target::Key, Some(k)) => k,
+            _ => node_range(node),
+        };
+        Some(r.start..r.end)
+    }
+}
+
+fn node_range(v: &jsonc_parser::ast::Value<'_>) -> jsonc_parser::common::Range {
+    use jsonc_parser::ast::Value;
+    match v {
+        Value::StringLit(s) => s.range,
+        Value::NumberLit(n) => n.range,
+        Value::BooleanLit(b) => b.range,
+        Value::Object(o) => o.range,
+        Value::Array(a) => a.range,
+        Value::NullKeyword(n) => n.range,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointer_escaping_round_trips() {
+        let p = pointer_push(&pointer_push("", "a/b"), "c~d");
+        assert_eq!(p, "/a~1b/c~0d");
+        assert_eq!(pointer_segments(&p), vec!["a/b", "c~d"]);
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        let text = "{\n  \"é\": 1,\n  \"x\": 2\n}";
+        let off = text.find("\"x\"").unwrap_or(0);
+        assert_eq!(line_col(text, off), (3, 3));
+    }
+
+    #[test]
+    fn locate_finds_nested_values_and_keys() {
+        let text = "{\"a\": {\"b\": [1, {\"c\": true}]}}";
+        let idx = PointerIndex::new(text);
+        let r = idx.locate("/a/b/1/c", Target::Value).unwrap_or(0..0);
+        assert_eq!(&text[r], "true");
+        let r = idx.locate("/a/b/1/c", Target::Key).unwrap_or(0..0);
+        assert_eq!(&text[r], "\"c\"");
+        let r = idx.locate("/a/missing", Target::Value).unwrap_or(0..0);
+        assert_eq!(&text[r], "{\"b\": [1, {\"c\": true}]}");
+    }
+}
