@@ -129,12 +129,12 @@ impl Builder<'_> {
         let roles = self.roles(h, root, &guests, &bridges);
         for g in guests.values_mut() {
             let is_ca = roles.ca == Some(g.id) || g.has_feature("step_ca");
-            if let Some(ts) = &mut g.traefik_service {
-                if !ts.scheme_explicit {
-                    if is_ca && ts.port == step_ca.port {
-                        ts.scheme = Scheme::Https;
-                    }
-                }
+            if let Some(ts) = &mut g.traefik_service
+                && !ts.scheme_explicit
+                && is_ca
+                && ts.port == step_ca.port
+            {
+                ts.scheme = Scheme::Https;
             }
         }
 
@@ -741,10 +741,10 @@ impl Builder<'_> {
             ] {
                 let Some(v) = v else { continue };
                 for s in v.items() {
-                    if let Some(a) = self.ip(&s, &loc.child(field).child(key)) {
-                        if !out.contains(&a) {
-                            out.push(a);
-                        }
+                    if let Some(a) = self.ip(&s, &loc.child(field).child(key))
+                        && !out.contains(&a)
+                    {
+                        out.push(a);
                     }
                 }
             }
@@ -838,15 +838,15 @@ impl Builder<'_> {
                 "VMs use virtio NICs on a bridge; remove `kind`",
             );
         }
-        if let Some(t) = r.tag {
-            if !(1..=4094).contains(&t) {
-                self.err(
-                    Code::InvalidValue,
-                    &loc.child("tag"),
-                    format!("VLAN tag {t} is outside 1–4094"),
-                    "use a VLAN id between 1 and 4094",
-                );
-            }
+        if let Some(t) = r.tag
+            && !(1..=4094).contains(&t)
+        {
+            self.err(
+                Code::InvalidValue,
+                &loc.child("tag"),
+                format!("VLAN tag {t} is outside 1–4094"),
+                "use a VLAN id between 1 and 4094",
+            );
         }
         Some(Nic {
             index,
@@ -1113,10 +1113,10 @@ impl Builder<'_> {
                 );
             }
         }
-        if let Some(c) = &r.comment {
-            if let Err(m) = values::one_line(c) {
-                bad(self, "comment", m, "keep comments on one line");
-            }
+        if let Some(c) = &r.comment
+            && let Err(m) = values::one_line(c)
+        {
+            bad(self, "comment", m, "keep comments on one line");
         }
         if self
             .diags
@@ -1153,15 +1153,15 @@ impl Builder<'_> {
         let public = bridges.iter().find(|b| b.role == BridgeRole::PublicVlan);
         let mgmt = bridges.first();
         let check = |b: &mut Self, key: &str, id: Option<GuestId>| {
-            if let Some(id) = id {
-                if !guests.contains_key(&id) {
-                    b.err(
-                        Code::UnknownGuest,
-                        &rloc.child(key),
-                        format!("role `{key}` names guest {id}, which is not defined"),
-                        "name a VMID from the LXC or VM file",
-                    );
-                }
+            if let Some(id) = id
+                && !guests.contains_key(&id)
+            {
+                b.err(
+                    Code::UnknownGuest,
+                    &rloc.child(key),
+                    format!("role `{key}` names guest {id}, which is not defined"),
+                    "name a VMID from the LXC or VM file",
+                );
             }
             id
         };
@@ -1335,15 +1335,15 @@ impl Builder<'_> {
                 CertKind::Server
             }
         };
-        if let Some(t) = c.guest_type.as_deref() {
-            if !matches!(t, "lxc" | "vm") {
-                self.err(
-                    Code::InvalidValue,
-                    &loc.child("guest_type"),
-                    format!("`{}` is not a guest type", t.escape_debug()),
-                    "use `lxc` or `vm`",
-                );
-            }
+        if let Some(t) = c.guest_type.as_deref()
+            && !matches!(t, "lxc" | "vm")
+        {
+            self.err(
+                Code::InvalidValue,
+                &loc.child("guest_type"),
+                format!("`{}` is not a guest type", t.escape_debug()),
+                "use `lxc` or `vm`",
+            );
         }
         let guest = match c.guest_id.or_else(|| guest_from_path(&c.cert_path)) {
             Some(g) => g,

@@ -155,8 +155,21 @@ fn read_json(
     sources: &mut SourceMap,
     diags: &mut Diagnostics,
 ) -> Option<(FileId, Value)> {
-    let text = match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
+    let text = match read_bounded(path) {
+        Ok(None) => {
+            file_diag(
+                diags,
+                Code::TooLarge,
+                path,
+                format!(
+                    "file is larger than {} bytes, the most phoenix reads",
+                    crate::json::MAX_FILE_BYTES
+                ),
+                "split the configuration or check that the right file was given",
+            );
+            return None;
+        }
+        Ok(Some(bytes)) => match String::from_utf8(bytes) {
             Ok(t) => t,
             Err(e) => {
                 file_diag(
@@ -187,6 +200,21 @@ fn read_json(
     let file = sources.add(path.to_path_buf(), text);
     let value = crate::json::parse(file, &sources.get(file).text, diags)?;
     Some((file, value))
+}
+
+/// Read at most [`crate::json::MAX_FILE_BYTES`]; `None` when the file is larger. Reading
+/// through `take` also bounds devices and FIFOs that report no size (`/dev/zero`).
+fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let limit = crate::json::MAX_FILE_BYTES as u64;
+    let file = std::fs::File::open(path)?;
+    let hint = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if hint > limit {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
 fn file_diag(diags: &mut Diagnostics, code: Code, path: &Path, message: String, hint: &str) {
@@ -535,12 +563,13 @@ fn load_stack_dirs(
     for name in names {
         let sdir = stacks_root.join(&name);
         let def = sdir.join("phoenix.json");
-        if def.is_file() && !raw.stacks.iter().any(|(n, _)| n == &name) {
-            if let Some((f, v)) = read_json(&def, false, sources, diags) {
-                let loc = Location::new(f, "");
-                if let Some(value) = decode::<RawStack>(&v, &loc, diags) {
-                    raw.stacks.push((name.clone(), Loaded { value, loc }));
-                }
+        if def.is_file()
+            && !raw.stacks.iter().any(|(n, _)| n == &name)
+            && let Some((f, v)) = read_json(&def, false, sources, diags)
+        {
+            let loc = Location::new(f, "");
+            if let Some(value) = decode::<RawStack>(&v, &loc, diags) {
+                raw.stacks.push((name.clone(), Loaded { value, loc }));
             }
         }
         let compose = [
@@ -552,17 +581,39 @@ fn load_stack_dirs(
         .iter()
         .map(|f| sdir.join(f))
         .find(|p| p.is_file());
-        if let Some(path) = compose {
-            if let Some(value) = read_yaml(&path, diags) {
-                raw.compose.insert(name, ComposeFile { path, value });
-            }
+        if let Some(path) = compose
+            && let Some(value) = read_yaml(&path, diags)
+        {
+            raw.compose.insert(name, ComposeFile { path, value });
         }
     }
 }
 
 fn read_yaml(path: &Path, diags: &mut Diagnostics) -> Option<Value> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    let text = match read_bounded(path) {
+        Ok(Some(bytes)) => match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(_) => {
+                file_diag(
+                    diags,
+                    Code::YamlSyntax,
+                    path,
+                    format!("{} is not UTF-8 text", path.display()),
+                    "save the compose file as UTF-8",
+                );
+                return None;
+            }
+        },
+        Ok(None) => {
+            file_diag(
+                diags,
+                Code::TooLarge,
+                path,
+                "compose file too large".into(),
+                "compose files are small; check the path",
+            );
+            return None;
+        }
         Err(e) => {
             file_diag(
                 diags,

@@ -128,15 +128,15 @@ pub fn endpoint(s: &str) -> Result<Endpoint, String> {
     if let Ok(n) = s.parse::<IpNet>() {
         return Ok(Endpoint::Net(n));
     }
-    if let Some((a, b)) = s.split_once('-') {
-        if let (Ok(a), Ok(b)) = (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
-            if a.is_ipv4() != b.is_ipv4() || a > b {
-                return Err(format!(
-                    "`{s}` is not an ascending range of one address family"
-                ));
-            }
-            return Ok(Endpoint::Range(a, b));
+    if let Some((a, b)) = s.split_once('-')
+        && let (Ok(a), Ok(b)) = (a.parse::<IpAddr>(), b.parse::<IpAddr>())
+    {
+        if a.is_ipv4() != b.is_ipv4() || a > b {
+            return Err(format!(
+                "`{s}` is not an ascending range of one address family"
+            ));
         }
+        return Ok(Endpoint::Range(a, b));
     }
     alias_name(s)
         .map(|_| Endpoint::Alias(s.to_string()))

@@ -84,7 +84,7 @@ fn duplicates(d: &DesiredState, diags: &mut Diagnostics) {
                         format!("{a} is the host's own address on {bridge}"),
                         "give the guest a free address in the subnet",
                     );
-                } else if let Some(other) = ips.get(&a).filter(|o| **o != g.id || true) {
+                } else if let Some(other) = ips.get(&a) {
                     diags.emit(
                         Code::DuplicateAddress,
                         &n.loc.child("ip"),

@@ -3,6 +3,11 @@
 //! No I/O.
 
 mod identity;
+mod ingress;
+mod network;
+mod stale;
+
+pub use ingress::{SUPPORTED_FEATURES, label_entrypoints, route_nic};
 
 use crate::diag::Diagnostics;
 use crate::load::RawConfig;
@@ -11,4 +16,7 @@ use crate::model::DesiredState;
 /// Run every check.
 pub fn run(d: &DesiredState, raw: &RawConfig, diags: &mut Diagnostics) {
     identity::check(d, raw, diags);
+    network::check(d, raw, diags);
+    stale::check(d, raw, diags);
+    ingress::check(d, raw, diags);
 }

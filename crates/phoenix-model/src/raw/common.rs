@@ -84,7 +84,7 @@ impl JsonSchema for GuestId {
             "description": "A Proxmox VMID, 100–999999999. The bash files write it as an integer (VMs) or a string (LXC keys, dependencies); both are accepted.",
             "oneOf": [
                 {"type": "integer", "minimum": 100, "maximum": 999999999},
-                {"type": "string", "pattern": "^[0-9]{3,9}$"}
+                {"type": "string", "pattern": "^0*[1-9][0-9]{2,8}$"}
             ]
         })
     }
@@ -164,9 +164,9 @@ impl JsonSchema for Secret {
         schemars::json_schema!({
             "description": "A secret. Plain text still works but draws PHX-W030; prefer a reference resolved when phoenix applies: {\"env\": \"NAME\"} or {\"file\": \"/path\"}.",
             "oneOf": [
-                {"type": "string"},
-                {"type": "object", "properties": {"env": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}}, "required": ["env"], "additionalProperties": false},
-                {"type": "object", "properties": {"file": {"type": "string"}}, "required": ["file"], "additionalProperties": false}
+                {"type": "string", "description": "The secret in plain text (draws PHX-W030)."},
+                {"type": "object", "properties": {"env": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "description": "Name of the environment variable that holds the secret when phoenix runs."}}, "required": ["env"], "additionalProperties": false},
+                {"type": "object", "properties": {"file": {"type": "string", "pattern": "^/", "description": "Absolute path of a file that holds the secret (read when phoenix runs; keep it mode 600)."}}, "required": ["file"], "additionalProperties": false}
             ]
         })
     }

@@ -54,9 +54,10 @@ pub struct RawLxc {
     pub unprivileged: Option<bool>,
     /// Start when the node boots (`onboot`).
     pub start_at_boot: Option<bool>,
-    /// `startup: order=`.
+    /// Start order among the guests started at boot (`startup: order=N`); lower starts first.
     pub boot_order: Option<u32>,
-    /// `startup: up=/down=` seconds.
+    /// Seconds to wait after starting this guest before the next, and before stopping it
+    /// (`startup: up=S,down=S`).
     pub boot_delay: Option<u32>,
     /// OS template (`ostemplate`) for creation from a template.
     pub template: Option<String>,
@@ -66,9 +67,9 @@ pub struct RawLxc {
     pub template_snapshot_name: Option<String>,
     /// Convert to a template after creation.
     pub is_template: Option<bool>,
-    /// net0.
+    /// First NIC (`net0`): bridge, VLAN tag, address (CIDR or `dhcp`), gateway, MAC, nameservers.
     pub network_config: Option<RawNic>,
-    /// net1.
+    /// Second NIC (`net1`), e.g. the gateway's leg on the mesh; same fields as `network_config`.
     pub secondary_network_config: Option<RawNic>,
     /// MAC of net0 when `network_config.hwaddr` is absent.
     pub mac_address: Option<String>,
@@ -141,7 +142,8 @@ pub struct RawVmFile {
 /// `vm_defaults`.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct RawVmDefaults {
-    /// Image name (informational).
+    /// Name of the base image (informational; `template_image` on the template VM is what
+    /// is used).
     pub template: Option<String>,
     /// Default cores.
     pub cores: Option<u32>,
@@ -158,9 +160,9 @@ pub struct RawVmDefaults {
 /// One VM.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct RawVm {
-    /// VMID.
+    /// Proxmox VMID (an integer; a string of digits is accepted too).
     pub vmid: GuestId,
-    /// Hostname.
+    /// Hostname (RFC 1123 label); also the VM's Swarm node name.
     pub name: Option<String>,
     /// Clone from this VM (an implicit dependency).
     pub clone_from_vmid: Option<GuestId>,
@@ -180,9 +182,10 @@ pub struct RawVm {
     pub storage_pool: Option<String>,
     /// Start when the node boots.
     pub start_at_boot: Option<bool>,
-    /// `startup: order=`.
+    /// Start order among the guests started at boot (`startup: order=N`); lower starts first.
     pub boot_order: Option<u32>,
-    /// `startup: up=/down=` seconds.
+    /// Seconds to wait after starting this guest before the next, and before stopping it
+    /// (`startup: up=S,down=S`).
     pub boot_delay: Option<u32>,
     /// net0 + cloud-init `ipconfig0`.
     pub network_config: Option<RawNic>,
@@ -193,7 +196,7 @@ pub struct RawVm {
     /// In-guest provisioning: base_setup, trusted_ca, step_cli, docker, docker_proxy.
     #[serde(default)]
     pub features: Vec<String>,
-    /// `manager` or `worker`.
+    /// Docker Swarm role: `manager` (stacks are deployed there) or `worker`.
     pub swarm_role: Option<String>,
     /// Swarm node labels `key=value`.
     #[serde(default)]

@@ -27,7 +27,7 @@ pub struct RawHypervisor {
     pub dns_server: Option<RawDnsServer>,
     /// Cluster firewall (`/etc/pve/firewall/cluster.fw`).
     pub firewall: Option<RawClusterFirewall>,
-    /// Portainer administration.
+    /// Portainer administration: admin user, password and API key (secrets), public name.
     pub portainer_api: Option<RawPortainerApi>,
     /// Internal CA naming (the bash system hard-coded these; phoenix uses them).
     pub step_ca: Option<RawStepCa>,
@@ -166,7 +166,8 @@ pub struct RawHostInterface {
     pub address: Option<String>,
     /// Upstream gateway (`10.0.0.1`).
     pub gateway: Option<String>,
-    /// Host resolvers.
+    /// Resolvers the host itself uses, in order. An address inside a platform subnet that no
+    /// guest or host has is reported as stale.
     #[serde(default)]
     pub dns_nameservers: Vec<String>,
 }
@@ -222,7 +223,7 @@ pub struct RawPortainerApi {
     pub admin_user: Option<String>,
     /// Admin password (a secret).
     pub admin_password: Option<Secret>,
-    /// Public name of Portainer.
+    /// Host name Portainer is served under (`portainer.<domain>`).
     pub portainer_hostname: Option<String>,
     /// API key (a secret), or null.
     pub api_key: Option<Secret>,

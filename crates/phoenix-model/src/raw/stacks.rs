@@ -21,7 +21,7 @@ pub struct RawStacksFile {
 /// One stack.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct RawStack {
-    /// What it is.
+    /// Human-readable description of the stack.
     pub description: Option<String>,
     /// Ignored by the bash system; phoenix reads `stacks/<name>/docker-compose.yml`.
     pub compose_file_path: Option<String>,
@@ -35,7 +35,8 @@ pub struct RawStack {
 /// `nginx_proxy`.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct RawNginxProxy {
-    /// Public host name.
+    /// Host name the Nginx gateway forwards to Traefik for this stack
+    /// (`portainer.internal.thinkheads.ai`).
     pub hostname: String,
 }
 
@@ -68,9 +69,9 @@ pub struct RawStackVariable {
 /// A file placed into a container.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct RawStackFile {
-    /// Source path.
+    /// Path of the file to copy into the container.
     pub source: String,
-    /// Destination inside the container.
+    /// Destination path inside the container (`/app/.env`).
     pub destination_in_container: String,
 }
 
@@ -97,7 +98,7 @@ pub struct RawCertificate {
     pub guest_type: Option<String>,
     /// Certificate path (inside the guest's persistent-data mount on the host).
     pub cert_path: String,
-    /// Key path.
+    /// Private key path (inside the guest's persistent-data mount on the host).
     pub key_path: String,
     /// `user:group` owning the files.
     pub owner: Option<String>,
