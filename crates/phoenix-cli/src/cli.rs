@@ -18,6 +18,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the JSON Schema of the configuration format
     Schema(SchemaArgs),
+    /// List every diagnostic code with its severity and title (a Markdown table)
+    Codes,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, Default)]
@@ -41,6 +43,9 @@ pub struct ValidateArgs {
     /// Fail (exit 1) on warnings too
     #[arg(long)]
     pub deny_warnings: bool,
+    /// Print findings only, not the model summary
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

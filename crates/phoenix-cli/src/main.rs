@@ -1,14 +1,19 @@
 //! `phoenix`: command-line front end. Argument definitions live in `cli`, output in `report`;
 //! the work itself is done by the library crates.
+//!
+//! Streams: data (the model summary, JSON findings, schemas) on stdout; findings in text
+//! mode, the count line and errors on stderr.
 
 mod cli;
 mod report;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use cli::{Cli, Command, OutputFormat};
+use phoenix_model::{Code, Severity};
 
 /// Exit codes shared by every command (ARCHITECTURE.md).
 pub mod exit {
@@ -18,48 +23,58 @@ pub mod exit {
 }
 
 fn main() -> ExitCode {
+    // clap exits with 2 on usage errors and 0 for --help/--version.
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Validate(args) => validate(&args),
         Command::Schema(args) => schema(&args),
+        Command::Codes => codes(),
     };
     ExitCode::from(code)
 }
 
 fn validate(args: &cli::ValidateArgs) -> u8 {
+    let mut stderr = anstream::stderr();
     if !args.config.is_dir() {
-        eprintln!(
-            "error: config directory {} does not exist or is not a directory\n  hint: pass the directory holding phoenix_hypervisor_config.json with --config",
+        let what = if args.config.exists() {
+            "is not a directory"
+        } else {
+            "does not exist"
+        };
+        let _ = writeln!(
+            stderr,
+            "error: config directory {} {what}\n  hint: pass the directory holding phoenix_hypervisor_config.json with --config",
             args.config.display()
         );
         return exit::USAGE;
     }
     let v = phoenix_model::validate_dir(&args.config);
     let findings = v.findings();
-    match args.output {
-        OutputFormat::Json => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&findings).unwrap_or_else(|_| "[]".into())
-            );
-        }
+    let mut stdout = std::io::stdout().lock();
+    let written = match args.output {
+        OutputFormat::Json => serde_json::to_string_pretty(&findings)
+            .map_err(std::io::Error::other)
+            .and_then(|s| writeln!(stdout, "{s}")),
         OutputFormat::Text => {
-            report::print_findings(&findings, &v.sources);
-            if let Some(d) = &v.desired {
-                if !v.has_errors() {
-                    print!("{}", phoenix_model::summary::render(d));
+            let summary = match &v.desired {
+                Some(d) if !args.quiet && !v.has_errors() => {
+                    writeln!(stdout, "{}", phoenix_model::summary::render(d).trim_end())
                 }
-            }
-            report::print_counts(&findings);
+                _ => Ok(()),
+            };
+            let _ = stdout.flush();
+            summary.and(report::print_findings(&mut stderr, &findings, &v.sources))
+        }
+    };
+    if let Err(e) = written {
+        // A closed pipe (`phoenix validate | head`) is not a validation failure.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            let _ = writeln!(stderr, "error: cannot write output: {e}");
+            return exit::FAILED;
         }
     }
-    let errors = findings
-        .iter()
-        .any(|f| f.severity == phoenix_model::Severity::Error);
-    let warnings = findings
-        .iter()
-        .any(|f| f.severity == phoenix_model::Severity::Warning);
-    if errors || (args.deny_warnings && warnings) {
+    let (errors, warnings) = report::counts(&findings);
+    if errors > 0 || (args.deny_warnings && warnings > 0) {
         exit::FAILED
     } else {
         exit::OK
@@ -71,9 +86,35 @@ fn schema(args: &cli::SchemaArgs) -> u8 {
         Some(f) => phoenix_model::schema::for_file(f.into()),
         None => phoenix_model::schema::bundle(),
     };
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&schema).unwrap_or_default()
-    );
+    match serde_json::to_string_pretty(&schema) {
+        Ok(s) => {
+            let _ = writeln!(std::io::stdout(), "{s}");
+            exit::OK
+        }
+        Err(e) => {
+            let _ = writeln!(
+                anstream::stderr(),
+                "error: cannot serialise the schema: {e}"
+            );
+            exit::FAILED
+        }
+    }
+}
+
+/// The table in `docs/codes.md` (a test keeps the two equal).
+fn codes() -> u8 {
+    let mut out = String::from("| code | severity | meaning |\n|---|---|---|\n");
+    for c in Code::ALL {
+        let severity = match c.severity() {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        out.push_str(&format!(
+            "| `{}` | {severity} | {} |\n",
+            c.as_str(),
+            c.title()
+        ));
+    }
+    let _ = write!(std::io::stdout(), "{out}");
     exit::OK
 }

