@@ -1,0 +1,235 @@
+//! The plan's vocabulary: actions, reasons and key-level changes. Serializable (for
+//! `--output json`) and displayable (for the text plan). No I/O.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use phoenix_model::model::{GuestId, GuestKind};
+use phoenix_render::FileTarget;
+use phoenix_render::guestparams::ApiCall;
+use serde::Serialize;
+
+/// One key that differs between observed and desired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyChange {
+    pub key: String,
+    /// `None` when the key is absent on the target.
+    pub from: Option<String>,
+    /// `None` when the key is to be removed.
+    pub to: Option<String>,
+}
+
+impl fmt::Display for KeyChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.from, &self.to) {
+            (None, Some(t)) => write!(f, "{} = {t} (new)", self.key),
+            (Some(fr), Some(t)) => write!(f, "{}: {fr} → {t}", self.key),
+            (Some(fr), None) => write!(f, "{}: {fr} → (removed)", self.key),
+            (None, None) => write!(f, "{}", self.key),
+        }
+    }
+}
+
+/// Why an action is in the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Reason {
+    /// The thing does not exist on the target.
+    Missing,
+    /// It exists but differs, key by key (for files: content, owner, group or mode).
+    Differs { changes: Vec<KeyChange> },
+    /// It exists on the target but not in the configuration.
+    Orphaned,
+    /// A guest that should run is stopped (or the other way round).
+    State { from: String, to: String },
+    /// The operator asked for it (a verb such as `restart` or `delete`).
+    Requested,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Missing => f.write_str("missing"),
+            Reason::Differs { changes } => {
+                let keys: Vec<&str> = changes.iter().map(|c| c.key.as_str()).collect();
+                write!(f, "differs: {}", keys.join(", "))
+            }
+            Reason::Orphaned => f.write_str("orphaned: not in the configuration"),
+            Reason::State { from, to } => write!(f, "{from}, should be {to}"),
+            Reason::Requested => f.write_str("requested"),
+        }
+    }
+}
+
+/// How a guest is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "via")]
+pub enum CreateVia {
+    Template {
+        image: String,
+    },
+    Clone {
+        from: GuestId,
+        snapshot: Option<String>,
+    },
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum Action {
+    /// Write a managed file (content in [`crate::Plan::files`]).
+    WriteFile {
+        target: FileTarget,
+        path: String,
+        reason: Reason,
+    },
+    CreateGuest {
+        id: GuestId,
+        kind: GuestKind,
+        name: String,
+        via: CreateVia,
+        /// The API calls, in order: create or clone, config, resize.
+        calls: Vec<ApiCall>,
+        /// A cloud image the host imports as the VM's disk first.
+        image_import: Option<String>,
+        reason: Reason,
+    },
+    /// Set only the changed keys (and delete the removed ones).
+    UpdateGuest {
+        id: GuestId,
+        kind: GuestKind,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+        reason: Reason,
+    },
+    /// Raw `lxc.*` lines in `/etc/pve/lxc/ID.conf` (macvlan NICs), through the host shell.
+    WriteRawLxc {
+        id: GuestId,
+        lines: Vec<String>,
+        reason: Reason,
+    },
+    ConvertToTemplate {
+        id: GuestId,
+        kind: GuestKind,
+    },
+    StartGuest {
+        id: GuestId,
+        kind: GuestKind,
+        reason: Reason,
+    },
+    StopGuest {
+        id: GuestId,
+        kind: GuestKind,
+        reason: Reason,
+    },
+    DeleteGuest {
+        id: GuestId,
+        kind: GuestKind,
+        reason: Reason,
+    },
+}
+
+/// How an action counts in the summary line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    Create,
+    Change,
+    Delete,
+}
+
+impl Action {
+    pub fn effect(&self) -> Effect {
+        match self {
+            Action::WriteFile {
+                reason: Reason::Missing,
+                ..
+            }
+            | Action::CreateGuest { .. } => Effect::Create,
+            Action::DeleteGuest { .. } => Effect::Delete,
+            _ => Effect::Change,
+        }
+    }
+
+    /// The guest an action is about, if any.
+    pub fn guest(&self) -> Option<GuestId> {
+        match self {
+            Action::WriteFile {
+                target: FileTarget::Guest(id),
+                ..
+            } => Some(*id),
+            Action::WriteFile { .. } => None,
+            Action::CreateGuest { id, .. }
+            | Action::UpdateGuest { id, .. }
+            | Action::WriteRawLxc { id, .. }
+            | Action::ConvertToTemplate { id, .. }
+            | Action::StartGuest { id, .. }
+            | Action::StopGuest { id, .. }
+            | Action::DeleteGuest { id, .. } => Some(*id),
+        }
+    }
+}
+
+fn target_name(t: &FileTarget) -> String {
+    match t {
+        FileTarget::Host => "host".into(),
+        FileTarget::Guest(id) => format!("guest {id}"),
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::WriteFile {
+                target,
+                path,
+                reason,
+            } => {
+                let verb = if *reason == Reason::Missing {
+                    "create"
+                } else {
+                    "update"
+                };
+                write!(
+                    f,
+                    "{verb} file {path} on {} ({reason})",
+                    target_name(target)
+                )
+            }
+            Action::CreateGuest {
+                id,
+                kind,
+                name,
+                via,
+                ..
+            } => match via {
+                CreateVia::Template { image } => write!(
+                    f,
+                    "create {kind} {id} {name} from template {image} (missing)"
+                ),
+                CreateVia::Clone { from, snapshot } => match snapshot {
+                    Some(s) => write!(
+                        f,
+                        "create {kind} {id} {name} as a clone of {from}@{s} (missing)"
+                    ),
+                    None => write!(
+                        f,
+                        "create {kind} {id} {name} as a clone of {from} (missing)"
+                    ),
+                },
+            },
+            Action::UpdateGuest {
+                id, kind, reason, ..
+            } => write!(f, "update {kind} {id} ({reason})"),
+            Action::WriteRawLxc { id, reason, .. } => {
+                write!(f, "write raw lxc lines of {id} ({reason})")
+            }
+            Action::ConvertToTemplate { id, kind } => {
+                write!(f, "convert {kind} {id} to a template")
+            }
+            Action::StartGuest { id, kind, reason } => write!(f, "start {kind} {id} ({reason})"),
+            Action::StopGuest { id, kind, reason } => write!(f, "stop {kind} {id} ({reason})"),
+            Action::DeleteGuest { id, kind, reason } => write!(f, "delete {kind} {id} ({reason})"),
+        }
+    }
+}

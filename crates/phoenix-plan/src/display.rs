@@ -1,0 +1,134 @@
+//! The text form of a plan: actions grouped by wave with reasons and changed keys, unified
+//! diffs of files (coloured on request), and the summary line. No I/O.
+
+use std::fmt::Write;
+
+use crate::action::{Action, Reason};
+use crate::plan::{FileStatus, Plan};
+
+const RED: &str = "\x1b[31m";
+const GREEN: &str = "\x1b[32m";
+const CYAN: &str = "\x1b[36m";
+const BOLD: &str = "\x1b[1m";
+const RESET: &str = "\x1b[0m";
+
+/// Render `plan` for a terminal (`color`) or a pipe.
+pub fn text(plan: &Plan, color: bool) -> String {
+    let paint = |code: &str, s: &str| {
+        if color {
+            format!("{code}{s}{RESET}")
+        } else {
+            s.to_string()
+        }
+    };
+    let mut out = String::new();
+    for (i, wave) in plan.waves.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{}",
+            paint(BOLD, &format!("wave {}: {}", i + 1, wave.name))
+        );
+        for a in &wave.actions {
+            let mark = match a.effect() {
+                crate::action::Effect::Create => paint(GREEN, "+"),
+                crate::action::Effect::Change => paint(CYAN, "~"),
+                crate::action::Effect::Delete => paint(RED, "-"),
+            };
+            let _ = writeln!(out, "  {mark} {a}");
+            details(&mut out, a);
+            if let Action::WriteFile { target, path, .. } = a {
+                let diff = plan
+                    .files
+                    .iter()
+                    .find(|f| f.file.target == *target && f.file.path == *path)
+                    .and_then(|f| f.diff.as_deref());
+                if let Some(d) = diff {
+                    for line in d.lines() {
+                        let painted = match line.chars().next() {
+                            Some('+') if !line.starts_with("+++") => paint(GREEN, line),
+                            Some('-') if !line.starts_with("---") => paint(RED, line),
+                            Some('@') => paint(CYAN, line),
+                            _ => line.to_string(),
+                        };
+                        let _ = writeln!(out, "      {painted}");
+                    }
+                }
+            }
+        }
+    }
+    if !plan.orphans.is_empty() {
+        let ids: Vec<String> = plan.orphans.iter().map(|i| i.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "not in the configuration (left alone; `phoenix delete` removes them): {}",
+            ids.join(", ")
+        );
+    }
+    let unchanged = plan
+        .files
+        .iter()
+        .filter(|f| f.status == FileStatus::Unchanged)
+        .count();
+    if unchanged > 0 {
+        let _ = writeln!(out, "{unchanged} managed files already up to date");
+    }
+    let _ = writeln!(out, "{}", plan.summary);
+    out
+}
+
+fn details(out: &mut String, a: &Action) {
+    match a {
+        Action::UpdateGuest {
+            reason: Reason::Differs { changes },
+            ..
+        }
+        | Action::WriteRawLxc {
+            reason: Reason::Differs { changes },
+            ..
+        } => {
+            for c in changes {
+                let _ = writeln!(out, "      {c}");
+            }
+        }
+        Action::WriteFile {
+            reason: Reason::Differs { changes },
+            ..
+        } => {
+            for c in changes.iter().filter(|c| c.key != "content") {
+                let _ = writeln!(out, "      {c}");
+            }
+        }
+        Action::CreateGuest {
+            calls,
+            image_import,
+            ..
+        } => {
+            if let Some(img) = image_import {
+                let _ = writeln!(out, "      import cloud image {img}");
+            }
+            for c in calls {
+                let _ = writeln!(
+                    out,
+                    "      {} {}",
+                    c.endpoint.method(),
+                    c.endpoint
+                        .path_template()
+                        .replace("{vmid}", &c.vmid.to_string())
+                );
+                for (k, v) in &c.params {
+                    let _ = writeln!(out, "        {k} = {v}");
+                }
+            }
+        }
+        Action::WriteRawLxc {
+            lines,
+            reason: Reason::Missing,
+            ..
+        } => {
+            for l in lines {
+                let _ = writeln!(out, "      {l}");
+            }
+        }
+        _ => {}
+    }
+}

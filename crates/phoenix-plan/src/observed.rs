@@ -1,0 +1,133 @@
+//! What exists on a target, as a value. Backends fill it (the lab, the PVE API and host shell);
+//! `phoenix plan --observed FILE` reads it from JSON; the default is an empty host. No I/O.
+//!
+//! JSON format (every field optional; unknown fields are errors so typos are caught):
+//! ```json
+//! {
+//!   "bridges": [{"name": "vmbr100", "addresses": ["172.16.100.1/24"]}],
+//!   "files": [{"target": {"kind": "host"}, "path": "/etc/network/interfaces",
+//!              "sha256": "…", "content": "…", "owner": "root", "group": "root", "mode": 420}],
+//!   "guests": [{"id": 103, "kind": "lxc", "status": "running",
+//!               "config": {"hostname": "Step-CA", "net0": "name=eth0,bridge=vmbr100,…"},
+//!               "raw_lxc": ["lxc.net.0.type: macvlan"]}],
+//!   "certificates": [{"guest": 101, "path": "/etc/nginx/ssl/gw.crt", "serial": "0a:…",
+//!                     "sans": ["nginx.internal.example"], "not_before": 0, "not_after": 86400,
+//!                     "issuer_fingerprint": "…", "key_type": "ecdsa-p256"}]
+//! }
+//! ```
+//! `content` may be omitted when only the hash is known; `sha256` may be omitted when the
+//! content is given.
+
+use std::collections::BTreeMap;
+
+use ipnet::IpNet;
+use phoenix_model::model::{GuestId, GuestKind};
+use phoenix_render::FileTarget;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedState {
+    #[serde(default)]
+    pub bridges: Vec<ObservedBridge>,
+    #[serde(default)]
+    pub files: Vec<ObservedFile>,
+    #[serde(default)]
+    pub guests: Vec<ObservedGuest>,
+    #[serde(default)]
+    pub certificates: Vec<ObservedCertificate>,
+}
+
+impl ObservedState {
+    pub fn guest(&self, id: GuestId) -> Option<&ObservedGuest> {
+        self.guests.iter().find(|g| g.id == id)
+    }
+
+    pub fn file(&self, target: FileTarget, path: &str) -> Option<&ObservedFile> {
+        self.files
+            .iter()
+            .find(|f| f.target == target && f.path == path)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedBridge {
+    pub name: String,
+    #[serde(default)]
+    pub addresses: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedFile {
+    pub target: FileTarget,
+    pub path: String,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    #[serde(default)]
+    pub content: Option<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub mode: Option<u32>,
+}
+
+impl ObservedFile {
+    /// The content hash, computed from the content when only that is known.
+    pub fn hash(&self) -> Option<String> {
+        self.sha256
+            .clone()
+            .or_else(|| self.content.as_deref().map(sha256_hex))
+    }
+}
+
+/// Lower-case hex SHA-256 of a text.
+pub fn sha256_hex(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuestStatus {
+    Running,
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedGuest {
+    pub id: GuestId,
+    pub kind: GuestKind,
+    pub status: GuestStatus,
+    /// Proxmox config keys as the API returns them (`net0`, `memory`, `startup`, …).
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Raw `lxc.*` lines of `/etc/pve/lxc/ID.conf`.
+    #[serde(default)]
+    pub raw_lxc: Vec<String>,
+    /// A template (never started).
+    #[serde(default)]
+    pub template: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedCertificate {
+    pub guest: GuestId,
+    pub path: String,
+    pub serial: String,
+    #[serde(default)]
+    pub sans: Vec<String>,
+    /// Unix seconds.
+    pub not_before: i64,
+    pub not_after: i64,
+    #[serde(default)]
+    pub issuer_fingerprint: Option<String>,
+    #[serde(default)]
+    pub key_type: Option<String>,
+}

@@ -1,0 +1,544 @@
+//! `plan(&DesiredState, &ObservedState, &Request) -> Plan`: pure and deterministic. Waves of
+//! actions in order (host files; guest creation by dependency level; starts by boot order),
+//! each action with its reason, and every rendered file with its diff. No I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use phoenix_model::model::{DesiredState, GuestId};
+use phoenix_render::{RenderOptions, RenderedFile};
+use serde::Serialize;
+
+use crate::action::{Action, Effect, KeyChange, Reason};
+use crate::observed::{GuestStatus, ObservedState, sha256_hex};
+use crate::order;
+use crate::spec::{GuestSpec, guest_spec};
+
+/// What the operator asked for (the bash verbs on top of one planner).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Converge everything (`sync all`).
+    SyncAll,
+    /// Create the guest and its missing prerequisites (`create X`).
+    Create(GuestId),
+    /// Re-apply the guest's whole chain (`converge X`).
+    Converge(GuestId),
+    /// Create everything, then start in boot order (`LetsGo`).
+    LetsGo,
+    Start(GuestId),
+    Stop(GuestId),
+    Restart(GuestId),
+    /// Delete the guest; refused while others depend on it unless `force`.
+    Delete {
+        id: GuestId,
+        force: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanError {
+    UnknownGuest(GuestId),
+    HasDependents {
+        id: GuestId,
+        dependents: Vec<GuestId>,
+    },
+    /// A renderer refused the configuration (e.g. a value unsafe to write into a file).
+    Render(String),
+}
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlanError::UnknownGuest(id) => write!(f, "guest {id} is not in the configuration"),
+            PlanError::HasDependents { id, dependents } => {
+                let d: Vec<String> = dependents.iter().map(|d| d.to_string()).collect();
+                write!(
+                    f,
+                    "guest {id} is needed by {}; delete those first or pass --force",
+                    d.join(", ")
+                )
+            }
+            PlanError::Render(m) => write!(f, "cannot render the configuration: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+/// A file phoenix manages, its content and how it differs from the target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedFile {
+    #[serde(flatten)]
+    pub file: RenderedFile,
+    pub sha256: String,
+    pub status: FileStatus,
+    /// Unified diff against the observed content (when it is known and differs).
+    pub diff: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileStatus {
+    Create,
+    Update,
+    Unchanged,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Wave {
+    pub name: String,
+    pub actions: Vec<Action>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub create: usize,
+    pub change: usize,
+    pub delete: usize,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} to create, {} to change, {} to delete",
+            self.create, self.change, self.delete
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub waves: Vec<Wave>,
+    pub files: Vec<PlannedFile>,
+    /// Guests on the target that the configuration does not know (never deleted by a sync).
+    pub orphans: Vec<GuestId>,
+    pub summary: Summary,
+}
+
+impl Plan {
+    pub fn actions(&self) -> impl Iterator<Item = &Action> {
+        self.waves.iter().flat_map(|w| w.actions.iter())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.actions().next().is_none()
+    }
+}
+
+/// Plan `request` against `observed`.
+pub fn plan(
+    d: &DesiredState,
+    observed: &ObservedState,
+    request: &Request,
+    opts: &RenderOptions,
+) -> Result<Plan, PlanError> {
+    let mut waves = Vec::new();
+    let mut files = Vec::new();
+    let specs: BTreeMap<GuestId, GuestSpec> = d
+        .guests
+        .values()
+        .map(|g| (g.id, guest_spec(g, d)))
+        .collect();
+
+    let scope: BTreeSet<GuestId> = match request {
+        Request::SyncAll | Request::LetsGo => d.guests.keys().copied().collect(),
+        Request::Create(id)
+        | Request::Converge(id)
+        | Request::Start(id)
+        | Request::Stop(id)
+        | Request::Restart(id) => {
+            known(d, *id)?;
+            order::chain(d, *id)
+        }
+        Request::Delete { id, force } => {
+            known(d, *id)?;
+            let deps = order::dependents(d, *id);
+            if !deps.is_empty() && !force {
+                return Err(PlanError::HasDependents {
+                    id: *id,
+                    dependents: deps.into_iter().collect(),
+                });
+            }
+            let mut s = deps;
+            s.insert(*id);
+            s
+        }
+    };
+
+    // Files inside guests are written once the guests exist and run (last wave).
+    let mut guest_file_actions = Vec::new();
+    if matches!(request, Request::SyncAll) {
+        let rendered =
+            phoenix_render::render_all(d, opts).map_err(|e| PlanError::Render(e.to_string()))?;
+        let mut actions = Vec::new();
+        for f in rendered {
+            let on_host = f.target == phoenix_render::FileTarget::Host;
+            let (planned, action) = plan_file(f, observed);
+            if on_host {
+                actions.extend(action);
+            } else {
+                guest_file_actions.extend(action);
+            }
+            files.push(planned);
+        }
+        waves.push(Wave {
+            name: "host network, DNS and firewall files".into(),
+            actions,
+        });
+    }
+
+    match request {
+        Request::SyncAll | Request::LetsGo | Request::Create(_) | Request::Converge(_) => {
+            let update_existing = !matches!(request, Request::Create(_) | Request::LetsGo);
+            for (level, ids) in order::creation_waves(d).into_iter().enumerate() {
+                let mut actions = Vec::new();
+                for id in ids.into_iter().filter(|id| scope.contains(id)) {
+                    if let (Some(g), Some(spec)) = (d.guests.get(&id), specs.get(&id)) {
+                        guest_actions(
+                            g.id,
+                            g.kind,
+                            &g.name,
+                            spec,
+                            observed,
+                            update_existing,
+                            &mut actions,
+                        );
+                    }
+                }
+                if !actions.is_empty() {
+                    waves.push(Wave {
+                        name: format!("guests, level {level}"),
+                        actions,
+                    });
+                }
+            }
+            // `create X` only creates; the others leave every guest that should run running.
+            if !matches!(request, Request::Create(_)) {
+                let start_all = matches!(request, Request::LetsGo);
+                let to_start: BTreeSet<GuestId> = scope
+                    .iter()
+                    .copied()
+                    .filter(|id| {
+                        specs
+                            .get(id)
+                            .is_some_and(|s| s.running || (start_all && !d.guests[id].is_template))
+                    })
+                    .filter(|id| {
+                        observed
+                            .guest(*id)
+                            .is_none_or(|o| o.status != GuestStatus::Running)
+                    })
+                    .collect();
+                push_starts(d, observed, &to_start, &mut waves);
+            }
+        }
+        Request::Start(id) => {
+            let set: BTreeSet<GuestId> = scope
+                .iter()
+                .copied()
+                .filter(|g| *g == *id || specs.get(g).is_some_and(|s| s.running))
+                .filter(|g| {
+                    observed
+                        .guest(*g)
+                        .is_none_or(|o| o.status != GuestStatus::Running)
+                })
+                .collect();
+            push_starts(d, observed, &set, &mut waves);
+        }
+        Request::Stop(id) => {
+            if let Some(a) = stop_action(d, observed, *id, Reason::Requested) {
+                waves.push(Wave {
+                    name: "stop".into(),
+                    actions: vec![a],
+                });
+            }
+        }
+        Request::Restart(id) => {
+            if let Some(a) = stop_action(d, observed, *id, Reason::Requested) {
+                waves.push(Wave {
+                    name: "stop".into(),
+                    actions: vec![a],
+                });
+            }
+            let g = &d.guests[id];
+            waves.push(Wave {
+                name: "start".into(),
+                actions: vec![Action::StartGuest {
+                    id: *id,
+                    kind: g.kind,
+                    reason: Reason::Requested,
+                }],
+            });
+        }
+        Request::Delete { .. } => {
+            // Reverse creation order: dependents first.
+            let mut by_level: Vec<(usize, GuestId)> = {
+                let levels = order::levels(d);
+                scope
+                    .iter()
+                    .map(|id| (levels.get(id).copied().unwrap_or(0), *id))
+                    .collect()
+            };
+            by_level.sort_by(|a, b| b.cmp(a));
+            for (_, id) in by_level {
+                let g = &d.guests[&id];
+                let Some(o) = observed.guest(id) else {
+                    continue;
+                };
+                let mut actions = Vec::new();
+                if o.status == GuestStatus::Running {
+                    actions.push(Action::StopGuest {
+                        id,
+                        kind: g.kind,
+                        reason: Reason::Requested,
+                    });
+                }
+                actions.push(Action::DeleteGuest {
+                    id,
+                    kind: g.kind,
+                    reason: Reason::Requested,
+                });
+                waves.push(Wave {
+                    name: format!("delete {id}"),
+                    actions,
+                });
+            }
+        }
+    }
+
+    waves.push(Wave {
+        name: "files inside guests".into(),
+        actions: guest_file_actions,
+    });
+    let orphans = observed
+        .guests
+        .iter()
+        .map(|g| g.id)
+        .filter(|id| !d.guests.contains_key(id))
+        .collect();
+    let mut summary = Summary::default();
+    for a in waves.iter().flat_map(|w| w.actions.iter()) {
+        match a.effect() {
+            Effect::Create => summary.create += 1,
+            Effect::Change => summary.change += 1,
+            Effect::Delete => summary.delete += 1,
+        }
+    }
+    waves.retain(|w| !w.actions.is_empty());
+    Ok(Plan {
+        waves,
+        files,
+        orphans,
+        summary,
+    })
+}
+
+fn known(d: &DesiredState, id: GuestId) -> Result<(), PlanError> {
+    if d.guests.contains_key(&id) {
+        Ok(())
+    } else {
+        Err(PlanError::UnknownGuest(id))
+    }
+}
+
+fn stop_action(
+    d: &DesiredState,
+    observed: &ObservedState,
+    id: GuestId,
+    reason: Reason,
+) -> Option<Action> {
+    let g = d.guests.get(&id)?;
+    let o = observed.guest(id)?;
+    (o.status == GuestStatus::Running).then_some(Action::StopGuest {
+        id,
+        kind: g.kind,
+        reason,
+    })
+}
+
+fn push_starts(
+    d: &DesiredState,
+    observed: &ObservedState,
+    ids: &BTreeSet<GuestId>,
+    waves: &mut Vec<Wave>,
+) {
+    for group in order::start_groups(d, ids) {
+        let actions = group
+            .into_iter()
+            .map(|id| {
+                let reason = match observed.guest(id) {
+                    Some(_) => Reason::State {
+                        from: "stopped".into(),
+                        to: "running".into(),
+                    },
+                    None => Reason::Missing,
+                };
+                Action::StartGuest {
+                    id,
+                    kind: d.guests[&id].kind,
+                    reason,
+                }
+            })
+            .collect();
+        waves.push(Wave {
+            name: "start".into(),
+            actions,
+        });
+    }
+}
+
+fn guest_actions(
+    id: GuestId,
+    kind: phoenix_model::model::GuestKind,
+    name: &str,
+    spec: &GuestSpec,
+    observed: &ObservedState,
+    update_existing: bool,
+    out: &mut Vec<Action>,
+) {
+    match observed.guest(id) {
+        None => {
+            if let Some(via) = &spec.via {
+                out.push(Action::CreateGuest {
+                    id,
+                    kind,
+                    name: name.to_string(),
+                    via: via.clone(),
+                    calls: spec.create_calls.clone(),
+                    image_import: spec.image_import.clone(),
+                    reason: Reason::Missing,
+                });
+                if !spec.raw_lxc.is_empty() {
+                    out.push(Action::WriteRawLxc {
+                        id,
+                        lines: spec.raw_lxc.clone(),
+                        reason: Reason::Missing,
+                    });
+                }
+                if spec.convert_to_template {
+                    out.push(Action::ConvertToTemplate { id, kind });
+                }
+            }
+        }
+        Some(o) if update_existing => {
+            let changes = crate::compare::config_changes(kind, &spec.config, &o.config);
+            if !changes.is_empty() {
+                let set = changes
+                    .iter()
+                    .filter_map(|c| Some((c.key.clone(), c.to.clone()?)))
+                    .collect();
+                out.push(Action::UpdateGuest {
+                    id,
+                    kind,
+                    set,
+                    delete: Vec::new(),
+                    reason: Reason::Differs { changes },
+                });
+            }
+            let raw =
+                phoenix_render::guestparams::carry_observed_raw_macs(&spec.raw_lxc, &o.raw_lxc);
+            let want: BTreeSet<&String> = raw.iter().collect();
+            let have: BTreeSet<&String> = o.raw_lxc.iter().collect();
+            if want != have && !raw.is_empty() {
+                let changes = want
+                    .symmetric_difference(&have)
+                    .map(|l| KeyChange {
+                        key: (*l).clone(),
+                        from: have.contains(l).then(|| "present".into()),
+                        to: want.contains(l).then(|| "present".into()),
+                    })
+                    .collect();
+                out.push(Action::WriteRawLxc {
+                    id,
+                    lines: raw.clone(),
+                    reason: Reason::Differs { changes },
+                });
+            }
+        }
+        Some(_) => {}
+    }
+}
+
+fn plan_file(f: RenderedFile, observed: &ObservedState) -> (PlannedFile, Option<Action>) {
+    let sha = sha256_hex(&f.content);
+    let Some(o) = observed.file(f.target, &f.path) else {
+        let action = Action::WriteFile {
+            target: f.target,
+            path: f.path.clone(),
+            reason: Reason::Missing,
+        };
+        return (
+            PlannedFile {
+                file: f,
+                sha256: sha,
+                status: FileStatus::Create,
+                diff: None,
+            },
+            Some(action),
+        );
+    };
+    let mut changes = Vec::new();
+    let mut diff = None;
+    if o.hash().as_deref() != Some(sha.as_str()) {
+        changes.push(KeyChange {
+            key: "content".into(),
+            from: o.hash(),
+            to: Some(sha.clone()),
+        });
+        diff = o
+            .content
+            .as_deref()
+            .map(|old| unified_diff(old, &f.content, &f.path));
+    }
+    for (key, have, want) in [
+        ("owner", o.owner.clone(), f.owner.clone()),
+        ("group", o.group.clone(), f.group.clone()),
+        (
+            "mode",
+            o.mode.map(|m| format!("{m:o}")),
+            format!("{:o}", f.mode),
+        ),
+    ] {
+        if have.as_deref().is_some_and(|h| h != want) {
+            changes.push(KeyChange {
+                key: key.into(),
+                from: have,
+                to: Some(want),
+            });
+        }
+    }
+    if changes.is_empty() {
+        return (
+            PlannedFile {
+                file: f,
+                sha256: sha,
+                status: FileStatus::Unchanged,
+                diff: None,
+            },
+            None,
+        );
+    }
+    let action = Action::WriteFile {
+        target: f.target,
+        path: f.path.clone(),
+        reason: Reason::Differs { changes },
+    };
+    (
+        PlannedFile {
+            file: f,
+            sha256: sha,
+            status: FileStatus::Update,
+            diff,
+        },
+        Some(action),
+    )
+}
+
+/// A unified diff (no colour; the CLI colours it).
+pub fn unified_diff(old: &str, new: &str, path: &str) -> String {
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("{path} (on target)"), &format!("{path} (planned)"))
+        .to_string()
+}

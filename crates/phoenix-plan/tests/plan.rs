@@ -1,0 +1,323 @@
+//! Planner tests on the upstream fixture: ordering, reasons, idempotence against a model
+//! executor, planted drift showing up as exactly that action, and the verbs.
+
+use std::path::PathBuf;
+
+use phoenix_model::model::{DesiredState, GuestId};
+use phoenix_plan::action::Action;
+use phoenix_plan::observed::{GuestStatus, ObservedFile, ObservedGuest, ObservedState};
+use phoenix_plan::spec::guest_spec;
+use phoenix_plan::{Plan, PlanError, Request, plan};
+use phoenix_render::RenderOptions;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/upstream")
+        .join(name)
+        .join("etc")
+}
+
+fn desired(name: &str) -> DesiredState {
+    let v = phoenix_model::validate_dir(&fixture(name));
+    v.desired.unwrap_or_else(|| panic!("{name} did not build"))
+}
+
+/// A model executor: what the target looks like after `plan` ran on `observed`.
+fn execute(d: &DesiredState, plan: &Plan, observed: &ObservedState) -> ObservedState {
+    let mut o = observed.clone();
+    for f in &plan.files {
+        o.files
+            .retain(|x| !(x.target == f.file.target && x.path == f.file.path));
+        o.files.push(ObservedFile {
+            target: f.file.target,
+            path: f.file.path.clone(),
+            sha256: Some(f.sha256.clone()),
+            content: Some(f.file.content.clone()),
+            owner: Some(f.file.owner.clone()),
+            group: Some(f.file.group.clone()),
+            mode: Some(f.file.mode),
+        });
+    }
+    for a in plan.actions() {
+        match a {
+            // Proxmox keeps what phoenix sent: the managed keys.
+            Action::CreateGuest { id, kind, .. } => o.guests.push(ObservedGuest {
+                id: *id,
+                kind: *kind,
+                status: GuestStatus::Stopped,
+                config: d
+                    .guests
+                    .get(id)
+                    .map(|g| guest_spec(g, d).config)
+                    .unwrap_or_default(),
+                raw_lxc: Vec::new(),
+                template: false,
+            }),
+            Action::UpdateGuest {
+                id, set, delete, ..
+            } => {
+                if let Some(g) = o.guests.iter_mut().find(|g| g.id == *id) {
+                    g.config.extend(set.clone());
+                    for k in delete {
+                        g.config.remove(k);
+                    }
+                }
+            }
+            Action::WriteRawLxc { id, lines, .. } => {
+                if let Some(g) = o.guests.iter_mut().find(|g| g.id == *id) {
+                    g.raw_lxc = lines.clone();
+                }
+            }
+            Action::StartGuest { id, .. } => {
+                if let Some(g) = o.guests.iter_mut().find(|g| g.id == *id) {
+                    g.status = GuestStatus::Running;
+                }
+            }
+            Action::StopGuest { id, .. } => {
+                if let Some(g) = o.guests.iter_mut().find(|g| g.id == *id) {
+                    g.status = GuestStatus::Stopped;
+                }
+            }
+            Action::DeleteGuest { id, .. } => o.guests.retain(|g| g.id != *id),
+            Action::ConvertToTemplate { id, .. } => {
+                if let Some(g) = o.guests.iter_mut().find(|g| g.id == *id) {
+                    g.template = true;
+                }
+            }
+            Action::WriteFile { .. } => {}
+        }
+    }
+    o
+}
+
+fn sync(d: &DesiredState, o: &ObservedState) -> Plan {
+    plan(d, o, &Request::SyncAll, &RenderOptions::default()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn position(p: &Plan, pred: impl Fn(&Action) -> bool) -> Option<usize> {
+    p.actions().position(pred)
+}
+
+#[test]
+fn empty_host_creates_in_dependency_order_and_starts_in_boot_order() {
+    let d = desired("rootesting-2025-11-25");
+    let p = sync(&d, &ObservedState::default());
+    assert!(p.summary.create > 0);
+    let created = |id: u32| {
+        position(
+            &p,
+            |a| matches!(a, Action::CreateGuest { id: g, .. } if g.0 == id),
+        )
+    };
+    // 102 depends on 101, which depends on 103; all clone 900.
+    let (c900, c103, c101, c102) = (created(900), created(103), created(101), created(102));
+    assert!(c900.is_some() && c103.is_some() && c101.is_some() && c102.is_some());
+    assert!(c900 < c103 && c103 < c101 && c101 < c102);
+    let started = |id: u32| {
+        position(
+            &p,
+            |a| matches!(a, Action::StartGuest { id: g, .. } if g.0 == id),
+        )
+    };
+    // boot_order: 103 → 1, 101 → 2, 102 → 3; templates never start.
+    assert!(started(103) < started(101) && started(101) < started(102));
+    assert!(started(900).is_none());
+    assert!(
+        p.actions()
+            .all(|a| !matches!(a, Action::DeleteGuest { .. }))
+    );
+}
+
+#[test]
+fn second_plan_after_execution_is_empty() {
+    let d = desired("rootesting-2025-11-25");
+    let first = sync(&d, &ObservedState::default());
+    let after = execute(&d, &first, &ObservedState::default());
+    let second = sync(&d, &after);
+    assert!(
+        second.is_empty(),
+        "second plan not empty: {:#?}",
+        second.waves
+    );
+    assert_eq!(
+        second.summary.create + second.summary.change + second.summary.delete,
+        0
+    );
+}
+
+#[test]
+fn planted_drift_shows_up_as_exactly_that_action() {
+    let d = desired("rootesting-2025-11-25");
+    let mut o = execute(
+        &d,
+        &sync(&d, &ObservedState::default()),
+        &ObservedState::default(),
+    );
+    if let Some(g) = o.guests.iter_mut().find(|g| g.id == GuestId(102)) {
+        g.config.insert("memory".into(), "512".into());
+    }
+    if let Some(f) = o
+        .files
+        .iter_mut()
+        .find(|f| f.path == "/etc/network/interfaces")
+    {
+        f.content = Some("# edited by hand\n".into());
+        f.sha256 = None;
+    }
+    let p = sync(&d, &o);
+    let actions: Vec<&Action> = p.actions().collect();
+    assert_eq!(actions.len(), 2, "{actions:#?}");
+    assert!(actions.iter().any(|a| matches!(a, Action::UpdateGuest { id, set, .. } if id.0 == 102 && set.len() == 1 && set.get("memory").is_some_and(|m| m == "2048"))));
+    assert!(
+        actions.iter().any(
+            |a| matches!(a, Action::WriteFile { path, .. } if path == "/etc/network/interfaces")
+        )
+    );
+    let f = p
+        .files
+        .iter()
+        .find(|f| f.file.path == "/etc/network/interfaces");
+    assert!(
+        f.and_then(|f| f.diff.as_deref())
+            .is_some_and(|d| d.contains("-# edited by hand"))
+    );
+}
+
+#[test]
+fn orphans_are_reported_not_deleted() {
+    let d = desired("rootesting-2025-11-25");
+    let mut o = execute(
+        &d,
+        &sync(&d, &ObservedState::default()),
+        &ObservedState::default(),
+    );
+    o.guests.push(ObservedGuest {
+        id: GuestId(555),
+        kind: phoenix_model::model::GuestKind::Lxc,
+        status: GuestStatus::Running,
+        config: Default::default(),
+        raw_lxc: Vec::new(),
+        template: false,
+    });
+    let p = sync(&d, &o);
+    assert_eq!(p.orphans, vec![GuestId(555)]);
+    assert!(p.is_empty());
+}
+
+#[test]
+fn delete_refuses_while_others_depend() {
+    let d = desired("rootesting-2025-11-25");
+    let o = execute(
+        &d,
+        &sync(&d, &ObservedState::default()),
+        &ObservedState::default(),
+    );
+    let r = plan(
+        &d,
+        &o,
+        &Request::Delete {
+            id: GuestId(103),
+            force: false,
+        },
+        &RenderOptions::default(),
+    );
+    match r {
+        Err(PlanError::HasDependents { dependents, .. }) => {
+            assert!(dependents.contains(&GuestId(101)))
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let forced = plan(
+        &d,
+        &o,
+        &Request::Delete {
+            id: GuestId(103),
+            force: true,
+        },
+        &RenderOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let deleted: Vec<u32> = forced
+        .actions()
+        .filter_map(|a| match a {
+            Action::DeleteGuest { id, .. } => Some(id.0),
+            _ => None,
+        })
+        .collect();
+    // Dependents go first, 103 last.
+    assert_eq!(deleted.last(), Some(&103));
+    assert!(deleted.contains(&102) && deleted.contains(&101));
+}
+
+#[test]
+fn create_builds_missing_prerequisites_only() {
+    let d = desired("rootesting-2025-11-25");
+    let p = plan(
+        &d,
+        &ObservedState::default(),
+        &Request::Create(GuestId(102)),
+        &RenderOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut created: Vec<u32> = p
+        .actions()
+        .filter_map(|a| match a {
+            Action::CreateGuest { id, .. } => Some(id.0),
+            _ => None,
+        })
+        .collect();
+    created.sort();
+    assert_eq!(created, vec![101, 102, 103, 900]);
+    assert!(
+        p.actions()
+            .all(|a| !matches!(a, Action::StartGuest { .. } | Action::WriteFile { .. }))
+    );
+}
+
+fn homelab() -> DesiredState {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/homelab");
+    let v = phoenix_model::validate_dir(&dir);
+    v.desired.unwrap_or_else(|| panic!("homelab did not build"))
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+    /// From any partially converged state (some guests missing, some drifted or stopped,
+    /// some files stale or absent), executing the plan gives a state that plans to nothing.
+    #[test]
+    fn converges_from_any_partial_state(
+        which in 0usize..2,
+        keep in proptest::collection::vec(proptest::bool::ANY, 32),
+        drift in proptest::collection::vec(0u8..4, 32),
+    ) {
+        let d = if which == 0 { desired("rootesting-2025-11-25") } else { homelab() };
+        let full = execute(&d, &sync(&d, &ObservedState::default()), &ObservedState::default());
+        let mut partial = full.clone();
+        let ids: Vec<GuestId> = full.guests.iter().map(|g| g.id).collect();
+        for (i, id) in ids.iter().enumerate() {
+            let k = keep[i % keep.len()];
+            if !k {
+                partial.guests.retain(|g| g.id != *id);
+                continue;
+            }
+            if let Some(g) = partial.guests.iter_mut().find(|g| g.id == *id) {
+                match drift[i % drift.len()] {
+                    0 => { g.config.insert("memory".into(), "64".into()); }
+                    1 => g.status = GuestStatus::Stopped,
+                    2 => { g.config.remove("cores"); }
+                    _ => {}
+                }
+            }
+        }
+        for (i, f) in partial.files.iter_mut().enumerate() {
+            if drift[i % drift.len()] == 3 {
+                f.content = Some(String::from("stale\n"));
+                f.sha256 = None;
+            }
+        }
+        let p = sync(&d, &partial);
+        let after = execute(&d, &p, &partial);
+        let again = sync(&d, &after);
+        proptest::prop_assert!(again.is_empty(), "not converged: {:#?}", again.waves);
+    }
+}
