@@ -29,6 +29,21 @@ enum Command {
         /// Directory to write the five files to (created if missing)
         #[arg(long)]
         out: PathBuf,
+        /// Firewall rules per guest (at least 3)
+        #[arg(long, default_value_t = 3)]
+        rules_per_guest: usize,
+        /// One certificate every this many guests (1 = every guest)
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        cert_every: u64,
+    },
+    /// Time planning a configuration against an empty host in-process (`phoenix plan`)
+    Plan {
+        /// The configuration directory
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+        /// How many timed runs (after one warm-up run)
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+        iterations: u32,
     },
     /// Time validation of a configuration directory in-process
     Validate {
@@ -54,7 +69,20 @@ fn write(dir: &Path, files: &[(&str, serde_json::Value)]) -> std::io::Result<()>
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Gen { guests, out } => generate(guests as usize, &out),
+        Command::Gen {
+            guests,
+            out,
+            rules_per_guest,
+            cert_every,
+        } => generate(
+            guests as usize,
+            &out,
+            synthetic::Shape {
+                rules_per_guest,
+                cert_every: cert_every as usize,
+            },
+        ),
+        Command::Plan { config, iterations } => time_plan(&config, iterations),
         Command::Validate { config, iterations } => time_validate(&config, iterations),
     };
     match result {
@@ -66,8 +94,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn generate(guests: usize, out: &Path) -> std::io::Result<()> {
-    let files = synthetic::config(guests);
+fn generate(guests: usize, out: &Path, shape: synthetic::Shape) -> std::io::Result<()> {
+    let files = synthetic::config_with(guests, shape);
     write(out, &files)?;
     let bytes: u64 = files
         .iter()
@@ -79,6 +107,56 @@ fn generate(guests: usize, out: &Path) -> std::io::Result<()> {
         "wrote {guests} guests to {} ({bytes} bytes in {} files)",
         out.display(),
         files.len()
+    )
+}
+
+/// min / median / max of sorted durations, in ms.
+fn spread(times: &mut [Duration]) -> (f64, f64, f64) {
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    (
+        ms(times[0]),
+        ms(times[times.len() / 2]),
+        ms(times[times.len() - 1]),
+    )
+}
+
+fn time_plan(config: &Path, iterations: u32) -> std::io::Result<()> {
+    let v = phoenix_model::validate_dir(config);
+    let Some(d) = v.desired else {
+        return Err(std::io::Error::other(format!(
+            "{} does not load",
+            config.display()
+        )));
+    };
+    let observed = phoenix_plan::ObservedState::default();
+    let opts = phoenix_render::RenderOptions::default();
+    let run = || {
+        phoenix_plan::plan(&d, &observed, &phoenix_plan::Request::SyncAll, &opts)
+            .map_err(std::io::Error::other)
+    };
+    let first = run()?;
+    let rules: usize = d.firewall.rules.len()
+        + d.guests
+            .values()
+            .map(|g| g.firewall.rules.len())
+            .sum::<usize>();
+    let mut times = Vec::with_capacity(iterations as usize);
+    for _ in 0..iterations {
+        let start = Instant::now();
+        let p = run()?;
+        times.push(start.elapsed());
+        std::hint::black_box(p);
+    }
+    let (min, median, max) = spread(&mut times);
+    writeln!(
+        std::io::stdout(),
+        "{}: {} guests, {rules} firewall rules, {} certificates; plan of {} actions and {} files; {iterations} runs: min {min:.2} ms, median {median:.2} ms, max {max:.2} ms",
+        config.display(),
+        d.guests.len(),
+        d.certificates.len(),
+        first.actions().count(),
+        first.files.len(),
     )
 }
 

@@ -55,20 +55,43 @@ fn hostname(i: usize) -> String {
     format!("{role}-{i:05}")
 }
 
-/// One guest's firewall: allow HTTPS from a neighbour, SSH from the host, DNS out.
-fn rules(i: usize, n: usize) -> Value {
+/// How dense a synthetic configuration is.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Firewall rules per guest (at least 3: HTTPS from a neighbour, SSH from the host, DNS
+    /// out; more add one port from another guest each).
+    pub rules_per_guest: usize,
+    /// Every how many guests one gets a certificate (1 = every guest).
+    pub cert_every: usize,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Shape {
+            rules_per_guest: 3,
+            cert_every: 10,
+        }
+    }
+}
+
+/// One guest's firewall: allow HTTPS from a neighbour, SSH from the host, DNS out, and
+/// `extra` more ports each from another guest.
+fn rules(i: usize, n: usize, extra: usize) -> Value {
     let peer = (i + 1) % n;
-    json!({
-        "enabled": true,
-        "rules": [
-            {"type": "in", "action": "ACCEPT", "proto": "tcp", "port": "443",
-             "source": mgmt_ip(peer), "comment": format!("HTTPS from {}", hostname(peer))},
-            {"type": "in", "action": "ACCEPT", "proto": "tcp", "port": "22",
-             "source": "10.0.0.13", "comment": "SSH from the hypervisor"},
-            {"type": "out", "action": "ACCEPT", "proto": "udp", "port": "53",
-             "dest": "10.0.0.13", "comment": "DNS to the hypervisor"}
-        ]
-    })
+    let mut list = vec![
+        json!({"type": "in", "action": "ACCEPT", "proto": "tcp", "port": "443",
+               "source": mgmt_ip(peer), "comment": format!("HTTPS from {}", hostname(peer))}),
+        json!({"type": "in", "action": "ACCEPT", "proto": "tcp", "port": "22",
+               "source": "10.0.0.13", "comment": "SSH from the hypervisor"}),
+        json!({"type": "out", "action": "ACCEPT", "proto": "udp", "port": "53",
+               "dest": "10.0.0.13", "comment": "DNS to the hypervisor"}),
+    ];
+    for k in 0..extra {
+        let other = (i + 2 + k) % n;
+        list.push(json!({"type": "in", "action": "ACCEPT", "proto": "tcp", "port": (8000 + k).to_string(),
+                         "source": mgmt_ip(other), "comment": format!("app port {} from {}", 8000 + k, hostname(other))}));
+    }
+    json!({ "enabled": true, "rules": list })
 }
 
 fn dependencies(i: usize) -> Vec<String> {
@@ -93,7 +116,7 @@ fn nics(i: usize) -> (Value, Option<Value>) {
     (primary, secondary)
 }
 
-fn lxc(i: usize, n: usize) -> Value {
+fn lxc(i: usize, n: usize, extra: usize) -> Value {
     let (net0, net1) = nics(i);
     let mut g = json!({
         "name": hostname(i),
@@ -109,7 +132,7 @@ fn lxc(i: usize, n: usize) -> Value {
         "network_config": net0,
         "features": ["base_setup"],
         "dependencies": dependencies(i),
-        "firewall": rules(i, n),
+        "firewall": rules(i, n, extra),
         "mount_points": [
             {"host_path": format!("/srv/data/{}", vmid(i)), "container_path": "/data"}
         ]
@@ -120,7 +143,7 @@ fn lxc(i: usize, n: usize) -> Value {
     g
 }
 
-fn vm(i: usize, n: usize) -> Value {
+fn vm(i: usize, n: usize, extra: usize) -> Value {
     let (net0, net1) = nics(i);
     let mut g = json!({
         "vmid": vmid(i),
@@ -134,7 +157,7 @@ fn vm(i: usize, n: usize) -> Value {
         "network_config": net0,
         "features": ["base_setup"],
         "dependencies": dependencies(i),
-        "firewall": rules(i, n),
+        "firewall": rules(i, n, extra),
         "user_config": {"username": "phoenix"}
     });
     if let (Some(obj), Some(net1)) = (g.as_object_mut(), net1) {
@@ -193,7 +216,14 @@ fn hypervisor(n: usize) -> Value {
 }
 
 /// The five files of an `n`-guest configuration, by file name.
+#[cfg(test)]
 pub fn config(n: usize) -> Vec<(&'static str, Value)> {
+    config_with(n, Shape::default())
+}
+
+/// The five files of an `n`-guest configuration of the given density.
+pub fn config_with(n: usize, shape: Shape) -> Vec<(&'static str, Value)> {
+    let extra = shape.rules_per_guest.saturating_sub(3);
     let mut lxcs = serde_json::Map::new();
     let mut vms = vec![json!({
         "vmid": 9000,
@@ -206,12 +236,13 @@ pub fn config(n: usize) -> Vec<(&'static str, Value)> {
     })];
     for i in 0..n {
         if is_vm(i) {
-            vms.push(vm(i, n));
+            vms.push(vm(i, n, extra));
         } else {
-            lxcs.insert(vmid(i).to_string(), lxc(i, n));
+            lxcs.insert(vmid(i).to_string(), lxc(i, n, extra));
         }
     }
-    let certs: Vec<Value> = (0..n).filter(|i| i % 10 == 0).map(certificate).collect();
+    let every = shape.cert_every.max(1);
+    let certs: Vec<Value> = (0..n).filter(|i| i % every == 0).map(certificate).collect();
     vec![
         ("phoenix_hypervisor_config.json", hypervisor(n)),
         ("phoenix_lxc_configs.json", json!({"lxc_configs": lxcs})),

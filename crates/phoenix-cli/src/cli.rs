@@ -20,6 +20,170 @@ pub enum Command {
     Schema(SchemaArgs),
     /// List every diagnostic code with its severity and title (a Markdown table)
     Codes,
+    /// Show what phoenix would do: ordered waves of actions with reasons, and file diffs
+    Plan(PlanArgs),
+    /// Write every file phoenix manages (and the Proxmox API calls) into a directory for review
+    Render(RenderArgs),
+    /// The internal CA: init, status, rotate, issue the certificate manifest
+    Ca(CaArgs),
+}
+
+/// A guest id on the command line.
+pub fn parse_guest(s: &str) -> Result<phoenix_model::model::GuestId, String> {
+    phoenix_model::raw::GuestId::parse(s)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanVerb {
+    /// Converge everything (the default)
+    Sync,
+    /// Create the guest and the prerequisites it is missing
+    Create {
+        #[arg(value_parser = parse_guest)]
+        id: phoenix_model::model::GuestId,
+    },
+    /// Re-apply the guest's whole chain
+    Converge {
+        #[arg(value_parser = parse_guest)]
+        id: phoenix_model::model::GuestId,
+    },
+    /// Stop and delete the guest; refused while others depend on it
+    Delete {
+        #[arg(value_parser = parse_guest)]
+        id: phoenix_model::model::GuestId,
+        /// Also delete the guests that depend on it
+        #[arg(long)]
+        force: bool,
+    },
+    /// Start the guest (and what it needs)
+    Start {
+        #[arg(value_parser = parse_guest)]
+        id: phoenix_model::model::GuestId,
+    },
+    /// Stop the guest
+    Stop {
+        #[arg(value_parser = parse_guest)]
+        id: phoenix_model::model::GuestId,
+    },
+    /// Stop, then start the guest
+    Restart {
+        #[arg(value_parser = parse_guest)]
+        id: phoenix_model::model::GuestId,
+    },
+    /// Create everything, then start every guest in boot order
+    #[command(name = "LetsGo", alias = "letsgo")]
+    LetsGo,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    #[command(subcommand)]
+    pub verb: Option<PlanVerb>,
+    /// Directory holding phoenix_hypervisor_config.json and the other files
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_DIR, env = "PHOENIX_CONFIG", global = true)]
+    pub config: PathBuf,
+    /// What exists on the target, as JSON (default: an empty host)
+    #[arg(long, global = true)]
+    pub observed: Option<PathBuf>,
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value_t, global = true)]
+    pub output: OutputFormat,
+    /// Exit 0 when there is nothing to do, 2 when there are changes (1 on errors)
+    #[arg(long, global = true)]
+    pub detailed_exitcode: bool,
+    /// Proxmox node name (for host.fw)
+    #[arg(long, default_value = "pve", env = "PROXMOX_VE_NODE", global = true)]
+    pub node: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RenderArgs {
+    /// Directory holding phoenix_hypervisor_config.json and the other files
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_DIR, env = "PHOENIX_CONFIG")]
+    pub config: PathBuf,
+    /// Output directory (host/…, guest-ID/…, pve/ID.json)
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Proxmox node name (for host.fw)
+    #[arg(long, default_value = "pve", env = "PROXMOX_VE_NODE")]
+    pub node: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CaArgs {
+    #[command(subcommand)]
+    pub command: CaCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create the root and intermediate CA in a new directory
+    Init(CaDirArgs),
+    /// Show the CA: subjects, expiry, root fingerprint (as `step ca bootstrap --fingerprint` takes it)
+    Status(CaDirArgs),
+    /// Create a new root and intermediate; the old root stays trusted until nothing chains to it
+    Rotate(CaDirArgs),
+    /// Issue the certificate manifest as it would sit on the guests: OUT/<guest id>/<path>
+    Issue(CaIssueArgs),
+}
+
+/// Where the CA passphrase comes from (default: `step_ca.password` of --config, if any).
+#[derive(Debug, clap::Args)]
+pub struct PassphraseArgs {
+    /// Read the CA passphrase from this environment variable
+    #[arg(long, value_name = "NAME")]
+    pub passphrase_env: Option<String>,
+    /// Read the CA passphrase from this file
+    #[arg(long, value_name = "FILE", conflicts_with = "passphrase_env")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CaDirArgs {
+    /// The CA directory on the hypervisor (never mounted into a guest)
+    #[arg(long)]
+    pub ca_dir: PathBuf,
+    /// Configuration to take CA names and the passphrase secret from
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CaIssueArgs {
+    /// Directory holding the configuration (with certificate-manifest.json)
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_DIR, env = "PHOENIX_CONFIG")]
+    pub config: PathBuf,
+    /// Built-in CA directory (the default issuer)
+    #[arg(long, conflicts_with = "step_ca")]
+    pub ca_dir: Option<PathBuf>,
+    /// Issue through an online step-ca at this URL instead (https://HOST:PORT)
+    #[arg(long)]
+    pub step_ca: Option<String>,
+    /// Root certificate of that step-ca (PEM)
+    #[arg(long, requires = "step_ca")]
+    pub step_ca_root: Option<PathBuf>,
+    /// JWK provisioner name
+    #[arg(long, requires = "step_ca")]
+    pub provisioner: Option<String>,
+    /// JWK provisioner private key (JSON JWK or PKCS#8 PEM, unencrypted)
+    #[arg(long, requires = "step_ca")]
+    pub provisioner_key: Option<PathBuf>,
+    /// Root directory to materialise into: OUT/<guest id>/<path in the guest>
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Renew once this fraction of a certificate's lifetime has passed
+    #[arg(long, default_value_t = 2.0 / 3.0)]
+    pub renew_after: f64,
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, Default)]
@@ -55,6 +219,8 @@ pub enum SchemaFile {
     Vm,
     Stacks,
     Manifest,
+    /// `stacks/<name>/phoenix.json` (older per-stack layout)
+    StackDefinition,
 }
 
 impl From<SchemaFile> for phoenix_model::schema::FileKind {
@@ -66,6 +232,7 @@ impl From<SchemaFile> for phoenix_model::schema::FileKind {
             SchemaFile::Vm => FileKind::Vm,
             SchemaFile::Stacks => FileKind::Stacks,
             SchemaFile::Manifest => FileKind::Manifest,
+            SchemaFile::StackDefinition => FileKind::StackDefinition,
         }
     }
 }

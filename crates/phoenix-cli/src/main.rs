@@ -4,7 +4,10 @@
 //! Streams: data (the model summary, JSON findings, schemas) on stdout; findings in text
 //! mode, the count line and errors on stderr.
 
+mod ca_cmd;
 mod cli;
+mod config;
+mod plan_cmd;
 mod report;
 
 use std::io::Write;
@@ -20,6 +23,8 @@ pub mod exit {
     pub const OK: u8 = 0;
     pub const FAILED: u8 = 1;
     pub const USAGE: u8 = 2;
+    /// `plan --detailed-exitcode`: the plan has changes (Terraform's convention).
+    pub const CHANGES: u8 = 2;
 }
 
 fn main() -> ExitCode {
@@ -29,6 +34,9 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate(&args),
         Command::Schema(args) => schema(&args),
         Command::Codes => codes(),
+        Command::Plan(args) => plan_cmd::plan(&args),
+        Command::Render(args) => plan_cmd::render(&args),
+        Command::Ca(args) => ca_cmd::run(&args),
     };
     ExitCode::from(code)
 }

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 /// Everything that can go wrong in the CA, issuance and delivery.
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
+    /// Issuing through an online step-ca failed.
+    #[error(transparent)]
+    StepCa(#[from] crate::stepca::StepCaError),
     #[error("cannot create directory {path}")]
     CreateDir {
         path: PathBuf,

@@ -35,7 +35,7 @@ pub fn text(plan: &Plan, color: bool) -> String {
                 crate::action::Effect::Delete => paint(RED, "-"),
             };
             let _ = writeln!(out, "  {mark} {a}");
-            details(&mut out, a);
+            details(&mut out, a, &plan.node);
             if let Action::WriteFile { target, path, .. } = a {
                 let diff = plan
                     .files
@@ -76,7 +76,7 @@ pub fn text(plan: &Plan, color: bool) -> String {
     out
 }
 
-fn details(out: &mut String, a: &Action) {
+fn details(out: &mut String, a: &Action, node: &str) {
     match a {
         Action::UpdateGuest {
             reason: Reason::Differs { changes },
@@ -107,14 +107,7 @@ fn details(out: &mut String, a: &Action) {
                 let _ = writeln!(out, "      import cloud image {img}");
             }
             for c in calls {
-                let _ = writeln!(
-                    out,
-                    "      {} {}",
-                    c.endpoint.method(),
-                    c.endpoint
-                        .path_template()
-                        .replace("{vmid}", &c.vmid.to_string())
-                );
+                let _ = writeln!(out, "      {} {}", c.endpoint.method(), c.path(node));
                 for (k, v) in &c.params {
                     let _ = writeln!(out, "        {k} = {v}");
                 }

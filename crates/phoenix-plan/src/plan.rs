@@ -108,6 +108,8 @@ impl std::fmt::Display for Summary {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
+    /// Proxmox node the API paths refer to.
+    pub node: String,
     pub waves: Vec<Wave>,
     pub files: Vec<PlannedFile>,
     /// Guests on the target that the configuration does not know (never deleted by a sync).
@@ -326,6 +328,7 @@ pub fn plan(
     }
     waves.retain(|w| !w.actions.is_empty());
     Ok(Plan {
+        node: opts.node.clone(),
         waves,
         files,
         orphans,

@@ -321,3 +321,17 @@ proptest::proptest! {
         proptest::prop_assert!(again.is_empty(), "not converged: {:#?}", again.waves);
     }
 }
+
+#[test]
+fn plan_text_golden() {
+    for (name, d) in [
+        ("homelab", homelab()),
+        ("rootesting", desired("rootesting-2025-11-25")),
+    ] {
+        let p = sync(&d, &ObservedState::default());
+        insta::assert_snapshot!(
+            format!("plan_{name}"),
+            phoenix_plan::display::text(&p, false)
+        );
+    }
+}

@@ -51,8 +51,10 @@ pub fn records(d: &DesiredState) -> BTreeMap<String, (IpAddr, RecordKind)> {
         }
     }
     for id in d.roles.swarm_managers.iter().chain(&d.roles.swarm_workers) {
+        // The node address: on the mesh when the node has a NIC there (Swarm's own traffic
+        // and the proxy's routes use it), else its first static address.
         if let Some(g) = d.guest(*id)
-            && let Some(a) = g.addresses().next()
+            && let Some(a) = preferred(g)
         {
             out.insert(fqdn(&g.name), (a, RecordKind::SwarmNode));
         }

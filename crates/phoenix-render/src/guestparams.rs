@@ -302,6 +302,31 @@ fn resize(endpoint: GuestEndpoint, g: &Guest, disk: &str) -> Option<ApiCall> {
     })
 }
 
+/// A full clone of `from` as `g` (`name_key`: `hostname` for LXC, `name` for QEMU).
+fn clone_call(
+    endpoint: GuestEndpoint,
+    g: &Guest,
+    from: GuestId,
+    snapshot: Option<&str>,
+    name_key: &str,
+) -> ApiCall {
+    let mut p = ApiParams::new();
+    p.insert("newid".into(), g.id.to_string());
+    p.insert(name_key.into(), g.name.clone());
+    p.insert("full".into(), flag(true));
+    if let Some(s) = snapshot {
+        p.insert("snapname".into(), s.to_string());
+    }
+    if let Some(s) = &g.storage {
+        p.insert("storage".into(), s.clone());
+    }
+    ApiCall {
+        endpoint,
+        vmid: from,
+        params: p,
+    }
+}
+
 fn config_call(endpoint: GuestEndpoint, id: GuestId, params: ApiParams) -> Option<ApiCall> {
     (!params.is_empty()).then_some(ApiCall {
         endpoint,
@@ -360,21 +385,13 @@ fn lxc_params(d: &DesiredState, g: &Guest) -> GuestParams {
             });
         }
         GuestSource::Clone { from, snapshot } => {
-            let mut p = ApiParams::new();
-            p.insert("newid".into(), g.id.to_string());
-            p.insert("hostname".into(), g.name.clone());
-            p.insert("full".into(), flag(true));
-            if let Some(s) = snapshot {
-                p.insert("snapname".into(), s.clone());
-            }
-            if let Some(s) = &g.storage {
-                p.insert("storage".into(), s.clone());
-            }
-            out.create = Some(ApiCall {
-                endpoint: GuestEndpoint::LxcClone,
-                vmid: *from,
-                params: p,
-            });
+            out.create = Some(clone_call(
+                GuestEndpoint::LxcClone,
+                g,
+                *from,
+                snapshot.as_deref(),
+                "hostname",
+            ));
             let mut rest = managed;
             rest.remove("hostname");
             out.config = config_call(GuestEndpoint::LxcConfig, g.id, rest);
@@ -424,21 +441,13 @@ fn qemu_params(d: &DesiredState, g: &Guest) -> GuestParams {
             out.resize = resize(GuestEndpoint::QemuResize, g, "scsi0");
         }
         GuestSource::Clone { from, snapshot } => {
-            let mut p = ApiParams::new();
-            p.insert("newid".into(), g.id.to_string());
-            p.insert("name".into(), g.name.clone());
-            p.insert("full".into(), flag(true));
-            if let Some(s) = snapshot {
-                p.insert("snapname".into(), s.clone());
-            }
-            if let Some(s) = &g.storage {
-                p.insert("storage".into(), s.clone());
-            }
-            out.create = Some(ApiCall {
-                endpoint: GuestEndpoint::QemuClone,
-                vmid: *from,
-                params: p,
-            });
+            out.create = Some(clone_call(
+                GuestEndpoint::QemuClone,
+                g,
+                *from,
+                snapshot.as_deref(),
+                "name",
+            ));
             let mut rest = managed;
             rest.remove("name");
             out.config = config_call(GuestEndpoint::QemuConfig, g.id, rest);

@@ -86,3 +86,13 @@ impl StepCaIssuer {
         })
     }
 }
+
+impl crate::issue::LeafIssuer for StepCaIssuer {
+    fn identity(&self) -> IssuerIdentity {
+        StepCaIssuer::identity(self)
+    }
+
+    fn issue(&self, req: &LeafRequest<'_>, now: SystemTime) -> Result<IssuedLeaf, crate::PkiError> {
+        StepCaIssuer::issue(self, req, now).map_err(crate::PkiError::from)
+    }
+}

@@ -1,0 +1,63 @@
+//! Loading a configuration for commands that act on it (`plan`, `render`, `ca issue`): the
+//! same validation as `phoenix validate`; on errors the findings are printed and nothing else
+//! happens. Also resolves secret references (`{"env"}` / `{"file"}`), the only place where
+//! phoenix reads the environment or secret files.
+
+use std::io::Write;
+use std::path::Path;
+
+use phoenix_model::model::{DesiredState, Secret};
+
+use crate::exit;
+use crate::report;
+
+/// Validate `dir`; `Err(exit code)` after printing why when it cannot be used.
+pub fn load(dir: &Path) -> Result<DesiredState, u8> {
+    let mut stderr = anstream::stderr();
+    if !dir.is_dir() {
+        let _ = writeln!(
+            stderr,
+            "error: config directory {} does not exist or is not a directory\n  hint: pass the directory holding phoenix_hypervisor_config.json with --config",
+            dir.display()
+        );
+        return Err(exit::USAGE);
+    }
+    let v = phoenix_model::validate_dir(dir);
+    let findings = v.findings();
+    let (errors, warnings) = report::counts(&findings);
+    if errors > 0 {
+        let _ = report::print_findings(&mut stderr, &findings, &v.sources);
+        let _ = writeln!(
+            stderr,
+            "error: the configuration has errors; nothing was planned\n  hint: `phoenix validate --config {}` shows them",
+            dir.display()
+        );
+        return Err(exit::FAILED);
+    }
+    if warnings > 0 {
+        let _ = writeln!(
+            stderr,
+            "note: {warnings} validation warnings (`phoenix validate --config {}` lists them)",
+            dir.display()
+        );
+    }
+    v.desired.ok_or(exit::FAILED)
+}
+
+/// The bytes of a secret. Plaintext works (validation warned about it).
+pub fn resolve_secret(s: &Secret) -> Result<Vec<u8>, String> {
+    match s {
+        Secret::Plain(p) => Ok(p.as_bytes().to_vec()),
+        Secret::Env(name) => std::env::var(name)
+            .map(String::into_bytes)
+            .map_err(|_| format!("environment variable {name} is not set")),
+        Secret::File(path) => std::fs::read(path)
+            .map(|mut b| {
+                while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
+                    b.pop();
+                }
+                b
+            })
+            .map_err(|e| format!("cannot read secret file {path}: {e}")),
+    }
+}

@@ -1,0 +1,357 @@
+//! Whole runs of `phoenix plan`, `phoenix render` and `phoenix ca`: the plan of the example and
+//! of the operator's real files, idempotence through `--observed`, planted drift, the verbs,
+//! the rendered tree, and the CA life cycle with no key material in any output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn homelab() -> String {
+    repo().join("examples/homelab").display().to_string()
+}
+
+fn rootesting() -> String {
+    repo()
+        .join("../shared/fixtures/upstream/rootesting-2025-11-25/etc")
+        .display()
+        .to_string()
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_phoenix"));
+    c.env_remove("PHOENIX_CONFIG").env("NO_COLOR", "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run phoenix: {e}"))
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn plan_json(config: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["plan", "--config", config, "--output", "json"];
+    args.extend_from_slice(extra);
+    let o = run(&args, &[]);
+    assert!(
+        o.status.success(),
+        "plan failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("plan JSON: {e}"))
+}
+
+/// The observed state a perfect apply of `plan` would leave (files and guests).
+fn observed_after(plan: &Value) -> Value {
+    let files: Vec<Value> = plan["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| json!({"target": f["target"], "path": f["path"], "content": f["content"], "owner": f["owner"], "group": f["group"], "mode": f["mode"]}))
+        .collect();
+    json!({ "files": files })
+}
+
+#[test]
+fn plan_of_the_example_is_complete_and_ordered() {
+    let p = plan_json(&homelab(), &[]);
+    let text = p.to_string();
+    for path in [
+        "/etc/network/interfaces",
+        "/etc/phoenix/nat.nft",
+        "/etc/dnsmasq.d/phoenix.conf",
+        "/etc/pve/firewall/cluster.fw",
+        "/etc/pve/nodes/pve/host.fw",
+        "/etc/pve/firewall/101.fw",
+        "/etc/traefik/traefik.yml",
+        "/etc/nginx/conf.d/phoenix-gateway.conf",
+    ] {
+        assert!(text.contains(path), "{path} missing from the plan");
+    }
+    let summary = &p["summary"];
+    assert!(
+        summary["create"].as_u64().is_some_and(|n| n >= 20),
+        "{summary}"
+    );
+    assert_eq!(summary["delete"], 0);
+    // Waves: host files first, guests by level, starts, files inside guests last.
+    let names: Vec<&str> = p["waves"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|w| w["name"].as_str())
+        .collect();
+    assert_eq!(
+        names.first().copied(),
+        Some("host network, DNS and firewall files")
+    );
+    assert_eq!(names.last().copied(), Some("files inside guests"));
+}
+
+#[test]
+fn the_seed_bugs_cannot_be_planned_for_the_operator_files() {
+    let p = plan_json(&rootesting(), &[]);
+    let files = p["files"].as_array().cloned().unwrap_or_default();
+    let all: String = files
+        .iter()
+        .filter_map(|f| f["content"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(!all.contains("http://dhcp"), "a route to `dhcp`");
+    assert!(
+        !all.contains("http://172.16.100.11"),
+        "an http:// route to Step-CA"
+    );
+    let nginx = files
+        .iter()
+        .find(|f| f["path"] == "/etc/nginx/conf.d/phoenix-gateway.conf")
+        .and_then(|f| f["content"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let upstreams: Vec<&str> = nginx
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("proxy_pass "))
+        .collect();
+    assert!(!upstreams.is_empty(), "no proxy_pass in {nginx}");
+    for u in upstreams {
+        assert!(
+            u.starts_with("https://172.16.100.12:"),
+            "upstream {u} is not Traefik's mesh address"
+        );
+    }
+}
+
+#[test]
+fn planning_against_its_own_result_is_empty_and_drift_is_exact() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = plan_json(&homelab(), &[]);
+    let obs = observed_after(&p);
+    let obs_path = dir.path().join("observed.json");
+    std::fs::write(&obs_path, obs.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let obs_arg = obs_path.display().to_string();
+    // Files converged: only guest work remains, and no file action.
+    let again = plan_json(&homelab(), &["--observed", &obs_arg]);
+    let file_actions = again["waves"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|w| w["actions"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["action"] == "write_file")
+        .count();
+    assert_eq!(file_actions, 0);
+    // Plant one change: the hand-edited dnsmasq file is exactly one action, with a diff.
+    let mut planted = obs.clone();
+    if let Some(files) = planted["files"].as_array_mut() {
+        for f in files
+            .iter_mut()
+            .filter(|f| f["path"] == "/etc/dnsmasq.d/phoenix.conf")
+        {
+            f["content"] = json!("server=192.0.2.53\n");
+        }
+    }
+    std::fs::write(&obs_path, planted.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let drift = plan_json(&homelab(), &["--observed", &obs_arg]);
+    let writes: Vec<Value> = drift["waves"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|w| w["actions"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["action"] == "write_file")
+        .collect();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert_eq!(writes[0]["path"], "/etc/dnsmasq.d/phoenix.conf");
+    let diff = drift["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["path"] == "/etc/dnsmasq.d/phoenix.conf")
+        .and_then(|f| f["diff"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(diff.contains("-server=192.0.2.53"), "{diff}");
+}
+
+#[test]
+fn detailed_exitcode_and_verbs() {
+    let o = run(
+        &["plan", "--config", &homelab(), "--detailed-exitcode"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "changes present");
+    assert!(
+        stdout(&o)
+            .lines()
+            .last()
+            .is_some_and(|l| l.ends_with("to delete"))
+    );
+    let o = run(&["plan", "--config", &homelab(), "delete", "103"], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needed by"));
+    let o = run(&["plan", "--config", &homelab(), "create", "102"], &[]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    assert!(
+        out.contains("create lxc 103")
+            && out.contains("create lxc 102")
+            && !out.contains("create lxc 101")
+    );
+    let o = run(&["plan", "--config", &homelab(), "create", "4242"], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let o = run(&["plan", "--config", &homelab(), "create", "12"], &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a VMID below 100 is a usage error"
+    );
+}
+
+#[test]
+fn render_writes_the_tree() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = dir.path().join("r");
+    let o = run(
+        &[
+            "render",
+            "--config",
+            &homelab(),
+            "--out",
+            &out.display().to_string(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in [
+        "host/etc/network/interfaces",
+        "host/etc/pve/firewall/cluster.fw",
+        "guest-102/etc/traefik/traefik.yml",
+        "guest-101/etc/nginx/conf.d/phoenix-gateway.conf",
+        "pve/103.json",
+    ] {
+        assert!(out.join(f).is_file(), "{f} not written");
+    }
+}
+
+fn ls_modes(dir: &Path) -> Vec<(String, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(m) = p.metadata() {
+                out.push((p.display().to_string(), m.permissions().mode() & 0o777));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn ca_life_cycle_keeps_secrets_out_of_every_output() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let ca = dir.path().join("ca").display().to_string();
+    let out = dir.path().join("out").display().to_string();
+    let env = [("PHX_TEST_CA_PASS", "s3cret-passphrase-xyz")];
+    let mut outputs = Vec::new();
+    let mut go = |args: &[&str]| {
+        let o = run(args, &env);
+        outputs.push(format!(
+            "{}{}",
+            stdout(&o),
+            String::from_utf8_lossy(&o.stderr)
+        ));
+        o
+    };
+    let o = go(&[
+        "ca",
+        "init",
+        "--ca-dir",
+        &ca,
+        "--passphrase-env",
+        "PHX_TEST_CA_PASS",
+    ]);
+    assert!(o.status.success());
+    let o = go(&["ca", "status", "--ca-dir", &ca, "-o", "json"]);
+    let status: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let fp = status.to_string();
+    assert!(fp.len() > 64);
+    let issue = [
+        "ca",
+        "issue",
+        "--config",
+        &homelab(),
+        "--ca-dir",
+        &ca,
+        "--passphrase-env",
+        "PHX_TEST_CA_PASS",
+        "--out",
+        &out,
+        "-o",
+        "json",
+    ];
+    let first = go(&issue);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = go(&issue);
+    let report = stdout(&second);
+    assert!(
+        report.contains("keep") && !report.contains("\"issue\""),
+        "second run issued again: {report}"
+    );
+    for (path, mode) in ls_modes(Path::new(&out)) {
+        if path.ends_with(".key") {
+            assert!(mode & 0o007 == 0, "{path} is world-readable ({mode:o})");
+        }
+    }
+    let o = go(&[
+        "ca",
+        "rotate",
+        "--ca-dir",
+        &ca,
+        "--passphrase-env",
+        "PHX_TEST_CA_PASS",
+    ]);
+    assert!(o.status.success());
+    let third = go(&issue);
+    assert!(
+        stdout(&third).contains("issuer"),
+        "rotation must re-issue: {}",
+        stdout(&third)
+    );
+    // A wrong passphrase is a clear error, not a crash.
+    let o = run(
+        &[
+            "ca",
+            "rotate",
+            "--ca-dir",
+            &ca,
+            "--passphrase-env",
+            "PHX_TEST_WRONG",
+        ],
+        &[("PHX_TEST_WRONG", "nope")],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    for text in outputs {
+        assert!(
+            !text.contains("PRIVATE KEY"),
+            "key material in output: {text}"
+        );
+        assert!(
+            !text.contains("s3cret-passphrase-xyz"),
+            "passphrase in output"
+        );
+    }
+}
