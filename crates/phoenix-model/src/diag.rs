@@ -90,6 +90,7 @@ codes! {
     UnsupportedFeature = "PHX-W032", Warning, "a guest feature phoenix does not provision yet";
     DuplicateRule = "PHX-W033", Warning, "a firewall rule repeats an earlier one";
     MissingOptionalFile = "PHX-W034", Warning, "an optional file named by the configuration is absent";
+    UnsafeKeyMode = "PHX-W035", Warning, "a private key mode lets other users read it; phoenix writes a safe one";
 }
 
 /// Where a diagnostic points before it is resolved to line and column.

@@ -538,3 +538,16 @@ fn rootesting_findings_cover_the_known_problems() {
             .any(|x| x.code == "PHX-W032" && x.message.contains("`nvidia`"))
     );
 }
+
+#[test]
+fn world_readable_key_mode_is_made_safe() {
+    let f = run("unsafe_key_mode");
+    let w = expect(&f, "PHX-W035", MANIFEST, "/0/permissions", 12);
+    assert!(w.message.contains("writes 640"), "{}", w.message);
+    assert!(
+        f.iter()
+            .all(|x| x.severity != phoenix_model::Severity::Error),
+        "{}",
+        render(&f)
+    );
+}

@@ -143,16 +143,21 @@ impl Builder<'_> {
                 }
             }
             Some(p) => match u32::from_str_radix(p, 8) {
+                // A key readable by every user is never written: phoenix keeps the group bits
+                // the consumer needs and drops the rest, and says so.
                 Ok(m) if p.len() <= 4 && m <= 0o777 => {
                     if m & 0o007 != 0 {
-                        self.err(
-                            Code::InvalidValue,
+                        let safe = m & 0o770 & !0o110;
+                        self.diags.emit(
+                            Code::UnsafeKeyMode,
                             &loc.child("permissions"),
-                            format!("mode {p} lets every user read the private key"),
+                            format!("mode {p} would let every user read the private key; phoenix writes {safe:o}"),
                             "use 600, or 640 with the consumer's group as owner group",
                         );
+                        safe
+                    } else {
+                        m
                     }
-                    m
                 }
                 _ => {
                     self.err(
