@@ -114,7 +114,8 @@ fn rotate(a: &CaDirArgs) -> u8 {
             print(&s, a.output);
             let _ = writeln!(
                 anstream::stderr(),
-                "note: both roots stay trusted until every certificate is re-issued; run `phoenix ca issue` next"
+                "note: both roots stay trusted until every certificate is re-issued; run `phoenix ca issue` next\n  hint: `phoenix plan --ca-dir {}` shows the re-issue of every certificate and the re-trust of every guest",
+                a.ca_dir.display()
             );
             exit::OK
         }

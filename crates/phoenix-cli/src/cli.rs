@@ -94,6 +94,13 @@ pub struct PlanArgs {
     /// Proxmox node name (for host.fw)
     #[arg(long, default_value = "pve", env = "PROXMOX_VE_NODE", global = true)]
     pub node: String,
+    /// Built-in CA directory: plan certificate renewals and trust files against it (reads its
+    /// public certificates only; no passphrase needed)
+    #[arg(long, global = true)]
+    pub ca_dir: Option<PathBuf>,
+    /// Renew once this fraction of a certificate's lifetime has passed (with --ca-dir)
+    #[arg(long, default_value_t = 2.0 / 3.0, global = true)]
+    pub renew_after: f64,
 }
 
 #[derive(Debug, clap::Args)]

@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
-use phoenix_plan::{ObservedState, Request};
+use phoenix_plan::{ObservedState, PkiContext, PlanContext, Request};
 use phoenix_render::{FileTarget, RenderOptions};
 
 use crate::cli::{OutputFormat, PlanArgs, PlanVerb, RenderArgs};
@@ -23,6 +23,37 @@ fn request(args: &PlanArgs) -> Request {
         Some(PlanVerb::Restart { id }) => Request::Restart(*id),
         Some(PlanVerb::LetsGo) => Request::LetsGo,
     }
+}
+
+/// The CA context from `--ca-dir` (public files only), and now from the system clock.
+fn context(
+    args: &PlanArgs,
+    desired: &phoenix_model::model::DesiredState,
+) -> Result<PlanContext, String> {
+    let now = phoenix_pki::issue::unix_seconds(std::time::SystemTime::now());
+    let Some(dir) = &args.ca_dir else {
+        return Ok(PlanContext { now, pki: None });
+    };
+    let policy = phoenix_pki::RenewalPolicy {
+        renew_after_fraction: args.renew_after,
+    };
+    let ca = phoenix_pki::CaPublic::load(dir).map_err(|e| error_chain(&e))?;
+    let pki = PkiContext::from_ca(&ca, desired, policy).map_err(|e| error_chain(&e))?;
+    Ok(PlanContext {
+        now,
+        pki: Some(pki),
+    })
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 fn read_observed(path: &Path) -> Result<ObservedState, String> {
@@ -54,7 +85,25 @@ pub fn plan(args: &PlanArgs) -> u8 {
     let opts = RenderOptions {
         node: args.node.clone(),
     };
-    let plan = match phoenix_plan::plan(&desired, &observed, &request(args), &opts) {
+    if !(args.renew_after > 0.0 && args.renew_after <= 1.0) {
+        let _ = writeln!(
+            stderr,
+            "error: --renew-after {} is not in (0, 1]\n  hint: the default is 0.667 (two thirds of the lifetime)",
+            args.renew_after
+        );
+        return exit::USAGE;
+    }
+    let ctx = match context(args, &desired) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(
+                stderr,
+                "error: CA: {e}\n  hint: --ca-dir takes a directory made by `phoenix ca init`"
+            );
+            return exit::FAILED;
+        }
+    };
+    let plan = match phoenix_plan::plan_with(&desired, &observed, &request(args), &opts, &ctx) {
         Ok(p) => p,
         Err(e) => {
             let _ = writeln!(stderr, "error: {e}");

@@ -355,3 +355,100 @@ fn ca_life_cycle_keeps_secrets_out_of_every_output() {
         );
     }
 }
+
+fn actions_of(plan: &Value, kind: &str) -> Vec<Value> {
+    plan["waves"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|w| w["actions"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["action"] == kind)
+        .collect()
+}
+
+const TRUST_FILE: &str = "/usr/local/share/ca-certificates/phoenix-root-ca.crt";
+
+#[test]
+fn plan_with_a_ca_dir_plans_trust_and_certificates() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let ca = dir.path().join("ca").display().to_string();
+    let o = run(&["ca", "init", "--ca-dir", &ca], &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Without --ca-dir: certificates issued, no trust files, and a note saying so.
+    let plain = plan_json(&homelab(), &[]);
+    assert_eq!(actions_of(&plain, "issue_certificate").len(), 3);
+    assert!(actions_of(&plain, "update_trust_store").is_empty());
+    assert!(plain["notes"].to_string().contains("no CA given"));
+
+    let p = plan_json(&homelab(), &["--ca-dir", &ca]);
+    assert_eq!(p["notes"], json!([]));
+    let issue = actions_of(&p, "issue_certificate");
+    assert_eq!(issue.len(), 3);
+    assert!(issue.iter().all(|a| a["decision"]["action"] == "issue"));
+    let stores = actions_of(&p, "update_trust_store");
+    assert!(stores.iter().any(|a| a["target"]["kind"] == "host"));
+    assert!(stores.len() >= 5, "{stores:?}");
+    let trust_files: Vec<&Value> = p["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["path"] == TRUST_FILE)
+        .collect();
+    assert_eq!(trust_files.len(), stores.len());
+    assert!(!p.to_string().contains("PRIVATE KEY"));
+    let text = stdout(&run(
+        &["plan", "--config", &homelab(), "--ca-dir", &ca],
+        &[],
+    ));
+    assert!(
+        text.contains("run update-ca-certificates on host"),
+        "{text}"
+    );
+    assert!(text.contains(": issue (missing)"), "{text}");
+    assert!(!text.contains("PRIVATE KEY"));
+
+    // Trust files observed in place: no trust action any more.
+    let obs_path = dir.path().join("observed.json");
+    std::fs::write(&obs_path, observed_after(&p).to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let obs = obs_path.display().to_string();
+    let again = plan_json(&homelab(), &["--ca-dir", &ca, "--observed", &obs]);
+    assert!(actions_of(&again, "update_trust_store").is_empty());
+    assert!(actions_of(&again, "write_file").is_empty());
+
+    // After a rotation both roots are in every trust file, and every store is updated.
+    let o = run(&["ca", "rotate", "--ca-dir", &ca], &[]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("phoenix plan --ca-dir"));
+    let rotated = plan_json(&homelab(), &["--ca-dir", &ca, "--observed", &obs]);
+    assert_eq!(
+        actions_of(&rotated, "update_trust_store").len(),
+        stores.len()
+    );
+    for f in rotated["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["path"] == TRUST_FILE)
+    {
+        let content = f["content"].as_str().unwrap_or_default();
+        assert_eq!(content.matches("BEGIN CERTIFICATE").count(), 2, "{content}");
+        assert_eq!(f["status"], "update");
+    }
+    assert!(!rotated.to_string().contains("PRIVATE KEY"));
+
+    // A directory without a CA is a located error with a hint.
+    let o = run(
+        &[
+            "plan",
+            "--config",
+            &homelab(),
+            "--ca-dir",
+            &dir.path().join("nope").display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("error: CA:") && err.contains("hint:"), "{err}");
+}

@@ -183,10 +183,25 @@ impl fmt::Display for Decision {
     }
 }
 
-fn san_text(s: &San) -> String {
+/// The text form of a SAN: `DNS:name` or `IP:address`.
+pub fn san_text(s: &San) -> String {
     match s {
         San::Dns(d) => format!("DNS:{d}"),
         San::Ip(i) => format!("IP:{i}"),
+    }
+}
+
+/// Read a SAN an observer reported: `DNS:name`, `IP:address`, or bare (an address if it parses
+/// as one, else a DNS name). DNS names are lower-cased, as [`inspect::parse_leaf_der`] does.
+pub fn san_from_text(text: &str) -> San {
+    let t = text.trim();
+    if let Some(d) = t.strip_prefix("DNS:") {
+        return San::Dns(d.to_ascii_lowercase());
+    }
+    let ip = t.strip_prefix("IP:").unwrap_or(t);
+    match ip.parse() {
+        Ok(ip) => San::Ip(ip),
+        Err(_) => San::Dns(t.to_ascii_lowercase()),
     }
 }
 
@@ -260,6 +275,20 @@ fn key_matches(key_pem: &str, info: &LeafInfo) -> bool {
     rcgen::KeyPair::from_pem(key_pem).is_ok_and(|k| k.der_bytes() == info.public_key.as_slice())
 }
 
+/// What is known about the key file next to an existing certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// The key file holds the certificate's private key.
+    Matches,
+    /// There is a key file, but for another public key.
+    Mismatch,
+    /// No key file.
+    Missing,
+    /// Not looked at (an observer that does not read key files): not compared.
+    NotObserved,
+}
+
 /// Issue, renew or keep `entry`, given what exists, who issues now and the time.
 pub fn decide(
     entry: &Certificate,
@@ -269,9 +298,7 @@ pub fn decide(
     policy: &RenewalPolicy,
 ) -> Decision {
     let Some(cert_pem) = existing.cert_pem else {
-        return Decision::Issue {
-            reason: IssueReason::Missing,
-        };
+        return missing();
     };
     let info = match inspect::parse_leaf_pem(cert_pem) {
         Ok(i) => i,
@@ -283,14 +310,59 @@ pub fn decide(
             };
         }
     };
-    let now = unix_seconds(now);
-    let mut reasons = differences(entry, &info, issuer, now, policy);
-    match existing.key_pem {
-        None => reasons.push(RenewReason::KeyMissing),
-        Some(k) if reasons.is_empty() && !key_matches(k, &info) => {
-            reasons.push(RenewReason::KeyMismatch)
-        }
-        Some(_) => {}
+    // The key is parsed only when nothing else already forces a renewal.
+    decide_with(
+        entry,
+        &info,
+        issuer,
+        unix_seconds(now),
+        policy,
+        |others| match existing.key_pem {
+            None => KeyState::Missing,
+            Some(_) if others => KeyState::NotObserved,
+            Some(k) if key_matches(k, &info) => KeyState::Matches,
+            Some(_) => KeyState::Mismatch,
+        },
+    )
+}
+
+/// The same decision from facts an observer reported instead of the files themselves (the
+/// planner's path: `phoenix_plan` maps its `ObservedCertificate` into a [`LeafInfo`]).
+/// `leaf = None` means no certificate at the destination. `now` is unix seconds.
+pub fn decide_leaf(
+    entry: &Certificate,
+    leaf: Option<&LeafInfo>,
+    key: KeyState,
+    issuer: &IssuerIdentity,
+    now: i64,
+    policy: &RenewalPolicy,
+) -> Decision {
+    match leaf {
+        None => missing(),
+        Some(info) => decide_with(entry, info, issuer, now, policy, |_| key),
+    }
+}
+
+fn missing() -> Decision {
+    Decision::Issue {
+        reason: IssueReason::Missing,
+    }
+}
+
+/// The one decision rule: every difference is a reason; none → keep.
+fn decide_with(
+    entry: &Certificate,
+    info: &LeafInfo,
+    issuer: &IssuerIdentity,
+    now: i64,
+    policy: &RenewalPolicy,
+    key: impl FnOnce(bool) -> KeyState,
+) -> Decision {
+    let mut reasons = differences(entry, info, issuer, now, policy);
+    match key(!reasons.is_empty()) {
+        KeyState::Missing => reasons.push(RenewReason::KeyMissing),
+        KeyState::Mismatch => reasons.push(RenewReason::KeyMismatch),
+        KeyState::Matches | KeyState::NotObserved => {}
     }
     if reasons.is_empty() {
         Decision::Keep {

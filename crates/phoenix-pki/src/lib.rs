@@ -12,7 +12,8 @@
 //!   `prune_previous`); reads and writes files.
 //! - [`issue`]: [`LeafIssuer`] and leaf certificate parameters (pure apart from key generation).
 //! - [`inspect`]: parsing existing certificates into [`LeafInfo`] (pure).
-//! - [`engine`]: the renewal decision [`decide`] (pure).
+//! - [`engine`]: the renewal decision [`decide`] from files, and [`decide_leaf`] from observed
+//!   facts (the planner's path) — one rule (pure).
 //! - [`materialise`]: [`plan_manifest`] / [`issue_manifest`] under `OUT/<guest>/<path>` (files).
 //! - [`trust`]: [`trust_distribution`] — the roots to install and where (pure).
 //! - [`verify`]: chain + name checks with rustls-webpki (pure).
@@ -32,10 +33,13 @@ pub mod trust;
 pub mod verify;
 
 pub use ca::{CaGeneration, CaOptions, CaPublic, CaStatus, CaStore};
-pub use engine::{Decision, Existing, IssueReason, RenewReason, RenewalPolicy, decide};
+pub use engine::{
+    Decision, Existing, IssueReason, KeyState, RenewReason, RenewalPolicy, decide, decide_leaf,
+    san_from_text, san_text,
+};
 pub use error::PkiError;
 pub use inspect::CertSummary;
-pub use inspect::{LeafInfo, parse_leaf_pem};
+pub use inspect::{KeyAlgorithm, LeafInfo, parse_leaf_pem};
 pub use issue::{IssuedLeaf, IssuerIdentity, LeafIssuer, LeafRequest, RandomSerials, SerialSource};
 pub use materialise::{
     Destination, EntryOutcome, EntryPlan, EntryReport, IssueOptions, IssueReport, destination,

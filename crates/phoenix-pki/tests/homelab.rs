@@ -474,3 +474,53 @@ fn key_type_change_is_a_renewal() {
         "{d:?}"
     );
 }
+
+/// The planner decides from observed facts (`decide_leaf`), `ca issue` from the files
+/// (`decide`): one rule, so both agree — fresh, inside the window, after a rotation.
+#[test]
+fn observed_facts_and_files_decide_alike() {
+    use phoenix_pki::issue::unix_seconds;
+    use phoenix_pki::{Existing, KeyState, RenewalPolicy, decide, decide_leaf, parse_leaf_pem};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ca = init_ca(&tmp.path().join("ca"), None);
+    let desired = homelab();
+    let out = tmp.path().join("out");
+    let report = issue_manifest(&desired, &ca, &out, t0(), &IssueOptions::default());
+    assert!(!report.has_errors(), "{report}");
+    let policy = RenewalPolicy::default();
+    let first = ca.identity();
+    ca.rotate(t0()).unwrap();
+    let second = ca.identity();
+    for (identity, now) in [
+        (&first, t0()),
+        (&first, t0() + hours(17)),
+        (&second, t0() + hours(1)),
+    ] {
+        for (e, c) in report.entries.iter().zip(&desired.certificates) {
+            let d = &e.plan.destination;
+            let cert = std::fs::read_to_string(&d.cert_file).unwrap();
+            let key = std::fs::read_to_string(&d.key_file).unwrap();
+            let existing = Existing {
+                cert_pem: Some(&cert),
+                key_pem: Some(&key),
+            };
+            let from_files = decide(c, &existing, identity, now, &policy);
+            let info = parse_leaf_pem(&cert).unwrap();
+            let from_facts = decide_leaf(
+                c,
+                Some(&info),
+                KeyState::Matches,
+                identity,
+                unix_seconds(now),
+                &policy,
+            );
+            assert_eq!(from_files, from_facts, "{}", c.common_name);
+        }
+    }
+    // No certificate: issue, whoever issues.
+    let c = &desired.certificates[0];
+    assert!(matches!(
+        decide_leaf(c, None, KeyState::NotObserved, &first, 0, &policy),
+        Decision::Issue { .. }
+    ));
+}

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use phoenix_model::model::{GuestId, GuestKind};
+use phoenix_model::model::{CertKind, GuestId, GuestKind};
+use phoenix_pki::Decision;
+use phoenix_pki::postrenewal::PostRenewalAction;
 use phoenix_render::FileTarget;
 use phoenix_render::guestparams::ApiCall;
 use serde::Serialize;
@@ -44,6 +46,8 @@ pub enum Reason {
     State { from: String, to: String },
     /// The operator asked for it (a verb such as `restart` or `delete`).
     Requested,
+    /// A file it depends on changes in this plan (e.g. the trust bundle).
+    FileChanged { path: String },
 }
 
 impl fmt::Display for Reason {
@@ -57,6 +61,7 @@ impl fmt::Display for Reason {
             Reason::Orphaned => f.write_str("orphaned: not in the configuration"),
             Reason::State { from, to } => write!(f, "{from}, should be {to}"),
             Reason::Requested => f.write_str("requested"),
+            Reason::FileChanged { path } => write!(f, "{path} changes"),
         }
     }
 }
@@ -128,6 +133,42 @@ pub enum Action {
         kind: GuestKind,
         reason: Reason,
     },
+    /// Issue (missing) or renew (and why) one manifest entry and deliver it into its guest.
+    /// Carries no key material: the key is generated when the plan is applied.
+    IssueCertificate {
+        guest: GuestId,
+        common_name: String,
+        /// `DNS:name` / `IP:address`, sorted.
+        sans: Vec<String>,
+        /// Paths inside the guest (mount points already mapped).
+        cert_path: String,
+        key_path: String,
+        owner: String,
+        group: String,
+        key_mode: u32,
+        kind: CertKind,
+        lifetime_hours: u32,
+        /// Append the root to the certificate file.
+        include_ca: bool,
+        /// Never `keep`: kept entries are listed in [`crate::Plan::certificates`] only.
+        decision: Decision,
+        /// Structured actions after delivery (reload service S in guest G, rotate a secret).
+        post_renewal: Vec<PostRenewalAction>,
+        /// The manifest's bash string, verbatim. Never run by phoenix without an explicit
+        /// operator opt-in; shown so the operator can review it.
+        post_renewal_command: Option<String>,
+    },
+    /// `update-ca-certificates` on the host or in a guest, after its trust file changed.
+    UpdateTrustStore {
+        target: FileTarget,
+        reason: Reason,
+    },
+    /// `systemctl reload SERVICE` on a target (a trust consumer such as Traefik or Nginx).
+    ReloadService {
+        target: FileTarget,
+        service: String,
+        reason: Reason,
+    },
 }
 
 /// How an action counts in the summary line.
@@ -145,7 +186,11 @@ impl Action {
                 reason: Reason::Missing,
                 ..
             }
-            | Action::CreateGuest { .. } => Effect::Create,
+            | Action::CreateGuest { .. }
+            | Action::IssueCertificate {
+                decision: Decision::Issue { .. },
+                ..
+            } => Effect::Create,
             Action::DeleteGuest { .. } => Effect::Delete,
             _ => Effect::Change,
         }
@@ -159,6 +204,13 @@ impl Action {
                 ..
             } => Some(*id),
             Action::WriteFile { .. } => None,
+            Action::UpdateTrustStore { target, .. } | Action::ReloadService { target, .. } => {
+                match target {
+                    FileTarget::Guest(id) => Some(*id),
+                    FileTarget::Host => None,
+                }
+            }
+            Action::IssueCertificate { guest, .. } => Some(*guest),
             Action::CreateGuest { id, .. }
             | Action::UpdateGuest { id, .. }
             | Action::WriteRawLxc { id, .. }
@@ -230,6 +282,30 @@ impl fmt::Display for Action {
             Action::StartGuest { id, kind, reason } => write!(f, "start {kind} {id} ({reason})"),
             Action::StopGuest { id, kind, reason } => write!(f, "stop {kind} {id} ({reason})"),
             Action::DeleteGuest { id, kind, reason } => write!(f, "delete {kind} {id} ({reason})"),
+            Action::IssueCertificate {
+                guest,
+                common_name,
+                cert_path,
+                decision,
+                ..
+            } => write!(
+                f,
+                "certificate {common_name} → guest {guest} {cert_path}: {decision}"
+            ),
+            Action::UpdateTrustStore { target, reason } => write!(
+                f,
+                "run update-ca-certificates on {} ({reason})",
+                target_name(target)
+            ),
+            Action::ReloadService {
+                target,
+                service,
+                reason,
+            } => write!(
+                f,
+                "reload service {service} on {} ({reason})",
+                target_name(target)
+            ),
         }
     }
 }

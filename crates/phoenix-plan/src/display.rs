@@ -1,5 +1,7 @@
 //! The text form of a plan: actions grouped by wave with reasons and changed keys, unified
-//! diffs of files (coloured on request), and the summary line. No I/O.
+//! diffs of files (coloured on request), certificate decisions with their post-renewal actions
+//! (a manifest's bash string verbatim, marked "not run"), kept certificates, notes, and the
+//! summary line. No I/O.
 
 use std::fmt::Write;
 
@@ -64,6 +66,28 @@ pub fn text(plan: &Plan, color: bool) -> String {
             ids.join(", ")
         );
     }
+    let kept: Vec<_> = plan
+        .certificates
+        .iter()
+        .filter(|c| c.decision.as_ref().is_none_or(|d| d.is_keep()))
+        .collect();
+    if !kept.is_empty() {
+        let _ = writeln!(out, "certificates without action:");
+        for c in kept {
+            let what = match &c.decision {
+                Some(d) => d.to_string(),
+                None => "not checked (no CA given)".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "  = certificate {} → guest {} {}: {what}",
+                c.common_name, c.guest, c.cert_path
+            );
+        }
+    }
+    for n in &plan.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
     let unchanged = plan
         .files
         .iter()
@@ -120,6 +144,44 @@ fn details(out: &mut String, a: &Action, node: &str) {
         } => {
             for l in lines {
                 let _ = writeln!(out, "      {l}");
+            }
+        }
+        Action::IssueCertificate {
+            sans,
+            key_path,
+            owner,
+            group,
+            key_mode,
+            post_renewal,
+            post_renewal_command,
+            ..
+        } => {
+            let _ = writeln!(out, "      SANs {}", sans.join(", "));
+            let _ = writeln!(out, "      key {key_path} ({owner}:{group} {key_mode:04o})");
+            for a in post_renewal {
+                let _ = writeln!(out, "      then {a}");
+            }
+            if let Some(cmd) = post_renewal_command {
+                // Verbatim, line by line; control characters escaped so a configuration
+                // cannot drive the operator's terminal.
+                for (i, line) in cmd.lines().enumerate() {
+                    let line: String = line
+                        .chars()
+                        .map(|c| {
+                            if c.is_control() && c != '\t' {
+                                c.escape_default().to_string()
+                            } else {
+                                c.to_string()
+                            }
+                        })
+                        .collect();
+                    let label = if i == 0 {
+                        "post_renewal_command (not run):"
+                    } else {
+                        "                               "
+                    };
+                    let _ = writeln!(out, "      {label} {line}");
+                }
             }
         }
         _ => {}

@@ -2,9 +2,12 @@
 //!
 //! The pure planner: [`observed::ObservedState`] (what exists), [`plan::plan`] (what to do,
 //! in dependency waves, with reasons and file diffs), [`action::Action`], ordering
-//! ([`order`]) and config comparison ([`compare`]). No I/O, no clock, no randomness.
+//! ([`order`]), config comparison ([`compare`]), and certificates and trust ([`certs`]: issue /
+//! renew / keep per manifest entry, the CA bundle in every trust store). No I/O, no clock, no
+//! randomness: time and the CA's public material come in through [`PlanContext`].
 
 pub mod action;
+pub mod certs;
 pub mod compare;
 pub mod display;
 pub mod observed;
@@ -13,5 +16,6 @@ pub mod plan;
 pub mod spec;
 
 pub use action::{Action, Reason};
+pub use certs::{PkiContext, PlanContext, PlannedCertificate};
 pub use observed::ObservedState;
-pub use plan::{Plan, PlanError, Request, plan};
+pub use plan::{Plan, PlanError, Request, plan, plan_with};

@@ -10,13 +10,21 @@
 //!   "guests": [{"id": 103, "kind": "lxc", "status": "running",
 //!               "config": {"hostname": "Step-CA", "net0": "name=eth0,bridge=vmbr100,…"},
 //!               "raw_lxc": ["lxc.net.0.type: macvlan"]}],
-//!   "certificates": [{"guest": 101, "path": "/etc/nginx/ssl/gw.crt", "serial": "0a:…",
-//!                     "sans": ["nginx.internal.example"], "not_before": 0, "not_after": 86400,
-//!                     "issuer_fingerprint": "…", "key_type": "ecdsa-p256"}]
+//!   "certificates": [{"guest": 101, "path": "/etc/nginx/ssl/gw.crt", "serial": "0a…",
+//!                     "common_name": "nginx.internal.example",
+//!                     "sans": ["DNS:nginx.internal.example", "IP:172.16.100.11"],
+//!                     "not_before": 0, "not_after": 86400, "issuer_key_id": "…",
+//!                     "key_type": "ecdsa-p256", "usage": "server", "key": "matches"}]
 //! }
 //! ```
 //! `content` may be omitted when only the hash is known; `sha256` may be omitted when the
 //! content is given.
+//!
+//! A certificate is the leaf at `path` inside `guest`. `issuer_key_id` (alias
+//! `issuer_fingerprint`) is the leaf's authority key identifier in hex, i.e. the subject key
+//! id of the intermediate that signed it. A fact that is not reported (`common_name`,
+//! `key_type`, `usage`) cannot be confirmed, so the certificate is renewed; only `key` (which
+//! needs the private key file) is skipped when absent.
 
 use std::collections::BTreeMap;
 
@@ -119,15 +127,45 @@ pub struct ObservedGuest {
 #[serde(deny_unknown_fields)]
 pub struct ObservedCertificate {
     pub guest: GuestId,
+    /// The certificate file inside the guest.
     pub path: String,
     pub serial: String,
+    #[serde(default)]
+    pub common_name: Option<String>,
+    /// `DNS:name`, `IP:address`, or bare (an address if it parses as one).
     #[serde(default)]
     pub sans: Vec<String>,
     /// Unix seconds.
     pub not_before: i64,
     pub not_after: i64,
-    #[serde(default)]
-    pub issuer_fingerprint: Option<String>,
+    /// Hex authority key identifier (colons allowed).
+    #[serde(default, alias = "issuer_fingerprint")]
+    pub issuer_key_id: Option<String>,
+    /// `ecdsa-p256`, or the algorithm's name.
     #[serde(default)]
     pub key_type: Option<String>,
+    /// `server` or `client` (from the EKU extension).
+    #[serde(default)]
+    pub usage: Option<String>,
+    /// What the key file next to it holds; absent = not observed.
+    #[serde(default)]
+    pub key: Option<ObservedKey>,
+}
+
+/// The key file next to an observed certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObservedKey {
+    Matches,
+    Mismatch,
+    Missing,
+}
+
+impl ObservedState {
+    /// The certificate observed at `path` in `guest`.
+    pub fn certificate(&self, guest: GuestId, path: &str) -> Option<&ObservedCertificate> {
+        self.certificates
+            .iter()
+            .find(|c| c.guest == guest && c.path == path)
+    }
 }

@@ -1,6 +1,16 @@
 //! `plan(&DesiredState, &ObservedState, &Request) -> Plan`: pure and deterministic. Waves of
-//! actions in order (host files; guest creation by dependency level; starts by boot order),
-//! each action with its reason, and every rendered file with its diff. No I/O.
+//! actions in order, each action with its reason, and every managed file with its diff:
+//!
+//! 1. host network, DNS and firewall files;
+//! 2. guests, by dependency level (create / update);
+//! 3. starts, by boot order;
+//! 4. trust: the CA bundle on the host and in every guest, `update-ca-certificates`, reload of
+//!    Traefik/Nginx — before any certificate from a new root is served;
+//! 5. certificates: issue / renew each manifest entry, then its post-renewal actions — the
+//!    guests run and trust the root by now;
+//! 6. files inside guests (their configs reference the certificates).
+//!
+//! Waves 4–5 come from [`crate::certs`] and need a [`PlanContext`] ([`plan_with`]). No I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,6 +19,7 @@ use phoenix_render::{RenderOptions, RenderedFile};
 use serde::Serialize;
 
 use crate::action::{Action, Effect, KeyChange, Reason};
+use crate::certs::{self, PlanContext, PlannedCertificate};
 use crate::observed::{GuestStatus, ObservedState, sha256_hex};
 use crate::order;
 use crate::spec::{GuestSpec, guest_spec};
@@ -43,6 +54,11 @@ pub enum PlanError {
     },
     /// A renderer refused the configuration (e.g. a value unsafe to write into a file).
     Render(String),
+    /// A manifest entry that cannot be planned.
+    Certificate {
+        common_name: String,
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for PlanError {
@@ -58,6 +74,10 @@ impl std::fmt::Display for PlanError {
                 )
             }
             PlanError::Render(m) => write!(f, "cannot render the configuration: {m}"),
+            PlanError::Certificate {
+                common_name,
+                reason,
+            } => write!(f, "certificate `{common_name}`: {reason}"),
         }
     }
 }
@@ -114,6 +134,10 @@ pub struct Plan {
     pub files: Vec<PlannedFile>,
     /// Guests on the target that the configuration does not know (never deleted by a sync).
     pub orphans: Vec<GuestId>,
+    /// Every manifest entry with its decision (issue / renew / keep), in manifest order.
+    pub certificates: Vec<PlannedCertificate>,
+    /// What the plan could not consider, and why.
+    pub notes: Vec<String>,
     pub summary: Summary,
 }
 
@@ -127,14 +151,27 @@ impl Plan {
     }
 }
 
-/// Plan `request` against `observed`.
+/// Plan `request` against `observed`, with no CA known (see [`plan_with`]).
 pub fn plan(
     d: &DesiredState,
     observed: &ObservedState,
     request: &Request,
     opts: &RenderOptions,
 ) -> Result<Plan, PlanError> {
+    plan_with(d, observed, request, opts, &PlanContext::default())
+}
+
+/// Plan `request` against `observed`, with the time and the CA's public material in `ctx`.
+pub fn plan_with(
+    d: &DesiredState,
+    observed: &ObservedState,
+    request: &Request,
+    opts: &RenderOptions,
+    ctx: &PlanContext,
+) -> Result<Plan, PlanError> {
     let mut waves = Vec::new();
+    let mut notes = Vec::new();
+    let mut certificates = Vec::new();
     let mut files = Vec::new();
     let specs: BTreeMap<GuestId, GuestSpec> = d
         .guests
@@ -308,6 +345,25 @@ pub fn plan(
         }
     }
 
+    if matches!(request, Request::SyncAll) {
+        match &ctx.pki {
+            Some(pki) => {
+                let (actions, trust_files) = certs::plan_trust(&pki.trust, observed);
+                files.extend(trust_files);
+                waves.push(Wave {
+                    name: "trust: CA roots on the host and in the guests".into(),
+                    actions,
+                });
+            }
+            None => notes.push(certs::NO_CA_NOTE.to_string()),
+        }
+        let (actions, planned) = certs::plan_certificates(d, observed, ctx)?;
+        certificates = planned;
+        waves.push(Wave {
+            name: "certificates".into(),
+            actions,
+        });
+    }
     waves.push(Wave {
         name: "files inside guests".into(),
         actions: guest_file_actions,
@@ -332,6 +388,8 @@ pub fn plan(
         waves,
         files,
         orphans,
+        certificates,
+        notes,
         summary,
     })
 }
@@ -462,7 +520,10 @@ fn guest_actions(
     }
 }
 
-fn plan_file(f: RenderedFile, observed: &ObservedState) -> (PlannedFile, Option<Action>) {
+pub(crate) fn plan_file(
+    f: RenderedFile,
+    observed: &ObservedState,
+) -> (PlannedFile, Option<Action>) {
     let sha = sha256_hex(&f.content);
     let Some(o) = observed.file(f.target, &f.path) else {
         let action = Action::WriteFile {

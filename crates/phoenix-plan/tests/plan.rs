@@ -1,94 +1,14 @@
 //! Planner tests on the upstream fixture: ordering, reasons, idempotence against a model
 //! executor, planted drift showing up as exactly that action, and the verbs.
 
-use std::path::PathBuf;
+mod common;
 
+use common::{desired, execute, homelab};
 use phoenix_model::model::{DesiredState, GuestId};
 use phoenix_plan::action::Action;
-use phoenix_plan::observed::{GuestStatus, ObservedFile, ObservedGuest, ObservedState};
-use phoenix_plan::spec::guest_spec;
+use phoenix_plan::observed::{GuestStatus, ObservedGuest, ObservedState};
 use phoenix_plan::{Plan, PlanError, Request, plan};
 use phoenix_render::RenderOptions;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/upstream")
-        .join(name)
-        .join("etc")
-}
-
-fn desired(name: &str) -> DesiredState {
-    let v = phoenix_model::validate_dir(&fixture(name));
-    v.desired.unwrap_or_else(|| panic!("{name} did not build"))
-}
-
-/// A model executor: what the target looks like after `plan` ran on `observed`.
-fn execute(d: &DesiredState, plan: &Plan, observed: &ObservedState) -> ObservedState {
-    let mut o = observed.clone();
-    for f in &plan.files {
-        o.files
-            .retain(|x| !(x.target == f.file.target && x.path == f.file.path));
-        o.files.push(ObservedFile {
-            target: f.file.target,
-            path: f.file.path.clone(),
-            sha256: Some(f.sha256.clone()),
-            content: Some(f.file.content.clone()),
-            owner: Some(f.file.owner.clone()),
-            group: Some(f.file.group.clone()),
-            mode: Some(f.file.mode),
-        });
-    }
-    for a in plan.actions() {
-        match a {
-            // Proxmox keeps what phoenix sent: the managed keys.
-            Action::CreateGuest { id, kind, .. } => o.guests.push(ObservedGuest {
-                id: *id,
-                kind: *kind,
-                status: GuestStatus::Stopped,
-                config: d
-                    .guests
-                    .get(id)
-                    .map(|g| guest_spec(g, d).config)
-                    .unwrap_or_default(),
-                raw_lxc: Vec::new(),
-                template: false,
-            }),
-            Action::UpdateGuest {
-                id, set, delete, ..
-            } => {
-                if let Some(g) = o.guests.iter_mut().find(|g| g.id == *id) {
-                    g.config.extend(set.clone());
-                    for k in delete {
-                        g.config.remove(k);
-                    }
-                }
-            }
-            Action::WriteRawLxc { id, lines, .. } => {
-                if let Some(g) = o.guests.iter_mut().find(|g| g.id == *id) {
-                    g.raw_lxc = lines.clone();
-                }
-            }
-            Action::StartGuest { id, .. } => {
-                if let Some(g) = o.guests.iter_mut().find(|g| g.id == *id) {
-                    g.status = GuestStatus::Running;
-                }
-            }
-            Action::StopGuest { id, .. } => {
-                if let Some(g) = o.guests.iter_mut().find(|g| g.id == *id) {
-                    g.status = GuestStatus::Stopped;
-                }
-            }
-            Action::DeleteGuest { id, .. } => o.guests.retain(|g| g.id != *id),
-            Action::ConvertToTemplate { id, .. } => {
-                if let Some(g) = o.guests.iter_mut().find(|g| g.id == *id) {
-                    g.template = true;
-                }
-            }
-            Action::WriteFile { .. } => {}
-        }
-    }
-    o
-}
 
 fn sync(d: &DesiredState, o: &ObservedState) -> Plan {
     plan(d, o, &Request::SyncAll, &RenderOptions::default()).unwrap_or_else(|e| panic!("{e}"))
@@ -274,12 +194,6 @@ fn create_builds_missing_prerequisites_only() {
     );
 }
 
-fn homelab() -> DesiredState {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/homelab");
-    let v = phoenix_model::validate_dir(&dir);
-    v.desired.unwrap_or_else(|| panic!("homelab did not build"))
-}
-
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
     /// From any partially converged state (some guests missing, some drifted or stopped,
@@ -331,6 +245,31 @@ fn plan_text_golden() {
         let p = sync(&d, &ObservedState::default());
         insta::assert_snapshot!(
             format!("plan_{name}"),
+            phoenix_plan::display::text(&p, false)
+        );
+    }
+}
+
+/// With a CA: trust wave and certificate decisions on an empty host (the text holds no PEM,
+/// so a random scratch CA gives the same text every run).
+#[test]
+fn plan_text_golden_with_ca() {
+    let (ca, _) = common::ca_and_rotated();
+    for (name, d) in [
+        ("homelab", homelab()),
+        ("rootesting", desired("rootesting-2025-11-25")),
+    ] {
+        let ctx = common::context(&ca, &d, common::T0);
+        let p = phoenix_plan::plan_with(
+            &d,
+            &ObservedState::default(),
+            &Request::SyncAll,
+            &RenderOptions::default(),
+            &ctx,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        insta::assert_snapshot!(
+            format!("plan_{name}_ca"),
             phoenix_plan::display::text(&p, false)
         );
     }
