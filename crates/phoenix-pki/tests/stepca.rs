@@ -24,7 +24,9 @@ use phoenix_pki::stepca::{
     CaJsonParams, CsrRequest, LeafClaims, ProvisionerKey, StepCaClient, StepCaError, StepCaIssuer,
     StepCaPaths, TokenClaims, ca_guest_mesh_address, ca_json, fingerprint_hex, make_csr,
 };
-use phoenix_pki::{Existing, LeafRequest, RenewalPolicy, decide};
+use phoenix_pki::{
+    Existing, IssueOptions, LeafIssuer, LeafRequest, RenewalPolicy, decide, issue_manifest,
+};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     PKCS_ECDSA_P256_SHA256,
@@ -421,6 +423,40 @@ fn external_step_ca() {
     let wrong = StepCaClient::new(&proc.url, &other.root_pem).unwrap();
     assert!(matches!(wrong.health(), Err(StepCaError::Io { .. })));
 
+    // The example's whole manifest through this step-ca (the path `phoenix ca issue --step-ca`
+    // takes): every file chains to *this* CA's root, and a second run issues nothing.
+    let v = phoenix_model::validate_dir(&repo_root().join("examples/homelab"));
+    let desired = v.desired.expect("examples/homelab builds");
+    let issuer = StepCaIssuer::connect(
+        client.clone(),
+        ProvisionerKey::from_file_contents("ext-admin", &private_jwk).unwrap(),
+    )
+    .unwrap();
+    let out = dir.join("delivered");
+    let opts = IssueOptions {
+        policy: RenewalPolicy::default(),
+        apply_ownership: false,
+    };
+    let now = std::time::SystemTime::now();
+    let first = issue_manifest(&desired, &issuer as &dyn LeafIssuer, &out, now, &opts);
+    assert!(!first.has_errors(), "{first}");
+    assert_eq!(first.issued(), desired.certificates.len(), "{first}");
+    for e in &first.entries {
+        let cert = fs::read_to_string(
+            out.join(e.plan.destination.guest.to_string())
+                .join(e.plan.destination.cert_path.trim_start_matches('/')),
+        )
+        .unwrap();
+        let leaf_end =
+            cert.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----\n".len();
+        openssl_verify(dir, &ca.root_pem, &ca.intermediate_pem, &cert[..leaf_end]);
+    }
+    let second = issue_manifest(&desired, &issuer as &dyn LeafIssuer, &out, now, &opts);
+    assert_eq!(
+        (second.issued(), second.renewed(), second.kept()),
+        (0, 0, desired.certificates.len()),
+        "{second}"
+    );
     drop(proc);
 }
 
