@@ -21,6 +21,9 @@ pub fn decode<T: DeserializeOwned>(
     diags: &mut Diagnostics,
 ) -> Option<T> {
     let mut current: Cow<'_, Value> = Cow::Borrowed(value);
+    // Members removed after a type error: a "missing field" on their parent is a consequence
+    // of the removal, not a second finding.
+    let mut removed: Vec<String> = Vec::new();
     for _ in 0..MAX_ATTEMPTS {
         let mut unknown: Vec<String> = Vec::new();
         let result = {
@@ -62,10 +65,20 @@ pub fn decode<T: DeserializeOwned>(
                         "`phoenix schema` shows the expected type of every field",
                     )
                 };
-                diags.emit(code, &at, tidy(&message), hint);
-                if rel.is_empty() || missing {
+                // serde names the field: "missing field `port`".
+                let field = message.split('`').nth(1).unwrap_or_default();
+                let consequence =
+                    missing && removed.contains(&crate::source::pointer_push(&rel, field));
+                if !consequence {
+                    diags.emit(code, &at, tidy(&message), hint);
+                }
+                // A required member missing at the top gives up on the value; one missing in a
+                // nested object drops that object, so the rest of the value still loads (a bad
+                // `traefik_service.port` must not make the whole guest disappear).
+                if rel.is_empty() {
                     return None;
                 }
+                removed.push(rel.clone());
                 let mut owned = current.into_owned();
                 if !remove_pointer(&mut owned, &rel) {
                     return None;
@@ -171,6 +184,49 @@ mod tests {
         assert_eq!(codes.len(), 3, "{codes:?}");
         assert_eq!(d.iter().filter(|x| x.code == Code::TypeMismatch).count(), 2);
         assert_eq!(d.iter().filter(|x| x.code == Code::UnknownKey).count(), 1);
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Outer {
+        id: u32,
+        service: Option<Inner>,
+        cores: Option<u32>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        port: u16,
+    }
+
+    #[test]
+    fn a_bad_nested_field_drops_only_its_object() {
+        let v = serde_json::json!({"id": 7, "service": {"port": "x"}, "cores": 2});
+        let mut d = Diagnostics::default();
+        let t: Option<Outer> = decode(&v, &Location::new(FileId(0), ""), &mut d);
+        let t = t.unwrap_or(Outer {
+            id: 0,
+            service: None,
+            cores: None,
+        });
+        assert_eq!((t.id, t.service.is_none(), t.cores), (7, true, Some(2)));
+        // One finding: the type error; the resulting "missing field `port`" is not repeated.
+        assert_eq!(d.len(), 1);
+        assert!(d.iter().all(|x| x.code == Code::TypeMismatch));
+    }
+
+    #[test]
+    fn an_unrelated_missing_field_is_still_reported() {
+        let v = serde_json::json!({"cores": "four"});
+        let mut d = Diagnostics::default();
+        let t: Option<Outer> = decode(&v, &Location::new(FileId(0), ""), &mut d);
+        assert!(t.is_none());
+        assert!(d.iter().any(|x| x.code == Code::TypeMismatch));
+        assert!(
+            d.iter().any(|x| x.code == Code::MissingField),
+            "missing `id` must be reported"
+        );
     }
 
     #[test]
