@@ -1,0 +1,272 @@
+//! The reachability matrix derived from the firewall intent (pure, no I/O).
+//!
+//! Semantics implemented (Proxmox VE firewall, <https://pve.proxmox.com/wiki/Firewall>):
+//! - A guest NIC is filtered only when the cluster firewall, the guest firewall and the NIC's
+//!   `firewall=1` are all on, and the NIC is a bridged veth (macvlan bypasses the bridge).
+//!   For an unfiltered destination no *deny* is expected (everything is admitted).
+//! - A guest's chain is its own rules followed by phoenix's derived rules, exactly as
+//!   [`phoenix_render::firewall::merge`] writes them into `VMID.fw`; cluster `[RULES]` apply
+//!   to the hosts, not to guests, so they play no part here.
+//! - Rules are evaluated in order, the first enabled match wins, otherwise the direction's
+//!   policy applies. A packet is admitted when the source's OUT chain (if the source is a
+//!   filtered guest) and the destination's IN chain both accept. REJECT and DROP both deny.
+//! - Matching: protocol (`tcp`/`6` or any), destination port, `iface netN`, source and dest
+//!   (CIDR, range, cluster alias, phoenix ipset). A rule with a source-port condition or an
+//!   unknown alias/ipset makes the outcome undecidable: that pair is left out (not guessed).
+//! - Probed destination: the guest's mesh address (else its first static address); sources:
+//!   every other guest with a static address on the same bridge, and the host's own address
+//!   on it. Allowed pairs come from IN ACCEPT rules whose source is exactly one such address
+//!   and that name ports; each named TCP port of a guest also gets one *denied* pair from the
+//!   first source (guests by id, then the host) the chain does not admit.
+//! - Only TCP is probed (UDP has no connect; DNS covers UDP 53).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use phoenix_model::DesiredState;
+use phoenix_model::model::{Direction, Endpoint, FirewallRule, Guest, GuestId, NicKind, Verdict};
+use phoenix_render::firewall::{aliases, derived_rules, ipsets, merge};
+use serde::Serialize;
+
+use crate::report::Subject;
+use crate::tcp::Expect;
+
+/// One pair to probe.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Reach {
+    pub to: GuestId,
+    pub port: u16,
+    pub expect: Expect,
+    pub from: Subject,
+    pub from_addr: IpAddr,
+    pub addr: IpAddr,
+    /// The rule comment or the policy that decides it.
+    pub why: String,
+}
+
+struct Resolver {
+    aliases: BTreeMap<String, IpAddr>,
+    sets: BTreeMap<String, Vec<IpNet>>,
+}
+
+impl Resolver {
+    /// `Some(bool)`: matches or not; `None`: cannot tell.
+    fn matches(&self, ep: &Option<Endpoint>, addr: IpAddr) -> Option<bool> {
+        let strip = |s: &str| {
+            s.trim_start_matches("dc/")
+                .trim_start_matches("guest/")
+                .to_ascii_lowercase()
+        };
+        match ep {
+            None => Some(true),
+            Some(Endpoint::Net(n)) => Some(n.contains(&addr)),
+            Some(Endpoint::Range(a, b)) => Some(*a <= addr && addr <= *b),
+            Some(Endpoint::Alias(a)) => self.aliases.get(&strip(a)).map(|x| *x == addr),
+            Some(Endpoint::IpSet(s)) => self
+                .sets
+                .get(&strip(s))
+                .map(|v| v.iter().any(|n| n.contains(&addr))),
+        }
+    }
+}
+
+struct Packet<'a> {
+    dir: Direction,
+    /// The other side: source for IN, destination for OUT.
+    peer: IpAddr,
+    local: IpAddr,
+    iface: &'a str,
+    port: u16,
+}
+
+/// First match wins; `None` when undecidable. Returns the verdict and why.
+fn evaluate(
+    rules: &[FirewallRule],
+    policy: Verdict,
+    p: &Packet,
+    r: &Resolver,
+) -> Option<(Verdict, String)> {
+    for rule in rules.iter().filter(|x| x.enabled && x.direction == p.dir) {
+        if rule
+            .proto
+            .as_deref()
+            .is_some_and(|x| x != "tcp" && x != "6")
+        {
+            continue;
+        }
+        if rule.iface.as_deref().is_some_and(|i| i != p.iface) {
+            continue;
+        }
+        if !rule.dport.is_empty()
+            && !rule
+                .dport
+                .iter()
+                .any(|d| d.from <= p.port && p.port <= d.to)
+        {
+            continue;
+        }
+        let (src, dst) = match p.dir {
+            Direction::In => (p.peer, p.local),
+            Direction::Out => (p.local, p.peer),
+        };
+        let m = r.matches(&rule.source, src)? && r.matches(&rule.dest, dst)?;
+        if m && !rule.sport.is_empty() {
+            return None;
+        }
+        if m {
+            let why = rule
+                .comment
+                .clone()
+                .unwrap_or_else(|| format!("{} rule", rule.action));
+            return Some((rule.action, why));
+        }
+    }
+    Some((policy, format!("policy {policy}")))
+}
+
+/// The probed address of a guest: its mesh address, else its first static one.
+fn probe_nic<'g>(d: &DesiredState, g: &'g Guest) -> Option<&'g phoenix_model::model::Nic> {
+    let mesh = d.mesh().map(|b| b.name.as_str());
+    mesh.and_then(|m| g.static_on(m))
+        .or_else(|| g.nics.iter().find(|n| n.address().is_some()))
+}
+
+fn filtered(d: &DesiredState, g: &Guest, nic: &phoenix_model::model::Nic) -> bool {
+    d.firewall.enabled && g.firewall.enabled && nic.firewall && nic.kind == NicKind::Veth
+}
+
+/// Derive the matrix for every live guest.
+pub fn reachability(d: &DesiredState) -> Vec<Reach> {
+    let derived = derived_rules(d);
+    let r = Resolver {
+        aliases: aliases(d)
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect(),
+        sets: ipsets(d)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    };
+    let live: Vec<&Guest> = d.guests.values().filter(|g| !g.is_template).collect();
+    let chain = |g: &Guest| {
+        merge(
+            &g.firewall.rules,
+            derived.guests.get(&g.id).map(Vec::as_slice).unwrap_or(&[]),
+        )
+    };
+    let chains: BTreeMap<GuestId, Vec<FirewallRule>> =
+        live.iter().map(|g| (g.id, chain(g))).collect();
+    let mut out = BTreeSet::new();
+    for g in &live {
+        let Some(nic) = probe_nic(d, g) else { continue };
+        let Some(addr) = nic.address() else { continue };
+        let iface = format!("net{}", nic.index);
+        let rules = &chains[&g.id];
+        // Sources on the same segment: other guests, then the host.
+        let mut sources: Vec<(Subject, IpAddr, Option<&Guest>)> = live
+            .iter()
+            .filter(|s| s.id != g.id)
+            .filter_map(|s| {
+                s.static_on(&nic.bridge)
+                    .and_then(|n| n.address())
+                    .map(|a| (Subject::Guest(s.id), a, Some(*s)))
+            })
+            .collect();
+        if let Some(a) = d.bridge(&nic.bridge).and_then(|b| b.address) {
+            sources.push((Subject::Host, a.addr(), None));
+        }
+        let admitted = |src: IpAddr, sg: Option<&Guest>, port: u16| -> Option<(bool, String)> {
+            if let Some(s) = sg {
+                let snic = s.static_on(&nic.bridge)?;
+                if filtered(d, s, snic) {
+                    let p = Packet {
+                        dir: Direction::Out,
+                        peer: addr,
+                        local: src,
+                        iface: &format!("net{}", snic.index),
+                        port,
+                    };
+                    let (v, why) = evaluate(&chains[&s.id], s.firewall.policy_out, &p, &r)?;
+                    if v != Verdict::Accept {
+                        return Some((false, format!("source OUT: {why}")));
+                    }
+                }
+            }
+            if !filtered(d, g, nic) {
+                return Some((true, "destination not filtered".into()));
+            }
+            let p = Packet {
+                dir: Direction::In,
+                peer: src,
+                local: addr,
+                iface: &iface,
+                port,
+            };
+            let (v, why) = evaluate(rules, g.firewall.policy_in, &p, &r)?;
+            Some((v == Verdict::Accept, why))
+        };
+        let mut ports = BTreeSet::new();
+        for rule in rules
+            .iter()
+            .filter(|x| x.enabled && x.direction == Direction::In)
+        {
+            if rule.proto.as_deref() != Some("tcp")
+                || rule.iface.as_deref().is_some_and(|i| i != iface)
+            {
+                continue;
+            }
+            let named: Vec<u16> = rule.dport.iter().map(|p| p.from).collect();
+            ports.extend(named.iter().copied());
+            if rule.action != Verdict::Accept {
+                continue;
+            }
+            for (subject, src, sg) in &sources {
+                if !matches!(&rule.source, Some(Endpoint::Net(n)) if n.prefix_len() == n.max_prefix_len() && n.addr() == *src)
+                    && !matches!(&rule.source, Some(Endpoint::Alias(_)) if r.matches(&rule.source, *src) == Some(true))
+                {
+                    continue;
+                }
+                for &port in &named {
+                    if let Some((ok, why)) = admitted(*src, *sg, port) {
+                        let expect = if ok { Expect::Allow } else { Expect::Deny };
+                        out.insert(Reach {
+                            to: g.id,
+                            port,
+                            expect,
+                            from: subject.clone(),
+                            from_addr: *src,
+                            addr,
+                            why,
+                        });
+                    }
+                }
+            }
+        }
+        if !filtered(d, g, nic) {
+            continue;
+        }
+        for port in ports {
+            let denied =
+                sources
+                    .iter()
+                    .find_map(|(subject, src, sg)| match admitted(*src, *sg, port) {
+                        Some((false, why)) => Some((subject.clone(), *src, why)),
+                        _ => None,
+                    });
+            if let Some((from, from_addr, why)) = denied {
+                out.insert(Reach {
+                    to: g.id,
+                    port,
+                    expect: Expect::Deny,
+                    from,
+                    from_addr,
+                    addr,
+                    why,
+                });
+            }
+        }
+    }
+    out.into_iter().collect()
+}
