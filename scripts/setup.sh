@@ -23,8 +23,9 @@ fi
 
 # Debian packages the build, the tests and the lab use: git for a clean clone, time for
 # benchmarks, openssl to check certificates, nftables/dnsmasq/nginx as real peers of the
-# renderers (checked with `nft -c`, `dnsmasq --test`, `nginx -t`).
-want=(ca-certificates git time openssl nftables dnsmasq-base nginx-light util-linux iproute2)
+# renderers (checked with `nft -c`, `dnsmasq --test`, `nginx -t`); ping and busybox run inside
+# the lab twin's namespaces.
+want=(ca-certificates git time openssl nftables dnsmasq-base nginx-light util-linux iproute2 iputils-ping busybox)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

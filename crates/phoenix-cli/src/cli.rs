@@ -26,6 +26,8 @@ pub enum Command {
     Render(RenderArgs),
     /// The internal CA: init, status, rotate, issue the certificate manifest
     Ca(CaArgs),
+    /// The lab twin: the network in Linux network namespaces (root only)
+    Lab(LabArgs),
 }
 
 /// A guest id on the command line.
@@ -249,4 +251,62 @@ pub struct SchemaArgs {
     /// Print the schema of one file only (default: one schema accepting any of the five)
     #[arg(long, value_enum)]
     pub file: Option<SchemaFile>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    pub command: LabCommand,
+}
+
+/// The run prefix of a lab: every namespace is `<prefix>-…`.
+#[derive(Debug, clap::Args)]
+pub struct LabPrefixArg {
+    /// Name prefix of the lab (1-6 characters of [a-z0-9])
+    #[arg(long, short = 'p', default_value = phoenix_lab::DEFAULT_PREFIX, env = "PHOENIX_LAB_PREFIX")]
+    pub prefix: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Realise the configuration's network in namespaces (hypervisor, wan, one per guest)
+    Up {
+        /// Directory holding phoenix_hypervisor_config.json and the other files
+        #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_DIR, env = "PHOENIX_CONFIG")]
+        config: PathBuf,
+        #[command(flatten)]
+        prefix: LabPrefixArg,
+        /// Tear down an existing lab with this prefix first instead of refusing
+        #[arg(long)]
+        recreate: bool,
+        /// Output format
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Remove every namespace, /etc/netns dir, process and state file of the lab (also leftovers)
+    Down {
+        #[command(flatten)]
+        prefix: LabPrefixArg,
+        /// Output format
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Show the lab's namespaces, links and addresses
+    Status {
+        #[command(flatten)]
+        prefix: LabPrefixArg,
+        /// Output format
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Run a command inside a guest's namespace: `phoenix lab exec 102 -- ip addr`
+    Exec {
+        #[command(flatten)]
+        prefix: LabPrefixArg,
+        /// Guest id or name, or `hv` / `wan`
+        guest: String,
+        /// The command and its arguments (argv, no shell)
+        #[arg(last = true, required = true)]
+        argv: Vec<String>,
+    },
 }

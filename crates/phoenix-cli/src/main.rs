@@ -7,6 +7,7 @@
 mod ca_cmd;
 mod cli;
 mod config;
+mod lab_cmd;
 mod plan_cmd;
 mod report;
 
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => plan_cmd::plan(&args),
         Command::Render(args) => plan_cmd::render(&args),
         Command::Ca(args) => ca_cmd::run(&args),
+        Command::Lab(args) => lab_cmd::run(&args),
     };
     ExitCode::from(code)
 }

@@ -1,0 +1,64 @@
+//! # phoenix-lab
+//!
+//! The lab twin, first layer: the network of a [`DesiredState`] realised in Linux network
+//! namespaces on the local machine (root only). One namespace for the hypervisor (`<prefix>-hv`)
+//! holding the model's bridges and the NAT, one `<prefix>-wan` acting as upstream router and
+//! "internet", one `<prefix>-g<id>` per non-template guest with exactly its NICs.
+//!
+//! - [`topology`]: what to build, computed from the model (pure);
+//! - [`batch`]: the `ip -batch` text that builds it (pure);
+//! - [`realise`]: `lab up` (processes, files under `/etc/netns` and `/run/phoenix-lab`);
+//! - [`teardown`]: `lab down` and [`LabGuard`] (finds everything by prefix, also after a crash);
+//! - [`status`]: `lab status` and `lab exec`.
+//!
+//! Safety (LAB.md): nothing in the root namespace is ever touched except creating and deleting
+//! the named namespaces and their `/etc/netns/<ns>` directories; links are created directly
+//! inside their target namespaces; the "public" side uses documentation ranges only.
+//!
+//! [`DesiredState`]: phoenix_model::model::DesiredState
+
+pub mod batch;
+mod error;
+pub mod realise;
+mod run;
+pub mod status;
+pub mod teardown;
+pub mod topology;
+
+pub use error::LabError;
+pub use realise::{UpOptions, UpReport, up};
+pub use status::{LabStatus, exec, status};
+pub use teardown::{DownReport, LabGuard, down};
+pub use topology::{LabTopology, validate_prefix};
+
+/// Prefix used when none is given.
+pub const DEFAULT_PREFIX: &str = "phx";
+
+/// Runtime state of every lab (tmpfs; gone after a reboot, like the namespaces).
+pub const STATE_ROOT: &str = "/run/phoenix-lab";
+
+/// The state directory of one lab.
+pub fn state_dir(prefix: &str) -> std::path::PathBuf {
+    std::path::Path::new(STATE_ROOT).join(prefix)
+}
+
+/// Is the effective user root? Read from `/proc/self/status` (no libc needed).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|rest| rest.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Fails with [`LabError::NotRoot`] unless running as root.
+pub fn require_root() -> Result<(), LabError> {
+    if is_root() {
+        Ok(())
+    } else {
+        Err(LabError::NotRoot)
+    }
+}

@@ -1,0 +1,66 @@
+//! Running the tools the lab needs (`ip`, `nft`, `sysctl`, `kill`), always with argv vectors,
+//! never through a shell. I/O: processes.
+
+use std::process::{Child, Command, Output, Stdio};
+
+use crate::LabError;
+
+fn argv_text(program: &str, args: &[&str]) -> String {
+    std::iter::once(program)
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Run to completion; stdout on success, [`LabError::Command`] with stderr otherwise.
+pub fn run(program: &str, args: &[&str]) -> Result<String, LabError> {
+    let out = output(program, args)?;
+    check(program, args, out)
+}
+
+/// Run to completion and return the raw output, whatever the exit status.
+pub fn output(program: &str, args: &[&str]) -> Result<Output, LabError> {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| LabError::Spawn {
+            program: program.to_string(),
+            source,
+        })
+}
+
+/// Start without waiting (for running many batches side by side).
+pub fn spawn(program: &str, args: &[&str]) -> Result<Child, LabError> {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| LabError::Spawn {
+            program: program.to_string(),
+            source,
+        })
+}
+
+/// Wait for a spawned child and check its status.
+pub fn finish(program: &str, args: &[&str], child: Child) -> Result<String, LabError> {
+    let out = child.wait_with_output().map_err(|source| LabError::Spawn {
+        program: program.to_string(),
+        source,
+    })?;
+    check(program, args, out)
+}
+
+fn check(program: &str, args: &[&str], out: Output) -> Result<String, LabError> {
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(LabError::Command {
+            argv: argv_text(program, args),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}

@@ -1,0 +1,188 @@
+//! `lab status` (what exists now, per namespace, compared with the recorded topology) and
+//! `lab exec` (a command inside a guest's namespace, argv only).
+//! I/O: reads `/run/netns`, `/run/phoenix-lab`, runs `ip`.
+
+use std::process::{Command, ExitStatus};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::run::run;
+use crate::teardown::{NETNS_ETC, entries_with_prefix, namespaces};
+use crate::topology::{LabTopology, NsRole, guest_ns, hv_ns, validate_prefix, wan_ns};
+use crate::{LabError, state_dir};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LabStatus {
+    pub prefix: String,
+    /// `state.json` exists (absent after a crash or for a lab made by another tool).
+    pub state_recorded: bool,
+    pub namespaces: Vec<NsStatus>,
+    /// `/etc/netns/<prefix>-*` directories.
+    pub etc_dirs: Vec<String>,
+}
+
+impl LabStatus {
+    /// Nothing of the lab exists.
+    pub fn is_empty(&self) -> bool {
+        !self.state_recorded
+            && self.etc_dirs.is_empty()
+            && self.namespaces.iter().all(|n| !n.present)
+    }
+
+    /// Every recorded namespace is present with every recorded link up.
+    pub fn is_complete(&self) -> bool {
+        self.state_recorded
+            && self
+                .namespaces
+                .iter()
+                .all(|n| n.present && n.missing_links.is_empty() && n.links.iter().all(|l| l.up))
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NsStatus {
+    pub name: String,
+    pub role: Option<NsRole>,
+    pub present: bool,
+    pub links: Vec<LinkStatus>,
+    /// Links the recorded topology has that the namespace lacks.
+    pub missing_links: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkStatus {
+    pub name: String,
+    pub up: bool,
+    pub operstate: String,
+    pub master: Option<String>,
+    pub mac: Option<String>,
+    pub addresses: Vec<String>,
+}
+
+/// The recorded topology of a lab, if any.
+pub fn load_state(prefix: &str) -> Option<LabTopology> {
+    let text = std::fs::read_to_string(state_dir(prefix).join("state.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Links of a namespace (`ip -n NS -j addr show`); loopback left out.
+pub fn links(ns: &str) -> Result<Vec<LinkStatus>, LabError> {
+    let args = ["-n", ns, "-j", "addr", "show"];
+    let out = run("ip", &args)?;
+    let v: Vec<Value> = serde_json::from_str(&out).map_err(|source| LabError::Parse {
+        argv: format!("ip {}", args.join(" ")),
+        source,
+    })?;
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    Ok(v.iter()
+        .filter(|l| s(l, "ifname").as_deref() != Some("lo"))
+        .map(|l| LinkStatus {
+            name: s(l, "ifname").unwrap_or_default(),
+            up: l
+                .get("flags")
+                .and_then(Value::as_array)
+                .is_some_and(|f| f.iter().any(|x| x.as_str() == Some("UP"))),
+            operstate: s(l, "operstate").unwrap_or_default(),
+            master: s(l, "master"),
+            mac: s(l, "address"),
+            addresses: l
+                .get("addr_info")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter(|i| s(i, "family").as_deref() == Some("inet"))
+                        .filter_map(|i| Some(format!("{}/{}", s(i, "local")?, i.get("prefixlen")?)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// What exists of the lab `prefix` now.
+pub fn status(prefix: &str) -> Result<LabStatus, LabError> {
+    validate_prefix(prefix)?;
+    let state = load_state(prefix);
+    let present = namespaces(prefix);
+    let mut names: Vec<(String, Option<NsRole>)> = state
+        .iter()
+        .flat_map(|t| {
+            t.namespaces
+                .iter()
+                .map(|n| (n.name.clone(), Some(n.role.clone())))
+        })
+        .collect();
+    for p in &present {
+        if !names.iter().any(|(n, _)| n == p) {
+            names.push((p.clone(), None));
+        }
+    }
+    let mut out = Vec::new();
+    for (name, role) in names {
+        let is_present = present.contains(&name);
+        let links = if is_present {
+            links(&name)?
+        } else {
+            Vec::new()
+        };
+        let missing_links = state
+            .as_ref()
+            .map(|t| {
+                t.links_in(&name)
+                    .into_iter()
+                    .filter(|l| !links.iter().any(|x| x.name == *l))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(NsStatus {
+            name,
+            role,
+            present: is_present,
+            links,
+            missing_links,
+        });
+    }
+    Ok(LabStatus {
+        prefix: prefix.to_string(),
+        state_recorded: state.is_some(),
+        namespaces: out,
+        etc_dirs: entries_with_prefix(NETNS_ETC, prefix),
+    })
+}
+
+/// The namespace of `guest` (id, name, `hv` or `wan`) in the lab `prefix`.
+pub fn resolve_namespace(prefix: &str, guest: &str) -> Result<String, LabError> {
+    validate_prefix(prefix)?;
+    let unknown = || LabError::UnknownGuest {
+        prefix: prefix.to_string(),
+        guest: guest.to_string(),
+    };
+    let candidate = match load_state(prefix) {
+        Some(t) => t.namespace_of(guest).map(|n| n.name.clone()),
+        None => match guest {
+            "hv" => Some(hv_ns(prefix)),
+            "wan" => Some(wan_ns(prefix)),
+            _ => phoenix_model::raw::GuestId::parse(guest)
+                .ok()
+                .map(|id| guest_ns(prefix, id)),
+        },
+    };
+    candidate
+        .filter(|ns| namespaces(prefix).contains(ns))
+        .ok_or_else(unknown)
+}
+
+/// Run `argv` inside the guest's namespace (`ip netns exec NS …`), stdio inherited.
+pub fn exec(prefix: &str, guest: &str, argv: &[String]) -> Result<ExitStatus, LabError> {
+    let ns = resolve_namespace(prefix, guest)?;
+    Command::new("ip")
+        .args(["netns", "exec", &ns])
+        .args(argv)
+        .status()
+        .map_err(|source| LabError::Spawn {
+            program: "ip".into(),
+            source,
+        })
+}

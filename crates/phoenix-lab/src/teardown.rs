@@ -1,0 +1,183 @@
+//! `lab down`: find everything of a lab by its prefix — namespaces in `/run/netns` (what
+//! `ip netns list` lists), `/etc/netns/<prefix>-*`, the state directory — stop the processes
+//! inside (SIGTERM, SIGKILL after a deadline), delete. Works without the state file, so the
+//! leftovers of a crashed run go too. Links need no separate step: every lab link lives inside
+//! a lab namespace and dies with it; nothing in the root namespace is touched.
+//! I/O: processes, `/run/netns`, `/etc/netns`, `/run/phoenix-lab`.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::run::{output, run};
+use crate::topology::validate_prefix;
+use crate::{LabError, state_dir};
+
+/// Where `ip netns` keeps its named namespaces.
+pub const NETNS_RUN: &str = "/run/netns";
+/// Per-namespace files `ip netns exec` bind-mounts over `/etc`.
+pub const NETNS_ETC: &str = "/etc/netns";
+
+/// How long processes get between SIGTERM and SIGKILL.
+const TERM_DEADLINE: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DownReport {
+    pub prefix: String,
+    pub namespaces: Vec<String>,
+    pub etc_dirs: Vec<String>,
+    pub killed: Vec<u32>,
+    pub state_removed: bool,
+}
+
+/// Names in `dir` that belong to the lab `prefix` (`<prefix>-…`), sorted.
+pub fn entries_with_prefix(dir: &str, prefix: &str) -> Vec<String> {
+    let head = format!("{prefix}-");
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&head))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// The lab's namespaces that exist now.
+pub fn namespaces(prefix: &str) -> Vec<String> {
+    entries_with_prefix(NETNS_RUN, prefix)
+}
+
+/// Pids of processes inside `ns` (what `ip netns pids` prints, found the same way: processes
+/// whose `/proc/PID/ns/net` is the namespace's nsfs inode).
+pub fn pids(ns: &str) -> Vec<u32> {
+    pids_in(&[ns.to_string()])
+}
+
+/// Pids of processes inside any of `nss`, in one pass over `/proc`.
+pub fn pids_in(nss: &[String]) -> Vec<u32> {
+    let ids: Vec<(u64, u64)> = nss
+        .iter()
+        .filter_map(|n| std::fs::metadata(Path::new(NETNS_RUN).join(n)).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect();
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    let Ok(proc) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out: Vec<u32> = proc
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::metadata(format!("/proc/{pid}/ns/net"))
+                .is_ok_and(|m| ids.contains(&(m.dev(), m.ino())))
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+fn signal(sig: &str, pids: &[u32]) {
+    if pids.is_empty() {
+        return;
+    }
+    let mut args = vec![sig.to_string(), "--".to_string()];
+    args.extend(pids.iter().map(u32::to_string));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    // A process may have exited meanwhile; that is fine.
+    let _ = output("kill", &refs);
+}
+
+/// Stop every process inside `nss`: SIGTERM, then SIGKILL to what is left at the deadline.
+fn stop_processes(nss: &[String]) -> Vec<u32> {
+    let all = pids_in(nss);
+    signal("-TERM", &all);
+    let deadline = Instant::now() + TERM_DEADLINE;
+    let mut left = all.clone();
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        left = pids_in(nss);
+    }
+    signal("-KILL", &left);
+    all
+}
+
+/// Delete the namespaces with one `ip -force -batch` (it goes on after a failed line); what is
+/// still listed afterwards is reported.
+fn delete_namespaces(prefix: &str, nss: &[String]) -> Result<(), LabError> {
+    if nss.is_empty() {
+        return Ok(());
+    }
+    let file = std::env::temp_dir().join(format!("phoenix-lab-{prefix}-down.ip"));
+    let text: String = nss.iter().map(|n| format!("netns delete {n}\n")).collect();
+    std::fs::write(&file, text).map_err(|e| LabError::io(&file, e))?;
+    let result = run("ip", &["-force", "-batch", &file.to_string_lossy()]);
+    let _ = std::fs::remove_file(&file);
+    result.map(|_| ())
+}
+
+/// Tear down the lab `prefix`, also when its state file is gone.
+pub fn down(prefix: &str) -> Result<DownReport, LabError> {
+    validate_prefix(prefix)?;
+    let mut report = DownReport {
+        prefix: prefix.to_string(),
+        ..DownReport::default()
+    };
+    let nss = namespaces(prefix);
+    report.killed = stop_processes(&nss);
+    let mut errors = Vec::new();
+    if let Err(e) = delete_namespaces(prefix, &nss) {
+        errors.push(e);
+    }
+    let left = namespaces(prefix);
+    report.namespaces = nss.into_iter().filter(|n| !left.contains(n)).collect();
+    for dir in entries_with_prefix(NETNS_ETC, prefix) {
+        let path = Path::new(NETNS_ETC).join(&dir);
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => report.etc_dirs.push(dir),
+            Err(e) => errors.push(LabError::io(path, e)),
+        }
+    }
+    let state = state_dir(prefix);
+    if state.exists() {
+        match std::fs::remove_dir_all(&state) {
+            Ok(()) => report.state_removed = true,
+            Err(e) => errors.push(LabError::io(state, e)),
+        }
+    }
+    match errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+/// Tears the lab down when dropped (tests, and `up` when a step fails).
+#[derive(Debug)]
+pub struct LabGuard {
+    prefix: String,
+}
+
+impl LabGuard {
+    pub fn new(prefix: &str) -> Self {
+        LabGuard {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        if let Err(e) = down(&self.prefix) {
+            eprintln!("warning: lab {} teardown: {e}", self.prefix);
+        }
+    }
+}

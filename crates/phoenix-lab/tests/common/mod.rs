@@ -1,0 +1,105 @@
+//! Helpers shared by the lab tests: the root gate, unique prefixes, the example model, and
+//! small probes run inside the lab's namespaces (argv only).
+
+#![allow(dead_code, clippy::expect_used)]
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::path::Path;
+use std::process::Command;
+
+use phoenix_model::model::DesiredState;
+
+/// True when the lab can run here. Not root (or `ping` missing): a note and `false` unless
+/// `CI` is set, where it fails instead.
+pub fn lab_available() -> bool {
+    let why = if !phoenix_lab::is_root() {
+        Some("not root")
+    } else if Command::new("ping").arg("-V").output().is_err() {
+        Some("`ping` missing (apt-get install iputils-ping)")
+    } else {
+        None
+    };
+    match why {
+        None => true,
+        Some(w) if std::env::var_os("CI").is_some() => panic!("lab tests need root and ping: {w}"),
+        Some(w) => {
+            eprintln!("note: lab test skipped: {w}");
+            false
+        }
+    }
+}
+
+/// `t` + 5 random hex characters.
+pub fn unique_prefix() -> String {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    format!("t{:05x}", h.finish() & 0xf_ffff)
+}
+
+pub fn homelab() -> DesiredState {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/homelab");
+    phoenix_model::validate_dir(&dir)
+        .desired
+        .expect("examples/homelab validates")
+}
+
+/// `ip netns exec NS argv…`; success or not.
+pub fn in_ns(ns: &str, argv: &[&str]) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(argv)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// stdout of `ip netns exec NS argv…` (panics on failure).
+pub fn in_ns_out(ns: &str, argv: &[&str]) -> String {
+    let o = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(argv)
+        .output()
+        .expect("ip runs");
+    assert!(
+        o.status.success(),
+        "{argv:?} in {ns}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn ping(ns: &str, addr: &str) -> bool {
+    in_ns(ns, &["ping", "-c1", "-W1", addr])
+}
+
+/// Sum of `counter packets N` in an nft listing.
+pub fn packets(listing: &str) -> u64 {
+    listing
+        .split("packets ")
+        .skip(1)
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Nothing of the lab is left: no namespace, no /etc/netns dir, no state dir.
+pub fn assert_gone(prefix: &str) {
+    assert_eq!(
+        phoenix_lab::teardown::namespaces(prefix),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        phoenix_lab::teardown::entries_with_prefix(phoenix_lab::teardown::NETNS_ETC, prefix),
+        Vec::<String>::new()
+    );
+    assert!(!phoenix_lab::state_dir(prefix).exists());
+    let listed = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        !listed.lines().any(|l| l.starts_with(&format!("{prefix}-"))),
+        "ip netns list still shows {prefix}: {listed}"
+    );
+}
