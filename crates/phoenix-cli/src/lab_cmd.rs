@@ -32,7 +32,7 @@ pub fn run(args: &LabArgs) -> u8 {
             };
             match phoenix_lab::up(&d, &opts) {
                 Ok(r) => emit(*output, &r, || {
-                    format!(
+                    let mut s = format!(
                         "lab {} up: {} namespaces, {} veth pairs, {} macvlans in {} ms\nstate: {}\n",
                         r.prefix,
                         r.namespaces,
@@ -40,7 +40,19 @@ pub fn run(args: &LabArgs) -> u8 {
                         r.macvlans,
                         r.elapsed_ms,
                         r.state_dir.display()
-                    )
+                    );
+                    for svc in &r.services.services {
+                        s.push_str(&format!("service {:<12} in {}\n", svc.name, svc.ns));
+                    }
+                    for l in &r.services.leases {
+                        s.push_str(&format!(
+                            "lease   guest {} {} {}\n",
+                            l.guest,
+                            l.nic,
+                            l.address.as_deref().unwrap_or("(none)")
+                        ));
+                    }
+                    s
                 }),
                 Err(e) => fail(&e),
             }
@@ -152,6 +164,26 @@ fn status_text(s: &LabStatus) -> String {
         for m in &n.missing_links {
             let _ = writeln!(out, "  {m:<12} MISSING");
         }
+    }
+    for svc in &s.services {
+        let _ = writeln!(
+            out,
+            "service {:<12} {:<16} pid {:<8} {}",
+            svc.name,
+            svc.ns,
+            svc.pid.map_or("-".to_string(), |p| p.to_string()),
+            if svc.alive { "alive" } else { "DEAD" }
+        );
+    }
+    for l in &s.leases {
+        let _ = writeln!(
+            out,
+            "lease   guest {} {} {} {}",
+            l.lease.guest,
+            l.lease.nic,
+            l.lease.address.as_deref().unwrap_or("(none)"),
+            if l.held { "held" } else { "NOT HELD" }
+        );
     }
     for d in &s.etc_dirs {
         let _ = writeln!(out, "/etc/netns/{d}");

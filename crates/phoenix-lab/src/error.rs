@@ -47,6 +47,8 @@ pub enum LabError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("lab service {name}: {reason}")]
+    Service { name: String, reason: String },
     #[error("cannot write the lab state: {0}")]
     State(#[source] serde_json::Error),
 }
@@ -64,7 +66,7 @@ impl LabError {
                 "`phoenix lab status --prefix {prefix}` lists the guests (by id or name, or hv/wan)"
             ),
             LabError::Spawn { program, .. } => {
-                format!("install {program} (iproute2, nftables, procps)")
+                format!("install {program} (iproute2, nftables, procps, dnsmasq, busybox)")
             }
             LabError::NoManagementBridge => {
                 "the hypervisor file needs a management bridge (vmbr0)".into()

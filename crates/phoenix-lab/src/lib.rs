@@ -9,6 +9,8 @@
 //! - [`batch`]: the `ip -batch` text that builds it (pure);
 //! - [`realise`]: `lab up` (processes, files under `/etc/netns` and `/run/phoenix-lab`);
 //! - [`teardown`]: `lab down` and [`LabGuard`] (finds everything by prefix, also after a crash);
+//! - [`services`]: the wan's DNS, DHCP and HTTP endpoint, the mesh DNS, the guests' DHCP
+//!   clients (started by `lab up`);
 //! - [`status`]: `lab status` and `lab exec`.
 //!
 //! Safety (LAB.md): nothing in the root namespace is ever touched except creating and deleting
@@ -21,6 +23,7 @@ pub mod batch;
 mod error;
 pub mod realise;
 mod run;
+pub mod services;
 pub mod status;
 pub mod teardown;
 pub mod topology;

@@ -1,5 +1,6 @@
 //! `lab up`: build a [`LabTopology`] with `ip -batch` files, write each namespace's
-//! `resolv.conf` first, turn forwarding on and load the NAT ruleset in the hypervisor.
+//! `resolv.conf` first, turn forwarding on, load the NAT ruleset in the hypervisor, then start
+//! the services ([`crate::services`]).
 //! Records the topology in `/run/phoenix-lab/<prefix>/state.json` (runtime only).
 //!
 //! Idempotency (the simple, documented choice): if any namespace or `/etc/netns` directory of
@@ -16,6 +17,7 @@ use serde::Serialize;
 
 use crate::batch::{ns_batch, root_batch};
 use crate::run::{finish, run, spawn};
+use crate::services::{self, ServicesState};
 use crate::teardown::{NETNS_ETC, down, entries_with_prefix, namespaces};
 use crate::topology::{LabTopology, topology, validate_prefix};
 use crate::{LabError, require_root, state_dir};
@@ -37,6 +39,8 @@ pub struct UpReport {
     pub elapsed_ms: u128,
     /// Time per phase, in milliseconds.
     pub phases: Vec<(String, u128)>,
+    /// The services started and the DHCP leases obtained.
+    pub services: ServicesState,
 }
 
 /// Realise the network of `d` under `opts.prefix`.
@@ -66,12 +70,15 @@ pub fn realise(t: &LabTopology, recreate: bool) -> Result<UpReport, LabError> {
     }
     let start = Instant::now();
     let mut phases = Phases(Vec::new(), Instant::now());
-    if let Err(e) = build(t, &mut phases) {
-        if let Err(cleanup) = down(prefix) {
-            eprintln!("warning: cleanup after a failed `lab up` {prefix}: {cleanup}");
+    let services = match build(t, &mut phases) {
+        Ok(s) => s,
+        Err(e) => {
+            if let Err(cleanup) = down(prefix) {
+                eprintln!("warning: cleanup after a failed `lab up` {prefix}: {cleanup}");
+            }
+            return Err(e);
         }
-        return Err(e);
-    }
+    };
     Ok(UpReport {
         prefix: prefix.to_string(),
         namespaces: t.namespaces.len(),
@@ -80,6 +87,7 @@ pub fn realise(t: &LabTopology, recreate: bool) -> Result<UpReport, LabError> {
         state_dir: state_dir(prefix),
         elapsed_ms: start.elapsed().as_millis(),
         phases: phases.0,
+        services,
     })
 }
 
@@ -105,7 +113,7 @@ impl Phases {
     }
 }
 
-fn build(t: &LabTopology, phases: &mut Phases) -> Result<(), LabError> {
+fn build(t: &LabTopology, phases: &mut Phases) -> Result<ServicesState, LabError> {
     let dir = state_dir(&t.prefix);
     let state = serde_json::to_string_pretty(t).map_err(LabError::State)?;
     write(&dir.join("state.json"), &state)?;
@@ -159,7 +167,9 @@ fn build(t: &LabTopology, phases: &mut Phases) -> Result<(), LabError> {
         &["netns", "exec", &t.hv, "nft", "-f", &path_str(&nat)],
     )?;
     phases.mark("nat");
-    Ok(())
+    let s = services::start(t)?;
+    phases.mark("services");
+    Ok(s)
 }
 
 /// Run every job, at most `window` at a time; the first failure is returned.

@@ -1,4 +1,5 @@
-//! `lab status` (what exists now, per namespace, compared with the recorded topology) and
+//! `lab status` (what exists now, per namespace, compared with the recorded topology, plus the
+//! services and DHCP leases) and
 //! `lab exec` (a command inside a guest's namespace, argv only).
 //! I/O: reads `/run/netns`, `/run/phoenix-lab`, runs `ip`.
 
@@ -8,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::run::run;
+use crate::services::{LeaseStatus, ServiceStatus};
 use crate::teardown::{NETNS_ETC, entries_with_prefix, namespaces};
 use crate::topology::{LabTopology, NsRole, guest_ns, hv_ns, validate_prefix, wan_ns};
 use crate::{LabError, state_dir};
@@ -20,6 +22,10 @@ pub struct LabStatus {
     pub namespaces: Vec<NsStatus>,
     /// `/etc/netns/<prefix>-*` directories.
     pub etc_dirs: Vec<String>,
+    /// The recorded services, with whether their pid is alive in their namespace.
+    pub services: Vec<ServiceStatus>,
+    /// The recorded DHCP leases, with whether the NIC still holds the address.
+    pub leases: Vec<LeaseStatus>,
 }
 
 impl LabStatus {
@@ -37,6 +43,8 @@ impl LabStatus {
                 .namespaces
                 .iter()
                 .all(|n| n.present && n.missing_links.is_empty() && n.links.iter().all(|l| l.up))
+            && self.services.iter().all(|s| s.alive)
+            && self.leases.iter().all(|l| l.held)
     }
 }
 
@@ -144,11 +152,21 @@ pub fn status(prefix: &str) -> Result<LabStatus, LabError> {
             missing_links,
         });
     }
+    let (services, leases) = crate::services::status(prefix, |ns, nic| {
+        out.iter()
+            .filter(|n| n.name == ns)
+            .flat_map(|n| &n.links)
+            .filter(|l| l.name == nic)
+            .flat_map(|l| l.addresses.clone())
+            .collect()
+    });
     Ok(LabStatus {
         prefix: prefix.to_string(),
         state_recorded: state.is_some(),
         namespaces: out,
         etc_dirs: entries_with_prefix(NETNS_ETC, prefix),
+        services,
+        leases,
     })
 }
 

@@ -23,8 +23,11 @@ pub const IFNAME_MAX: usize = 15;
 pub const WAN_PUBLIC: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(203, 0, 113, 1), 24);
 /// The wan's "internet" address (on a bridge without ports: dummy devices are missing).
 pub const WAN_INTERNET: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(198, 51, 100, 1), 24);
-/// Resolver written for the hypervisor and wan namespaces (nothing answers yet).
+/// Resolver written for the hypervisor and wan namespaces: the wan's "internet" DNS server
+/// (an extra address on the internet bridge, see [`crate::services`]).
 pub const INTERNET_RESOLVER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 53));
+/// The wan's HTTP endpoint for egress checks (an extra address on the internet bridge).
+pub const INTERNET_HTTP: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 80));
 /// Names of the wan's own links.
 pub const WAN_UPLINK: &str = "up0";
 pub const WAN_PUBLIC_LEG: &str = "pub0";
@@ -129,6 +132,15 @@ pub struct LabTopology {
     pub routes: Vec<Route>,
     /// nftables ruleset loaded in the hypervisor namespace (`nft -f`).
     pub nat_ruleset: String,
+    /// The mesh DNS configuration for dnsmasq in the hypervisor (none: the model runs no DNS).
+    #[serde(default)]
+    pub mesh_dns: Option<String>,
+    /// Its IPv4 listen addresses (readiness: dnsmasq holds UDP 53 on each).
+    #[serde(default)]
+    pub mesh_dns_listen: Vec<Ipv4Addr>,
+    /// Guest NICs that take their address by DHCP from the wan.
+    #[serde(default)]
+    pub dhcp_clients: Vec<crate::services::DhcpClient>,
 }
 
 impl LabTopology {
@@ -216,6 +228,17 @@ pub fn topology(d: &DesiredState, prefix: &str) -> Result<LabTopology, LabError>
         addresses: Vec::new(),
         routes: Vec::new(),
         nat_ruleset: phoenix_render::hostnet::nat_ruleset(d).content,
+        mesh_dns: crate::services::mesh_dns_config(d),
+        mesh_dns_listen: d
+            .dns
+            .listen
+            .iter()
+            .filter_map(|a| match a {
+                IpAddr::V4(a) => Some(*a),
+                IpAddr::V6(_) => None,
+            })
+            .collect(),
+        dhcp_clients: Vec::new(),
     };
     for b in &d.bridges {
         t.bridges.push(LabBridge {
@@ -249,6 +272,7 @@ pub fn topology(d: &DesiredState, prefix: &str) -> Result<LabTopology, LabError>
         });
         add_guest_nics(&mut t, d, g, &ns, &mut veth_index)?;
     }
+    t.dhcp_clients = crate::services::dhcp_clients(d, &t);
     Ok(t)
 }
 
@@ -325,10 +349,17 @@ fn add_wan(
         role: LabBridgeRole::Internet,
     });
     t.addresses.push(Address {
-        ns: wan,
+        ns: wan.clone(),
         dev: WAN_INTERNET_BRIDGE.into(),
         cidr: IpNet::V4(WAN_INTERNET),
     });
+    for service in [INTERNET_RESOLVER, INTERNET_HTTP] {
+        t.addresses.push(Address {
+            ns: wan.clone(),
+            dev: WAN_INTERNET_BRIDGE.into(),
+            cidr: IpNet::from(service),
+        });
+    }
     Ok(())
 }
 

@@ -104,7 +104,10 @@ fn homelab_wiring() {
     };
     assert_eq!(addr("phx-wan", "up0"), ["10.0.0.1/24"]);
     assert_eq!(addr("phx-wan", "pub0"), ["203.0.113.1/24"]);
-    assert_eq!(addr("phx-wan", "inet0"), ["198.51.100.1/24"]);
+    assert_eq!(
+        addr("phx-wan", "inet0"),
+        ["198.51.100.1/24", "198.51.100.53/32", "198.51.100.80/32"]
+    );
     assert_eq!(addr("phx-hv", "vmbr100"), ["172.16.100.1/24"]);
     assert_eq!(addr("phx-g102", "eth0"), ["172.16.100.12/24"]);
     assert_eq!(addr("phx-g101", "eth0"), Vec::<String>::new(), "DHCP");
