@@ -1,15 +1,11 @@
 //! Containers and VMs: names, sizes, sources (template or clone), features, routes through
 //! Traefik. No I/O.
 
+use super::network::NicContext;
 use super::*;
 
 impl Builder<'_> {
-    pub(super) fn lxc(
-        &mut self,
-        id: GuestId,
-        l: &Loaded<raw::RawLxc>,
-        bridges: &[Bridge],
-    ) -> Guest {
+    pub(super) fn lxc(&mut self, id: GuestId, l: &Loaded<raw::RawLxc>) -> Guest {
         let r = &l.value;
         let loc = &l.loc;
         let name = self.guest_name(r.name.as_deref(), loc, id);
@@ -43,36 +39,17 @@ impl Builder<'_> {
         }
         let fw = r.firewall.clone().unwrap_or_default();
         let fw_enabled = fw.enabled.unwrap_or(false);
-        let mut nics = Vec::new();
-        for (index, (field, nic)) in [
-            ("network_config", &r.network_config),
-            ("secondary_network_config", &r.secondary_network_config),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let Some(nic) = nic else { continue };
-            let mac_fallback = if index == 0 {
-                r.mac_address
-                    .as_deref()
-                    .map(|m| (m, loc.child("mac_address")))
-            } else {
-                None
-            };
-            if let Some(n) = self.nic(
-                index as u8,
-                nic,
-                &loc.child(field),
-                GuestKind::Lxc,
-                None,
-                mac_fallback,
-                &raw_lxc,
-                fw_enabled,
-            ) {
-                nics.push(n);
-            }
-        }
-        let _ = bridges;
+        let ctx = NicContext {
+            kind: GuestKind::Lxc,
+            default_bridge: None,
+            mac_fallback: r
+                .mac_address
+                .as_deref()
+                .map(|m| (m, loc.child("mac_address"))),
+            raw_lxc: &raw_lxc,
+            firewall: fw_enabled,
+        };
+        let nics = self.nics([&r.network_config, &r.secondary_network_config], loc, &ctx);
         let nameservers =
             self.guest_nameservers([&r.network_config, &r.secondary_network_config], loc);
         let source = match (&r.clone_from_ctid, &r.template) {
@@ -153,7 +130,6 @@ impl Builder<'_> {
         l: &Loaded<raw::RawVm>,
         defaults: Option<&raw::RawVmDefaults>,
         bridge: &str,
-        _domain: &str,
     ) -> Guest {
         let r = &l.value;
         let loc = &l.loc;
@@ -161,28 +137,14 @@ impl Builder<'_> {
         let name = self.guest_name(r.name.as_deref(), loc, id);
         let fw = r.firewall.clone().unwrap_or_default();
         let fw_enabled = fw.enabled.unwrap_or(false);
-        let mut nics = Vec::new();
-        for (index, (field, nic)) in [
-            ("network_config", &r.network_config),
-            ("secondary_network_config", &r.secondary_network_config),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let Some(nic) = nic else { continue };
-            if let Some(n) = self.nic(
-                index as u8,
-                nic,
-                &loc.child(field),
-                GuestKind::Vm,
-                Some(bridge),
-                None,
-                &[],
-                fw_enabled,
-            ) {
-                nics.push(n);
-            }
-        }
+        let ctx = NicContext {
+            kind: GuestKind::Vm,
+            default_bridge: Some(bridge),
+            mac_fallback: None,
+            raw_lxc: &[],
+            firewall: fw_enabled,
+        };
+        let nics = self.nics([&r.network_config, &r.secondary_network_config], loc, &ctx);
         let nameservers =
             self.guest_nameservers([&r.network_config, &r.secondary_network_config], loc);
         let swarm = match r.swarm_role.as_deref() {

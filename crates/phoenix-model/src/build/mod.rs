@@ -115,7 +115,7 @@ impl Builder<'_> {
 
         let mut guests = BTreeMap::new();
         for (id, l) in &raw.lxcs {
-            let g = self.lxc(*id, l, &bridges);
+            let g = self.lxc(*id, l);
             guests.insert(*id, g);
         }
         let vm_bridge = raw
@@ -125,7 +125,7 @@ impl Builder<'_> {
             .unwrap_or(mgmt_name.clone());
         let mut vm_ids_seen = Vec::new();
         for l in &raw.vms {
-            let g = self.vm(l, raw.vm_defaults.as_ref(), &vm_bridge, &domain);
+            let g = self.vm(l, raw.vm_defaults.as_ref(), &vm_bridge);
             vm_ids_seen.push(g.id);
             // Duplicates across files are reported by checks::identity; the first one wins.
             guests.entry(g.id).or_insert(g);

@@ -3,6 +3,19 @@
 
 use super::*;
 
+/// What a guest's NICs inherit from the guest.
+pub(super) struct NicContext<'a> {
+    pub kind: GuestKind,
+    /// Bridge of a NIC that names none (VMs: `vm_defaults.network_bridge`).
+    pub default_bridge: Option<&'a str>,
+    /// net0's MAC when `hwaddr` is absent (`mac_address` of an LXC entry) and where it was.
+    pub mac_fallback: Option<(&'a str, Location)>,
+    /// Raw `lxc.*` lines (macvlan detection).
+    pub raw_lxc: &'a [RawLxcLine],
+    /// The guest firewall switch, the default of each NIC's `firewall=`.
+    pub firewall: bool,
+}
+
 impl Builder<'_> {
     pub(super) fn bridges(
         &mut self,
@@ -194,18 +207,39 @@ impl Builder<'_> {
         out
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn nic(
+    /// net0 (`network_config`) and net1 (`secondary_network_config`) of a guest.
+    pub(super) fn nics(
+        &mut self,
+        pair: [&Option<RawNic>; 2],
+        loc: &Location,
+        ctx: &NicContext<'_>,
+    ) -> Vec<Nic> {
+        let fields = ["network_config", "secondary_network_config"];
+        let mut out = Vec::new();
+        for (index, (field, nic)) in fields.into_iter().zip(pair).enumerate() {
+            let Some(nic) = nic else { continue };
+            let mac_fallback = if index == 0 {
+                ctx.mac_fallback.clone()
+            } else {
+                None
+            };
+            if let Some(n) = self.nic(index as u8, nic, &loc.child(field), ctx, mac_fallback) {
+                out.push(n);
+            }
+        }
+        out
+    }
+
+    fn nic(
         &mut self,
         index: u8,
         r: &RawNic,
         loc: &Location,
-        kind: GuestKind,
-        default_bridge: Option<&str>,
+        ctx: &NicContext<'_>,
         mac_fallback: Option<(&str, Location)>,
-        raw_lxc: &[RawLxcLine],
-        guest_firewall: bool,
     ) -> Option<Nic> {
+        let (kind, default_bridge, raw_lxc, guest_firewall) =
+            (ctx.kind, ctx.default_bridge, ctx.raw_lxc, ctx.firewall);
         let name = r.name.clone().unwrap_or_else(|| format!("eth{index}"));
         self.ident(&name, &loc.child("name"));
         let bridge = match (&r.bridge, default_bridge) {
