@@ -1,0 +1,513 @@
+//! The lab's first services, started by `lab up` after the network:
+//! - in `<prefix>-wan`: one dnsmasq as the "internet" DNS server on 198.51.100.53 (answers
+//!   [`OUTSIDE_NAME`], NXDOMAIN for everything else) and as DHCP server of the public segment
+//!   on `pub0`; `busybox httpd` on 198.51.100.80:80 as the egress endpoint;
+//! - in `<prefix>-hv`: the mesh DNS, dnsmasq with phoenix's rendered configuration whose
+//!   upstream `server=` lines are replaced by the wan's resolver (the lab never talks to a real
+//!   upstream, LAB.md);
+//! - in each guest with a DHCP NIC on the public bridge: `busybox udhcpc` under
+//!   `unshare --uts` with the lab's own event script (address and default route only).
+//!
+//! Every process runs under `ip netns exec <ns>` (nothing in the root namespace), from argv
+//! vectors; pid files, logs, leases and `services.json` live in the lab's state dir.
+//! `lab down` stops them with everything else in the namespaces.
+//! The argument lists and the script are pure functions; [`start`] and [`status`] do I/O
+//! (processes, the state dir, `/proc`).
+
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use phoenix_model::model::DesiredState;
+use serde::{Deserialize, Serialize};
+
+use crate::run::run;
+use crate::teardown::pids_in;
+use crate::topology::{
+    INTERNET_HTTP, INTERNET_RESOLVER, LabBridgeRole, LabTopology, NsRole, WAN_PUBLIC,
+    WAN_PUBLIC_LEG,
+};
+use crate::{LabError, state_dir};
+
+/// The outside name the wan's DNS answers (documentation domain), with the HTTP endpoint.
+pub const OUTSIDE_NAME: &str = "www.example.net";
+/// The public segment's DHCP pool (inside [`WAN_PUBLIC`]).
+pub const DHCP_POOL: (Ipv4Addr, Ipv4Addr) = (
+    Ipv4Addr::new(203, 0, 113, 100),
+    Ipv4Addr::new(203, 0, 113, 199),
+);
+/// Name of the services record in the state dir.
+pub const SERVICES_FILE: &str = "services.json";
+/// The wan dnsmasq's lease file (in the state dir).
+pub const WAN_LEASES: &str = "wan.leases";
+/// How long a detached service gets to start listening.
+const READY_DEADLINE: Duration = Duration::from_secs(3);
+
+/// The udhcpc event script: only the address and the default route, from udhcpc's environment
+/// (`$ip`, `$mask`, `$router`, `$lease`, `$interface`); never the hostname or resolv.conf.
+pub const UDHCPC_SCRIPT: &str = r#"#!/bin/sh
+# phoenix lab: udhcpc event script (address and default route only)
+set -f
+case "$1" in
+bound|renew)
+	ip addr replace "$ip/${mask:-24}" dev "$interface" valid_lft "${lease:-3600}" preferred_lft "${lease:-3600}" || exit 1
+	if [ -n "$router" ]; then
+		ip route replace default via "${router%% *}" dev "$interface" || exit 1
+	fi
+	;;
+esac
+exit 0
+"#;
+
+/// A guest NIC that gets its address by DHCP from the wan (on the public bridge).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DhcpClient {
+    pub guest: u32,
+    pub ns: String,
+    pub nic: String,
+    /// Lower case, as dnsmasq writes it in the lease file.
+    pub mac: Option<String>,
+}
+
+/// A started service: where it runs, its pid file and log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    pub name: String,
+    pub ns: String,
+    pub pid_file: PathBuf,
+    pub log: PathBuf,
+}
+
+/// A DHCP lease a guest obtained during `up`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    pub guest: u32,
+    pub ns: String,
+    pub nic: String,
+    pub mac: Option<String>,
+    /// `address/prefix` as `ip` showed it after udhcpc.
+    pub address: Option<String>,
+    pub elapsed_ms: u128,
+}
+
+/// What `services.json` holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServicesState {
+    pub services: Vec<ServiceRecord>,
+    pub leases: Vec<LeaseRecord>,
+}
+
+/// A service as `lab status` sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub ns: String,
+    pub pid: Option<u32>,
+    /// The pid from the pid file is a live process inside the service's namespace.
+    pub alive: bool,
+    pub log: PathBuf,
+}
+
+/// A recorded lease as `lab status` sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeaseStatus {
+    #[serde(flatten)]
+    pub lease: LeaseRecord,
+    /// The NIC still holds the leased address.
+    pub held: bool,
+}
+
+/// The mesh DNS configuration for the lab: phoenix's rendered dnsmasq file with every
+/// upstream `server=` line replaced by the wan's resolver. `None` when the model runs no DNS.
+pub fn mesh_dns_config(d: &DesiredState) -> Option<String> {
+    if !d.dns.enabled || d.dns.listen.is_empty() {
+        return None;
+    }
+    let rendered = phoenix_render::dnsmasq::config(d).content;
+    let mut out = String::with_capacity(rendered.len() + 64);
+    for line in rendered.lines() {
+        if line.trim_start().starts_with("server=") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str("# phoenix lab: the wan's \"internet\" resolver replaces the upstreams\n");
+    out.push_str(&format!("server={INTERNET_RESOLVER}\n"));
+    Some(out)
+}
+
+/// Guest NICs with DHCP addressing whose lab link sits on the public bridge.
+pub fn dhcp_clients(d: &DesiredState, t: &LabTopology) -> Vec<DhcpClient> {
+    let public = |bridge: &str| {
+        t.bridges
+            .iter()
+            .any(|b| b.ns == t.hv && b.name == bridge && b.role == LabBridgeRole::PublicVlan)
+    };
+    let mut out = Vec::new();
+    for n in &t.namespaces {
+        let NsRole::Guest { id, .. } = n.role else {
+            continue;
+        };
+        let Some(g) = d.guests.values().find(|g| g.id.0 == id) else {
+            continue;
+        };
+        for nic in g.nics.iter().filter(|nic| nic.is_dhcp()) {
+            let veth = t
+                .veths
+                .iter()
+                .find(|v| v.peer_ns == n.name && v.peer_name == nic.name)
+                .and_then(|v| v.master.as_deref());
+            let macvlan = t
+                .macvlans
+                .iter()
+                .find(|m| m.ns == n.name && m.name == nic.name)
+                .map(|m| m.parent.as_str());
+            if veth.or(macvlan).is_some_and(public) {
+                out.push(DhcpClient {
+                    guest: id,
+                    ns: n.name.clone(),
+                    nic: nic.name.clone(),
+                    mac: nic.mac.map(|m| m.to_string().to_ascii_lowercase()),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn p(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// dnsmasq in the wan: "internet" DNS and the public segment's DHCP server.
+pub fn wan_dnsmasq_args(dir: &Path) -> Vec<String> {
+    let (lo, hi) = DHCP_POOL;
+    vec![
+        "dnsmasq".into(),
+        "--keep-in-foreground".into(),
+        "--conf-file=/dev/null".into(),
+        format!("--pid-file={}", p(&dir.join("dnsmasq-wan.pid"))),
+        format!("--log-facility={}", p(&dir.join("dnsmasq-wan.log"))),
+        "--bind-interfaces".into(),
+        format!("--listen-address={INTERNET_RESOLVER}"),
+        format!("--interface={WAN_PUBLIC_LEG}"),
+        "--no-resolv".into(),
+        "--no-hosts".into(),
+        format!("--address=/{OUTSIDE_NAME}/{INTERNET_HTTP}"),
+        // Everything else: NXDOMAIN (no upstream exists for the "internet").
+        "--address=/#/".into(),
+        format!("--dhcp-range={lo},{hi},{},1h", WAN_PUBLIC.netmask()),
+        format!("--dhcp-option=option:router,{}", WAN_PUBLIC.addr()),
+        format!("--dhcp-option=option:dns-server,{INTERNET_RESOLVER}"),
+        "--no-ping".into(),
+        format!("--dhcp-leasefile={}", p(&dir.join(WAN_LEASES))),
+    ]
+}
+
+/// dnsmasq in the hypervisor with the mesh configuration written to `conf`.
+pub fn hv_dnsmasq_args(dir: &Path, conf: &Path) -> Vec<String> {
+    vec![
+        "dnsmasq".into(),
+        "--keep-in-foreground".into(),
+        format!("--conf-file={}", p(conf)),
+        format!("--pid-file={}", p(&dir.join("dnsmasq-hv.pid"))),
+        format!("--log-facility={}", p(&dir.join("dnsmasq-hv.log"))),
+    ]
+}
+
+/// `busybox httpd` in the foreground on the egress endpoint, serving `www`.
+pub fn httpd_args(www: &Path) -> Vec<String> {
+    vec![
+        "busybox".into(),
+        "httpd".into(),
+        "-f".into(),
+        "-p".into(),
+        format!("{INTERNET_HTTP}:80"),
+        "-h".into(),
+        p(www),
+    ]
+}
+
+/// udhcpc for one NIC, one shot (`-n -q`), in its own UTS namespace so it cannot touch the
+/// hostname (LAB.md).
+pub fn udhcpc_args(nic: &str, script: &Path) -> Vec<String> {
+    [
+        "unshare", "--uts", "busybox", "udhcpc", "-i", nic, "-n", "-q", "-f", "-t", "5", "-T", "1",
+        "-s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([p(script)])
+    .collect()
+}
+
+fn write(path: &Path, content: &str) -> Result<(), LabError> {
+    std::fs::write(path, content).map_err(|e| LabError::io(path, e))
+}
+
+/// `ip netns exec NS argv…` to completion (one-shot clients).
+fn run_in(ns: &str, argv: &[String]) -> Result<String, LabError> {
+    let mut args: Vec<&str> = vec!["netns", "exec", ns];
+    args.extend(argv.iter().map(String::as_str));
+    run("ip", &args)
+}
+
+/// `ip netns exec NS argv…` detached (own process group), stdout and stderr to `out`; returns
+/// the pid (`ip netns exec` and `unshare` exec the command, so it is the service's own).
+/// A thread reaps it when it exits, so a stopped service leaves no zombie behind while this
+/// process lives (daemonising would hand it to init, which may not reap).
+fn spawn_in(ns: &str, argv: &[String], out: &Path) -> Result<u32, LabError> {
+    let file = File::create(out).map_err(|e| LabError::io(out, e))?;
+    let err = file.try_clone().map_err(|e| LabError::io(out, e))?;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(argv)
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .map_err(|source| LabError::Spawn {
+            program: "ip".into(),
+            source,
+        })?;
+    let pid = child.id();
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    Ok(pid)
+}
+
+/// A socket a service must hold before it counts as started.
+#[derive(Debug, Clone, Copy)]
+enum Listen {
+    Tcp(Ipv4Addr, u16),
+    Udp(Ipv4Addr, u16),
+}
+
+/// `/proc/net/{tcp,udp}` form of a local IPv4 address (`AABBCCDD:PPPP`, kernel byte order).
+fn proc_hex(addr: Ipv4Addr, port: u16) -> String {
+    format!("{:08X}:{port:04X}", u32::from_ne_bytes(addr.octets()))
+}
+
+/// Does `pid`'s namespace (its own `/proc/PID/net/…`) hold the socket?
+fn holds(pid: u32, l: Listen) -> bool {
+    let (file, addr, port, state) = match l {
+        Listen::Tcp(a, p) => ("tcp", a, p, "0A"),
+        Listen::Udp(a, p) => ("udp", a, p, "07"),
+    };
+    let want = proc_hex(addr, port);
+    std::fs::read_to_string(format!("/proc/{pid}/net/{file}")).is_ok_and(|t| {
+        t.lines().any(|line| {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            w.get(1) == Some(&want.as_str()) && w.get(3) == Some(&state)
+        })
+    })
+}
+
+/// Wait until the service `pid` holds every socket of `ready`; its output is the evidence
+/// when it exits or the deadline passes.
+fn wait_ready(name: &str, pid: u32, ready: &[Listen], out: &Path) -> Result<(), LabError> {
+    let start = Instant::now();
+    loop {
+        if ready.iter().all(|l| holds(pid, *l)) {
+            return Ok(());
+        }
+        let gone = !Path::new(&format!("/proc/{pid}/net")).exists();
+        if gone || start.elapsed() > READY_DEADLINE {
+            let said = std::fs::read_to_string(out).unwrap_or_default();
+            return Err(LabError::Service {
+                name: name.into(),
+                reason: format!(
+                    "{} after {} ms (waiting for {ready:?}): {}",
+                    if gone { "exited" } else { "not ready" },
+                    start.elapsed().as_millis(),
+                    said.trim()
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// One long-running service being started.
+struct Pending {
+    record: ServiceRecord,
+    pid: u32,
+    out: PathBuf,
+    ready: Vec<Listen>,
+}
+
+fn launch(
+    dir: &Path,
+    name: &str,
+    ns: &str,
+    argv: &[String],
+    log: &str,
+    ready: Vec<Listen>,
+) -> Result<Pending, LabError> {
+    let out = dir.join(format!("{name}.out"));
+    let pid = spawn_in(ns, argv, &out)?;
+    let pid_file = dir.join(format!("{name}.pid"));
+    // dnsmasq writes the same pid itself; busybox httpd has no pid file.
+    write(&pid_file, &format!("{pid}\n"))?;
+    Ok(Pending {
+        record: ServiceRecord {
+            name: name.into(),
+            ns: ns.into(),
+            pid_file,
+            log: dir.join(log),
+        },
+        pid,
+        out,
+        ready,
+    })
+}
+
+fn v4(a: IpAddr) -> Ipv4Addr {
+    match a {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    }
+}
+
+/// Start the services of `t` (the network must be up) side by side, wait until each listens,
+/// then run the DHCP clients. Records `services.json`.
+pub fn start(t: &LabTopology) -> Result<ServicesState, LabError> {
+    let dir = state_dir(&t.prefix);
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).map_err(|e| LabError::io(&www, e))?;
+    write(
+        &www.join("index.html"),
+        &format!(
+            "<!doctype html>\n<title>phoenix lab {}</title>\n<p>phoenix lab internet endpoint</p>\n",
+            t.prefix
+        ),
+    )?;
+    let mut pending = vec![
+        launch(
+            &dir,
+            "dnsmasq-wan",
+            &t.wan,
+            &wan_dnsmasq_args(&dir),
+            "dnsmasq-wan.log",
+            vec![
+                Listen::Udp(v4(INTERNET_RESOLVER), 53),
+                Listen::Udp(Ipv4Addr::UNSPECIFIED, 67),
+            ],
+        )?,
+        launch(
+            &dir,
+            "httpd-wan",
+            &t.wan,
+            &httpd_args(&www),
+            "httpd-wan.out",
+            vec![Listen::Tcp(v4(INTERNET_HTTP), 80)],
+        )?,
+    ];
+    if let Some(conf) = &t.mesh_dns {
+        let file = dir.join("dnsmasq-hv.conf");
+        write(&file, conf)?;
+        let ready = t
+            .mesh_dns_listen
+            .iter()
+            .map(|a| Listen::Udp(*a, 53))
+            .collect();
+        pending.push(launch(
+            &dir,
+            "dnsmasq-hv",
+            &t.hv,
+            &hv_dnsmasq_args(&dir, &file),
+            "dnsmasq-hv.log",
+            ready,
+        )?);
+    }
+    let mut state = ServicesState::default();
+    for p in pending {
+        wait_ready(&p.record.name, p.pid, &p.ready, &p.out)?;
+        state.services.push(p.record);
+    }
+    if !t.dhcp_clients.is_empty() {
+        let script = dir.join("udhcpc.sh");
+        write(&script, UDHCPC_SCRIPT)?;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| LabError::io(&script, e))?;
+        for c in &t.dhcp_clients {
+            let t0 = Instant::now();
+            run_in(&c.ns, &udhcpc_args(&c.nic, &script))?;
+            let address = crate::status::links(&c.ns)?
+                .into_iter()
+                .find(|l| l.name == c.nic)
+                .and_then(|l| l.addresses.into_iter().next());
+            state.leases.push(LeaseRecord {
+                guest: c.guest,
+                ns: c.ns.clone(),
+                nic: c.nic.clone(),
+                mac: c.mac.clone(),
+                address,
+                elapsed_ms: t0.elapsed().as_millis(),
+            });
+        }
+    }
+    let json = serde_json::to_string_pretty(&state).map_err(LabError::State)?;
+    write(&dir.join(SERVICES_FILE), &json)?;
+    Ok(state)
+}
+
+/// The recorded services of a lab, if any.
+pub fn load(prefix: &str) -> Option<ServicesState> {
+    let text = std::fs::read_to_string(state_dir(prefix).join(SERVICES_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The pid in a pid file.
+pub fn read_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Services and leases of the lab `prefix` now (empty when nothing was recorded).
+/// `links` gives the current addresses of a NIC: (namespace, link) → addresses.
+pub fn status(
+    prefix: &str,
+    links: impl Fn(&str, &str) -> Vec<String>,
+) -> (Vec<ServiceStatus>, Vec<LeaseStatus>) {
+    let Some(state) = load(prefix) else {
+        return (Vec::new(), Vec::new());
+    };
+    let services = state
+        .services
+        .into_iter()
+        .map(|s| {
+            let pid = read_pid(&s.pid_file);
+            let alive = pid.is_some_and(|pid| pids_in(std::slice::from_ref(&s.ns)).contains(&pid));
+            ServiceStatus {
+                name: s.name,
+                ns: s.ns,
+                pid,
+                alive,
+                log: s.log,
+            }
+        })
+        .collect();
+    let leases = state
+        .leases
+        .into_iter()
+        .map(|l| {
+            let held = l
+                .address
+                .as_ref()
+                .is_some_and(|a| links(&l.ns, &l.nic).contains(a));
+            LeaseStatus { lease: l, held }
+        })
+        .collect();
+    (services, leases)
+}
+
+#[cfg(test)]
+#[path = "services_tests.rs"]
+mod tests;
