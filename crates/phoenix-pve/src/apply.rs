@@ -1,0 +1,335 @@
+//! Execute the planner's guest actions through the API, wave by wave. Does network I/O.
+//!
+//! Writes to one VMID are serialized (PVE's per-guest config lock times out under parallel
+//! writes — the most reported provider problem); independent guests of a wave run
+//! concurrently, `parallelism` at a time. The first wave with a failure is finished (its
+//! independent guests still complete) and no later wave starts. The [`Journal`] records every
+//! action as done, failed (with the error), skipped (not an API action) or not started.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use phoenix_model::model::{GuestId, GuestKind};
+use phoenix_plan::action::Action;
+use phoenix_plan::plan::Plan;
+use phoenix_render::guestparams::ApiCall;
+use reqwest::Method;
+
+use crate::client::PveClient;
+use crate::error::PveError;
+use crate::observe::{Observation, kind_segment};
+
+/// What happened to one action.
+#[derive(Debug)]
+pub enum Outcome {
+    Done,
+    Failed(PveError),
+    /// Not an API action (files, raw lxc lines, certificates): the host shell layer does it.
+    Skipped {
+        reason: String,
+    },
+    /// Needs a host step this layer cannot do (importing a cloud image from a bare file
+    /// name): stops this guest's later actions and later waves, like a failure.
+    NeedsHostStep {
+        what: String,
+    },
+    /// An earlier failure (this guest's, or an earlier wave's) stopped it.
+    NotStarted,
+}
+
+impl Outcome {
+    /// Stops the guest's later actions and the later waves.
+    pub fn is_blocking(&self) -> bool {
+        matches!(self, Outcome::Failed(_) | Outcome::NeedsHostStep { .. })
+    }
+}
+
+/// How to apply.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Guests written concurrently within a wave.
+    pub parallelism: usize,
+    /// A storage with `import` content where the host step (or the operator) has placed the
+    /// cloud images named by bare file name: the create call then imports
+    /// `STORE:import/FILE` itself (`import-from`, PVE ≥ 8.1). `None`: such creates are
+    /// reported as [`Outcome::NeedsHostStep`].
+    pub image_store: Option<String>,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            parallelism: 4,
+            image_store: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct JournalEntry {
+    pub wave: String,
+    pub action: Action,
+    pub outcome: Outcome,
+}
+
+/// Every action of the plan with its outcome, in plan order.
+#[derive(Debug, Default)]
+pub struct Journal {
+    pub entries: Vec<JournalEntry>,
+    /// The wave that failed (or needed a host step); later waves were not started.
+    pub failed_wave: Option<String>,
+}
+
+impl Journal {
+    pub fn is_success(&self) -> bool {
+        self.failed_wave.is_none()
+    }
+
+    pub fn failures(&self) -> impl Iterator<Item = (&Action, &PveError)> {
+        self.entries.iter().filter_map(|e| match &e.outcome {
+            Outcome::Failed(err) => Some((&e.action, err)),
+            _ => None,
+        })
+    }
+}
+
+/// Apply the guest actions of `plan`. `observation` gives each existing guest's node and
+/// config digest.
+pub fn apply_plan(
+    client: &PveClient,
+    plan: &Plan,
+    observation: &Observation,
+    options: &ApplyOptions,
+) -> Journal {
+    let mut journal = Journal::default();
+    for wave in &plan.waves {
+        if journal.failed_wave.is_some() {
+            journal
+                .entries
+                .extend(wave.actions.iter().map(|a| JournalEntry {
+                    wave: wave.name.clone(),
+                    action: a.clone(),
+                    outcome: Outcome::NotStarted,
+                }));
+            continue;
+        }
+        let outcomes = run_wave(client, plan, observation, &wave.actions, options);
+        let failed = outcomes.iter().any(Outcome::is_blocking);
+        journal
+            .entries
+            .extend(
+                wave.actions
+                    .iter()
+                    .zip(outcomes)
+                    .map(|(a, outcome)| JournalEntry {
+                        wave: wave.name.clone(),
+                        action: a.clone(),
+                        outcome,
+                    }),
+            );
+        if failed {
+            journal.failed_wave = Some(wave.name.clone());
+        }
+    }
+    journal
+}
+
+/// Run one wave: actions grouped by guest, each group serial, groups concurrent.
+fn run_wave(
+    client: &PveClient,
+    plan: &Plan,
+    observation: &Observation,
+    actions: &[Action],
+    options: &ApplyOptions,
+) -> Vec<Outcome> {
+    // Action indexes per group; actions without a guest form their own group.
+    let mut groups: BTreeMap<(Option<GuestId>, usize), Vec<usize>> = BTreeMap::new();
+    for (i, a) in actions.iter().enumerate() {
+        let key = match a.guest() {
+            Some(id) => (Some(id), 0),
+            None => (None, i),
+        };
+        groups.entry(key).or_default().push(i);
+    }
+    let groups: Vec<Vec<usize>> = groups.into_values().collect();
+    let slots: Vec<Mutex<Option<Outcome>>> = actions.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..options.parallelism.clamp(1, 32).min(groups.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let g = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(group) = groups.get(g) else { break };
+                    let mut stopped = false;
+                    for &i in group {
+                        let outcome = if stopped {
+                            Outcome::NotStarted
+                        } else {
+                            run_action(client, plan, observation, options, &actions[i])
+                        };
+                        stopped |= outcome.is_blocking();
+                        if let Ok(mut slot) = slots[i].lock() {
+                            *slot = Some(outcome);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or(Outcome::NotStarted)
+        })
+        .collect()
+}
+
+fn guest_path(node: &str, kind: GuestKind, id: GuestId, rest: &str) -> String {
+    format!("/nodes/{node}/{}/{id}{rest}", kind_segment(kind))
+}
+
+fn run_action(
+    client: &PveClient,
+    plan: &Plan,
+    observation: &Observation,
+    options: &ApplyOptions,
+    action: &Action,
+) -> Outcome {
+    let node_of = |id: GuestId| observation.node_of(id).unwrap_or(&plan.node).to_string();
+    let none = BTreeMap::new();
+    let result = match action {
+        Action::CreateGuest {
+            calls,
+            image_import,
+            ..
+        } => create(client, plan, calls, image_import.as_deref(), options),
+        Action::UpdateGuest {
+            id,
+            kind,
+            set,
+            delete,
+            ..
+        } => {
+            let mut params = set.clone();
+            if !delete.is_empty() {
+                params.insert("delete".into(), delete.join(","));
+            }
+            if let Some(digest) = observation.digests.get(id) {
+                params.insert("digest".into(), digest.clone());
+            }
+            let path = guest_path(&node_of(*id), *kind, *id, "/config");
+            client
+                .write_and_wait(Method::PUT, &path, &params)
+                .map(drop)
+                .map_err(Step::Failed)
+        }
+        Action::StartGuest { id, kind, .. } => {
+            let path = guest_path(&node_of(*id), *kind, *id, "/status/start");
+            client
+                .write_and_wait(Method::POST, &path, &none)
+                .map(drop)
+                .map_err(Step::Failed)
+        }
+        Action::StopGuest { id, kind, .. } => {
+            // A clean shutdown, forced after the timeout (PVE's own `forceStop`).
+            let params = BTreeMap::from([
+                ("forceStop".to_string(), "1".to_string()),
+                ("timeout".to_string(), "60".to_string()),
+            ]);
+            let path = guest_path(&node_of(*id), *kind, *id, "/status/shutdown");
+            client
+                .write_and_wait(Method::POST, &path, &params)
+                .map(drop)
+                .map_err(Step::Failed)
+        }
+        Action::DeleteGuest { id, kind, .. } => {
+            let path = guest_path(&node_of(*id), *kind, *id, "");
+            client
+                .write_and_wait(Method::DELETE, &path, &none)
+                .map(drop)
+                .map_err(Step::Failed)
+        }
+        Action::ConvertToTemplate { id, kind } => {
+            let path = guest_path(&node_of(*id), *kind, *id, "/template");
+            client
+                .write_and_wait(Method::POST, &path, &none)
+                .map(drop)
+                .map_err(Step::Failed)
+        }
+        other => Err(skip(format!(
+            "{} is not an API action (host shell / provisioning layer)",
+            action_name(other)
+        ))),
+    };
+    match result {
+        Ok(()) => Outcome::Done,
+        Err(Step::Failed(e)) => Outcome::Failed(e),
+        Err(Step::Skipped(reason)) => Outcome::Skipped { reason },
+        Err(Step::NeedsHost(what)) => Outcome::NeedsHostStep { what },
+    }
+}
+
+enum Step {
+    Failed(PveError),
+    Skipped(String),
+    NeedsHost(String),
+}
+
+/// Run a create's calls in order, waiting for each task. A bare-file cloud image is imported
+/// through `import-from` from `options.image_store` when one is given.
+fn create(
+    client: &PveClient,
+    plan: &Plan,
+    calls: &[ApiCall],
+    image_import: Option<&str>,
+    options: &ApplyOptions,
+) -> Result<(), Step> {
+    let mut calls = calls.to_vec();
+    if let Some(image) = image_import {
+        let Some(store) = &options.image_store else {
+            return Err(Step::NeedsHost(format!(
+                "import the cloud image {image} (no image storage configured)"
+            )));
+        };
+        let Some(first) = calls.first_mut() else {
+            return Ok(());
+        };
+        // The disk goes where the cloud-init drive goes (`ide2 = STORAGE:cloudinit`).
+        let disk_store = first
+            .params
+            .get("ide2")
+            .and_then(|v| v.strip_suffix(":cloudinit"))
+            .unwrap_or("local-lvm")
+            .to_string();
+        first.params.insert(
+            "scsi0".into(),
+            format!("{disk_store}:0,import-from={store}:import/{image}"),
+        );
+        first.params.insert("boot".into(), "order=scsi0".into());
+    }
+    for call in &calls {
+        let method = Method::from_bytes(call.endpoint.method().as_bytes()).unwrap_or(Method::POST);
+        client
+            .write_and_wait(method, &call.path(&plan.node), &call.params)
+            .map_err(Step::Failed)?;
+    }
+    Ok(())
+}
+
+fn skip(reason: String) -> Step {
+    Step::Skipped(reason)
+}
+
+fn action_name(a: &Action) -> &'static str {
+    match a {
+        Action::WriteFile { .. } => "write_file",
+        Action::WriteRawLxc { .. } => "write_raw_lxc",
+        Action::IssueCertificate { .. } => "issue_certificate",
+        Action::UpdateTrustStore { .. } => "update_trust_store",
+        Action::ReloadService { .. } => "reload_service",
+        _ => "action",
+    }
+}

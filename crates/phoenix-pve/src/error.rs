@@ -1,0 +1,79 @@
+//! Errors of the Proxmox VE client, observe and apply. Structured fields, never a secret: the
+//! API token is only ever held in [`crate::connection::ApiToken`], whose `Debug` is redacted.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Everything the client can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum PveError {
+    /// Connection settings are incomplete or malformed (flag or environment name in `source_name`).
+    #[error("invalid connection setting {name}: {message}")]
+    Setting { name: String, message: String },
+
+    /// The CA file or fingerprint could not be used to build a TLS configuration.
+    #[error("TLS setup failed: {message}")]
+    Tls { message: String },
+
+    /// The request could not be sent or the reply not read (DNS, TCP, TLS handshake, timeout).
+    #[error("{method} {path}: transport error: {source}")]
+    Transport {
+        method: String,
+        path: String,
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// HTTP 400 with PVE's `errors` map: one message per parameter, so the caller can point at
+    /// the configuration key that produced the parameter.
+    #[error("{method} {path}: parameter verification failed: {}", format_params(.errors))]
+    Parameters {
+        method: String,
+        path: String,
+        errors: BTreeMap<String, String>,
+    },
+
+    /// Any other non-success HTTP status (after retries, for the retryable ones).
+    #[error("{method} {path}: HTTP {status}: {message}")]
+    Http {
+        method: String,
+        path: String,
+        status: u16,
+        message: String,
+        attempts: u32,
+    },
+
+    /// The reply was not `{"data": …}` of the expected shape.
+    #[error("{method} {path}: unexpected reply: {message}")]
+    Decode {
+        method: String,
+        path: String,
+        message: String,
+    },
+
+    /// A task ended with an exit status other than `OK` / `WARNINGS: n`.
+    #[error("task {upid} failed: {exitstatus}")]
+    TaskFailed { upid: String, exitstatus: String },
+
+    /// A task did not stop before the deadline.
+    #[error("task {upid} still running after {waited:?}")]
+    TaskTimeout { upid: String, waited: Duration },
+}
+
+fn format_params(errors: &BTreeMap<String, String>) -> String {
+    errors
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", v.trim_end()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl PveError {
+    /// The parameter names PVE rejected (empty unless [`PveError::Parameters`]).
+    pub fn rejected_parameters(&self) -> Vec<&str> {
+        match self {
+            PveError::Parameters { errors, .. } => errors.keys().map(String::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
