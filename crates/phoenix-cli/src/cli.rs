@@ -28,6 +28,11 @@ pub enum Command {
     Ca(CaArgs),
     /// The lab twin: the network in Linux network namespaces (root only)
     Lab(LabArgs),
+    /// Converge a target to the configuration: observe, plan, apply, journal
+    Sync {
+        #[command(subcommand)]
+        command: SyncCommand,
+    },
 }
 
 /// A guest id on the command line.
@@ -309,4 +314,62 @@ pub enum LabCommand {
         #[arg(last = true, required = true)]
         argv: Vec<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Everything: host files, guests (and, later, what runs inside them)
+    All(SyncAllArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SyncTarget {
+    /// A Proxmox VE node through its API and host shell
+    Pve,
+    /// The lab twin (not implemented yet)
+    Lab,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SyncAllArgs {
+    /// What to converge
+    #[arg(long, value_enum)]
+    pub target: SyncTarget,
+    /// Directory holding phoenix_hypervisor_config.json and the other files
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_DIR, env = "PHOENIX_CONFIG")]
+    pub config: PathBuf,
+    /// API endpoint, https://HOST:8006 (default: $PROXMOX_VE_ENDPOINT)
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// API token USER@REALM!ID=SECRET (default: $PROXMOX_VE_API_TOKEN; prefer the variable:
+    /// flags are visible in the process list)
+    #[arg(long)]
+    pub api_token: Option<String>,
+    /// Node name (default: $PROXMOX_VE_NODE)
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Verify the API's certificate against this CA (default: $PROXMOX_VE_CA_FILE)
+    #[arg(long, conflicts_with_all = ["fingerprint", "insecure_skip_tls_verify"])]
+    pub ca_file: Option<PathBuf>,
+    /// Pin the API certificate's SHA-256 fingerprint (default: $PROXMOX_VE_FINGERPRINT)
+    #[arg(long, conflicts_with = "insecure_skip_tls_verify")]
+    pub fingerprint: Option<String>,
+    /// Accept any certificate (dangerous; prints a warning)
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
+    /// The node's root directory for host files (default /; a scratch directory in tests)
+    #[arg(long)]
+    pub host_root: Option<PathBuf>,
+    /// Storage holding imported cloud images (`import` content), for VMs created from one
+    #[arg(long)]
+    pub image_store: Option<String>,
+    /// Guests written concurrently within a wave
+    #[arg(long, default_value_t = 4)]
+    pub parallelism: usize,
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+    /// Observe and plan only
+    #[arg(long)]
+    pub dry_run: bool,
 }

@@ -10,6 +10,7 @@ mod config;
 mod lab_cmd;
 mod plan_cmd;
 mod report;
+mod sync_cmd;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         Command::Render(args) => plan_cmd::render(&args),
         Command::Ca(args) => ca_cmd::run(&args),
         Command::Lab(args) => lab_cmd::run(&args),
+        Command::Sync { command } => sync_cmd::run(&command),
     };
     ExitCode::from(code)
 }

@@ -18,6 +18,8 @@ use reqwest::Method;
 
 use crate::client::PveClient;
 use crate::error::PveError;
+use crate::hostfiles;
+use crate::hostshell::HostShell;
 use crate::observe::{Observation, kind_segment};
 
 /// What happened to one action.
@@ -34,6 +36,13 @@ pub enum Outcome {
     NeedsHostStep {
         what: String,
     },
+    /// Written next to its target (`interfaces.new`) and left for the switch with
+    /// try-and-rollback; the live file is unchanged. `written` is false when the staged file
+    /// already held this content.
+    Staged {
+        path: String,
+        written: bool,
+    },
     /// An earlier failure (this guest's, or an earlier wave's) stopped it.
     NotStarted,
 }
@@ -47,7 +56,7 @@ impl Outcome {
 
 /// How to apply.
 #[derive(Debug, Clone)]
-pub struct ApplyOptions {
+pub struct ApplyOptions<'a> {
     /// Guests written concurrently within a wave.
     pub parallelism: usize,
     /// A storage with `import` content where the host step (or the operator) has placed the
@@ -55,13 +64,17 @@ pub struct ApplyOptions {
     /// `STORE:import/FILE` itself (`import-from`, PVE ≥ 8.1). `None`: such creates are
     /// reported as [`Outcome::NeedsHostStep`].
     pub image_store: Option<String>,
+    /// The node's shell for host files and raw `lxc.*` lines. `None`: those actions are
+    /// reported as [`Outcome::Skipped`].
+    pub shell: Option<&'a dyn HostShell>,
 }
 
-impl Default for ApplyOptions {
+impl Default for ApplyOptions<'_> {
     fn default() -> Self {
         ApplyOptions {
             parallelism: 4,
             image_store: None,
+            shell: None,
         }
     }
 }
@@ -100,7 +113,7 @@ pub fn apply_plan(
     client: &PveClient,
     plan: &Plan,
     observation: &Observation,
-    options: &ApplyOptions,
+    options: &ApplyOptions<'_>,
 ) -> Journal {
     let mut journal = Journal::default();
     for wave in &plan.waves {
@@ -141,7 +154,7 @@ fn run_wave(
     plan: &Plan,
     observation: &Observation,
     actions: &[Action],
-    options: &ApplyOptions,
+    options: &ApplyOptions<'_>,
 ) -> Vec<Outcome> {
     // Action indexes per group; actions without a guest form their own group.
     let mut groups: BTreeMap<(Option<GuestId>, usize), Vec<usize>> = BTreeMap::new();
@@ -195,7 +208,7 @@ fn run_action(
     client: &PveClient,
     plan: &Plan,
     observation: &Observation,
-    options: &ApplyOptions,
+    options: &ApplyOptions<'_>,
     action: &Action,
 ) -> Outcome {
     let node_of = |id: GuestId| observation.node_of(id).unwrap_or(&plan.node).to_string();
@@ -225,7 +238,36 @@ fn run_action(
                 .write_and_wait(Method::PUT, &path, &params)
                 .map(drop)
                 .map_err(Step::Failed)
+                .and_then(|()| {
+                    // `pct set` rewrites ID.conf and may drop raw `lxc.*` lines.
+                    match (kind, options.shell) {
+                        (GuestKind::Lxc, Some(shell)) => {
+                            let lines = hostfiles::raw_lines_to_keep(plan, observation, *id);
+                            hostfiles::ensure_raw_lxc(shell, *id, &lines)
+                                .map(drop)
+                                .map_err(Step::Failed)
+                        }
+                        _ => Ok(()),
+                    }
+                })
         }
+        Action::WriteFile { target, path, .. } => match options.shell {
+            Some(shell) => match hostfiles::write_host_file(shell, plan, *target, path) {
+                Ok(hostfiles::Written::Staged { path, written }) => {
+                    return Outcome::Staged { path, written };
+                }
+                Ok(hostfiles::Written::Skipped(reason)) => Err(skip(reason)),
+                Ok(hostfiles::Written::Replaced) => Ok(()),
+                Err(e) => Err(Step::Failed(e)),
+            },
+            None => Err(skip("write_file needs the host shell".into())),
+        },
+        Action::WriteRawLxc { id, lines, .. } => match options.shell {
+            Some(shell) => hostfiles::ensure_raw_lxc(shell, *id, lines)
+                .map(drop)
+                .map_err(Step::Failed),
+            None => Err(skip("write_raw_lxc needs the host shell".into())),
+        },
         Action::StartGuest { id, kind, .. } => {
             let path = guest_path(&node_of(*id), *kind, *id, "/status/start");
             client
@@ -285,7 +327,7 @@ fn create(
     plan: &Plan,
     calls: &[ApiCall],
     image_import: Option<&str>,
-    options: &ApplyOptions,
+    options: &ApplyOptions<'_>,
 ) -> Result<(), Step> {
     let mut calls = calls.to_vec();
     if let Some(image) = image_import {
@@ -325,8 +367,6 @@ fn skip(reason: String) -> Step {
 
 fn action_name(a: &Action) -> &'static str {
     match a {
-        Action::WriteFile { .. } => "write_file",
-        Action::WriteRawLxc { .. } => "write_raw_lxc",
         Action::IssueCertificate { .. } => "issue_certificate",
         Action::UpdateTrustStore { .. } => "update_trust_store",
         Action::ReloadService { .. } => "reload_service",

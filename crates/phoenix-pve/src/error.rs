@@ -58,6 +58,8 @@ pub enum PveError {
     /// A task did not stop before the deadline.
     #[error("task {upid} still running after {waited:?}")]
     TaskTimeout { upid: String, waited: Duration },
+    #[error("host shell: {0}")]
+    Shell(#[from] crate::hostshell::ShellError),
 }
 
 fn format_params(errors: &BTreeMap<String, String>) -> String {

@@ -1,17 +1,23 @@
 //! Proxmox VE target: a typed API client (rustls with ring; CA file or pinned fingerprint),
 //! connection settings from flags or `PROXMOX_VE_*`, guest observation into
 //! [`phoenix_plan::ObservedState`] and execution of the planner's guest actions with a journal.
-//! Every module but `connection` and `tls` does network I/O.
+//! `hostshell` and `sshshell` reach the node's files and commands (locally or over OpenSSH).
+//! Every module but `connection` and `tls` does I/O.
 
 pub mod apply;
 pub mod client;
 pub mod connection;
 pub mod error;
+pub mod hostfiles;
+pub mod hostshell;
 pub mod observe;
+pub mod sshshell;
 
 pub mod tls;
 
 pub use client::{PveClient, RequestCounts, RetryPolicy, TaskPolicy};
 pub use connection::{ApiToken, ConnectionFlags, ConnectionSettings};
 pub use error::PveError;
+pub use hostshell::{HostFile, HostShell, LocalShell, ShellError};
+pub use sshshell::SshShell;
 pub use tls::TlsTrust;

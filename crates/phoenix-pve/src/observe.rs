@@ -17,6 +17,9 @@ use serde_json::Value;
 use crate::client::PveClient;
 use crate::error::PveError;
 
+/// Host files through the host shell (see [`crate::hostfiles`]).
+pub use crate::hostfiles::observe_host_files;
+
 /// One row of `/cluster/resources?type=vm`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InventoryEntry {

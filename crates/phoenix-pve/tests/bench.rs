@@ -76,6 +76,7 @@ fn create_wave_parallel_vs_sequential() {
         let start = Instant::now();
         let options = ApplyOptions {
             parallelism,
+            shell: None,
             image_store: None,
         };
         let journal = apply_plan(&client, &create_wave(first, GUESTS), &observation, &options);

@@ -81,15 +81,17 @@ fn print_journal(journal: &phoenix_pve::apply::Journal) {
             Outcome::Failed(err) => format!("FAILED: {err}"),
             Outcome::Skipped { reason } => format!("skipped: {reason}"),
             Outcome::NeedsHostStep { what } => format!("needs host step: {what}"),
+            Outcome::Staged { path, .. } => format!("staged as {path}"),
             Outcome::NotStarted => "not started".to_string(),
         };
         println!("  [{}] {} → {what}", e.wave, e.action);
     }
 }
 
-fn apply_options() -> ApplyOptions {
+fn apply_options() -> ApplyOptions<'static> {
     ApplyOptions {
         parallelism: 4,
+        shell: None,
         image_store: Some("local".into()),
     }
 }

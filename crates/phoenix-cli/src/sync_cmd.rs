@@ -1,0 +1,252 @@
+//! `phoenix sync all --target pve`: observe the node (guests through the API, host files
+//! through the host shell), plan, print the plan, apply it and print the journal with the
+//! request and write counters. Does network and file I/O (through `phoenix-pve`).
+
+use std::collections::BTreeSet;
+use std::io::{IsTerminal, Write};
+
+use phoenix_plan::plan::Plan;
+use phoenix_plan::{PlanContext, Request};
+use phoenix_pve::apply::{ApplyOptions, Journal, Outcome, apply_plan};
+use phoenix_pve::hostfiles::CountingShell;
+use phoenix_pve::observe::{observe_guests, observe_host_files};
+use phoenix_pve::{ConnectionFlags, ConnectionSettings, LocalShell, PveClient};
+use phoenix_render::{FileTarget, RenderOptions};
+
+use crate::cli::{OutputFormat, SyncAllArgs, SyncCommand, SyncTarget};
+use crate::{config, exit};
+
+/// Apply failure (ARCHITECTURE.md).
+const APPLY_FAILED: u8 = 3;
+
+pub fn run(command: &SyncCommand) -> u8 {
+    match command {
+        SyncCommand::All(args) => sync_all(args),
+    }
+}
+
+fn error(message: &str, hint: &str) {
+    let _ = writeln!(anstream::stderr(), "error: {message}\n  hint: {hint}");
+}
+
+fn sync_all(args: &SyncAllArgs) -> u8 {
+    if matches!(args.target, SyncTarget::Lab) {
+        error(
+            "sync all --target lab is not implemented yet",
+            "use `phoenix lab up` for the lab twin, or --target pve for a Proxmox VE node",
+        );
+        return exit::USAGE;
+    }
+    let desired = match config::load(&args.config) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let flags = ConnectionFlags {
+        endpoint: args.endpoint.clone(),
+        api_token: args.api_token.clone(),
+        node: args.node.clone(),
+        ca_file: args.ca_file.clone(),
+        fingerprint: args.fingerprint.clone(),
+        insecure: args.insecure_skip_tls_verify,
+    };
+    let settings = match ConnectionSettings::resolve(&flags, |k| std::env::var(k).ok()) {
+        Ok(s) => s,
+        Err(e) => {
+            error(
+                &e.to_string(),
+                "pass --endpoint/--api-token/--node and --ca-file or --fingerprint, or set PROXMOX_VE_*",
+            );
+            return exit::USAGE;
+        }
+    };
+    if matches!(settings.trust, phoenix_pve::TlsTrust::InsecureAcceptAny) {
+        let _ = writeln!(
+            anstream::stderr(),
+            "warning: TLS certificate verification is OFF (--insecure-skip-tls-verify): anyone on the path can read the API token"
+        );
+    }
+    let client = match PveClient::new(&settings) {
+        Ok(c) => c,
+        Err(e) => {
+            error(&e.to_string(), "check the CA file or fingerprint");
+            return exit::USAGE;
+        }
+    };
+    let root = args.host_root.clone().unwrap_or_else(|| "/".into());
+    let local = LocalShell::new(root);
+    let shell = CountingShell::new(&local);
+    let opts = RenderOptions {
+        node: settings.node.clone(),
+    };
+
+    // Observe.
+    let managed: BTreeSet<_> = desired.guests.keys().copied().collect();
+    let mut observation = match observe_guests(&client, &managed, 8) {
+        Ok(o) => o,
+        Err(e) => {
+            error(
+                &format!("observe guests: {e}"),
+                "is the endpoint a PVE node and the token allowed to read /cluster/resources?",
+            );
+            return APPLY_FAILED;
+        }
+    };
+    let host_paths: Vec<(FileTarget, String)> = match phoenix_render::render_all(&desired, &opts) {
+        Ok(files) => files
+            .into_iter()
+            .filter(|f| f.target == FileTarget::Host)
+            .map(|f| (f.target, f.path))
+            .collect(),
+        Err(e) => {
+            error(
+                &format!("render: {e}"),
+                "`phoenix render` shows the same error",
+            );
+            return exit::FAILED;
+        }
+    };
+    match observe_host_files(&shell, &host_paths) {
+        Ok(files) => observation.state.files = files,
+        Err(e) => {
+            error(
+                &format!("observe host files: {e}"),
+                "--host-root names the node's root (default /)",
+            );
+            return APPLY_FAILED;
+        }
+    }
+    let observe_counts = client.counts();
+
+    // Plan.
+    let ctx = PlanContext {
+        now: phoenix_pki::issue::unix_seconds(std::time::SystemTime::now()),
+        pki: None,
+    };
+    let plan =
+        match phoenix_plan::plan_with(&desired, &observation.state, &Request::SyncAll, &opts, &ctx)
+        {
+            Ok(p) => p,
+            Err(e) => {
+                error(&e.to_string(), "`phoenix plan` shows the same plan offline");
+                return exit::FAILED;
+            }
+        };
+
+    // Apply.
+    let journal = (!args.dry_run).then(|| {
+        let options = ApplyOptions {
+            parallelism: args.parallelism,
+            image_store: args.image_store.clone(),
+            shell: Some(&shell),
+        };
+        apply_plan(&client, &plan, &observation, &options)
+    });
+    let report = Report {
+        plan: &plan,
+        journal: journal.as_ref(),
+        observe: observe_counts,
+        total: client.counts(),
+        host_writes: shell.writes(),
+    };
+    let written = match args.output {
+        OutputFormat::Json => report.json(),
+        OutputFormat::Text => report.text(),
+    };
+    if let Err(e) = written
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        let _ = writeln!(anstream::stderr(), "error: cannot write output: {e}");
+        return exit::FAILED;
+    }
+    match &journal {
+        Some(j) if !j.is_success() => {
+            let wave = j.failed_wave.as_deref().unwrap_or("?");
+            error(
+                &format!("apply stopped in wave `{wave}`; later waves were not started"),
+                "the journal above says what was done; fix the cause and run `phoenix sync all` again",
+            );
+            APPLY_FAILED
+        }
+        _ => exit::OK,
+    }
+}
+
+struct Report<'a> {
+    plan: &'a Plan,
+    journal: Option<&'a Journal>,
+    observe: phoenix_pve::RequestCounts,
+    total: phoenix_pve::RequestCounts,
+    host_writes: usize,
+}
+
+fn outcome_text(o: &Outcome) -> (&'static str, Option<String>) {
+    match o {
+        Outcome::Done => ("done", None),
+        Outcome::Failed(e) => ("failed", Some(e.to_string())),
+        Outcome::Skipped { reason } => ("skipped", Some(reason.clone())),
+        Outcome::NeedsHostStep { what } => ("needs_host_step", Some(what.clone())),
+        Outcome::Staged { path, written } => (
+            "staged",
+            Some(if *written {
+                format!("written to {path}; switch pending")
+            } else {
+                format!("{path} already staged; switch pending")
+            }),
+        ),
+        Outcome::NotStarted => ("not_started", None),
+    }
+}
+
+impl Report<'_> {
+    fn json(&self) -> std::io::Result<()> {
+        let journal = self.journal.map(|j| {
+            let entries: Vec<_> = j
+                .entries
+                .iter()
+                .map(|e| {
+                    let (outcome, detail) = outcome_text(&e.outcome);
+                    serde_json::json!({"wave": e.wave, "action": e.action,
+                        "outcome": outcome, "detail": detail})
+                })
+                .collect();
+            serde_json::json!({"success": j.is_success(), "failed_wave": j.failed_wave,
+                "entries": entries})
+        });
+        let value = serde_json::json!({
+            "plan": self.plan,
+            "journal": journal,
+            "requests": {"observe": self.observe, "total": self.total},
+            "host_writes": self.host_writes,
+        });
+        let text = serde_json::to_string_pretty(&value).map_err(std::io::Error::other)?;
+        writeln!(std::io::stdout().lock(), "{text}")
+    }
+
+    fn text(&self) -> std::io::Result<()> {
+        let color = std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let mut out = std::io::stdout().lock();
+        write!(out, "{}", phoenix_plan::display::text(self.plan, color))?;
+        match self.journal {
+            None => writeln!(out, "\ndry run: nothing applied")?,
+            Some(j) => {
+                writeln!(out, "\njournal:")?;
+                for e in &j.entries {
+                    let (outcome, detail) = outcome_text(&e.outcome);
+                    let detail = detail.map(|d| format!(" ({d})")).unwrap_or_default();
+                    writeln!(out, "  [{}] {} → {outcome}{detail}", e.wave, e.action)?;
+                }
+            }
+        }
+        writeln!(
+            out,
+            "requests: observe {} ({} writes), total {} ({} writes, {} retries); host file writes: {}",
+            self.observe.requests,
+            self.observe.writes,
+            self.total.requests,
+            self.total.writes,
+            self.total.retries,
+            self.host_writes
+        )
+    }
+}
