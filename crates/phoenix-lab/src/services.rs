@@ -246,7 +246,7 @@ pub fn udhcpc_args(nic: &str, script: &Path) -> Vec<String> {
     .collect()
 }
 
-fn write(path: &Path, content: &str) -> Result<(), LabError> {
+pub(crate) fn write(path: &Path, content: &str) -> Result<(), LabError> {
     std::fs::write(path, content).map_err(|e| LabError::io(path, e))
 }
 
@@ -285,7 +285,7 @@ fn spawn_in(ns: &str, argv: &[String], out: &Path) -> Result<u32, LabError> {
 
 /// A socket a service must hold before it counts as started.
 #[derive(Debug, Clone, Copy)]
-enum Listen {
+pub(crate) enum Listen {
     Tcp(Ipv4Addr, u16),
     Udp(Ipv4Addr, u16),
 }
@@ -336,14 +336,14 @@ fn wait_ready(name: &str, pid: u32, ready: &[Listen], out: &Path) -> Result<(), 
 }
 
 /// One long-running service being started.
-struct Pending {
-    record: ServiceRecord,
-    pid: u32,
-    out: PathBuf,
+pub(crate) struct Pending {
+    pub(crate) record: ServiceRecord,
+    pub(crate) pid: u32,
+    pub(crate) out: PathBuf,
     ready: Vec<Listen>,
 }
 
-fn launch(
+pub(crate) fn launch(
     dir: &Path,
     name: &str,
     ns: &str,
@@ -454,9 +454,14 @@ pub fn start(t: &LabTopology) -> Result<ServicesState, LabError> {
             });
         }
     }
-    let json = serde_json::to_string_pretty(&state).map_err(LabError::State)?;
-    write(&dir.join(SERVICES_FILE), &json)?;
+    save(&t.prefix, &state)?;
     Ok(state)
+}
+
+/// Record `state` in the lab's `services.json`.
+pub fn save(prefix: &str, state: &ServicesState) -> Result<(), LabError> {
+    let json = serde_json::to_string_pretty(state).map_err(LabError::State)?;
+    write(&state_dir(prefix).join(SERVICES_FILE), &json)
 }
 
 /// The recorded services of a lab, if any.

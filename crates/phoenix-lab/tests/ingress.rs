@@ -1,0 +1,155 @@
+//! The ingress path with `examples/homelab` up: from the wan, `https://portainer.<domain>/`
+//! through the gateway's DHCP address (SNI and Host = that name, trusting the lab CA's root)
+//! goes Nginx → Traefik → the Portainer stand-in and returns 200 with the stand-in's page; a
+//! wrong Host does not reach it; `lab down` leaves no process behind. Root only; see
+//! `common::lab_available`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use common::*;
+use phoenix_lab::ingress::{STAND_IN_PAGE, TRUST_BUNDLE, guest_root, under};
+use phoenix_lab::{LabGuard, UpOptions, up};
+use phoenix_verify::NetnsEndpoint;
+use phoenix_verify::https::{HttpsOutcome, HttpsRequest, get};
+
+const NAME: &str = "portainer.internal.thinkheads.ai";
+
+/// GET through the gateway from the wan; retried while Traefik loads its dynamic file.
+fn fetch(
+    wan: &str,
+    addr: SocketAddr,
+    host: &str,
+    root_pem: &str,
+    want: Option<u16>,
+) -> HttpsOutcome {
+    let req = HttpsRequest {
+        addr,
+        sni: NAME.into(),
+        host: host.into(),
+        path: "/".into(),
+        root_pem: root_pem.into(),
+    };
+    let start = Instant::now();
+    loop {
+        let o = get(&NetnsEndpoint::new(wan), &req, Duration::from_secs(3), true).expect("probe");
+        let status = o
+            .result
+            .as_ref()
+            .ok()
+            .and_then(|r| r.as_ref())
+            .map(|r| r.status);
+        if want.is_none() || status == want || start.elapsed() > Duration::from_secs(5) {
+            return o;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn pgrep(pattern: &str) -> String {
+    let o = std::process::Command::new("pgrep")
+        .args(["-a", "-f", pattern])
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn portainer_through_gateway_traefik_and_stand_in() {
+    if !lab_available() {
+        return;
+    }
+    let prefix = unique_prefix();
+    let guard = LabGuard::new(&prefix);
+    let d = homelab();
+    let t0 = Instant::now();
+    let report = up(
+        &d,
+        &UpOptions {
+            prefix: prefix.clone(),
+            recreate: false,
+        },
+    )
+    .expect("lab up");
+    eprintln!(
+        "homelab lab up with ingress: {:?} (phases {:?})",
+        t0.elapsed(),
+        report.phases
+    );
+    let ing = report
+        .ingress
+        .as_ref()
+        .expect("the homelab has an ingress path");
+    eprintln!("ingress: {ing:?}");
+    assert!(ing.stand_in.is_some());
+    for name in ["traefik", "nginx-gw", "portainer-stand-in"] {
+        assert!(
+            report.services.services.iter().any(|s| s.name == name),
+            "{name} not started"
+        );
+    }
+    // The CA stays outside the guest roots; the roots hold the trust bundle.
+    let roots = phoenix_lab::state_dir(&prefix).join("root");
+    assert!(!ing.ca_dir.starts_with(&roots));
+    let root_pem = std::fs::read_to_string(under(&guest_root(&prefix, 101), TRUST_BUNDLE))
+        .expect("trust bundle in the gateway's root");
+
+    let lease = report
+        .services
+        .leases
+        .iter()
+        .find(|l| l.guest == 101)
+        .and_then(|l| l.address.clone())
+        .expect("the gateway holds a lease");
+    let ip: IpAddr = lease.split('/').next().unwrap().parse().unwrap();
+    let addr = SocketAddr::new(ip, 443);
+    let wan = format!("{prefix}-wan");
+
+    let t1 = Instant::now();
+    let ok = fetch(&wan, addr, NAME, &root_pem, Some(200));
+    eprintln!("GET https://{NAME}/ via {addr}: {ok} in {:?}", t1.elapsed());
+    let resp = ok
+        .result
+        .as_ref()
+        .expect("request")
+        .as_ref()
+        .expect("response");
+    assert_eq!(resp.status, 200, "{ok}: {}", resp.body);
+    assert!(resp.body.contains(STAND_IN_PAGE), "{}", resp.body);
+    let cert = ok.cert.as_ref().expect("gateway certificate");
+    assert!(format!("{cert}").contains("nginx"), "{cert}");
+
+    let wrong = fetch(&wan, addr, "wrong.example.org", &root_pem, None);
+    eprintln!("wrong Host: {wrong}");
+    if let Ok(Some(r)) = &wrong.result {
+        assert!(
+            !r.body.contains(STAND_IN_PAGE),
+            "wrong Host reached the stand-in"
+        );
+        assert_ne!(r.status, 200, "{wrong}");
+    }
+
+    // Each hop saw the request: Traefik's access log (its stdout) and the stand-in's.
+    let state = phoenix_lab::state_dir(&prefix);
+    let traefik_log = std::fs::read_to_string(state.join("traefik.out")).unwrap_or_default();
+    assert!(traefik_log.contains("portainer"), "traefik: {traefik_log}");
+    let stand_in_log =
+        std::fs::read_to_string(state.join("portainer-stand-in.access.log")).unwrap_or_default();
+    assert!(stand_in_log.contains("GET / "), "stand-in: {stand_in_log}");
+
+    let marker = phoenix_lab::state_dir(&prefix)
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        !pgrep(&marker).is_empty(),
+        "no process runs from the state dir"
+    );
+    drop(guard);
+    assert_gone(&prefix);
+    let left = pgrep(&marker);
+    assert!(left.is_empty(), "left behind: {left}");
+}
