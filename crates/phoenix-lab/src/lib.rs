@@ -13,6 +13,8 @@
 //!   clients (started by `lab up`);
 //! - [`ingress`]: guest file roots (CA, certificates, rendered files) and the ingress path:
 //!   nginx in the gateway, Traefik in the proxy, a Portainer stand-in (started by `lab up`);
+//! - [`stepca`]: step-ca in the CA guest (started with the ingress when the binary is found);
+//! - [`traefik`]: the lab's own adjustments to Traefik's launch;
 //! - [`status`]: `lab status` and `lab exec`.
 //!
 //! Safety (LAB.md): nothing in the root namespace is ever touched except creating and deleting
@@ -28,8 +30,10 @@ pub mod realise;
 mod run;
 pub mod services;
 pub mod status;
+pub mod stepca;
 pub mod teardown;
 pub mod topology;
+pub mod traefik;
 
 pub use error::LabError;
 pub use realise::{UpOptions, UpReport, up};

@@ -87,7 +87,11 @@ fn services_dhcp_dns_egress_fault_and_down() {
         .iter()
         .map(|s| s.name.as_str())
         .collect();
-    // Then the ingress path (tests/ingress.rs checks it).
+    // Then the ingress path (tests/ingress.rs checks it), and step-ca in the CA guest when
+    // its binary is found (tests/stepca.rs).
+    let with_step_ca = phoenix_lab::stepca::step_ca_binary().is_some();
+    assert_eq!(names.last() == Some(&"step-ca"), with_step_ca, "{names:?}");
+    let names = &names[..names.len() - usize::from(with_step_ca)];
     assert_eq!(
         names,
         [

