@@ -33,6 +33,30 @@ pub enum Command {
         #[command(subcommand)]
         command: SyncCommand,
     },
+    /// Check a running target against the configuration: DHCP, DNS, NAT, the ingress route
+    Verify(VerifyArgs),
+}
+
+/// What `verify` checks.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum VerifyTarget {
+    /// The lab twin on this machine (root only)
+    Lab,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The target to check
+    #[arg(long, value_enum)]
+    pub target: VerifyTarget,
+    /// Directory holding phoenix_hypervisor_config.json and the other files
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_DIR, env = "PHOENIX_CONFIG")]
+    pub config: PathBuf,
+    #[command(flatten)]
+    pub prefix: LabPrefixArg,
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
 }
 
 /// A guest id on the command line.

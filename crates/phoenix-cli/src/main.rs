@@ -11,6 +11,7 @@ mod lab_cmd;
 mod plan_cmd;
 mod report;
 mod sync_cmd;
+mod verify_cmd;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
         Command::Ca(args) => ca_cmd::run(&args),
         Command::Lab(args) => lab_cmd::run(&args),
         Command::Sync { command } => sync_cmd::run(&command),
+        Command::Verify(args) => verify_cmd::run(&args),
     };
     ExitCode::from(code)
 }

@@ -14,9 +14,11 @@ pub mod error;
 pub mod expect;
 pub mod hostinfo;
 pub mod https;
+pub mod lab;
 pub mod matrix;
 pub mod netns;
 pub mod report;
+pub mod route;
 pub mod run;
 pub mod tcp;
 

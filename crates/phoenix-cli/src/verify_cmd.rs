@@ -1,0 +1,97 @@
+//! `phoenix verify --target lab`: maps the running lab's recorded state (`phoenix-lab`) to the
+//! places the probes need and prints `phoenix-verify`'s report. The checks themselves live in
+//! `phoenix_verify::lab`. Root only. Report on stdout (text table ending in the count line, or
+//! JSON); timing and errors on stderr; exit 1 on any failed check.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use phoenix_lab::services::OUTSIDE_NAME;
+use phoenix_lab::topology::{INTERNET_HTTP, NsRole, WAN_PUBLIC};
+use phoenix_verify::lab::{Deadlines, LabPlaces, plan, verify};
+
+use crate::cli::{OutputFormat, VerifyArgs, VerifyTarget};
+use crate::{config, exit};
+
+fn error(msg: &str, hint: &str) -> u8 {
+    let mut stderr = anstream::stderr();
+    let _ = writeln!(stderr, "error: {msg}");
+    let _ = writeln!(stderr, "  hint: {hint}");
+    exit::FAILED
+}
+
+pub fn run(args: &VerifyArgs) -> u8 {
+    match args.target {
+        VerifyTarget::Lab => lab(args),
+    }
+}
+
+fn lab(args: &VerifyArgs) -> u8 {
+    if !phoenix_lab::is_root() {
+        return error(
+            "`phoenix verify --target lab` must run as root (it enters the lab's network namespaces)",
+            "run it with sudo, as `phoenix lab up` was",
+        );
+    }
+    let prefix = args.prefix.prefix.as_str();
+    if let Err(e) = phoenix_lab::validate_prefix(prefix) {
+        return error(&e.to_string(), "prefixes are 1-6 characters of [a-z0-9]");
+    }
+    let d = match config::load(&args.config) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let Some(t) = phoenix_lab::status::load_state(prefix) else {
+        return error(
+            &format!("no lab `{prefix}` is up (no recorded state)"),
+            &format!(
+                "start it with `phoenix lab up --config {} --prefix {prefix}`",
+                args.config.display()
+            ),
+        );
+    };
+    let guests: BTreeMap<u32, String> = t
+        .namespaces
+        .iter()
+        .filter_map(|n| match n.role {
+            NsRole::Guest { id, .. } => Some((id, n.name.clone())),
+            _ => None,
+        })
+        .collect();
+    let root = phoenix_lab::state_dir(prefix).join("ca").join("root.crt");
+    let places = LabPlaces {
+        guests,
+        wan: t.wan.clone(),
+        dhcp: t
+            .dhcp_clients
+            .iter()
+            .map(|c| (c.guest, c.nic.clone()))
+            .collect(),
+        public_range: WAN_PUBLIC.into(),
+        egress: SocketAddr::new(INTERNET_HTTP, 80),
+        outside_name: OUTSIDE_NAME.to_string(),
+        root_pem: std::fs::read_to_string(&root)
+            .map_err(|e| format!("no lab CA root at {}: {e}", root.display())),
+    };
+    let p = plan(&d, &places);
+    let start = Instant::now();
+    let report = verify(&p, &Deadlines::default());
+    let took = start.elapsed();
+    let body = match args.output {
+        OutputFormat::Json => match report.to_json() {
+            Ok(s) => s + "\n",
+            Err(e) => return error(&format!("cannot serialise the report: {e}"), "a bug"),
+        },
+        OutputFormat::Text => report.render_text(),
+    };
+    let _ = write!(std::io::stdout(), "{body}");
+    let _ = writeln!(
+        anstream::stderr(),
+        "verify lab {prefix}: {} checks in {} ms",
+        report.results.len(),
+        took.as_millis()
+    );
+    if report.ok() { exit::OK } else { exit::FAILED }
+}
