@@ -77,8 +77,8 @@ pub fn client_config(trust: &TlsTrust) -> Result<ClientConfig, PveError> {
             .with_no_client_auth(),
         TlsTrust::Fingerprint(fp) => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedVerifier {
-                fingerprint: *fp,
+            .with_custom_certificate_verifier(Arc::new(LeafVerifier {
+                pin: Some(*fp),
                 algorithms: provider.signature_verification_algorithms,
             }))
             .with_no_client_auth(),
@@ -90,7 +90,8 @@ pub fn client_config(trust: &TlsTrust) -> Result<ClientConfig, PveError> {
             );
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnyVerifier {
+                .with_custom_certificate_verifier(Arc::new(LeafVerifier {
+                    pin: None,
                     algorithms: provider.signature_verification_algorithms,
                 }))
                 .with_no_client_auth()
@@ -119,15 +120,17 @@ fn root_store(path: &Path) -> Result<RootCertStore, PveError> {
     Ok(store)
 }
 
-/// Accepts exactly the leaf whose DER hashes to `fingerprint` (name and dates are not checked:
-/// the pin is the identity, as with `ssh` host keys and PVE's own cluster join).
+/// A verifier for the two non-CA trust modes: with a pin it accepts exactly the leaf whose DER
+/// hashes to it (name and dates are not checked: the pin is the identity, as with `ssh` host
+/// keys and PVE's own cluster join); without one it accepts any certificate. Handshake
+/// signatures are checked either way.
 #[derive(Debug)]
-struct PinnedVerifier {
-    fingerprint: [u8; 32],
+struct LeafVerifier {
+    pin: Option<[u8; 32]>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for PinnedVerifier {
+impl ServerCertVerifier for LeafVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -136,58 +139,20 @@ impl ServerCertVerifier for PinnedVerifier {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(pin) = self.pin else {
+            return Ok(ServerCertVerified::assertion());
+        };
         let got = der_fingerprint(end_entity.as_ref());
         // Not secret material: a plain comparison is fine.
-        if got == self.fingerprint {
+        if got == pin {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General(format!(
                 "server certificate fingerprint {} does not match the pinned {}",
                 format_fingerprint(&got),
-                format_fingerprint(&self.fingerprint)
+                format_fingerprint(&pin)
             )))
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// Accepts any certificate (handshake signatures are still checked).
-#[derive(Debug)]
-struct AcceptAnyVerifier {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AcceptAnyVerifier {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
