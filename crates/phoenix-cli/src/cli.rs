@@ -35,6 +35,8 @@ pub enum Command {
     },
     /// Check a running target against the configuration: DHCP, DNS, NAT, the ingress route
     Verify(VerifyArgs),
+    /// Desired vs actual, read-only: each guest (exists, running, drift by key), each managed file
+    Status(StatusArgs),
 }
 
 /// What `verify` checks.
@@ -57,6 +59,10 @@ pub struct VerifyArgs {
     /// Output format
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: OutputFormat,
+}
+
+fn parse_subsystem(s: &str) -> Result<phoenix_plan::subsystem::Subsystem, String> {
+    s.parse()
 }
 
 /// A guest id on the command line.
@@ -350,18 +356,13 @@ pub enum SyncCommand {
 pub enum SyncTarget {
     /// A Proxmox VE node through its API and host shell
     Pve,
-    /// The lab twin (not implemented yet)
+    /// The lab twin on this machine, in network namespaces (root)
     Lab,
 }
 
+/// How to reach a Proxmox VE node (flags, else the `PROXMOX_VE_*` environment).
 #[derive(Debug, clap::Args)]
-pub struct SyncAllArgs {
-    /// What to converge
-    #[arg(long, value_enum)]
-    pub target: SyncTarget,
-    /// Directory holding phoenix_hypervisor_config.json and the other files
-    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_DIR, env = "PHOENIX_CONFIG")]
-    pub config: PathBuf,
+pub struct PveConnArgs {
     /// API endpoint, https://HOST:8006 (default: $PROXMOX_VE_ENDPOINT)
     #[arg(long)]
     pub endpoint: Option<String>,
@@ -369,6 +370,14 @@ pub struct SyncAllArgs {
     /// flags are visible in the process list)
     #[arg(long)]
     pub api_token: Option<String>,
+    /// Log in as USER@REALM with a password instead of an API token (default:
+    /// $PROXMOX_VE_USERNAME)
+    #[arg(long, conflicts_with = "api_token")]
+    pub username: Option<String>,
+    /// Read the login password from this file (default: $PROXMOX_VE_PASSWORD, then the file
+    /// named by $PROXMOX_VE_PASSWORD_FILE); there is no password flag: the process list shows flags
+    #[arg(long, conflicts_with = "api_token")]
+    pub password_file: Option<PathBuf>,
     /// Node name (default: $PROXMOX_VE_NODE)
     #[arg(long)]
     pub node: Option<String>,
@@ -384,6 +393,51 @@ pub struct SyncAllArgs {
     /// The node's root directory for host files (default /; a scratch directory in tests)
     #[arg(long)]
     pub host_root: Option<PathBuf>,
+}
+
+/// What `status` looks at.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StatusTarget {
+    /// A Proxmox VE node through its API and host shell
+    Pve,
+    /// The lab twin on this machine (root)
+    Lab,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// What to look at
+    #[arg(long, value_enum)]
+    pub target: StatusTarget,
+    /// Directory holding phoenix_hypervisor_config.json and the other files
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_DIR, env = "PHOENIX_CONFIG")]
+    pub config: PathBuf,
+    #[command(flatten)]
+    pub pve: PveConnArgs,
+    /// The lab's prefix (--target lab)
+    #[command(flatten)]
+    pub lab: LabPrefixArg,
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+    /// Exit 2 when anything differs from the configuration (0 when all is in sync)
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SyncAllArgs {
+    /// What to converge
+    #[arg(long, value_enum)]
+    pub target: SyncTarget,
+    /// Directory holding phoenix_hypervisor_config.json and the other files
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_DIR, env = "PHOENIX_CONFIG")]
+    pub config: PathBuf,
+    /// The lab's prefix (--target lab)
+    #[command(flatten)]
+    pub lab: LabPrefixArg,
+    #[command(flatten)]
+    pub pve: PveConnArgs,
     /// Storage holding imported cloud images (`import` content), for VMs created from one
     #[arg(long)]
     pub image_store: Option<String>,
@@ -396,4 +450,8 @@ pub struct SyncAllArgs {
     /// Observe and plan only
     #[arg(long)]
     pub dry_run: bool,
+    /// Limit the run to these subsystems (comma-separated): host-network, dns, guests,
+    /// provision, firewall, pki, ingress, swarm (--target pve)
+    #[arg(long, value_delimiter = ',', value_parser = parse_subsystem)]
+    pub only: Vec<phoenix_plan::subsystem::Subsystem>,
 }

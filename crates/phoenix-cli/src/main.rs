@@ -10,7 +10,9 @@ mod config;
 mod lab_cmd;
 mod plan_cmd;
 mod report;
+mod status_cmd;
 mod sync_cmd;
+mod sync_lab;
 mod verify_cmd;
 
 use std::io::Write;
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Command::Lab(args) => lab_cmd::run(&args),
         Command::Sync { command } => sync_cmd::run(&command),
         Command::Verify(args) => verify_cmd::run(&args),
+        Command::Status(args) => status_cmd::run(&args),
     };
     ExitCode::from(code)
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
 
 use phoenix_plan::plan::Plan;
+use phoenix_plan::subsystem::{self, Subsystem};
 use phoenix_plan::{PlanContext, Request};
 use phoenix_pve::apply::{ApplyOptions, Journal, Outcome, apply_plan};
 use phoenix_pve::hostfiles::CountingShell;
@@ -13,7 +14,7 @@ use phoenix_pve::observe::{observe_guests, observe_host_files};
 use phoenix_pve::{ConnectionFlags, ConnectionSettings, LocalShell, PveClient};
 use phoenix_render::{FileTarget, RenderOptions};
 
-use crate::cli::{OutputFormat, SyncAllArgs, SyncCommand, SyncTarget};
+use crate::cli::{OutputFormat, PveConnArgs, SyncAllArgs, SyncCommand, SyncTarget};
 use crate::{config, exit};
 
 /// Apply failure (ARCHITECTURE.md).
@@ -29,69 +30,88 @@ fn error(message: &str, hint: &str) {
     let _ = writeln!(anstream::stderr(), "error: {message}\n  hint: {hint}");
 }
 
-fn sync_all(args: &SyncAllArgs) -> u8 {
-    if matches!(args.target, SyncTarget::Lab) {
-        error(
-            "sync all --target lab is not implemented yet",
-            "use `phoenix lab up` for the lab twin, or --target pve for a Proxmox VE node",
-        );
-        return exit::USAGE;
-    }
-    let desired = match config::load(&args.config) {
-        Ok(d) => d,
-        Err(code) => return code,
-    };
+/// A connected node: the configuration, the API client and the node's host shell.
+pub(crate) struct PveSession {
+    pub desired: phoenix_model::DesiredState,
+    pub client: PveClient,
+    pub local: LocalShell,
+    pub opts: RenderOptions,
+}
+
+/// Load the configuration and connect (settings from flags, else `PROXMOX_VE_*`).
+pub(crate) fn connect(config: &std::path::Path, pve: &PveConnArgs) -> Result<PveSession, u8> {
+    let desired = config::load(config)?;
     let flags = ConnectionFlags {
-        endpoint: args.endpoint.clone(),
-        api_token: args.api_token.clone(),
-        node: args.node.clone(),
-        ca_file: args.ca_file.clone(),
-        fingerprint: args.fingerprint.clone(),
-        insecure: args.insecure_skip_tls_verify,
+        endpoint: pve.endpoint.clone(),
+        api_token: pve.api_token.clone(),
+        node: pve.node.clone(),
+        ca_file: pve.ca_file.clone(),
+        fingerprint: pve.fingerprint.clone(),
+        insecure: pve.insecure_skip_tls_verify,
+        username: pve.username.clone(),
+        password_file: pve.password_file.clone(),
     };
     let settings = match ConnectionSettings::resolve(&flags, |k| std::env::var(k).ok()) {
         Ok(s) => s,
         Err(e) => {
             error(
                 &e.to_string(),
-                "pass --endpoint/--api-token/--node and --ca-file or --fingerprint, or set PROXMOX_VE_*",
+                "pass --endpoint/--node, --api-token or --username with $PROXMOX_VE_PASSWORD/--password-file, and --ca-file or --fingerprint, or set PROXMOX_VE_*",
             );
-            return exit::USAGE;
+            return Err(exit::USAGE);
         }
     };
     if matches!(settings.trust, phoenix_pve::TlsTrust::InsecureAcceptAny) {
         let _ = writeln!(
             anstream::stderr(),
-            "warning: TLS certificate verification is OFF (--insecure-skip-tls-verify): anyone on the path can read the API token"
+            "warning: TLS certificate verification is OFF (--insecure-skip-tls-verify): anyone on the path can read the credentials"
         );
     }
     let client = match PveClient::new(&settings) {
         Ok(c) => c,
         Err(e) => {
             error(&e.to_string(), "check the CA file or fingerprint");
-            return exit::USAGE;
+            return Err(exit::USAGE);
         }
     };
-    let root = args.host_root.clone().unwrap_or_else(|| "/".into());
-    let local = LocalShell::new(root);
-    let shell = CountingShell::new(&local);
-    let opts = RenderOptions {
-        node: settings.node.clone(),
-    };
+    if let Err(e @ phoenix_pve::PveError::Login { .. }) = client.login() {
+        error(
+            &e.to_string(),
+            "check the username and password, or use an API token",
+        );
+        return Err(exit::USAGE);
+    }
+    let root = pve.host_root.clone().unwrap_or_else(|| "/".into());
+    Ok(PveSession {
+        desired,
+        client,
+        local: LocalShell::new(root),
+        opts: RenderOptions {
+            node: settings.node.clone(),
+        },
+    })
+}
 
+/// Observe the node (guests, host files) and plan a whole sync.
+pub(crate) fn observe_and_plan(
+    s: &PveSession,
+    shell: &dyn phoenix_pve::HostShell,
+    only: &BTreeSet<Subsystem>,
+) -> Result<(phoenix_pve::observe::Observation, Plan), u8> {
+    let (desired, client, opts) = (&s.desired, &s.client, &s.opts);
     // Observe.
     let managed: BTreeSet<_> = desired.guests.keys().copied().collect();
-    let mut observation = match observe_guests(&client, &managed, 8) {
+    let mut observation = match observe_guests(client, &managed, 8) {
         Ok(o) => o,
         Err(e) => {
             error(
                 &format!("observe guests: {e}"),
                 "is the endpoint a PVE node and the token allowed to read /cluster/resources?",
             );
-            return APPLY_FAILED;
+            return Err(APPLY_FAILED);
         }
     };
-    let host_paths: Vec<(FileTarget, String)> = match phoenix_render::render_all(&desired, &opts) {
+    let host_paths: Vec<(FileTarget, String)> = match phoenix_render::render_all(desired, opts) {
         Ok(files) => files
             .into_iter()
             .filter(|f| f.target == FileTarget::Host)
@@ -102,20 +122,24 @@ fn sync_all(args: &SyncAllArgs) -> u8 {
                 &format!("render: {e}"),
                 "`phoenix render` shows the same error",
             );
-            return exit::FAILED;
+            return Err(exit::FAILED);
         }
     };
-    match observe_host_files(&shell, &host_paths) {
+    // Host files are read only when a subsystem that owns one is part of the run.
+    let host_paths: Vec<_> = host_paths
+        .into_iter()
+        .filter(|(t, p)| only.is_empty() || only.contains(&subsystem::of_file(t, p)))
+        .collect();
+    match observe_host_files(shell, &host_paths) {
         Ok(files) => observation.state.files = files,
         Err(e) => {
             error(
                 &format!("observe host files: {e}"),
                 "--host-root names the node's root (default /)",
             );
-            return APPLY_FAILED;
+            return Err(APPLY_FAILED);
         }
     }
-    let observe_counts = client.counts();
 
     // Plan.
     let ctx = PlanContext {
@@ -123,14 +147,43 @@ fn sync_all(args: &SyncAllArgs) -> u8 {
         pki: None,
     };
     let plan =
-        match phoenix_plan::plan_with(&desired, &observation.state, &Request::SyncAll, &opts, &ctx)
-        {
+        match phoenix_plan::plan_with(desired, &observation.state, &Request::SyncAll, opts, &ctx) {
             Ok(p) => p,
             Err(e) => {
                 error(&e.to_string(), "`phoenix plan` shows the same plan offline");
-                return exit::FAILED;
+                return Err(exit::FAILED);
             }
         };
+
+    let mut plan = plan;
+    if !only.is_empty() {
+        subsystem::restrict(&mut plan, only);
+    }
+    Ok((observation, plan))
+}
+
+fn sync_all(args: &SyncAllArgs) -> u8 {
+    if matches!(args.target, SyncTarget::Lab) {
+        return crate::sync_lab::run(args);
+    }
+    let session = match connect(&args.config, &args.pve) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let shell = CountingShell::new(&session.local);
+    let only: BTreeSet<Subsystem> = args.only.iter().copied().collect();
+    if only.contains(&Subsystem::Swarm) {
+        let _ = writeln!(
+            anstream::stderr(),
+            "note: --only swarm: the Proxmox target plans no Swarm actions yet"
+        );
+    }
+    let (observation, plan) = match observe_and_plan(&session, &shell, &only) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let client = &session.client;
+    let observe_counts = client.counts();
 
     // Apply.
     let journal = (!args.dry_run).then(|| {
@@ -139,7 +192,7 @@ fn sync_all(args: &SyncAllArgs) -> u8 {
             image_store: args.image_store.clone(),
             shell: Some(&shell),
         };
-        apply_plan(&client, &plan, &observation, &options)
+        apply_plan(client, &plan, &observation, &options)
     });
     let report = Report {
         plan: &plan,

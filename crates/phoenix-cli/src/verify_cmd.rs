@@ -43,42 +43,10 @@ fn lab(args: &VerifyArgs) -> u8 {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let Some(t) = phoenix_lab::status::load_state(prefix) else {
-        return error(
-            &format!("no lab `{prefix}` is up (no recorded state)"),
-            &format!(
-                "start it with `phoenix lab up --config {} --prefix {prefix}`",
-                args.config.display()
-            ),
-        );
+    let (report, took) = match lab_report(&d, prefix, &args.config) {
+        Ok(r) => r,
+        Err((msg, hint)) => return error(&msg, &hint),
     };
-    let guests: BTreeMap<u32, String> = t
-        .namespaces
-        .iter()
-        .filter_map(|n| match n.role {
-            NsRole::Guest { id, .. } => Some((id, n.name.clone())),
-            _ => None,
-        })
-        .collect();
-    let root = phoenix_lab::state_dir(prefix).join("ca").join("root.crt");
-    let places = LabPlaces {
-        guests,
-        wan: t.wan.clone(),
-        dhcp: t
-            .dhcp_clients
-            .iter()
-            .map(|c| (c.guest, c.nic.clone()))
-            .collect(),
-        public_range: WAN_PUBLIC.into(),
-        egress: SocketAddr::new(INTERNET_HTTP, 80),
-        outside_name: OUTSIDE_NAME.to_string(),
-        root_pem: std::fs::read_to_string(&root)
-            .map_err(|e| format!("no lab CA root at {}: {e}", root.display())),
-    };
-    let p = plan(&d, &places);
-    let start = Instant::now();
-    let report = verify(&p, &Deadlines::default());
-    let took = start.elapsed();
     let body = match args.output {
         OutputFormat::Json => match report.to_json() {
             Ok(s) => s + "\n",
@@ -94,4 +62,49 @@ fn lab(args: &VerifyArgs) -> u8 {
         took.as_millis()
     );
     if report.ok() { exit::OK } else { exit::FAILED }
+}
+
+/// Run the lab checks of `d` against the running lab `prefix` (root). Errors carry a hint.
+pub fn lab_report(
+    d: &phoenix_model::DesiredState,
+    prefix: &str,
+    config: &std::path::Path,
+) -> Result<(phoenix_verify::report::Report, std::time::Duration), (String, String)> {
+    let Some(t) = phoenix_lab::status::load_state(prefix) else {
+        return Err((
+            format!("no lab `{prefix}` is up (no recorded state)"),
+            format!(
+                "start it with `phoenix sync all --target lab --config {} --prefix {prefix}`",
+                config.display()
+            ),
+        ));
+    };
+    let guests: BTreeMap<u32, String> = t
+        .namespaces
+        .iter()
+        .filter_map(|n| match n.role {
+            NsRole::Guest { id, .. } => Some((id, n.name.clone())),
+            _ => None,
+        })
+        .collect();
+    let root = phoenix_lab::state_dir(prefix).join("ca").join("root.crt");
+    let places = LabPlaces {
+        guests,
+        hv: t.hv.clone(),
+        wan: t.wan.clone(),
+        dhcp: t
+            .dhcp_clients
+            .iter()
+            .map(|c| (c.guest, c.nic.clone()))
+            .collect(),
+        public_range: WAN_PUBLIC.into(),
+        egress: SocketAddr::new(INTERNET_HTTP, 80),
+        outside_name: OUTSIDE_NAME.to_string(),
+        root_pem: std::fs::read_to_string(&root)
+            .map_err(|e| format!("no lab CA root at {}: {e}", root.display())),
+    };
+    let p = plan(d, &places);
+    let start = Instant::now();
+    let report = verify(&p, &Deadlines::default());
+    Ok((report, start.elapsed()))
 }

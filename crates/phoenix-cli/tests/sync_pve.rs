@@ -62,8 +62,17 @@ fn storages() -> serde_json::Value {
 }
 
 fn sync(pve: &FakePve, root: &std::path::Path) -> (i32, serde_json::Value, String) {
+    sync_with(pve, root, &[])
+}
+
+fn sync_with(
+    pve: &FakePve,
+    root: &std::path::Path,
+    extra: &[&str],
+) -> (i32, serde_json::Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_phoenix"))
         .args(["sync", "all", "--target", "pve", "--output", "json"])
+        .args(extra)
         .arg("--config")
         .arg(homelab_dir())
         .args([
@@ -165,4 +174,203 @@ fn sync_all_twice_second_run_writes_nothing() {
             .unwrap()
             .contains("already staged")
     );
+}
+
+fn status(pve: &FakePve, root: &std::path::Path) -> (i32, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_phoenix"))
+        .args([
+            "status",
+            "--target",
+            "pve",
+            "--output",
+            "json",
+            "--detailed-exitcode",
+        ])
+        .arg("--config")
+        .arg(homelab_dir())
+        .args([
+            "--endpoint",
+            &format!("https://{}:{}", common::HOST, pve.port),
+        ])
+        .args(["--node", "pve1"])
+        .arg("--ca-file")
+        .arg(&pve.pki.ca_pem)
+        .arg("--host-root")
+        .arg(root)
+        .env("PROXMOX_VE_API_TOKEN", format!("{TOKEN_ID}={SECRET}"))
+        .env_remove("PROXMOX_VE_FINGERPRINT")
+        .env_remove("PROXMOX_VE_CA_FILE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains(SECRET));
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}); stderr: {stderr}"));
+    (out.status.code().unwrap_or(-1), json)
+}
+
+/// `phoenix status`: on an empty node every guest is missing; after a sync every guest exists
+/// with no drift (the staged interfaces file is reported as differing: its switch is pending);
+/// memory changed behind phoenix's back shows up as exactly that key on exactly that guest.
+/// Status never writes.
+#[test]
+fn status_reports_missing_then_drift_by_key() {
+    if !fakepve_available() {
+        return;
+    }
+    let pve = FakePve::start(&storages());
+    let root = tempfile::tempdir().unwrap();
+
+    let (code, st) = status(&pve, root.path());
+    assert_eq!(code, 2, "{st:#}");
+    assert_eq!(st["requests"]["writes"], 0);
+    let guests = st["status"]["guests"].as_array().unwrap();
+    assert!(!guests.is_empty());
+    assert!(guests.iter().all(|g| g["exists"] == false), "{guests:#?}");
+
+    let (code, _, stderr) = sync(&pve, root.path());
+    assert_eq!(code, 0, "{stderr}");
+    let (_, st) = status(&pve, root.path());
+    assert_eq!(st["requests"]["writes"], 0);
+    for g in st["status"]["guests"].as_array().unwrap() {
+        assert_eq!(g["exists"], true, "{g:#}");
+        assert!(g["drift"].as_array().unwrap().is_empty(), "{g:#}");
+    }
+    let differing: Vec<&str> = st["status"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["state"] != "in_sync" && f["target"] == "host")
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(differing, vec!["/etc/network/interfaces"]);
+
+    // Drift: memory of one guest changed through the API.
+    let client = pve.client(phoenix_pve::TlsTrust::CaFile(pve.pki.ca_pem.clone()));
+    let guest = st["status"]["guests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["kind"] == "lxc" && g["template"] == false)
+        .unwrap()
+        .clone();
+    let id = guest["id"].as_u64().unwrap();
+    let cfg: serde_json::Value = client
+        .get(&format!("/nodes/pve1/lxc/{id}/config"), &[])
+        .expect("config");
+    let old: u64 = cfg["memory"]
+        .as_u64()
+        .or_else(|| cfg["memory"].as_str().and_then(|s| s.parse().ok()))
+        .expect("memory");
+    let params =
+        std::collections::BTreeMap::from([("memory".to_string(), (old + 512).to_string())]);
+    client
+        .write_and_wait(
+            reqwest::Method::PUT,
+            &format!("/nodes/pve1/lxc/{id}/config"),
+            &params,
+        )
+        .expect("drift write");
+    let (code, st) = status(&pve, root.path());
+    assert_eq!(code, 2);
+    let rows = st["status"]["guests"].as_array().unwrap();
+    let drifted: Vec<&serde_json::Value> = rows
+        .iter()
+        .filter(|g| !g["drift"].as_array().unwrap().is_empty())
+        .collect();
+    assert_eq!(drifted.len(), 1, "{rows:#?}");
+    assert_eq!(drifted[0]["id"].as_u64(), Some(id));
+    let d = &drifted[0]["drift"][0];
+    assert_eq!(d["key"], "memory");
+    assert_eq!(d["from"], (old + 512).to_string());
+    assert_eq!(d["to"], old.to_string());
+}
+
+/// `--only guests` on a converged node: one inventory call plus one config read per managed
+/// guest, zero writes, no host file read; the plan holds guest actions only.
+#[test]
+fn only_guests_no_op_is_inventory_plus_one_per_guest() {
+    if !fakepve_available() {
+        return;
+    }
+    let pve = FakePve::start(&storages());
+    let root = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = sync(&pve, root.path());
+    assert_eq!(code, 0, "{stderr}");
+    let t = std::time::Instant::now();
+    let (code, r, stderr) = sync_with(&pve, root.path(), &["--only", "guests"]);
+    let took = t.elapsed();
+    assert_eq!(code, 0, "{stderr}");
+    let managed = r["plan"]["waves"].as_array().map_or(0, Vec::len);
+    assert_eq!(managed, 0, "no guest action on a converged node: {r:#}");
+    let guests = homelab_guest_count();
+    let requests = r["requests"]["total"]["requests"].as_u64().unwrap();
+    println!(
+        "--only guests no-op: {requests} requests for {guests} managed guests, {} writes, {took:?} wall",
+        r["requests"]["total"]["writes"]
+    );
+    assert!(requests <= 1 + guests, "{requests} > 1 + {guests}");
+    assert_eq!(r["requests"]["total"]["writes"], 0);
+    assert_eq!(r["host_writes"], 0);
+    assert!(
+        r["plan"]["files"].as_array().unwrap().is_empty(),
+        "files are not part of --only guests"
+    );
+    let bad = Command::new(env!("CARGO_BIN_EXE_phoenix"))
+        .args(["sync", "all", "--target", "pve", "--only", "network"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown subsystem `network`"));
+}
+
+fn homelab_guest_count() -> u64 {
+    let d = phoenix_model::validate_dir(&homelab_dir()).desired.unwrap();
+    d.guests.len() as u64
+}
+
+/// Ticket login from the CLI: `--username` with the password from the environment reads the
+/// node; a wrong password is a usage error that never echoes the password.
+#[test]
+fn status_with_a_ticket_login() {
+    if !fakepve_available() {
+        return;
+    }
+    let pve = FakePve::start(&storages());
+    let root = tempfile::tempdir().unwrap();
+    let run = |password: &str| {
+        Command::new(env!("CARGO_BIN_EXE_phoenix"))
+            .args(["status", "--target", "pve", "--output", "json"])
+            .arg("--config")
+            .arg(homelab_dir())
+            .args([
+                "--endpoint",
+                &format!("https://{}:{}", common::HOST, pve.port),
+            ])
+            .args(["--node", "pve1", "--username", common::USERNAME])
+            .arg("--ca-file")
+            .arg(&pve.pki.ca_pem)
+            .arg("--host-root")
+            .arg(root.path())
+            .env("PROXMOX_VE_PASSWORD", password)
+            .env_remove("PROXMOX_VE_API_TOKEN")
+            .env_remove("PROXMOX_VE_FINGERPRINT")
+            .env_remove("PROXMOX_VE_CA_FILE")
+            .env_remove("PROXMOX_VE_USERNAME")
+            .env_remove("PROXMOX_VE_PASSWORD_FILE")
+            .output()
+            .unwrap()
+    };
+    let ok = run(common::PASSWORD);
+    let stderr = String::from_utf8_lossy(&ok.stderr);
+    assert_eq!(ok.status.code(), Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert!(!v["status"]["guests"].as_array().unwrap().is_empty());
+    assert!(!String::from_utf8_lossy(&ok.stdout).contains(common::PASSWORD));
+
+    let bad = run("not-the-password-123");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("login as phoenix@pve failed"), "{stderr}");
+    assert!(!stderr.contains("not-the-password-123"));
 }

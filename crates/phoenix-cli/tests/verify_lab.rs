@@ -177,3 +177,189 @@ fn verify_lab_passes_then_pins_faults() {
         "{listed}"
     );
 }
+
+/// The `tls/…` results of a JSON report, by id.
+fn tls_results(json: &str) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(json).expect("json report");
+    v["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter(|r| r["id"].as_str().is_some_and(|id| id.starts_with("tls/")))
+        .cloned()
+        .collect()
+}
+
+fn tls_prefix(tag: char) -> String {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    format!("{tag}{:05x}", h.finish() & 0xf_ffff)
+}
+
+/// Up a lab for a TLS test, or `None` when not root (outside CI).
+fn tls_lab(tag: char) -> Option<(String, LabGuard)> {
+    if !phoenix_lab::is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "verify_lab needs root in CI"
+        );
+        eprintln!("note: verify_lab TLS test skipped: not root");
+        return None;
+    }
+    let prefix = tls_prefix(tag);
+    let guard = LabGuard::new(&prefix);
+    let up = phoenix(&["lab", "up", "--config", CONFIG, "--prefix", &prefix]);
+    assert!(up.status.success(), "lab up: {}", text(&up.stderr));
+    Some((prefix, guard))
+}
+
+fn tls_down(prefix: &str, guard: LabGuard) {
+    let down = phoenix(&["lab", "down", "--prefix", prefix]);
+    assert!(down.status.success(), "lab down: {}", text(&down.stderr));
+    drop(guard);
+    let listed = text(
+        &Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .expect("ip")
+            .stdout,
+    );
+    assert!(
+        !listed.lines().any(|l| l.starts_with(&format!("{prefix}-"))),
+        "{listed}"
+    );
+}
+
+/// The Portainer backend's TLS check (the proxy → stand-in).
+const BACKEND_TLS: &str = "tls/guest:102/172.16.100.21:9443";
+
+#[test]
+fn verify_lab_tls_every_service_presents_its_expected_chain() {
+    let Some((prefix, guard)) = tls_lab('x') else {
+        return;
+    };
+    let (_, json) = verify(&prefix, "json");
+    let tls = tls_results(&json);
+    let ids: Vec<&str> = tls.iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "tls/guest:101/172.16.100.10:443",
+            "tls/guest:101/172.16.100.12:443",
+            "tls/guest:102/172.16.100.11:9000",
+            BACKEND_TLS,
+        ],
+        "gateway nginx, Traefik, step-ca (a route backend), the Portainer backend"
+    );
+    for r in &tls {
+        assert_eq!(r["status"], "pass", "{r:#}");
+    }
+    tls_down(&prefix, guard);
+}
+
+/// Replace the certificate and key the Portainer stand-in serves (whatever files its nginx
+/// configuration names) and reload it.
+fn replace_backend_cert(prefix: &str, cert_pem: &str, key_pem: &str) {
+    let site = phoenix_lab::state_dir(prefix).join("portainer-stand-in.site.conf");
+    let conf = std::fs::read_to_string(&site).expect("stand-in site");
+    let path = |directive: &str| {
+        conf.lines()
+            .find_map(|l| l.trim().strip_prefix(directive))
+            .map(|p| p.trim().trim_end_matches(';').to_string())
+            .unwrap_or_else(|| panic!("no {directive} in {conf}"))
+    };
+    std::fs::write(path("ssl_certificate "), cert_pem).expect("write cert");
+    std::fs::write(path("ssl_certificate_key "), key_pem).expect("write key");
+    let pid = pid_of(prefix, "portainer-stand-in");
+    let ok = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok);
+    // nginx re-reads its configuration and starts new workers; give it a moment.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+}
+
+/// Exactly the backend's TLS check fails; its evidence is returned.
+fn only_backend_tls_fails(prefix: &str) -> String {
+    let (_, json) = verify(prefix, "json");
+    let tls = tls_results(&json);
+    let failed: Vec<&serde_json::Value> = tls.iter().filter(|r| r["status"] == "fail").collect();
+    assert_eq!(failed.len(), 1, "{tls:#?}");
+    assert_eq!(failed[0]["id"], BACKEND_TLS, "{tls:#?}");
+    assert_eq!(tls.len(), 4, "{tls:#?}");
+    failed[0]["evidence"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn verify_lab_tls_pins_a_bad_backend_certificate() {
+    use phoenix_model::model::{CertKind, San};
+    use phoenix_pki::{CaOptions, CaStore, LeafIssuer, LeafRequest};
+
+    let Some((prefix, guard)) = tls_lab('y') else {
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    let name = "portainer.internal.thinkheads.ai";
+
+    // (a) From the lab CA but without the backend's IP SAN.
+    let lab_ca = CaStore::open(&phoenix_lab::state_dir(&prefix).join("ca"), None).expect("lab CA");
+    let leaf = lab_ca
+        .issue(
+            &LeafRequest {
+                common_name: name,
+                sans: &[San::Dns(name.into())],
+                kind: CertKind::Server,
+                lifetime_hours: 1,
+            },
+            now,
+        )
+        .expect("issue");
+    replace_backend_cert(&prefix, &leaf.cert_file(false), leaf.key.expose());
+    let evidence = only_backend_tls_fails(&prefix);
+    assert!(
+        evidence.contains("SANs missing: [172.16.100.21]") && evidence.contains("presented:"),
+        "{evidence}"
+    );
+
+    // (b) Every SAN, but from another CA.
+    let other_dir = tempfile::tempdir().expect("tempdir");
+    let other = CaStore::init(
+        other_dir.path(),
+        &CaOptions {
+            root_name: "Some Other Root".into(),
+            intermediate_name: "Some Other Intermediate".into(),
+            ..CaOptions::default()
+        },
+        now,
+    )
+    .expect("other CA");
+    let leaf = other
+        .issue(
+            &LeafRequest {
+                common_name: name,
+                sans: &[
+                    San::Dns(name.into()),
+                    San::Ip("172.16.100.21".parse().expect("ip")),
+                ],
+                kind: CertKind::Server,
+                lifetime_hours: 1,
+            },
+            now,
+        )
+        .expect("issue");
+    replace_backend_cert(&prefix, &leaf.cert_file(false), leaf.key.expose());
+    let evidence = only_backend_tls_fails(&prefix);
+    assert!(
+        evidence.contains("untrusted issuer")
+            && evidence.contains("Some Other Intermediate")
+            && !evidence.contains("SANs missing"),
+        "{evidence}"
+    );
+
+    tls_down(&prefix, guard);
+}

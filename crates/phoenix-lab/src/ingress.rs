@@ -27,7 +27,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use phoenix_model::model::{CertKind, DesiredState, San};
 use phoenix_pki::{CaOptions, CaStore, IssueOptions, LeafIssuer, LeafRequest, issue_manifest};
@@ -35,7 +35,7 @@ use phoenix_render::FileTarget;
 use phoenix_render::traefik::ingress::{Ingress, Route, ingress};
 use serde::{Deserialize, Serialize};
 
-use crate::services::{ServiceRecord, launch};
+use crate::services::{Listen, ServiceRecord, launch};
 use crate::stepca::{Outcome, StepCaState};
 use crate::topology::{LabTopology, NsRole};
 pub use crate::traefik::{TRAEFIK_ENV, traefik_binary, with_short_grace, without_swarm};
@@ -46,8 +46,6 @@ pub const TRUST_BUNDLE: &str = "/usr/local/share/ca-certificates/phoenix-root-ca
 /// What the Portainer stand-in answers.
 pub const STAND_IN_PAGE: &str =
     "Portainer stand-in (phoenix lab): no Portainer image here, this nginx answers in its place";
-/// How long a service gets to listen.
-const READY_DEADLINE: Duration = Duration::from_secs(3);
 
 /// What [`start`] set up.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,19 +188,6 @@ pub fn portainer_route(ing: &Ingress) -> Option<&Route> {
         .find(|r| r.host.split('.').next() == Some("portainer"))
 }
 
-/// Is the TCP `port` listened on in `pid`'s namespace (any address, IPv4 or IPv6)?
-fn listening(pid: u32, port: u16) -> bool {
-    let want = format!(":{port:04X}");
-    ["tcp", "tcp6"].iter().any(|f| {
-        std::fs::read_to_string(format!("/proc/{pid}/net/{f}")).is_ok_and(|t| {
-            t.lines().any(|l| {
-                let w: Vec<&str> = l.split_whitespace().collect();
-                w.get(1).is_some_and(|a| a.ends_with(&want)) && w.get(3) == Some(&"0A")
-            })
-        })
-    })
-}
-
 /// Set up the guest roots and start the three processes; `None` when the model has no gateway
 /// or no usable internal proxy (whatever `ingress()` rejects, validation reports; the network
 /// lab still comes up). The started services are appended to `services`.
@@ -227,25 +212,62 @@ pub fn start(
     let mut opts = CaOptions::from_settings(&d.step_ca);
     opts.passphrase = None;
     let ca = CaStore::init(&ca_dir, &opts, now).map_err(|e| err(format!("CA: {e}")))?;
-    let report = issue_manifest(
-        d,
-        &ca as &dyn LeafIssuer,
-        &roots,
-        now,
-        &IssueOptions {
-            apply_ownership: false,
-            ..IssueOptions::default()
-        },
-    );
-    if report.has_errors() {
-        return Err(err(format!("certificates: {report}")));
-    }
     let root_pem = ca.public().root_pem().to_string();
     let mut state = IngressState {
         ca_dir,
-        certificates: report.entries.len(),
         ..IngressState::default()
     };
+    // step-ca first: when it runs, it issues the services' certificates (the built-in CA
+    // otherwise, said so in the notes).
+    let mut step_ca = None;
+    match crate::stepca::prepare(d, t, &ca, &dir)? {
+        Outcome::NoCa => {}
+        Outcome::Skipped(note) => state.notes.push(note),
+        Outcome::Started(s) => {
+            let s = *s;
+            s.pending.wait()?;
+            services.push(s.pending.record.clone());
+            state
+                .notes
+                .push(format!("step-ca: {} in {}", s.state.url, s.state.ns));
+            step_ca = Some(s.state);
+        }
+    }
+    let opts = IssueOptions {
+        apply_ownership: false,
+        ..IssueOptions::default()
+    };
+    let report = match &step_ca {
+        Some(sc) => {
+            let r = crate::stepca::issue_through(d, sc, &root_pem, &roots, &opts)?;
+            state.notes.push(format!(
+                "certificates issued by step-ca ({}, provisioner `{}`)",
+                sc.url, sc.provisioner
+            ));
+            r
+        }
+        None => {
+            state
+                .notes
+                .push("certificates issued by the lab's built-in CA (step-ca not running)".into());
+            issue_manifest(d, &ca as &dyn LeafIssuer, &roots, now, &opts)
+        }
+    };
+    if report.has_errors() {
+        // step-ca's own log says why it refused (its HTTP answer does not).
+        let said = step_ca
+            .as_ref()
+            .and_then(|_| std::fs::read_to_string(dir.join("step-ca.out")).ok())
+            .map(|log| {
+                let lines: Vec<&str> = log.lines().filter(|l| l.contains("error")).collect();
+                let tail = lines[lines.len().saturating_sub(3)..].join("\n");
+                format!("\nstep-ca's log: {tail}")
+            })
+            .unwrap_or_default();
+        return Err(err(format!("certificates: {report}{said}")));
+    }
+    state.certificates = report.entries.len();
+    state.step_ca = step_ca;
     for n in &t.namespaces {
         if let NsRole::Guest { id, .. } = n.role {
             write_file(&under(&guest_root(prefix, id), TRUST_BUNDLE), &root_pem)?;
@@ -317,10 +339,14 @@ pub fn start(
         .next()
         .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
         .unwrap_or(443);
-    pending.push((
-        launch(&dir, "traefik", &proxy_ns, &argv, "traefik.out", Vec::new())?,
-        proxy_port,
-    ));
+    pending.push(launch(
+        &dir,
+        "traefik",
+        &proxy_ns,
+        &argv,
+        "traefik.out",
+        vec![Listen::TcpPort(proxy_port)],
+    )?);
     // nginx in the gateway.
     let gw = written
         .iter()
@@ -331,17 +357,14 @@ pub fn start(
     let conf = dir.join("nginx-gw.conf");
     write_file(&conf, &nginx_main(&dir, "nginx-gw", &gw.2))?;
     mkdir(&dir.join("nginx-gw-tmp"))?;
-    pending.push((
-        launch(
-            &dir,
-            "nginx-gw",
-            &gw_ns,
-            &nginx_args(&dir, &conf, "nginx-gw"),
-            "nginx-gw.error.log",
-            Vec::new(),
-        )?,
-        443,
-    ));
+    pending.push(launch(
+        &dir,
+        "nginx-gw",
+        &gw_ns,
+        &nginx_args(&dir, &conf, "nginx-gw"),
+        "nginx-gw.error.log",
+        vec![Listen::TcpPort(443)],
+    )?);
     // The Portainer stand-in.
     if let Some(r) = portainer_route(&ing) {
         let b = &r.backend;
@@ -354,17 +377,14 @@ pub fn start(
         write_file(&conf, &nginx_main(&dir, "portainer-stand-in", &site))?;
         mkdir(&dir.join("portainer-stand-in-tmp"))?;
         let argv = nginx_args(&dir, &conf, "portainer-stand-in");
-        pending.push((
-            launch(
-                &dir,
-                "portainer-stand-in",
-                &ns,
-                &argv,
-                "portainer-stand-in.error.log",
-                Vec::new(),
-            )?,
-            b.port,
-        ));
+        pending.push(launch(
+            &dir,
+            "portainer-stand-in",
+            &ns,
+            &argv,
+            "portainer-stand-in.error.log",
+            vec![Listen::TcpPort(b.port)],
+        )?);
         let url = format!(
             "https://{}",
             phoenix_render::traefik::ingress::host_port(b.address, b.port)
@@ -374,20 +394,8 @@ pub fn start(
         ));
         state.stand_in = Some(url);
     }
-    match crate::stepca::prepare(d, t, &ca, &dir)? {
-        Outcome::NoCa => {}
-        Outcome::Skipped(note) => state.notes.push(note),
-        Outcome::Started(s) => {
-            let s = *s;
-            state
-                .notes
-                .push(format!("step-ca: {} in {}", s.state.url, s.state.ns));
-            pending.push((s.pending, s.port));
-            state.step_ca = Some(s.state);
-        }
-    }
-    for (p, port) in pending {
-        wait_port(&p.record.name, p.pid, port, &p.out)?;
+    for p in pending {
+        p.wait()?;
         services.push(p.record);
     }
     Ok(Some(state))
@@ -397,7 +405,8 @@ fn mkdir(p: &Path) -> Result<(), LabError> {
     std::fs::create_dir_all(p).map_err(|e| LabError::io(p, e))
 }
 
-/// The backend's manifest certificate covering `name`, or a fresh one from the lab CA.
+/// The backend's manifest certificate: the one covering `name` *and* `addr` (the backend's own,
+/// e.g. Portainer's), else one covering `name`, else a fresh one from the lab CA.
 fn stand_in_cert(
     d: &DesiredState,
     report: &phoenix_pki::IssueReport,
@@ -407,12 +416,16 @@ fn stand_in_cert(
     addr: IpAddr,
     now: SystemTime,
 ) -> Result<(PathBuf, PathBuf), LabError> {
-    let covers = |i: usize| {
-        d.certificates
-            .get(i)
-            .is_some_and(|c| c.sans.iter().any(|s| matches!(s, San::Dns(n) if n == name)))
+    let covers = |i: usize, with_addr: bool| {
+        d.certificates.get(i).is_some_and(|c| {
+            c.sans.iter().any(|s| matches!(s, San::Dns(n) if n == name))
+                && (!with_addr || c.sans.iter().any(|s| matches!(s, San::Ip(a) if *a == addr)))
+        })
     };
-    if let Some(e) = report.entries.iter().find(|e| covers(e.plan.index)) {
+    let found = [true, false]
+        .into_iter()
+        .find_map(|with| report.entries.iter().find(|e| covers(e.plan.index, with)));
+    if let Some(e) = found {
         let dst = &e.plan.destination;
         return Ok((dst.cert_file.clone(), dst.key_file.clone()));
     }
@@ -435,30 +448,6 @@ fn stand_in_cert(
     write_file(&cert, &leaf.cert_file(false))?;
     write_file(&key, leaf.key.expose())?;
     Ok((cert, key))
-}
-
-/// Wait until `pid` listens on `port`; its output is the evidence otherwise.
-fn wait_port(name: &str, pid: u32, port: u16, out: &Path) -> Result<(), LabError> {
-    let start = Instant::now();
-    loop {
-        if listening(pid, port) {
-            return Ok(());
-        }
-        let gone = !Path::new(&format!("/proc/{pid}/net")).exists();
-        if gone || start.elapsed() > READY_DEADLINE {
-            let said = std::fs::read_to_string(out).unwrap_or_default();
-            return Err(LabError::Service {
-                name: name.into(),
-                reason: format!(
-                    "{} after {} ms (waiting for TCP port {port}): {}",
-                    if gone { "exited" } else { "not ready" },
-                    start.elapsed().as_millis(),
-                    said.trim()
-                ),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::ingress::{self, IngressState};
 use crate::run::{finish, run, spawn};
 use crate::services::{self, ServicesState};
 use crate::teardown::{NETNS_ETC, down, entries_with_prefix, namespaces};
-use crate::topology::{LabTopology, topology, validate_prefix};
+use crate::topology::{LabTopology, Namespace, topology, validate_prefix};
 use crate::{LabError, require_root, state_dir};
 
 #[derive(Debug, Clone)]
@@ -82,7 +82,13 @@ fn realise_model(
     }
     let start = Instant::now();
     let mut phases = Phases(Vec::new(), Instant::now());
-    let (services, ingress) = match build(t, d, &mut phases) {
+    let built = build(t, d, &mut phases).and_then(|s| {
+        if let Some(d) = d {
+            crate::converge::record_completion(d, t)?;
+        }
+        Ok(s)
+    });
+    let (services, ingress) = match built {
         Ok(s) => s,
         Err(e) => {
             if let Err(cleanup) = down(prefix) {
@@ -102,6 +108,14 @@ fn realise_model(
         services,
         ingress,
     })
+}
+
+/// The `resolv.conf` of namespace `n` (bind-mounted by `ip netns exec`).
+pub(crate) fn resolv_conf(t: &LabTopology, n: &Namespace) -> String {
+    format!(
+        "# phoenix lab {}: {}\nnameserver {}\n",
+        t.prefix, n.name, n.resolver
+    )
 }
 
 fn write(path: &Path, content: &str) -> Result<(), LabError> {
@@ -136,13 +150,9 @@ fn build(
     write(&dir.join("state.json"), &state)?;
     // resolv.conf before anything runs inside (LAB.md): `ip netns exec` bind-mounts it.
     for n in &t.namespaces {
-        let conf = format!(
-            "# phoenix lab {}: {}\nnameserver {}\n",
-            t.prefix, n.name, n.resolver
-        );
         write(
             &Path::new(NETNS_ETC).join(&n.name).join("resolv.conf"),
-            &conf,
+            &resolv_conf(t, n),
         )?;
     }
     phases.mark("state and resolv.conf");
@@ -184,6 +194,13 @@ fn build(
         &["netns", "exec", &t.hv, "nft", "-f", &path_str(&nat)],
     )?;
     phases.mark("nat");
+    if let Some(d) = d {
+        // Guest firewalls: the policy of the `.fw` files as an nftables table per guest.
+        for (ns, text) in crate::guestfw::rulesets(d, t) {
+            crate::guestfw::load(&ns, &text, &dir)?;
+        }
+        phases.mark("guest firewalls");
+    }
     let mut s = services::start(t)?;
     phases.mark("services");
     let ingress = match d {

@@ -73,13 +73,20 @@ pub struct DhcpClient {
     pub mac: Option<String>,
 }
 
-/// A started service: where it runs, its pid file and log.
+/// A started service: where it runs, its pid file and log, and how to start it again
+/// (`sync all` restarts a service whose process is gone with the same argv).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceRecord {
     pub name: String,
     pub ns: String,
     pub pid_file: PathBuf,
     pub log: PathBuf,
+    /// The command run under `ip netns exec NS`.
+    #[serde(default)]
+    pub argv: Vec<String>,
+    /// The sockets it holds once started.
+    #[serde(default)]
+    pub ready: Vec<Listen>,
 }
 
 /// A DHCP lease a guest obtained during `up`.
@@ -284,10 +291,13 @@ fn spawn_in(ns: &str, argv: &[String], out: &Path) -> Result<u32, LabError> {
 }
 
 /// A socket a service must hold before it counts as started.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Listen {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Listen {
     Tcp(Ipv4Addr, u16),
     Udp(Ipv4Addr, u16),
+    /// A listening TCP port on any address, IPv4 or IPv6.
+    TcpPort(u16),
 }
 
 /// `/proc/net/{tcp,udp}` form of a local IPv4 address (`AABBCCDD:PPPP`, kernel byte order).
@@ -295,11 +305,25 @@ fn proc_hex(addr: Ipv4Addr, port: u16) -> String {
     format!("{:08X}:{port:04X}", u32::from_ne_bytes(addr.octets()))
 }
 
+/// Is the TCP `port` listened on in `pid`'s namespace (any address, IPv4 or IPv6)?
+pub(crate) fn listening(pid: u32, port: u16) -> bool {
+    let want = format!(":{port:04X}");
+    ["tcp", "tcp6"].iter().any(|f| {
+        std::fs::read_to_string(format!("/proc/{pid}/net/{f}")).is_ok_and(|t| {
+            t.lines().any(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                w.get(1).is_some_and(|a| a.ends_with(&want)) && w.get(3) == Some(&"0A")
+            })
+        })
+    })
+}
+
 /// Does `pid`'s namespace (its own `/proc/PID/net/…`) hold the socket?
 fn holds(pid: u32, l: Listen) -> bool {
     let (file, addr, port, state) = match l {
         Listen::Tcp(a, p) => ("tcp", a, p, "0A"),
         Listen::Udp(a, p) => ("udp", a, p, "07"),
+        Listen::TcpPort(p) => return listening(pid, p),
     };
     let want = proc_hex(addr, port);
     std::fs::read_to_string(format!("/proc/{pid}/net/{file}")).is_ok_and(|t| {
@@ -312,7 +336,12 @@ fn holds(pid: u32, l: Listen) -> bool {
 
 /// Wait until the service `pid` holds every socket of `ready`; its output is the evidence
 /// when it exits or the deadline passes.
-fn wait_ready(name: &str, pid: u32, ready: &[Listen], out: &Path) -> Result<(), LabError> {
+pub(crate) fn wait_ready(
+    name: &str,
+    pid: u32,
+    ready: &[Listen],
+    out: &Path,
+) -> Result<(), LabError> {
     let start = Instant::now();
     loop {
         if ready.iter().all(|l| holds(pid, *l)) {
@@ -362,11 +391,55 @@ pub(crate) fn launch(
             ns: ns.into(),
             pid_file,
             log: dir.join(log),
+            argv: argv.to_vec(),
+            ready: ready.clone(),
         },
         pid,
         out,
         ready,
     })
+}
+
+impl Pending {
+    /// Wait until it holds its sockets (see [`wait_ready`]).
+    pub(crate) fn wait(&self) -> Result<(), LabError> {
+        wait_ready(&self.record.name, self.pid, &self.ready, &self.out)
+    }
+}
+
+/// Start a recorded service again with its recorded argv (its process is gone) and wait
+/// until it holds its sockets; a process still alive under the recorded pid is stopped first.
+pub fn restart(prefix: &str, record: &ServiceRecord) -> Result<(), LabError> {
+    if record.argv.is_empty() {
+        return Err(LabError::Service {
+            name: record.name.clone(),
+            reason: "no recorded command (made by an older phoenix); rebuild the lab".into(),
+        });
+    }
+    if let Some(pid) = read_pid(&record.pid_file)
+        && pids_in(std::slice::from_ref(&record.ns)).contains(&pid)
+    {
+        let _ = crate::run::output("kill", &["-TERM", "--", &pid.to_string()]);
+        let start = Instant::now();
+        while Path::new(&format!("/proc/{pid}")).exists() && start.elapsed() < READY_DEADLINE {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let dir = state_dir(prefix);
+    let log = record
+        .log
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("{}.log", record.name));
+    let p = launch(
+        &dir,
+        &record.name,
+        &record.ns,
+        &record.argv,
+        &log,
+        record.ready.clone(),
+    )?;
+    p.wait()
 }
 
 fn v4(a: IpAddr) -> Ipv4Addr {
@@ -429,7 +502,7 @@ pub fn start(t: &LabTopology) -> Result<ServicesState, LabError> {
     }
     let mut state = ServicesState::default();
     for p in pending {
-        wait_ready(&p.record.name, p.pid, &p.ready, &p.out)?;
+        p.wait()?;
         state.services.push(p.record);
     }
     if !t.dhcp_clients.is_empty() {
@@ -438,24 +511,48 @@ pub fn start(t: &LabTopology) -> Result<ServicesState, LabError> {
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| LabError::io(&script, e))?;
         for c in &t.dhcp_clients {
-            let t0 = Instant::now();
-            run_in(&c.ns, &udhcpc_args(&c.nic, &script))?;
-            let address = crate::status::links(&c.ns)?
-                .into_iter()
-                .find(|l| l.name == c.nic)
-                .and_then(|l| l.addresses.into_iter().next());
-            state.leases.push(LeaseRecord {
-                guest: c.guest,
-                ns: c.ns.clone(),
-                nic: c.nic.clone(),
-                mac: c.mac.clone(),
-                address,
-                elapsed_ms: t0.elapsed().as_millis(),
-            });
+            state
+                .leases
+                .push(lease(&script, c.guest, &c.ns, &c.nic, c.mac.clone())?);
         }
     }
     save(&t.prefix, &state)?;
     Ok(state)
+}
+
+/// Run udhcpc once on `nic` in `ns` and record the address it got.
+fn lease(
+    script: &Path,
+    guest: u32,
+    ns: &str,
+    nic: &str,
+    mac: Option<String>,
+) -> Result<LeaseRecord, LabError> {
+    let t0 = Instant::now();
+    run_in(ns, &udhcpc_args(nic, script))?;
+    let address = crate::status::links(ns)?
+        .into_iter()
+        .find(|l| l.name == nic)
+        .and_then(|l| l.addresses.into_iter().next());
+    Ok(LeaseRecord {
+        guest,
+        ns: ns.to_string(),
+        nic: nic.to_string(),
+        mac,
+        address,
+        elapsed_ms: t0.elapsed().as_millis(),
+    })
+}
+
+/// Obtain the lease of a recorded DHCP client again (its NIC lost the address).
+pub fn renew(prefix: &str, l: &LeaseRecord) -> Result<LeaseRecord, LabError> {
+    let script = state_dir(prefix).join("udhcpc.sh");
+    if !script.exists() {
+        write(&script, UDHCPC_SCRIPT)?;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| LabError::io(&script, e))?;
+    }
+    lease(&script, l.guest, &l.ns, &l.nic, l.mac.clone())
 }
 
 /// Record `state` in the lab's `services.json`.

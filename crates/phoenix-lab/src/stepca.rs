@@ -21,13 +21,14 @@ use std::path::{Path, PathBuf};
 use phoenix_model::model::DesiredState;
 use phoenix_pki::CaStore;
 use phoenix_pki::stepca::{
-    CaJsonParams, LeafClaims, ProvisionerKey, StepCaPaths, ca_guest_mesh_address, ca_json,
+    CaJsonParams, LeafClaims, ProvisionerKey, StepCaClient, StepCaIssuer, StepCaPaths,
+    ca_guest_mesh_address, ca_json,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::LabError;
 use crate::ingress::{guest_root, under};
-use crate::services::{Pending, launch};
+use crate::services::{Listen, Pending, launch};
 use crate::topology::{LabTopology, NsRole};
 use crate::traefik::find_binary;
 
@@ -64,10 +65,9 @@ pub(crate) enum Outcome {
     Started(Box<Started>),
 }
 
-/// A launched step-ca: wait until it holds `port`.
+/// A launched step-ca: wait until it holds its port.
 pub(crate) struct Started {
     pub(crate) pending: Pending,
-    pub(crate) port: u16,
     pub(crate) state: StepCaState,
 }
 
@@ -167,11 +167,17 @@ pub(crate) fn prepare(
         "--password-file".into(),
         s(&password),
     ];
-    let pending = launch(dir, "step-ca", &ns, &argv, "step-ca.out", Vec::new())?;
     let port = d.step_ca.port;
+    let pending = launch(
+        dir,
+        "step-ca",
+        &ns,
+        &argv,
+        "step-ca.out",
+        vec![Listen::TcpPort(port)],
+    )?;
     Ok(Outcome::Started(Box::new(Started {
         pending,
-        port,
         state: StepCaState {
             url: format!("https://{}", host_port(addr, port)),
             guest: id.0,
@@ -181,6 +187,54 @@ pub(crate) fn prepare(
             ca_json: ca_json_file,
         },
     })))
+}
+
+/// Issue the manifest of `d` into `roots` through the running step-ca `sc` (JWK provisioner,
+/// the key phoenix generated for it), at the next whole second (see the body). The HTTP client is built and used on a thread that
+/// entered the CA guest's network namespace (setns changes only that thread; the client's
+/// own worker threads are spawned from it and inherit the namespace).
+pub(crate) fn issue_through(
+    d: &DesiredState,
+    sc: &StepCaState,
+    root_pem: &str,
+    roots: &Path,
+    opts: &phoenix_pki::IssueOptions,
+) -> Result<phoenix_pki::IssueReport, LabError> {
+    // step-ca refuses a token issued before its own start ("token issued before the bootstrap
+    // of certificate authority"), and a token's `iat` is whole seconds: right after start-up
+    // the floor of "now" can fall before it. The next whole second is after the start (we are
+    // past readiness) and well within step-ca's one-minute leeway for times in the future.
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(since.as_secs() + 1);
+    let handle = std::fs::File::open(Path::new("/run/netns").join(&sc.ns))
+        .map_err(|e| LabError::io(Path::new("/run/netns").join(&sc.ns), e))?;
+    let jwk = std::fs::read_to_string(&sc.provisioner_key)
+        .map_err(|e| LabError::io(&sc.provisioner_key, e))?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || -> Result<phoenix_pki::IssueReport, LabError> {
+                nix::sched::setns(&handle, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| err(format!("setns into {}: {e}", sc.ns)))?;
+                drop(handle);
+                let client = StepCaClient::new(&sc.url, root_pem)
+                    .map_err(|e| err(format!("client for {}: {e}", sc.url)))?;
+                let key = ProvisionerKey::from_file_contents(&sc.provisioner, &jwk)
+                    .map_err(|e| err(format!("provisioner key: {e}")))?;
+                let issuer = StepCaIssuer::connect(client, key)
+                    .map_err(|e| err(format!("connect to {}: {e}", sc.url)))?;
+                Ok(phoenix_pki::issue_manifest(
+                    d,
+                    &issuer as &dyn phoenix_pki::LeafIssuer,
+                    roots,
+                    now,
+                    opts,
+                ))
+            })
+            .join()
+            .map_err(|_| err("the issuing thread panicked"))?
+    })
 }
 
 fn host_port(addr: IpAddr, port: u16) -> String {

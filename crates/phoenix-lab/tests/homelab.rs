@@ -20,7 +20,7 @@ fn homelab_up_traffic_status_down() {
     }
     let prefix = unique_prefix();
     let guard = LabGuard::new(&prefix);
-    let d = homelab();
+    let d = homelab_unfiltered();
     let opts = UpOptions {
         prefix: prefix.clone(),
         recreate: false,
@@ -140,7 +140,7 @@ fn down_cleans_up_after_a_crash() {
         prefix: prefix.clone(),
         recreate: false,
     };
-    up(&homelab(), &opts).expect("lab up");
+    up(&homelab_unfiltered(), &opts).expect("lab up");
     // A crashed run: the state is gone and a process still runs inside a guest.
     std::fs::remove_dir_all(phoenix_lab::state_dir(&prefix)).expect("drop state");
     let mut sleeper = Command::new("ip")
@@ -174,9 +174,9 @@ fn recreate_rebuilds() {
         prefix: prefix.clone(),
         recreate: false,
     };
-    up(&homelab(), &opts).expect("lab up");
+    up(&homelab_unfiltered(), &opts).expect("lab up");
     opts.recreate = true;
-    up(&homelab(), &opts).expect("lab up --recreate");
+    up(&homelab_unfiltered(), &opts).expect("lab up --recreate");
     assert!(status(&prefix).expect("status").is_complete());
     assert!(ping(&format!("{prefix}-g102"), "172.16.100.11"));
 }

@@ -14,6 +14,8 @@ pub mod observed;
 pub mod order;
 pub mod plan;
 pub mod spec;
+pub mod status;
+pub mod subsystem;
 
 pub use action::{Action, Reason};
 pub use certs::{PkiContext, PlanContext, PlannedCertificate};

@@ -1,7 +1,13 @@
 //! The typed Proxmox VE API client (blocking reqwest, rustls with ring). Does network I/O.
 //!
-//! - API-token auth; the `Authorization` header is marked sensitive and the secret lives only
-//!   in [`ApiToken`] (redacted `Debug`), so it never reaches logs or errors.
+//! - API-token auth: `Authorization: PVEAPIToken=…` on every request. Ticket auth: `POST
+//!   /access/ticket` (username, password) on first use; the ticket is sent as the cookie
+//!   `PVEAuthCookie` and the `CSRFPreventionToken` header goes on every non-GET request. The
+//!   ticket lives 2 h: it is renewed (a fresh login) once older than [`PveClient::ticket_renewal`]
+//!   (1 h 45 min), and once when a request is answered 401. Clones share one session; one login
+//!   at a time. Every auth header is marked sensitive and the secrets live only in
+//!   [`crate::connection::ApiToken`] / [`crate::connection::Password`] (redacted `Debug`), so
+//!   they never reach logs or errors. A login counts as a request, not as a write.
 //! - Replies are `{"data": …}`; HTTP 400 `{"errors": {param: msg}}` becomes
 //!   [`PveError::Parameters`].
 //! - Lock timeouts (HTTP 500 `… got timeout`), 596 and 502–504 are retried with bounded
@@ -11,16 +17,16 @@
 //! - Every request and every write (non-GET) is counted: [`PveClient::counts`].
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use reqwest::blocking::{Client, RequestBuilder, Response};
-use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::header::{AUTHORIZATION, COOKIE, HeaderValue};
 use serde_json::Value;
 
-use crate::connection::ConnectionSettings;
+use crate::connection::{ConnectionSettings, ENV_PASSWORD, ENV_USERNAME, Password, PveAuth};
 use crate::error::PveError;
 use crate::tls::client_config;
 
@@ -107,30 +113,75 @@ impl RequestCounts {
     }
 }
 
-/// A connection to one PVE endpoint. Cheap to clone (shares the pool and counters).
+/// Renew a login ticket (PVE: 2 h lifetime) once it is this old.
+pub const TICKET_RENEWAL: Duration = Duration::from_secs(105 * 60);
+
+/// A connection to one PVE endpoint. Cheap to clone (shares the pool, the counters and the
+/// login session).
 #[derive(Clone)]
 pub struct PveClient {
     http: Client,
     /// `https://host:port/api2/json`.
     base: String,
     node: String,
-    auth: HeaderValue,
+    auth: Auth,
     counters: Arc<Counters>,
     pub retry: RetryPolicy,
     pub task: TaskPolicy,
+    /// Ticket auth: log in again once the ticket is this old (default [`TICKET_RENEWAL`]).
+    pub ticket_renewal: Duration,
+}
+
+/// How requests authenticate.
+#[derive(Clone)]
+enum Auth {
+    /// The whole `Authorization` value, marked sensitive.
+    Token(HeaderValue),
+    Ticket(Arc<TicketLogin>),
+}
+
+/// Username, password and the current session, shared by clones.
+struct TicketLogin {
+    username: String,
+    password: Password,
+    session: Mutex<Option<TicketSession>>,
+}
+
+/// One login's cookie and CSRF token (both marked sensitive).
+#[derive(Clone)]
+struct TicketSession {
+    /// `PVEAuthCookie=<ticket>`.
+    cookie: HeaderValue,
+    csrf: HeaderValue,
+    issued: Instant,
+    /// Counts logins, so a 401 only discards the session it was answered for.
+    generation: u64,
+}
+
+/// The auth headers of one request.
+enum AuthHeaders {
+    /// The login itself.
+    None,
+    Token(HeaderValue),
+    Ticket(TicketSession),
 }
 
 impl std::fmt::Debug for PveClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let auth = match &self.auth {
+            Auth::Token(_) => "token <redacted>".to_string(),
+            Auth::Ticket(login) => format!("ticket for {} <redacted>", login.username),
+        };
         f.debug_struct("PveClient")
             .field("base", &self.base)
             .field("node", &self.node)
-            .field("auth", &"<redacted>")
+            .field("auth", &auth)
             .finish_non_exhaustive()
     }
 }
 
 impl PveClient {
+    /// A client; no request is sent (a ticket login happens on first use, or [`Self::login`]).
     pub fn new(settings: &ConnectionSettings) -> Result<PveClient, PveError> {
         let tls = client_config(&settings.trust)?;
         let http = Client::builder()
@@ -141,13 +192,23 @@ impl PveClient {
             .map_err(|e| PveError::Tls {
                 message: e.to_string(),
             })?;
-        let mut auth = HeaderValue::from_str(&settings.token.header_value()).map_err(|_| {
-            PveError::Setting {
-                name: crate::connection::ENV_API_TOKEN.into(),
-                message: "the token is not a valid header value".into(),
+        let auth = match &settings.auth {
+            PveAuth::Token(token) => {
+                let mut value = HeaderValue::from_str(&token.header_value()).map_err(|_| {
+                    PveError::Setting {
+                        name: crate::connection::ENV_API_TOKEN.into(),
+                        message: "the token is not a valid header value".into(),
+                    }
+                })?;
+                value.set_sensitive(true);
+                Auth::Token(value)
             }
-        })?;
-        auth.set_sensitive(true);
+            PveAuth::Ticket { username, password } => Auth::Ticket(Arc::new(TicketLogin {
+                username: username.clone(),
+                password: password.clone(),
+                session: Mutex::new(None),
+            })),
+        };
         Ok(PveClient {
             http,
             base: format!("{}/api2/json", settings.endpoint),
@@ -156,7 +217,14 @@ impl PveClient {
             counters: Arc::default(),
             retry: RetryPolicy::default(),
             task: TaskPolicy::default(),
+            ticket_renewal: TICKET_RENEWAL,
         })
+    }
+
+    /// Ticket auth: log in now unless the session is fresh (to report bad credentials before
+    /// any other work). Token auth: nothing to do.
+    pub fn login(&self) -> Result<(), PveError> {
+        self.auth_headers().map(drop)
     }
 
     /// The node API paths refer to.
@@ -256,25 +324,168 @@ impl PveClient {
         path: &str,
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Value, PveError> {
+        let mut relogged = false;
+        loop {
+            let headers = self.auth_headers()?;
+            let result = self.send(&method, path, &build, &headers);
+            // A ticket refused early (PVE restarted with a new key, clock jumps): log in once
+            // more and resend. 401 means nothing was done, so resending a write is safe.
+            if let (Err(PveError::Http { status: 401, .. }), AuthHeaders::Ticket(session)) =
+                (&result, &headers)
+                && !relogged
+            {
+                relogged = true;
+                self.discard_session(session.generation);
+                self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%method, path, "401 with a ticket: logging in again");
+                continue;
+            }
+            return result;
+        }
+    }
+
+    /// The headers for the next request; logs in when the ticket is missing or old.
+    fn auth_headers(&self) -> Result<AuthHeaders, PveError> {
+        let login = match &self.auth {
+            Auth::Token(value) => return Ok(AuthHeaders::Token(value.clone())),
+            Auth::Ticket(login) => login,
+        };
+        // Held during the login, so parallel requests wait for one login instead of each
+        // starting their own.
+        let mut session = login
+            .session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(current) = session.as_ref()
+            && current.issued.elapsed() < self.ticket_renewal
+        {
+            return Ok(AuthHeaders::Ticket(current.clone()));
+        }
+        let generation = session.as_ref().map_or(1, |s| s.generation + 1);
+        let fresh = self.log_in(login, generation)?;
+        *session = Some(fresh.clone());
+        Ok(AuthHeaders::Ticket(fresh))
+    }
+
+    /// Forget the session a 401 answered (unless another thread already replaced it).
+    fn discard_session(&self, generation: u64) {
+        if let Auth::Ticket(login) = &self.auth {
+            let mut session = login
+                .session
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if session.as_ref().is_some_and(|s| s.generation == generation) {
+                *session = None;
+            }
+        }
+    }
+
+    /// `POST /access/ticket` → cookie and CSRF token. Errors name the user, never the password.
+    fn log_in(&self, login: &TicketLogin, generation: u64) -> Result<TicketSession, PveError> {
+        let path = "/access/ticket";
+        let failed = |status: Option<u16>, message: String| PveError::Login {
+            username: login.username.clone(),
+            status,
+            message,
+        };
+        let form = [
+            ("username", login.username.as_str()),
+            ("password", login.password.expose()),
+        ];
+        let data = match self.send(
+            &Method::POST,
+            path,
+            &|rb| rb.form(&form),
+            &AuthHeaders::None,
+        ) {
+            Ok(data) => data,
+            Err(PveError::Http {
+                status, message, ..
+            }) => {
+                let hint = if status == 401 {
+                    format!(" (check {ENV_USERNAME} and {ENV_PASSWORD} or the password file)")
+                } else {
+                    String::new()
+                };
+                return Err(failed(
+                    Some(status),
+                    format!("HTTP {status}: {message}{hint}"),
+                ));
+            }
+            Err(PveError::Parameters { errors, .. }) => {
+                let fields = errors
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return Err(failed(Some(400), format!("HTTP 400: {fields}")));
+            }
+            Err(other) => return Err(other),
+        };
+        if data.get("NeedTFA").is_some_and(|v| v.as_u64() == Some(1)) {
+            return Err(failed(
+                None,
+                "the account requires a second factor (TFA), which phoenix does not support; \
+                 use an API token (PROXMOX_VE_API_TOKEN)"
+                    .into(),
+            ));
+        }
+        let field = |name: &str, value: String| {
+            let mut value = HeaderValue::from_str(&value)
+                .map_err(|_| failed(None, format!("the reply's {name} is not a header value")))?;
+            value.set_sensitive(true);
+            Ok::<_, PveError>(value)
+        };
+        let text = |name: &str| {
+            data.get(name)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .ok_or_else(|| failed(None, format!("the reply has no {name}")))
+        };
+        Ok(TicketSession {
+            cookie: field("ticket", format!("PVEAuthCookie={}", text("ticket")?))?,
+            csrf: field("CSRFPreventionToken", text("CSRFPreventionToken")?)?,
+            issued: Instant::now(),
+            generation,
+        })
+    }
+
+    /// One request with retries (bounded backoff) for the retryable failures.
+    fn send(
+        &self,
+        method: &Method,
+        path: &str,
+        build: &dyn Fn(RequestBuilder) -> RequestBuilder,
+        headers: &AuthHeaders,
+    ) -> Result<Value, PveError> {
         let url = format!("{}{}", self.base, path);
         let start = Instant::now();
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
-            if method != Method::GET {
+            // A login changes nothing on the node: not a write.
+            if method != Method::GET && !matches!(headers, AuthHeaders::None) {
                 self.counters.writes.fetch_add(1, Ordering::Relaxed);
             }
             if attempt > 1 {
                 self.counters.retries.fetch_add(1, Ordering::Relaxed);
             }
-            let rb = self
-                .http
-                .request(method.clone(), &url)
-                .header(AUTHORIZATION, self.auth.clone());
+            let rb = self.http.request(method.clone(), &url);
+            let rb = match headers {
+                AuthHeaders::None => rb,
+                AuthHeaders::Token(value) => rb.header(AUTHORIZATION, value.clone()),
+                AuthHeaders::Ticket(session) if method == Method::GET => {
+                    rb.header(COOKIE, session.cookie.clone())
+                }
+                AuthHeaders::Ticket(session) => rb
+                    .header(COOKIE, session.cookie.clone())
+                    .header("CSRFPreventionToken", session.csrf.clone()),
+            };
             let outcome = build(rb).send();
             let (retryable, err) = match outcome {
-                Ok(resp) => match decode(&method, path, resp, attempt) {
+                Ok(resp) => match decode(method, path, resp, attempt) {
                     Ok(v) => return Ok(v),
                     Err(e) => (is_retryable(&e), e),
                 },

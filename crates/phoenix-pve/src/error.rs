@@ -1,5 +1,7 @@
 //! Errors of the Proxmox VE client, observe and apply. Structured fields, never a secret: the
-//! API token is only ever held in [`crate::connection::ApiToken`], whose `Debug` is redacted.
+//! API token is only ever held in [`crate::connection::ApiToken`] and the password in
+//! [`crate::connection::Password`], whose `Debug` is redacted; a login ticket never leaves the
+//! client.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -22,6 +24,15 @@ pub enum PveError {
         path: String,
         #[source]
         source: reqwest::Error,
+    },
+
+    /// Ticket login (`POST /access/ticket`) refused: wrong username or password, a second
+    /// factor required, or an unusable reply. `status` is the HTTP status when there was one.
+    #[error("login as {username} failed: {message}")]
+    Login {
+        username: String,
+        status: Option<u16>,
+        message: String,
     },
 
     /// HTTP 400 with PVE's `errors` map: one message per parameter, so the caller can point at

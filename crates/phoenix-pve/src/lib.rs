@@ -1,8 +1,8 @@
-//! Proxmox VE target: a typed API client (rustls with ring; CA file or pinned fingerprint),
-//! connection settings from flags or `PROXMOX_VE_*`, guest observation into
+//! Proxmox VE target: a typed API client (rustls with ring; CA file or pinned fingerprint; API
+//! token or login ticket), connection settings from flags or `PROXMOX_VE_*`, guest observation into
 //! [`phoenix_plan::ObservedState`] and execution of the planner's guest actions with a journal.
 //! `hostshell` and `sshshell` reach the node's files and commands (locally or over OpenSSH).
-//! Every module but `connection` and `tls` does I/O.
+//! Every module but `connection` (which only reads a password file) and `tls` does I/O.
 
 pub mod apply;
 pub mod client;
@@ -16,7 +16,7 @@ pub mod sshshell;
 pub mod tls;
 
 pub use client::{PveClient, RequestCounts, RetryPolicy, TaskPolicy};
-pub use connection::{ApiToken, ConnectionFlags, ConnectionSettings};
+pub use connection::{ApiToken, ConnectionFlags, ConnectionSettings, Password, PveAuth};
 pub use error::PveError;
 pub use hostshell::{HostFile, HostShell, LocalShell, ShellError};
 pub use sshshell::SshShell;

@@ -42,8 +42,9 @@ fn tls_trust_modes() {
 
     // A bad token: 401, and the secret is in neither the error nor the client's Debug.
     let mut settings = pve.settings(TlsTrust::CaFile(pve.pki.ca_pem.clone()));
-    settings.token =
-        phoenix_pve::ApiToken::parse(&format!("root@pam!phoenix={SECRET}-wrong")).unwrap();
+    settings.auth = phoenix_pve::PveAuth::Token(
+        phoenix_pve::ApiToken::parse(&format!("root@pam!phoenix={SECRET}-wrong")).unwrap(),
+    );
     let client = phoenix_pve::PveClient::new(&settings).unwrap();
     let err = client.get("/version", &[]).expect_err("wrong secret");
     assert!(matches!(err, PveError::Http { status: 401, .. }), "{err:?}");

@@ -10,7 +10,17 @@
 //!    opens to a mesh listener (the proxy, the backend, the gateway's mesh side, the mesh DNS)
 //!    — each a *denied* check;
 //! 4. the route trace ([`crate::route`]) of the Portainer name: wan → gateway's leased
-//!    address → proxy → backend.
+//!    address → proxy → backend;
+//! 5. TLS ([`crate::tls`]): every TLS service (gateway nginx, Traefik, HTTPS route backends,
+//!    step-ca) presents a chain to the lab root holding the SANs the model expects.
+//!
+//! 6. fw: the firewall's reachability matrix ([`crate::matrix::reachability`]) — every
+//!    allowed (source, guest, TCP port) pair connects, every denied one does not (ids
+//!    `fw/<from>/<addr>:<port>`, the check names the deciding rule or policy; the `host`
+//!    source runs in the hypervisor namespace). Each probed port is held for the group: by
+//!    its real service, else by a temporary listener inside the destination's namespace, so
+//!    a denial is the firewall's doing and not a closed port. Expects the guests' rulesets
+//!    loaded (`phoenix_lab::guestfw`).
 //!
 //! Groups run concurrently (denied checks wait for their deadline). [`plan`] is pure; [`verify`]
 //! does the I/O through a [`NetnsTarget`].
@@ -28,11 +38,13 @@ use serde::Serialize;
 use crate::endpoint::ProbeTarget;
 use crate::expect::{DnsExpectations, dns_expectations};
 use crate::hostinfo::{self, parse_inet4};
+use crate::matrix::{Reach, reachability};
 use crate::netns::NetnsTarget;
 use crate::report::{ProbeResult, Report, Status, Subject};
 use crate::route::{self, Hop, RouteSpec};
 use crate::run::verify_dns;
 use crate::tcp::{self, Expect};
+use crate::tls::{self, TlsCheck};
 
 /// Subject name of the lab's upstream router / "internet" namespace.
 pub const WAN: &str = "wan";
@@ -64,6 +76,8 @@ impl Default for Deadlines {
 pub struct LabPlaces {
     /// Guest id → namespace.
     pub guests: BTreeMap<u32, String>,
+    /// The hypervisor namespace (the matrix's `host` source: the host's bridge addresses).
+    pub hv: String,
     /// The wan namespace.
     pub wan: String,
     /// (guest, NIC) that get their address by DHCP from the wan.
@@ -95,8 +109,13 @@ pub struct LabPlan {
     pub route: Result<RouteSpec, String>,
     /// Gateway (subject, DHCP NIC) whose lease the route's first hop goes to.
     pub route_gateway: Option<(Subject, String)>,
+    /// Every TLS service and the SANs it must present ([`crate::tls`]).
+    pub tls: Vec<TlsCheck>,
     #[serde(skip)]
     pub root_pem: Result<String, String>,
+    /// The firewall's reachability matrix ([`reachability`]): each allowed pair must connect,
+    /// each denied one must not (the `fw` group).
+    pub fw: Vec<Reach>,
 }
 
 fn guest(id: GuestId) -> Subject {
@@ -105,7 +124,9 @@ fn guest(id: GuestId) -> Subject {
 
 /// Derive the checks (pure).
 pub fn plan(d: &DesiredState, p: &LabPlaces) -> LabPlan {
-    let mut target = NetnsTarget::new().with(Subject::Named(WAN.into()), p.wan.clone());
+    let mut target = NetnsTarget::new()
+        .with(Subject::Named(WAN.into()), p.wan.clone())
+        .with(Subject::Host, p.hv.clone());
     for (id, ns) in &p.guests {
         target = target.with(guest(GuestId(*id)), ns.clone());
     }
@@ -156,7 +177,9 @@ pub fn plan(d: &DesiredState, p: &LabPlaces) -> LabPlan {
         denied,
         route,
         route_gateway,
+        tls: tls::plan(d),
         root_pem: p.root_pem.clone(),
+        fw: reachability(d),
     }
 }
 
@@ -268,6 +291,8 @@ fn egress(t: &NetnsTarget, subject: &Subject, addr: SocketAddr, deadline: Durati
 pub fn verify(plan: &LabPlan, dl: &Deadlines) -> Report {
     let t = &plan.target;
     let mut report = Report::new();
+    // The fw group runs beside every other group (its denied pairs wait for their deadline).
+    let fw = spawn_fw_group(plan, dl);
     // DHCP first: the route's outer hop needs the lease.
     let dhcp: Vec<ProbeResult> = std::thread::scope(|s| {
         let hs: Vec<_> = plan
@@ -304,7 +329,7 @@ pub fn verify(plan: &LabPlan, dl: &Deadlines) -> Report {
         }
         r
     });
-    let (dns, nat, denied, traced) = std::thread::scope(|s| {
+    let (dns, nat, denied, traced, tls) = std::thread::scope(|s| {
         let dns = s.spawn(|| {
             plan.dns
                 .servers
@@ -360,14 +385,126 @@ pub fn verify(plan: &LabPlan, dl: &Deadlines) -> Report {
                 why.clone(),
             )],
         });
+        let tls = s.spawn(|| tls::verify(t, &plan.tls, &plan.root_pem, dl.route));
         let j =
             |h: std::thread::ScopedJoinHandle<'_, Vec<ProbeResult>>| h.join().unwrap_or_default();
-        (j(dns), j(nat), j(denied), j(traced))
+        (j(dns), j(nat), j(denied), j(traced), j(tls))
     });
     report.extend(dhcp);
     report.extend(dns);
     report.extend(nat);
     report.extend(denied);
     report.extend(traced);
+    report.extend(tls);
+    report.extend(fw.join().unwrap_or_default());
     report
+}
+
+/// The `fw` group on its own thread (owns clones, so it spans the other groups).
+fn spawn_fw_group(plan: &LabPlan, dl: &Deadlines) -> std::thread::JoinHandle<Vec<ProbeResult>> {
+    let (t, pairs, dl) = (plan.target.clone(), plan.fw.clone(), *dl);
+    std::thread::spawn(move || fw_group(&t, &pairs, &dl))
+}
+
+/// What holds a destination port during the `fw` group.
+enum Holder {
+    /// A temporary listener phoenix opened (closed when the group ends).
+    Temporary { _listener: std::net::TcpListener },
+    /// The port was taken (EADDRINUSE): the real service answers.
+    Service,
+    /// Neither: why the listener could not be opened.
+    Missing(String),
+}
+
+impl Holder {
+    fn describe(&self) -> String {
+        match self {
+            Holder::Temporary { .. } => "temporary listener".into(),
+            Holder::Service => "real service".into(),
+            Holder::Missing(e) => format!("no listener ({e})"),
+        }
+    }
+}
+
+/// Hold every probed destination port for the group: a temporary listener inside the
+/// destination's namespace, or the real service when one has the port. Denied pairs get one
+/// too, so a denial is the firewall's doing and not a closed port.
+fn hold_ports(t: &NetnsTarget, pairs: &[Reach]) -> BTreeMap<SocketAddr, Holder> {
+    let mut out = BTreeMap::new();
+    for r in pairs {
+        let addr = SocketAddr::new(r.addr, r.port);
+        if out.contains_key(&addr) {
+            continue;
+        }
+        let held = match t.endpoint(&guest(r.to)) {
+            Err(e) => Holder::Missing(e.to_string()),
+            Ok(ep) => {
+                match crate::endpoint::with_net(&*ep, move || std::net::TcpListener::bind(addr)) {
+                    Ok(Ok(l)) => Holder::Temporary { _listener: l },
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::AddrInUse => Holder::Service,
+                    Ok(Err(e)) => Holder::Missing(e.to_string()),
+                    Err(e) => Holder::Missing(e.to_string()),
+                }
+            }
+        };
+        out.insert(addr, held);
+    }
+    out
+}
+
+/// Every pair of the matrix: allowed ones poll until connected, denied ones must not connect.
+/// Ids `fw/<from>/<addr>:<port>`; the check names the rule or policy that decides the pair.
+fn fw_group(t: &NetnsTarget, pairs: &[Reach], dl: &Deadlines) -> Vec<ProbeResult> {
+    let held = hold_ports(t, pairs);
+    let results = std::thread::scope(|s| {
+        let hs: Vec<_> = pairs
+            .iter()
+            .map(|r| {
+                let held = &held;
+                s.spawn(move || fw_pair(t, r, held, dl))
+            })
+            .collect();
+        hs.into_iter()
+            .filter_map(|h| h.join().ok())
+            .collect::<Vec<_>>()
+    });
+    // The temporary listeners close here, after the last probe.
+    drop(held);
+    results
+}
+
+fn fw_pair(
+    t: &NetnsTarget,
+    r: &Reach,
+    held: &BTreeMap<SocketAddr, Holder>,
+    dl: &Deadlines,
+) -> ProbeResult {
+    let addr = SocketAddr::new(r.addr, r.port);
+    let verb = match r.expect {
+        Expect::Allow => "allowed",
+        Expect::Deny => "denied",
+    };
+    let id = format!("fw/{}/{addr}", r.from);
+    let check = format!(
+        "fw: tcp {} → guest:{} {addr} {verb} ({})",
+        r.from, r.to, r.why
+    );
+    let deadline = match r.expect {
+        Expect::Allow => dl.egress,
+        Expect::Deny => dl.denied,
+    };
+    let mut res = match t.endpoint(&r.from) {
+        Ok(ep) => tcp::probe(&*ep, &r.from, addr, r.expect, &r.why, deadline),
+        Err(e) => ProbeResult::skip(id.clone(), r.from.clone(), check.clone(), e.to_string()),
+    };
+    res.id = id;
+    res.check = check;
+    let port = held.get(&addr).map(Holder::describe).unwrap_or_default();
+    if let Status::Fail { evidence } = &mut res.status {
+        evidence.push_str(&format!(
+            "; from {} ({}) to {addr} held by {port}; decided by: {}",
+            r.from, r.from_addr, r.why
+        ));
+    }
+    res
 }

@@ -21,6 +21,7 @@ pub mod report;
 pub mod route;
 pub mod run;
 pub mod tcp;
+pub mod tls;
 
 pub use endpoint::{CommandOutput, Endpoint, LocalEndpoint, ProbeTarget, with_net};
 pub use error::ProbeError;

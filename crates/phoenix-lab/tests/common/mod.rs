@@ -44,6 +44,16 @@ pub fn homelab() -> DesiredState {
         .expect("examples/homelab validates")
 }
 
+/// The homelab with the cluster firewall switched off: the network-layer tests ping across
+/// the mesh, which the guests' firewalls (policy DROP, no ICMP rule) rightly refuse; the
+/// firewall itself is tested in `guestfw_lab.rs` and through `verify`.
+#[allow(dead_code)] // not every test binary uses it
+pub fn homelab_unfiltered() -> DesiredState {
+    let mut d = homelab();
+    d.firewall.enabled = false;
+    d
+}
+
 /// `ip netns exec NS argv…`; success or not.
 pub fn in_ns(ns: &str, argv: &[&str]) -> bool {
     Command::new("ip")

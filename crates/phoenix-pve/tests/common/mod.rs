@@ -1,6 +1,6 @@
 //! fakepve as an external process for the integration tests: a CA and a leaf for 127.0.0.2
-//! made with rcgen, an API token added through fakepve's Python API (a small launcher passed to
-//! the venv's python as argv; the secret goes over stdin), readiness polled with a deadline,
+//! made with rcgen, an API token and a password user added through fakepve's Python API (a
+//! small launcher passed to the venv's python as argv; the secrets go over stdin), readiness polled with a deadline,
 //! and the process killed by a Drop guard. fakepve is AGPL: it is only ever run, never copied.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use phoenix_pve::connection::ApiToken;
+use phoenix_pve::connection::{ApiToken, Password, PveAuth};
 use phoenix_pve::tls::{TlsTrust, der_fingerprint};
 use phoenix_pve::{ConnectionSettings, PveClient};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
@@ -18,6 +18,9 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsage
 pub const HOST: &str = "127.0.0.2";
 pub const TOKEN_ID: &str = "root@pam!phoenix";
 pub const SECRET: &str = "9f1c2d3e-phoenix-test-secret-4b5a";
+/// A password login (fakepve's `users`), for ticket auth.
+pub const USERNAME: &str = "phoenix@pve";
+pub const PASSWORD: &str = "Tr0ub4dor-phoenix-test-pw-77c1";
 
 /// The launcher: fakepve's own Python API (FakePve, apitokens, storages), no copied code.
 const LAUNCHER: &str = r#"
@@ -27,10 +30,12 @@ from fakepve.server import FakePve
 async def main():
     cert, key, tokenid, storages, failures, time_scale, latency = sys.argv[1:8]
     secret = sys.stdin.readline().strip()
+    username, password = sys.stdin.readline().strip().split(' ', 1)
     pve = FakePve(host='127.0.0.2', port=0)
     pve.time_scale = float(time_scale)
     pve.slow_network(float(latency))
     pve.apitokens[tokenid] = secret
+    pve.users[username] = password
     for name, opts in json.loads(storages).items():
         store = {'active': 1, 'files': set(), 'volumes': {}}
         store.update(opts)
@@ -162,6 +167,7 @@ impl FakePve {
             .expect("start fakepve");
         let mut stdin = child.stdin.take().unwrap();
         writeln!(stdin, "{SECRET}").unwrap();
+        writeln!(stdin, "{USERNAME} {PASSWORD}").unwrap();
         drop(stdin);
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -209,9 +215,20 @@ impl FakePve {
     pub fn settings(&self, trust: TlsTrust) -> ConnectionSettings {
         ConnectionSettings {
             endpoint: format!("https://{HOST}:{}", self.port),
-            token: ApiToken::parse(&format!("{TOKEN_ID}={SECRET}")).unwrap(),
+            auth: PveAuth::Token(ApiToken::parse(&format!("{TOKEN_ID}={SECRET}")).unwrap()),
             node: "pve1".into(),
             trust,
+        }
+    }
+
+    /// Settings for ticket login as [`USERNAME`] with `password`.
+    pub fn ticket_settings(&self, trust: TlsTrust, password: &str) -> ConnectionSettings {
+        ConnectionSettings {
+            auth: PveAuth::Ticket {
+                username: USERNAME.into(),
+                password: Password::new(password),
+            },
+            ..self.settings(trust)
         }
     }
 

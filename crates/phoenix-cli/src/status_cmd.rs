@@ -1,0 +1,120 @@
+//! `phoenix status`: desired vs actual, read-only. `--target pve` observes the node exactly as
+//! `sync all` does (one inventory call, one config per managed guest, the managed host files)
+//! and derives the status from the plan (`phoenix_plan::status`); `--target lab` lists what
+//! `sync all --target lab` would change. Nothing is written. Exit 0, or with
+//! `--detailed-exitcode` 2 when anything differs.
+
+use std::io::Write;
+
+use phoenix_pve::hostfiles::CountingShell;
+
+use crate::cli::{OutputFormat, StatusArgs, StatusTarget};
+use crate::sync_cmd::{connect, observe_and_plan};
+use crate::{config, exit};
+
+fn emit_json(v: &serde_json::Value) {
+    let _ = writeln!(
+        std::io::stdout(),
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_default()
+    );
+}
+
+fn code(args: &StatusArgs, in_sync: bool) -> u8 {
+    if args.detailed_exitcode && !in_sync {
+        exit::CHANGES
+    } else {
+        exit::OK
+    }
+}
+
+pub fn run(args: &StatusArgs) -> u8 {
+    match args.target {
+        StatusTarget::Pve => pve(args),
+        StatusTarget::Lab => lab(args),
+    }
+}
+
+fn pve(args: &StatusArgs) -> u8 {
+    let session = match connect(&args.config, &args.pve) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let shell = CountingShell::new(&session.local);
+    let (observation, plan) = match observe_and_plan(&session, &shell, &Default::default()) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let st = phoenix_plan::status::status(&session.desired, &observation.state, &plan);
+    let counts = session.client.counts();
+    match args.output {
+        OutputFormat::Json => emit_json(&serde_json::json!({
+            "target": "pve", "status": st, "requests": counts,
+        })),
+        OutputFormat::Text => {
+            let _ = write!(std::io::stdout(), "{}", phoenix_plan::status::text(&st));
+        }
+    }
+    if counts.writes != 0 {
+        let _ = writeln!(
+            anstream::stderr(),
+            "error: status made {} write request(s); this is a bug",
+            counts.writes
+        );
+        return exit::FAILED;
+    }
+    code(args, st.in_sync)
+}
+
+fn lab(args: &StatusArgs) -> u8 {
+    if !phoenix_lab::is_root() {
+        let _ = writeln!(
+            anstream::stderr(),
+            "error: `phoenix status --target lab` must run as root\n  hint: run it with sudo"
+        );
+        return exit::FAILED;
+    }
+    let d = match config::load(&args.config) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let plan = match phoenix_lab::converge::plan(&d, &args.lab.prefix) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(anstream::stderr(), "error: {e}");
+            return exit::FAILED;
+        }
+    };
+    match args.output {
+        OutputFormat::Json => emit_json(&serde_json::json!({
+            "target": "lab", "prefix": plan.prefix, "in_sync": plan.is_empty(),
+            "observed_in_sync": plan.in_sync, "differences": plan.changes,
+        })),
+        OutputFormat::Text => {
+            let mut out = std::io::stdout().lock();
+            for c in &plan.changes {
+                let _ = writeln!(
+                    out,
+                    "{:<13} {} — {}",
+                    c.action.to_string(),
+                    c.subject,
+                    c.reason
+                );
+            }
+            let _ = writeln!(
+                out,
+                "{}",
+                if plan.is_empty() {
+                    format!("lab {}: in sync ({} observed)", plan.prefix, plan.in_sync)
+                } else {
+                    format!(
+                        "lab {}: {} difference(s); `phoenix sync all --target lab` would change them",
+                        plan.prefix,
+                        plan.changes.len()
+                    )
+                }
+            );
+        }
+    }
+    code(args, plan.is_empty())
+}

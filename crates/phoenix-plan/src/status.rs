@@ -1,0 +1,185 @@
+//! `phoenix status`: desired vs actual, derived from a whole-sync [`Plan`] against the observed
+//! state (pure, no I/O). Per guest: exists, running, config drift key by key and every other
+//! pending difference (raw `lxc.*` lines, start/stop, files inside it); per managed file: in
+//! sync, missing or differs; the orphans the configuration does not know.
+
+use phoenix_model::DesiredState;
+use phoenix_model::model::{GuestId, GuestKind};
+use phoenix_render::FileTarget;
+use serde::Serialize;
+
+use crate::action::{Action, KeyChange, Reason};
+use crate::observed::{GuestStatus, ObservedState};
+use crate::plan::{FileStatus, Plan};
+
+/// One guest of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuestRow {
+    pub id: GuestId,
+    pub name: String,
+    pub kind: GuestKind,
+    pub template: bool,
+    pub exists: bool,
+    /// `None` when it does not exist.
+    pub running: Option<bool>,
+    /// Config keys that differ (from the target's value to the configured one).
+    pub drift: Vec<KeyChange>,
+    /// Every other pending action on this guest, as the plan words it.
+    pub pending: Vec<String>,
+}
+
+impl GuestRow {
+    pub fn in_sync(&self) -> bool {
+        self.exists && self.drift.is_empty() && self.pending.is_empty()
+    }
+}
+
+/// One managed file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileRow {
+    pub target: String,
+    pub path: String,
+    /// `in_sync`, `missing` or `differs`.
+    pub state: &'static str,
+}
+
+/// The whole status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    pub guests: Vec<GuestRow>,
+    pub files: Vec<FileRow>,
+    /// Guests on the target the configuration does not know (left alone).
+    pub orphans: Vec<GuestId>,
+    pub in_sync: bool,
+}
+
+fn target_name(t: &FileTarget) -> String {
+    match t {
+        FileTarget::Host => "host".into(),
+        FileTarget::Guest(id) => format!("guest {id}"),
+    }
+}
+
+/// Derive the status from `plan` (made with `Request::SyncAll` against `observed`).
+pub fn status(d: &DesiredState, observed: &ObservedState, plan: &Plan) -> Status {
+    let mut guests: Vec<GuestRow> = d
+        .guests
+        .values()
+        .map(|g| {
+            let o = observed.guest(g.id);
+            GuestRow {
+                id: g.id,
+                name: g.name.clone(),
+                kind: g.kind,
+                template: g.is_template,
+                exists: o.is_some(),
+                running: o.map(|o| o.status == GuestStatus::Running),
+                drift: Vec::new(),
+                pending: Vec::new(),
+            }
+        })
+        .collect();
+    for a in plan.actions() {
+        let Some(id) = a.guest() else { continue };
+        let Some(row) = guests.iter_mut().find(|r| r.id == id) else {
+            continue;
+        };
+        match a {
+            Action::CreateGuest { .. } => {}
+            Action::UpdateGuest {
+                reason: Reason::Differs { changes },
+                ..
+            } => row.drift.extend(changes.iter().cloned()),
+            // Certificates and files inside the guest are listed with the files.
+            Action::IssueCertificate { .. } | Action::WriteFile { .. } => {}
+            other => row.pending.push(other.to_string()),
+        }
+    }
+    let files = plan
+        .files
+        .iter()
+        .map(|f| FileRow {
+            target: target_name(&f.file.target),
+            path: f.file.path.clone(),
+            state: match f.status {
+                FileStatus::Unchanged => "in_sync",
+                FileStatus::Create => "missing",
+                FileStatus::Update => "differs",
+            },
+        })
+        .collect::<Vec<_>>();
+    let in_sync = guests.iter().all(GuestRow::in_sync)
+        && files.iter().all(|f| f.state == "in_sync")
+        && plan.is_empty();
+    Status {
+        guests,
+        files,
+        orphans: plan.orphans.clone(),
+        in_sync,
+    }
+}
+
+/// A plain text table.
+pub fn text(s: &Status) -> String {
+    let mut out = String::from("GUEST  NAME                 KIND  EXISTS  RUNNING  STATE\n");
+    for g in &s.guests {
+        let running = match (g.template, g.running) {
+            (true, _) => "template",
+            (_, None) => "-",
+            (_, Some(true)) => "yes",
+            (_, Some(false)) => "no",
+        };
+        let state = if !g.exists {
+            "missing".to_string()
+        } else if g.in_sync() {
+            "in sync".to_string()
+        } else {
+            let mut parts = Vec::new();
+            if !g.drift.is_empty() {
+                let keys: Vec<&str> = g.drift.iter().map(|c| c.key.as_str()).collect();
+                parts.push(format!("drift: {}", keys.join(", ")));
+            }
+            parts.extend(g.pending.iter().cloned());
+            parts.join("; ")
+        };
+        let kind = match g.kind {
+            GuestKind::Lxc => "lxc",
+            GuestKind::Vm => "vm",
+        };
+        out.push_str(&format!(
+            "{:<6} {:<20} {:<5} {:<7} {:<8} {state}\n",
+            g.id.0,
+            g.name,
+            kind,
+            if g.exists { "yes" } else { "no" },
+            running
+        ));
+        for c in &g.drift {
+            out.push_str(&format!("         {c}\n"));
+        }
+    }
+    if !s.files.is_empty() {
+        out.push_str("\nFILE\n");
+        for f in &s.files {
+            out.push_str(&format!(
+                "{:<8} {:<10} {}\n",
+                f.state.replace('_', " "),
+                f.target,
+                f.path
+            ));
+        }
+    }
+    if !s.orphans.is_empty() {
+        let ids: Vec<String> = s.orphans.iter().map(|g| g.0.to_string()).collect();
+        out.push_str(&format!(
+            "\nnot in the configuration (left alone): {}\n",
+            ids.join(", ")
+        ));
+    }
+    out.push_str(if s.in_sync {
+        "\nin sync with the configuration\n"
+    } else {
+        "\ndiffers from the configuration: `phoenix sync all` would change it\n"
+    });
+    out
+}
