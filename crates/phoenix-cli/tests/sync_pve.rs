@@ -245,6 +245,40 @@ fn status_reports_missing_then_drift_by_key() {
         .collect();
     assert_eq!(differing, vec!["/etc/network/interfaces"]);
 
+    // A firewall rule deleted by hand from a guest's .fw file is drift of exactly that file.
+    let fw = root.path().join("etc/pve/firewall/102.fw");
+    let text = std::fs::read_to_string(&fw).expect("102.fw was written by the sync");
+    let rule = text
+        .lines()
+        .position(|l| l.starts_with("IN ACCEPT"))
+        .expect("an IN ACCEPT rule");
+    let kept: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != rule)
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(&fw, kept.join("\n") + "\n").unwrap();
+    let (_, st) = status(&pve, root.path());
+    let differing: Vec<&str> = st["status"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["state"] != "in_sync" && f["target"] == "host")
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        differing,
+        vec!["/etc/network/interfaces", "/etc/pve/firewall/102.fw"]
+    );
+    let (code, _, stderr) = sync(&pve, root.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&fw).unwrap(),
+        text,
+        "the rule is back"
+    );
+
     // Drift: memory of one guest changed through the API.
     let client = pve.client(phoenix_pve::TlsTrust::CaFile(pve.pki.ca_pem.clone()));
     let guest = st["status"]["guests"]
