@@ -66,3 +66,6 @@ echo "setup: $(cargo --version)" >&2
 bash scripts/peers.sh
 # A real step-ca 0.19 built from Debian's Go source (phoenix-pki's tests run against it).
 bash scripts/build-step-ca.sh >/dev/null
+# ifupdown2 3.0 unpacked into .tools, never installed (it would replace the host's ifupdown):
+# the try-and-rollback tests run it inside their own namespaces.
+bash scripts/fetch-ifupdown2.sh >/dev/null

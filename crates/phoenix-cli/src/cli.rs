@@ -350,6 +350,11 @@ pub enum LabCommand {
 pub enum SyncCommand {
     /// Everything: host files, guests (and, later, what runs inside them)
     All(SyncAllArgs),
+    /// Confirm a host network switch waiting in its `--confirm-within` window
+    Confirm {
+        /// The switch id `sync all --switch-network` printed
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -450,6 +455,17 @@ pub struct SyncAllArgs {
     /// Observe and plan only
     #[arg(long)]
     pub dry_run: bool,
+    /// After applying, switch the staged /etc/network/interfaces live with try-and-rollback:
+    /// ifreload, probe the gateway and the management address, restore the previous file if a
+    /// probe fails (--target pve, phoenix running on the node: --host-root must be /)
+    #[arg(long)]
+    pub switch_network: bool,
+    /// With --switch-network: roll back unless `phoenix sync confirm ID` arrives within SECONDS
+    #[arg(long, value_name = "SECONDS", requires = "switch_network")]
+    pub confirm_within: Option<u64>,
+    /// With --switch-network: an extra probe, a TCP connect to ADDRESS:PORT (repeatable)
+    #[arg(long, value_name = "ADDRESS:PORT", requires = "switch_network")]
+    pub probe_tcp: Vec<std::net::SocketAddr>,
     /// Limit the run to these subsystems (comma-separated): host-network, dns, guests,
     /// provision, firewall, pki, ingress, swarm (--target pve)
     #[arg(long, value_delimiter = ',', value_parser = parse_subsystem)]

@@ -23,6 +23,7 @@ const APPLY_FAILED: u8 = 3;
 pub fn run(command: &SyncCommand) -> u8 {
     match command {
         SyncCommand::All(args) => sync_all(args),
+        SyncCommand::Confirm { id } => crate::netswitch_cmd::confirm(id),
     }
 }
 
@@ -166,6 +167,11 @@ fn sync_all(args: &SyncAllArgs) -> u8 {
     if matches!(args.target, SyncTarget::Lab) {
         return crate::sync_lab::run(args);
     }
+    if args.switch_network
+        && let Err(code) = crate::netswitch_cmd::precheck(args)
+    {
+        return code;
+    }
     let session = match connect(&args.config, &args.pve) {
         Ok(s) => s,
         Err(code) => return code,
@@ -194,8 +200,19 @@ fn sync_all(args: &SyncAllArgs) -> u8 {
         };
         apply_plan(client, &plan, &observation, &options)
     });
+    // The host network switch, after a successful apply (which staged the file).
+    let switched = match &journal {
+        Some(j) if j.is_success() && args.switch_network => {
+            match crate::netswitch_cmd::switch(&session, &shell, args) {
+                Ok(r) => r,
+                Err(code) => return code,
+            }
+        }
+        _ => None,
+    };
     let report = Report {
         plan: &plan,
+        switch: switched.as_ref(),
         journal: journal.as_ref(),
         observe: observe_counts,
         total: client.counts(),
@@ -210,6 +227,19 @@ fn sync_all(args: &SyncAllArgs) -> u8 {
     {
         let _ = writeln!(anstream::stderr(), "error: cannot write output: {e}");
         return exit::FAILED;
+    }
+    if let Some(sw) = &switched
+        && !sw.switched()
+    {
+        error(
+            &format!(
+                "the network switch of {} did not stick: {}",
+                sw.live_path,
+                crate::netswitch_cmd::outcome_line(sw)
+            ),
+            "the previous file is live again and the rejected one is staged as interfaces.new; fix it and run again",
+        );
+        return APPLY_FAILED;
     }
     match &journal {
         Some(j) if !j.is_success() => {
@@ -226,6 +256,7 @@ fn sync_all(args: &SyncAllArgs) -> u8 {
 
 struct Report<'a> {
     plan: &'a Plan,
+    switch: Option<&'a phoenix_pve::netswitch::SwitchReport>,
     journal: Option<&'a Journal>,
     observe: phoenix_pve::RequestCounts,
     total: phoenix_pve::RequestCounts,
@@ -270,6 +301,7 @@ impl Report<'_> {
             "journal": journal,
             "requests": {"observe": self.observe, "total": self.total},
             "host_writes": self.host_writes,
+            "network_switch": self.switch,
         });
         let text = serde_json::to_string_pretty(&value).map_err(std::io::Error::other)?;
         writeln!(std::io::stdout().lock(), "{text}")
@@ -290,6 +322,9 @@ impl Report<'_> {
                     writeln!(out, "  [{}] {} → {outcome}{detail}", e.wave, e.action)?;
                 }
             }
+        }
+        if let Some(sw) = self.switch {
+            write!(out, "{}", crate::netswitch_cmd::text(sw))?;
         }
         writeln!(
             out,

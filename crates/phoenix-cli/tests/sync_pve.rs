@@ -408,3 +408,55 @@ fn status_with_a_ticket_login() {
     assert!(stderr.contains("login as phoenix@pve failed"), "{stderr}");
     assert!(!stderr.contains("not-the-password-123"));
 }
+
+/// `--switch-network` runs `ifreload` on this machine: refused with a scratch `--host-root`,
+/// in a dry run, and a malformed confirmation id is refused; nothing is contacted or written.
+#[test]
+fn switch_network_refuses_unsafe_use() {
+    let scratch = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_phoenix"))
+        .args(["sync", "all", "--target", "pve", "--switch-network"])
+        .arg("--config")
+        .arg(homelab_dir())
+        .arg("--host-root")
+        .arg(scratch.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("needs the node's real root"), "{stderr}");
+    assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 0);
+
+    let o = Command::new(env!("CARGO_BIN_EXE_phoenix"))
+        .args([
+            "sync",
+            "all",
+            "--target",
+            "pve",
+            "--switch-network",
+            "--dry-run",
+        ])
+        .arg("--config")
+        .arg(homelab_dir())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("a dry run applies nothing"));
+
+    let o = Command::new(env!("CARGO_BIN_EXE_phoenix"))
+        .args(["sync", "confirm", "../../etc/passwd"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a switch id"));
+
+    let o = Command::new(env!("CARGO_BIN_EXE_phoenix"))
+        .args(["sync", "all", "--target", "pve", "--confirm-within", "30"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "--confirm-within needs --switch-network"
+    );
+}

@@ -10,6 +10,7 @@ pub mod connection;
 pub mod error;
 pub mod hostfiles;
 pub mod hostshell;
+pub mod netswitch;
 pub mod observe;
 pub mod sshshell;
 
