@@ -37,6 +37,17 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Desired vs actual, read-only: each guest (exists, running, drift by key), each managed file
     Status(StatusArgs),
+    /// Run one of the bash system's verbs on a Proxmox node: observe, plan it, apply, journal
+    Apply(ApplyArgs),
+}
+
+/// `phoenix apply --target pve [flags] VERB [ID]`.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub sync: SyncAllArgs,
+    #[command(subcommand)]
+    pub verb: PlanVerb,
 }
 
 /// What `verify` checks.
@@ -347,6 +358,7 @@ pub enum LabCommand {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process; boxing buys nothing
 pub enum SyncCommand {
     /// Everything: host files, guests (and, later, what runs inside them)
     All(SyncAllArgs),

@@ -47,6 +47,7 @@ fn main() -> ExitCode {
         Command::Sync { command } => sync_cmd::run(&command),
         Command::Verify(args) => verify_cmd::run(&args),
         Command::Status(args) => status_cmd::run(&args),
+        Command::Apply(args) => sync_cmd::apply_verb(&args),
     };
     ExitCode::from(code)
 }

@@ -10,7 +10,12 @@ use crate::cli::{OutputFormat, PlanArgs, PlanVerb, RenderArgs};
 use crate::{config, exit};
 
 fn request(args: &PlanArgs) -> Request {
-    match &args.verb {
+    request_of(args.verb.as_ref())
+}
+
+/// The planner's request for a bash verb (`None`: sync everything).
+pub fn request_of(verb: Option<&PlanVerb>) -> Request {
+    match verb {
         None | Some(PlanVerb::Sync) => Request::SyncAll,
         Some(PlanVerb::Create { id }) => Request::Create(*id),
         Some(PlanVerb::Converge { id }) => Request::Converge(*id),

@@ -41,7 +41,12 @@ fn pve(args: &StatusArgs) -> u8 {
         Err(code) => return code,
     };
     let shell = CountingShell::new(&session.local);
-    let (observation, plan) = match observe_and_plan(&session, &shell, &Default::default()) {
+    let (observation, plan) = match observe_and_plan(
+        &session,
+        &shell,
+        &Default::default(),
+        &phoenix_plan::Request::SyncAll,
+    ) {
         Ok(x) => x,
         Err(code) => return code,
     };

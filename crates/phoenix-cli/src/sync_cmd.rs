@@ -14,7 +14,7 @@ use phoenix_pve::observe::{observe_guests, observe_host_files};
 use phoenix_pve::{ConnectionFlags, ConnectionSettings, LocalShell, PveClient};
 use phoenix_render::{FileTarget, RenderOptions};
 
-use crate::cli::{OutputFormat, PveConnArgs, SyncAllArgs, SyncCommand, SyncTarget};
+use crate::cli::{ApplyArgs, OutputFormat, PveConnArgs, SyncAllArgs, SyncCommand, SyncTarget};
 use crate::{config, exit};
 
 /// Apply failure (ARCHITECTURE.md).
@@ -98,6 +98,7 @@ pub(crate) fn observe_and_plan(
     s: &PveSession,
     shell: &dyn phoenix_pve::HostShell,
     only: &BTreeSet<Subsystem>,
+    request: &Request,
 ) -> Result<(phoenix_pve::observe::Observation, Plan), u8> {
     let (desired, client, opts) = (&s.desired, &s.client, &s.opts);
     // Observe.
@@ -147,14 +148,13 @@ pub(crate) fn observe_and_plan(
         now: phoenix_pki::issue::unix_seconds(std::time::SystemTime::now()),
         pki: None,
     };
-    let plan =
-        match phoenix_plan::plan_with(desired, &observation.state, &Request::SyncAll, opts, &ctx) {
-            Ok(p) => p,
-            Err(e) => {
-                error(&e.to_string(), "`phoenix plan` shows the same plan offline");
-                return Err(exit::FAILED);
-            }
-        };
+    let plan = match phoenix_plan::plan_with(desired, &observation.state, request, opts, &ctx) {
+        Ok(p) => p,
+        Err(e) => {
+            error(&e.to_string(), "`phoenix plan` shows the same plan offline");
+            return Err(exit::FAILED);
+        }
+    };
 
     let mut plan = plan;
     if !only.is_empty() {
@@ -167,6 +167,30 @@ fn sync_all(args: &SyncAllArgs) -> u8 {
     if matches!(args.target, SyncTarget::Lab) {
         return crate::sync_lab::run(args);
     }
+    run_pve(args, &Request::SyncAll)
+}
+
+/// `phoenix apply --target pve VERB [ID]`: the bash verbs, acted on a node.
+pub fn apply_verb(a: &ApplyArgs) -> u8 {
+    if matches!(a.sync.target, SyncTarget::Lab) {
+        error(
+            "the verbs act on a Proxmox VE node; the lab twin is converged as a whole",
+            "use `phoenix sync all --target lab`, or `phoenix apply --target pve …`",
+        );
+        return exit::USAGE;
+    }
+    let request = crate::plan_cmd::request_of(Some(&a.verb));
+    if a.sync.switch_network && request != Request::SyncAll {
+        error(
+            "--switch-network belongs to `sync all` (the host network is not part of a guest verb)",
+            "run `phoenix sync all --target pve --switch-network`",
+        );
+        return exit::USAGE;
+    }
+    run_pve(&a.sync, &request)
+}
+
+fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
     if args.switch_network
         && let Err(code) = crate::netswitch_cmd::precheck(args)
     {
@@ -184,7 +208,7 @@ fn sync_all(args: &SyncAllArgs) -> u8 {
             "note: --only swarm: the Proxmox target plans no Swarm actions yet"
         );
     }
-    let (observation, plan) = match observe_and_plan(&session, &shell, &only) {
+    let (observation, plan) = match observe_and_plan(&session, &shell, &only, request) {
         Ok(x) => x,
         Err(code) => return code,
     };

@@ -460,3 +460,72 @@ fn switch_network_refuses_unsafe_use() {
         "--confirm-within needs --switch-network"
     );
 }
+
+/// The bash verbs on a node: `apply … stop 1002` stops exactly that guest, `start` starts it
+/// again, `delete 103` is refused while others depend on it, `delete 1002` removes it.
+#[test]
+fn apply_verbs_act_on_the_node() {
+    if !fakepve_available() {
+        return;
+    }
+    let pve = FakePve::start(&storages());
+    let root = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = sync(&pve, root.path());
+    assert_eq!(code, 0, "{stderr}");
+    let apply = |verb: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_phoenix"))
+            .args(["apply", "--target", "pve", "--output", "json"])
+            .arg("--config")
+            .arg(homelab_dir())
+            .args([
+                "--endpoint",
+                &format!("https://{}:{}", common::HOST, pve.port),
+            ])
+            .args(["--node", "pve1"])
+            .arg("--ca-file")
+            .arg(&pve.pki.ca_pem)
+            .arg("--host-root")
+            .arg(root.path())
+            .args(verb)
+            .env("PROXMOX_VE_API_TOKEN", format!("{TOKEN_ID}={SECRET}"))
+            .env_remove("PROXMOX_VE_FINGERPRINT")
+            .env_remove("PROXMOX_VE_CA_FILE")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        (out.status.code().unwrap_or(-1), json, stderr)
+    };
+    let running = |id: u64| -> Option<bool> {
+        let (_, st) = status(&pve, root.path());
+        st["status"]["guests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["id"].as_u64() == Some(id))
+            .and_then(|g| g["running"].as_bool())
+    };
+    assert_eq!(running(1002), Some(true));
+
+    let (code, r, stderr) = apply(&["stop", "1002"]);
+    assert_eq!(code, 0, "{stderr}");
+    let acts = actions(&r);
+    assert_eq!(acts.len(), 1, "{acts:#?}");
+    assert_eq!(acts[0]["action"], "stop_guest");
+    assert_eq!(running(1002), Some(false));
+    assert_eq!(running(1001), Some(true), "only 1002 stopped");
+
+    let (code, _, stderr) = apply(&["start", "1002"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(running(1002), Some(true));
+
+    let (code, _, stderr) = apply(&["delete", "103"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("103"), "{stderr}");
+    assert_eq!(running(103), Some(true), "refused: nothing deleted");
+
+    let (code, r, stderr) = apply(&["delete", "1002"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(actions(&r).iter().any(|a| a["action"] == "delete_guest"));
+    assert_eq!(running(1002), None, "1002 is gone");
+}
