@@ -29,6 +29,7 @@ pub mod converge;
 mod error;
 pub mod guestfw;
 pub mod ingress;
+pub mod netlink;
 pub mod realise;
 mod run;
 pub mod services;

@@ -9,7 +9,6 @@
 //! I/O: processes, `/etc/netns`, `/run/phoenix-lab`.
 
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::Instant;
 
 use phoenix_model::model::DesiredState;
@@ -147,62 +146,92 @@ fn build(
 ) -> Result<(ServicesState, Option<IngressState>), LabError> {
     let dir = state_dir(&t.prefix);
     let state = serde_json::to_string_pretty(t).map_err(LabError::State)?;
-    write(&dir.join("state.json"), &state)?;
-    // resolv.conf before anything runs inside (LAB.md): `ip netns exec` bind-mounts it.
-    for n in &t.namespaces {
-        write(
-            &Path::new(NETNS_ETC).join(&n.name).join("resolv.conf"),
-            &resolv_conf(t, n),
-        )?;
-    }
-    phases.mark("state and resolv.conf");
     let root = dir.join("batch").join("root.ip");
     write(&root, &root_batch(t))?;
-    run("ip", &["-batch", &path_str(&root)])?;
-    phases.mark("root batch");
-    // The hypervisor first: the macvlans are created from its bridges into the guests.
-    let hv_file = dir.join("batch").join(format!("{}.ip", t.hv));
-    write(&hv_file, &ns_batch(t, &t.hv))?;
-    run("ip", &["-n", &t.hv, "-batch", &path_str(&hv_file)])?;
-    phases.mark("hypervisor batch");
-    let mut jobs: Vec<Vec<String>> = Vec::new();
-    for n in t.namespaces.iter().filter(|n| n.name != t.hv) {
-        let file = dir.join("batch").join(format!("{}.ip", n.name));
-        write(&file, &ns_batch(t, &n.name))?;
-        jobs.push(vec![
-            "-n".into(),
-            n.name.clone(),
-            "-batch".into(),
-            path_str(&file),
-        ]);
-    }
-    for n in t.namespaces.iter().filter(|n| n.forwarding) {
-        jobs.push(
-            ["netns", "exec", &n.name, "sysctl", "-q", "-w"]
-                .iter()
-                .map(|s| s.to_string())
-                .chain(["net.ipv4.ip_forward=1".to_string()])
-                .collect(),
-        );
-    }
-    run_parallel("ip", &jobs)?;
-    phases.mark("namespace batches and forwarding");
     let nat = dir.join("nat.nft");
     write(&nat, &t.nat_ruleset)?;
-    run(
-        "ip",
-        &["netns", "exec", &t.hv, "nft", "-f", &path_str(&nat)],
-    )?;
-    phases.mark("nat");
+    // The state file and every resolv.conf (which must exist before anything runs inside, LAB.md:
+    // `ip netns exec` bind-mounts it) are written while the kernel builds the namespaces.
+    let (files, batch) = std::thread::scope(|s| {
+        let files = s.spawn(|| -> Result<(), LabError> {
+            write(&dir.join("state.json"), &state)?;
+            for n in &t.namespaces {
+                write(
+                    &Path::new(NETNS_ETC).join(&n.name).join("resolv.conf"),
+                    &resolv_conf(t, n),
+                )?;
+            }
+            Ok(())
+        });
+        let batch = run("ip", &["-batch", &path_str(&root)]);
+        (files.join(), batch)
+    });
+    files.map_err(|_| LabError::Service {
+        name: "lab files".into(),
+        reason: "the writer thread panicked".into(),
+    })??;
+    batch?;
+    phases.mark("root batch, state and resolv.conf");
+    // The NAT ruleset and the guest firewalls load in their own processes while the links and
+    // addresses are configured (tables need only their namespace).
+    let mut loads: Vec<(Vec<String>, std::process::Child)> = Vec::new();
+    let mut load = |argv: Vec<String>| -> Result<(), LabError> {
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let child = spawn("ip", &args)?;
+        loads.push((argv, child));
+        Ok(())
+    };
+    load(vec![
+        "netns".into(),
+        "exec".into(),
+        t.hv.clone(),
+        "nft".into(),
+        "-f".into(),
+        path_str(&nat),
+    ])?;
     if let Some(d) = d {
         // Guest firewalls: the policy of the `.fw` files as an nftables table per guest.
         for (ns, text) in crate::guestfw::rulesets(d, t) {
-            crate::guestfw::load(&ns, &text, &dir)?;
+            let file = dir.join(format!("fw-{ns}.nft"));
+            write(&file, &text)?;
+            load(vec![
+                "netns".into(),
+                "exec".into(),
+                ns,
+                "nft".into(),
+                "-f".into(),
+                path_str(&file),
+            ])?;
         }
-        phases.mark("guest firewalls");
     }
-    let mut s = services::start(t)?;
-    phases.mark("services");
+    // The hypervisor first: the macvlans are created from its bridges into the guests.
+    let hv_file = dir.join("batch").join(format!("{}.ip", t.hv));
+    write(&hv_file, &ns_batch(t, &t.hv))?;
+    let configured = run("ip", &["-n", &t.hv, "-batch", &path_str(&hv_file)]).and_then(|_| {
+        // Every other namespace in-process over rtnetlink (no process per namespace), and
+        // forwarding where the topology wants it (the hypervisor included).
+        let nss: Vec<String> = t
+            .namespaces
+            .iter()
+            .filter(|n| n.name != t.hv || n.forwarding)
+            .map(|n| n.name.clone())
+            .collect();
+        crate::netlink::configure(t, &nss, 4)
+    });
+    // The base services start once the addresses exist; the rulesets finish loading meanwhile
+    // (the lab's own services talk only to the wan and the hypervisor, which no guest table
+    // filters, and nothing is verified before both are done).
+    let started = configured.and_then(|()| services::start(t));
+    let mut loaded = Ok(());
+    for (argv, child) in loads {
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        if let Err(e) = finish("ip", &args, child) {
+            loaded = loaded.and(Err(e));
+        }
+    }
+    let mut s = started?;
+    loaded?;
+    phases.mark("hypervisor batch, namespaces (netlink), NAT, firewalls and services");
     let ingress = match d {
         Some(d) => ingress::start(d, t, &mut s.services)?,
         None => None,
@@ -212,34 +241,4 @@ fn build(
         phases.mark("ingress");
     }
     Ok((s, ingress))
-}
-
-/// Run every job, at most `window` at a time; the first failure is returned.
-fn run_parallel(program: &str, jobs: &[Vec<String>]) -> Result<(), LabError> {
-    // Process start-up dominates; a window keeps the process table small without costing time
-    // (measured: 2, 4, 16 and unbounded give the same figures on 2 cores).
-    let window = 16;
-    let mut running: std::collections::VecDeque<(Vec<&str>, Child)> = Default::default();
-    let mut first_err = None;
-    for args in jobs {
-        if running.len() >= window
-            && let Some((argv, child)) = running.pop_front()
-            && let Err(e) = finish(program, &argv, child)
-        {
-            first_err.get_or_insert(e);
-        }
-        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        match spawn(program, &argv) {
-            Ok(c) => running.push_back((argv, c)),
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        }
-    }
-    for (argv, child) in running {
-        if let Err(e) = finish(program, &argv, child) {
-            first_err.get_or_insert(e);
-        }
-    }
-    first_err.map_or(Ok(()), Err)
 }

@@ -360,7 +360,7 @@ pub(crate) fn wait_ready(
                 ),
             });
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

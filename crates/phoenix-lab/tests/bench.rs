@@ -50,7 +50,7 @@ fn hundred_guests_vs_ip_batch_floor() {
     }
     let d = synthetic(100);
     let (mut ups, mut downs, mut floors) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..5 {
+    for _ in 0..11 {
         let prefix = unique_prefix();
         let _guard = LabGuard::new(&prefix);
         let opts = phoenix_lab::UpOptions {
@@ -88,10 +88,22 @@ fn hundred_guests_vs_ip_batch_floor() {
         let _ = std::fs::remove_file(&file);
         phoenix_lab::down(&floor_prefix).expect("floor down");
     }
+    // Each run's ratio against the floor measured right after it (pairing keeps the ratio
+    // meaningful when the machine's speed drifts).
+    let mut ratios: Vec<f64> = ups
+        .iter()
+        .zip(&floors)
+        .map(|(u, f)| u.as_secs_f64() / f.as_secs_f64())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
     let (up, down, floor) = (median(ups), median(downs), median(floors));
     eprintln!(
-        "100-guest lab (102 namespaces, 102 veth pairs), median of 5: up {up:?}, down {down:?}; \
-         floor (one ip -batch, namespaces + veths only) {floor:?}; ratio up/floor {:.2}",
-        up.as_secs_f64() / floor.as_secs_f64()
+        "100-guest lab (102 namespaces, 102 veth pairs), median of {n}: up {up:?}, down {down:?}; \
+         floor (one ip -batch, namespaces + veths only) {floor:?}; paired ratio up/floor: \
+         median {:.2}, min {:.2}, max {:.2}",
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1],
+        n = ratios.len()
     );
 }
