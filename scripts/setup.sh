@@ -45,6 +45,53 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Docker for the lab's Swarm (LAB.md): phoenix-lab starts one dockerd per Swarm VM namespace
+# (crates/phoenix-lab/src/swarm.rs), never one here. Debian's docker.io is installed only when
+# dockerd is missing; policy-rc.d (above) keeps the package scripts from starting it, its systemd
+# units are disabled so a boot does not start it either, and anything the install did start in
+# the root namespace anyway is stopped. The image the lab imports is built by phoenix-lab from
+# the busybox and iputils-ping installed above (no registry, no pulls).
+root_ns_pids() { # pids of the named program running in this (the root) network namespace
+  local pid
+  for pid in $(pgrep -x "$1" || true); do
+    [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" = "$(readlink /proc/self/ns/net)" ] && echo "$pid"
+  done
+  return 0
+}
+if ! command -v dockerd >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: dockerd missing (run this script as root, or apt-get install docker.io without starting it)" >&2
+    exit 1
+  fi
+  before="$(root_ns_pids dockerd) $(root_ns_pids containerd)"
+  echo "setup: installing docker.io (dockerd for the lab's Swarm; it never runs in the root namespace)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends docker.io >/dev/null
+  if command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --quiet docker.service docker.socket containerd.service 2>/dev/null || true
+    if [ -d /run/systemd/system ]; then
+      systemctl stop docker.socket docker.service containerd.service 2>/dev/null || true
+    fi
+  fi
+  stopped=""
+  for pid in $(root_ns_pids dockerd) $(root_ns_pids containerd); do
+    case " $before " in *" $pid "*) continue ;; esac
+    echo "setup: stopping $(cat "/proc/$pid/comm" 2>/dev/null) (pid $pid) that the install started in the root namespace" >&2
+    kill -TERM "$pid" 2>/dev/null || true
+    stopped="$stopped $pid"
+  done
+  for _ in $(seq 1 100); do
+    alive=""
+    for pid in $stopped; do [ -e "/proc/$pid" ] && alive=1; done
+    [ -z "$alive" ] && break
+    sleep 0.1
+  done
+  if [ -n "$(root_ns_pids dockerd)" ] && [ -z "$(echo "$before" | tr -d ' ')" ]; then
+    echo "error: a dockerd still runs in the root namespace after installing docker.io" >&2
+    exit 1
+  fi
+fi
+
 # cargo from rustup (~/.cargo/bin may not be on PATH in a non-login shell).
 if ! command -v cargo >/dev/null 2>&1 && [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]; then
   export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"

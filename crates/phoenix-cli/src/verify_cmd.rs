@@ -105,6 +105,58 @@ pub fn lab_report(
     };
     let p = plan(d, &places);
     let start = Instant::now();
-    let report = verify(&p, &Deadlines::default());
+    // The Swarm's checks run beside the network's (they share nothing but the clock).
+    let (mut report, swarm) = std::thread::scope(|s| {
+        let swarm = s.spawn(|| swarm_results(d, &t));
+        let report = verify(&p, &Deadlines::default());
+        (report, swarm.join().unwrap_or_default())
+    });
+    report.extend(swarm);
     Ok((report, start.elapsed()))
+}
+
+/// The Swarm checks (`phoenix_lab::swarm::checks`) as report lines; a skip when the model has
+/// Swarm VMs but this machine has no `dockerd`, nothing when it has none.
+fn swarm_results(
+    d: &phoenix_model::DesiredState,
+    t: &phoenix_lab::LabTopology,
+) -> Vec<phoenix_verify::report::ProbeResult> {
+    use phoenix_verify::report::{ProbeResult, Status, Subject};
+    let plan = match phoenix_lab::swarm::plan(d, t) {
+        Ok(Some(p)) => p,
+        Ok(None) => return Vec::new(),
+        Err(e) => {
+            return vec![ProbeResult::skip(
+                "swarm".into(),
+                Subject::Named("swarm".into()),
+                "swarm".into(),
+                e.to_string(),
+            )];
+        }
+    };
+    if !phoenix_lab::swarm::dockerd_available() {
+        return vec![ProbeResult::skip(
+            "swarm".into(),
+            Subject::Named("swarm".into()),
+            format!("swarm of {} nodes", plan.nodes.len()),
+            "no dockerd on this machine (scripts/setup.sh installs Debian's docker.io)".into(),
+        )];
+    }
+    phoenix_lab::swarm::checks(&plan)
+        .into_iter()
+        .map(|c| ProbeResult {
+            id: c.id,
+            subject: Subject::Named(c.subject),
+            check: c.check,
+            status: if c.pass {
+                Status::Pass
+            } else {
+                Status::Fail {
+                    evidence: c.observed.clone(),
+                }
+            },
+            observed: c.observed,
+            duration: std::time::Duration::from_millis(u64::try_from(c.duration_ms).unwrap_or(0)),
+        })
+        .collect()
 }

@@ -19,7 +19,10 @@
 //! - **reload** the NAT ruleset when the hypervisor's table is missing or differs from what
 //!   was loaded; **load** a guest's firewall table when missing or not the desired one;
 //! - **restart** a recorded service whose process is gone (same argv, waits until it holds
-//!   its sockets); **renew** a DHCP lease the NIC no longer holds.
+//!   its sockets); **renew** a DHCP lease the NIC no longer holds;
+//! - **swarm up** when the model has Swarm VMs (and `dockerd` is installed) but the Swarm was
+//!   never set up or an engine is not running: [`crate::swarm::up`] starts what is missing,
+//!   rejoins, and changes nothing that is already right.
 //!
 //! Applied in that order; the completion record is removed before the first change and
 //! written after the last, so a run killed halfway is recognised by the next one.
@@ -67,6 +70,7 @@ pub enum LabAction {
     LoadFirewall,
     Restart,
     Renew,
+    Swarm,
 }
 
 impl std::fmt::Display for LabAction {
@@ -79,6 +83,7 @@ impl std::fmt::Display for LabAction {
             LabAction::LoadFirewall => "load firewall",
             LabAction::Restart => "restart",
             LabAction::Renew => "renew lease",
+            LabAction::Swarm => "swarm up",
         })
     }
 }
@@ -402,6 +407,34 @@ pub fn plan(d: &DesiredState, prefix: &str) -> Result<LabPlan, LabError> {
             ));
         }
     }
+    if crate::swarm::dockerd_available()
+        && let Some(sp) = crate::swarm::plan(d, t)?
+    {
+        let dead: Vec<String> = sp
+            .nodes
+            .iter()
+            .filter(|n| crate::swarm::engine_pid(n).is_none())
+            .map(|n| format!("{} ({})", n.name, n.guest))
+            .collect();
+        if crate::swarm::load(prefix).is_none() {
+            p.changes.push(change(
+                LabAction::Swarm,
+                "swarm",
+                format!("not set up ({} nodes)", sp.nodes.len()),
+            ));
+        } else if !dead.is_empty() {
+            p.changes.push(change(
+                LabAction::Swarm,
+                "swarm",
+                format!(
+                    "engine not running on {}: start it and rejoin",
+                    dead.join(", ")
+                ),
+            ));
+        } else {
+            in_sync += sp.nodes.len();
+        }
+    }
     p.in_sync = in_sync;
     Ok(p)
 }
@@ -493,6 +526,9 @@ pub fn apply(
                         reason: "not recorded in services.json".into(),
                     })?;
                 services::restart(&p.prefix, rec)?;
+            }
+            LabAction::Swarm => {
+                crate::swarm::up(d, t)?;
             }
             LabAction::Renew => {
                 let mut state: ServicesState = services::load(&p.prefix).unwrap_or_default();

@@ -14,7 +14,11 @@
 //!   clients (started by `lab up`);
 //! - [`ingress`]: guest file roots (CA, certificates, rendered files) and the ingress path:
 //!   nginx in the gateway, Traefik in the proxy, a Portainer stand-in (started by `lab up`);
-//! - [`stepca`]: step-ca in the CA guest (started with the ingress when the binary is found);
+//! - [`stepca`]: step-ca in the CA guest (started first with the ingress when the binary is
+//!   found; it issues the services' certificates);
+//! - [`guestfw`]: the guests' firewalls (the `.fw` policy as an nftables table per guest);
+//! - [`netlink`]: the namespaces' links, addresses and routes configured in-process;
+//! - [`swarm`]: a real Docker Swarm, one dockerd per Swarm VM namespace, and its checks;
 //! - [`traefik`]: the lab's own adjustments to Traefik's launch;
 //! - [`status`]: `lab status` and `lab exec`.
 //!
@@ -35,6 +39,7 @@ mod run;
 pub mod services;
 pub mod status;
 pub mod stepca;
+pub mod swarm;
 pub mod teardown;
 pub mod topology;
 pub mod traefik;

@@ -43,6 +43,8 @@ pub struct UpReport {
     pub services: ServicesState,
     /// The ingress path ([`crate::ingress`]), when the model has one.
     pub ingress: Option<IngressState>,
+    /// The Swarm ([`crate::swarm`]), when the model has Swarm VMs and `dockerd` is installed.
+    pub swarm: Option<crate::swarm::SwarmState>,
 }
 
 /// Realise the network of `d` under `opts.prefix`.
@@ -87,7 +89,7 @@ fn realise_model(
         }
         Ok(s)
     });
-    let (services, ingress) = match built {
+    let (services, ingress, swarm) = match built {
         Ok(s) => s,
         Err(e) => {
             if let Err(cleanup) = down(prefix) {
@@ -106,6 +108,7 @@ fn realise_model(
         phases: phases.0,
         services,
         ingress,
+        swarm,
     })
 }
 
@@ -143,7 +146,14 @@ fn build(
     t: &LabTopology,
     d: Option<&DesiredState>,
     phases: &mut Phases,
-) -> Result<(ServicesState, Option<IngressState>), LabError> {
+) -> Result<
+    (
+        ServicesState,
+        Option<IngressState>,
+        Option<crate::swarm::SwarmState>,
+    ),
+    LabError,
+> {
     let dir = state_dir(&t.prefix);
     let state = serde_json::to_string_pretty(t).map_err(LabError::State)?;
     let root = dir.join("batch").join("root.ip");
@@ -240,5 +250,15 @@ fn build(
         services::save(&t.prefix, &s)?;
         phases.mark("ingress");
     }
-    Ok((s, ingress))
+    let swarm = match d {
+        Some(d) if crate::swarm::dockerd_available() => {
+            let st = crate::swarm::up(d, t)?;
+            if st.is_some() {
+                phases.mark("swarm");
+            }
+            st
+        }
+        _ => None,
+    };
+    Ok((s, ingress, swarm))
 }

@@ -93,10 +93,55 @@ fn signal(sig: &str, pids: &[u32]) {
     let _ = output("kill", &refs);
 }
 
+/// Descendants of `roots` (by parent pid, from `/proc/PID/stat`) that are not in `roots`.
+pub(crate) fn descendants(roots: &[u32]) -> Vec<u32> {
+    let Ok(proc) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parents: Vec<(u32, u32)> = proc
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?;
+            Some((pid, ppid.parse().ok()?))
+        })
+        .collect();
+    let mut found: Vec<u32> = roots.to_vec();
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        for (pid, _) in parents.iter().filter(|(_, pp)| *pp == parent) {
+            if !found.contains(pid) {
+                found.push(*pid);
+            }
+        }
+        i += 1;
+    }
+    found.retain(|p| !roots.contains(p));
+    found.sort_unstable();
+    found
+}
+
 /// Stop every process inside `nss`: SIGTERM, then SIGKILL to what is left at the deadline.
-fn stop_processes(nss: &[String]) -> Vec<u32> {
-    let all = pids_in(nss);
+/// Processes started from inside but living in namespaces of their own — the containers of
+/// the lab's dockerds ([`crate::swarm`]), children of a containerd-shim — get SIGKILL first:
+/// a shim stopped by SIGTERM leaves its container running, orphaned, outside every lab
+/// namespace.
+fn stop_processes(prefix: &str, nss: &[String]) -> Vec<u32> {
+    let mut all = pids_in(nss);
+    let mut inner = descendants(&all);
+    // The Swarm engines too: their state is throwaway and a graceful dockerd stop takes ~3 s.
+    inner.extend(
+        crate::swarm::engine_pids(prefix)
+            .into_iter()
+            .filter(|p| all.contains(p)),
+    );
+    signal("-KILL", &inner);
     signal("-TERM", &all);
+    all.extend(inner);
+    all.sort_unstable();
+    all.dedup();
     let deadline = Instant::now() + TERM_DEADLINE;
     let mut left = all.clone();
     while !left.is_empty() && Instant::now() < deadline {
@@ -129,7 +174,10 @@ pub fn down(prefix: &str) -> Result<DownReport, LabError> {
         ..DownReport::default()
     };
     let nss = namespaces(prefix);
-    report.killed = stop_processes(&nss);
+    report.killed = stop_processes(prefix, &nss);
+    for left in crate::swarm::remove_cgroups(prefix) {
+        eprintln!("warning: lab {prefix}: cgroup left: {left}");
+    }
     let mut errors = Vec::new();
     if let Err(e) = delete_namespaces(prefix, &nss) {
         errors.push(e);

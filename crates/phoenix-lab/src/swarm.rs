@@ -1,0 +1,701 @@
+//! Docker Swarm in the lab: one real dockerd (Debian `docker.io` 20.10) per Swarm VM namespace,
+//! the Swarm initialised on the first manager and joined by the other nodes, node labels, and
+//! the attachable overlay `traefik-public`; [`checks`] verifies it with real traffic.
+//!
+//! How each engine runs (LAB.md): `nsenter --net=/run/netns/<ns> --uts=… unshare -m
+//! --propagation private dockerd …` — not under `ip netns exec`, which remounts `/sys` and hides the cgroup
+//! hierarchy dockerd needs. The private mount namespace keeps dockerd's overlay mounts and its
+//! container namespaces' bind mounts out of the root namespace (they vanish with the process);
+//! a UTS namespace of its own (held by a `busybox sleep`, see `uts_holder`) carries the VM's
+//! name as hostname, which becomes the Swarm node name.
+//! Every path is the engine's own, under `/run/phoenix-lab/<prefix>/swarm/g<id>/`: data root,
+//! exec root (containerd's state and socket), API socket, pid file, `daemon.json` (which also
+//! moves the engine key off the host's `/etc/docker/key.json`, so two engines never share an
+//! engine ID). `--dns` is the guest namespace's resolver (the mesh DNS).
+//! `--iptables` stays on (the default): the rules land in the guest's own namespace, and the
+//! embedded DNS of containers, the `docker_gwbridge` NAT and `--publish mode=host` need them.
+//! No registry is ever contacted: the only image is imported (`POST /images/create?fromSrc=-`,
+//! what `docker import` does) from a rootfs built from the host's busybox and iputils `ping`
+//! (busybox's ping cannot set don't-fragment; iputils' can: `ping -M do`).
+//!
+//! Addresses: the node address (advertise and data path) is the VM's static address on the
+//! mesh bridge when it has one, else its first static address — the rule the mesh DNS uses for
+//! Swarm node names. Overlay subnets come from an address pool that overlaps no subnet of the
+//! model ([`ADDR_POOLS`]): Docker's default pool 10.0.0.0/8 would hand out 10.0.0.0/24, the
+//! seed's management network. The overlay's MTU option is the underlay MTU: Docker's overlay
+//! driver subtracts the 50 bytes of VXLAN itself (checked: option 1450 gives containers 1400).
+//!
+//! Idempotent: a running engine is reused, the image imported only when missing, `init` only
+//! when the first manager is in no Swarm, `join` only for non-members, labels updated only when
+//! they differ, the network created only when missing; [`SwarmState::changes`] lists what was
+//! done, empty on a second run.
+//! `lab down` stops the engines with everything else in the lab's namespaces (and the
+//! containers under their shims, see [`crate::teardown`]).
+//! I/O: processes, the Engine API over each engine's unix socket (bollard), the state dir.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use bollard::errors::Error as ApiError;
+use bollard::models::{
+    LocalNodeState, NetworkCreateRequest, NodeSpec, SwarmInitRequest, SwarmJoinRequest,
+};
+use bollard::query_parameters::{CreateImageOptionsBuilder, UpdateNodeOptionsBuilder};
+use bollard::{ClientVersion, Docker};
+use futures_util::StreamExt;
+use ipnet::IpNet;
+use phoenix_model::model::{DesiredState, Guest, SwarmRole};
+use serde::{Deserialize, Serialize};
+
+use crate::topology::LabTopology;
+use crate::{LabError, state_dir};
+
+#[path = "swarm_checks.rs"]
+pub mod checks;
+#[path = "swarm_engine.rs"]
+pub mod engine;
+pub use checks::{SwarmCheck, checks};
+pub use engine::{
+    build_rootfs, daemon_json, dockerd_args, engine_pid, engine_pids, parse_ldd, remove_cgroups,
+    stop_engine,
+};
+use engine::{running_engine, start_engine, stop_leftovers, wait_engine};
+
+/// Is a `dockerd` binary on `PATH` (Debian `docker.io`, installed by `scripts/setup.sh`)?
+pub fn dockerd_available() -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join("dockerd").is_file()))
+}
+
+/// The attachable overlay the ingress proxy and the stacks share.
+pub const OVERLAY_NETWORK: &str = "traefik-public";
+/// The imported image (repository and tag).
+pub const IMAGE_REPO: &str = "phoenix-lab/busybox";
+pub const IMAGE_TAG: &str = "1";
+/// iputils `ping` inside the image (busybox's ping has no don't-fragment option).
+pub const DF_PING: &str = "/usr/bin/ping-df";
+/// Bytes of VXLAN encapsulation (outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14).
+pub const VXLAN_OVERHEAD: u16 = 50;
+/// The Swarm's overlay address pools, first one that overlaps no subnet of the model wins.
+pub const ADDR_POOLS: [&str; 3] = ["10.200.0.0/16", "10.201.0.0/16", "172.30.0.0/16"];
+/// Swarm's cluster-management port.
+pub const MANAGER_PORT: u16 = 2377;
+/// The Engine API of Debian's docker.io 20.10 (bollard's default is newer than it accepts).
+const API_VERSION: ClientVersion = ClientVersion {
+    major_version: 1,
+    minor_version: 41,
+};
+/// Per-request timeout of the Engine API client, seconds.
+const API_TIMEOUT_S: u64 = 60;
+
+/// One Swarm VM of the model, as the lab runs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwarmNode {
+    pub guest: u32,
+    /// VM name: hostname and Swarm node name.
+    pub name: String,
+    pub ns: String,
+    pub role: SwarmRoleName,
+    /// The NIC carrying Swarm traffic and its address (advertise and data path).
+    pub nic: String,
+    pub addr: Ipv4Addr,
+    /// The bridge under that NIC (the underlay) and its MTU.
+    pub underlay: String,
+    pub underlay_mtu: u16,
+    /// The resolver the engine gives containers (`--dns`).
+    pub dns: IpAddr,
+    pub labels: BTreeMap<String, String>,
+    /// The engine's own directory.
+    pub dir: PathBuf,
+}
+
+/// [`SwarmRole`] with serde (the model's type is serialise-only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SwarmRoleName {
+    Manager,
+    Worker,
+}
+
+impl From<SwarmRole> for SwarmRoleName {
+    fn from(r: SwarmRole) -> Self {
+        match r {
+            SwarmRole::Manager => SwarmRoleName::Manager,
+            SwarmRole::Worker => SwarmRoleName::Worker,
+        }
+    }
+}
+
+impl std::fmt::Display for SwarmRoleName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SwarmRoleName::Manager => "manager",
+            SwarmRoleName::Worker => "worker",
+        })
+    }
+}
+
+impl SwarmNode {
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("docker.sock")
+    }
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.join("docker.pid")
+    }
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("dockerd.out")
+    }
+    /// `name (id)` for messages.
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.name, self.guest)
+    }
+}
+
+/// What the lab's Swarm should be. Pure value, computed by [`plan`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwarmPlan {
+    pub prefix: String,
+    /// Managers first (the first one initialises the Swarm), then workers, each by id.
+    pub nodes: Vec<SwarmNode>,
+    pub overlay: String,
+    /// The overlay's MTU option (the smallest underlay MTU); containers get this − 50.
+    pub underlay_mtu: u16,
+    pub overlay_mtu: u16,
+    pub addr_pool: String,
+    /// The rootfs tarball imported as the image.
+    pub rootfs_tar: PathBuf,
+}
+
+impl SwarmPlan {
+    /// The manager that initialises the Swarm and answers for it.
+    pub fn leader(&self) -> Option<&SwarmNode> {
+        self.nodes.first()
+    }
+    pub fn node(&self, guest: u32) -> Option<&SwarmNode> {
+        self.nodes.iter().find(|n| n.guest == guest)
+    }
+}
+
+/// The Swarm of `d` in the lab `t`; `None` when the model has no Swarm VM. Pure.
+pub fn plan(d: &DesiredState, t: &LabTopology) -> Result<Option<SwarmPlan>, LabError> {
+    let ids: Vec<_> = d
+        .roles
+        .swarm_managers
+        .iter()
+        .chain(&d.roles.swarm_workers)
+        .copied()
+        .collect();
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    if d.roles.swarm_managers.is_empty() {
+        return Err(swarm_err("the model has Swarm workers but no manager"));
+    }
+    let dir = state_dir(&t.prefix).join("swarm");
+    let mut nodes = Vec::new();
+    for id in ids {
+        let g = d
+            .guest(id)
+            .ok_or_else(|| swarm_err(format!("no guest {}", id.0)))?;
+        nodes.push(node(d, t, g, &dir)?);
+    }
+    let underlay_mtu = nodes.iter().map(|n| n.underlay_mtu).min().unwrap_or(1500);
+    let subnets: Vec<IpNet> = d.bridges.iter().filter_map(|b| b.subnet).collect();
+    let addr_pool = ADDR_POOLS
+        .iter()
+        .find(|p| {
+            p.parse::<IpNet>()
+                .is_ok_and(|pool| !subnets.iter().any(|s| overlaps(&pool, s)))
+        })
+        .ok_or_else(|| swarm_err("every overlay address pool overlaps a subnet of the model"))?;
+    Ok(Some(SwarmPlan {
+        prefix: t.prefix.clone(),
+        nodes,
+        overlay: OVERLAY_NETWORK.into(),
+        underlay_mtu,
+        overlay_mtu: underlay_mtu.saturating_sub(VXLAN_OVERHEAD),
+        addr_pool: (*addr_pool).to_string(),
+        rootfs_tar: dir.join("rootfs.tar"),
+    }))
+}
+
+fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+fn node(d: &DesiredState, t: &LabTopology, g: &Guest, dir: &Path) -> Result<SwarmNode, LabError> {
+    let membership = g
+        .swarm
+        .as_ref()
+        .ok_or_else(|| swarm_err(format!("guest {} has no Swarm role", g.id.0)))?;
+    let mesh = d.mesh().map(|b| b.name.as_str());
+    let nic = mesh
+        .and_then(|m| g.static_on(m))
+        .or_else(|| g.nics.iter().find(|n| n.address().is_some()))
+        .ok_or_else(|| swarm_err(format!("Swarm VM {} has no static address", g.id.0)))?;
+    let addr = match nic.address() {
+        Some(IpAddr::V4(a)) => a,
+        _ => {
+            return Err(swarm_err(format!(
+                "Swarm VM {}: no IPv4 node address",
+                g.id.0
+            )));
+        }
+    };
+    let ns = t
+        .namespace_of(&g.id.0.to_string())
+        .ok_or_else(|| swarm_err(format!("no lab namespace for guest {}", g.id.0)))?;
+    let bridge = d
+        .bridge(&nic.bridge)
+        .ok_or_else(|| swarm_err(format!("unknown bridge {}", nic.bridge)))?;
+    Ok(SwarmNode {
+        guest: g.id.0,
+        name: g.name.clone(),
+        ns: ns.name.clone(),
+        role: membership.role.into(),
+        nic: nic.name.clone(),
+        addr,
+        underlay: bridge.name.clone(),
+        underlay_mtu: nic.mtu.unwrap_or(bridge.mtu).min(bridge.mtu),
+        dns: ns.resolver,
+        labels: membership.labels.clone(),
+        dir: dir.join(format!("g{}", g.id.0)),
+    })
+}
+
+pub(crate) fn swarm_err(reason: impl Into<String>) -> LabError {
+    LabError::Service {
+        name: "swarm".into(),
+        reason: reason.into(),
+    }
+}
+
+pub(crate) fn p(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// An engine as started (or found running) by [`up`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineRecord {
+    pub guest: u32,
+    pub ns: String,
+    pub pid: u32,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+    /// Started by this run (false: found running).
+    pub started: bool,
+}
+
+/// What [`up`] did; also written to `<state dir>/swarm.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SwarmState {
+    pub plan: SwarmPlan,
+    pub engines: Vec<EngineRecord>,
+    /// Every change made, for humans (`swarm init on …`); empty when nothing was to do.
+    pub changes: Vec<String>,
+    pub elapsed_ms: u128,
+    /// Time per phase, milliseconds.
+    pub phases: Vec<(String, u128)>,
+}
+
+/// Name of the record in the state dir.
+pub const SWARM_FILE: &str = "swarm.json";
+
+/// The record of the last [`up`] of lab `prefix`, if any.
+pub fn load(prefix: &str) -> Option<SwarmState> {
+    let text = std::fs::read_to_string(state_dir(prefix).join(SWARM_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// A current-thread runtime for the Engine API calls of one operation.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, LabError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| swarm_err(format!("cannot start the async runtime: {e}")))
+}
+
+/// An Engine API client for `n`'s socket.
+pub fn client(n: &SwarmNode) -> Result<Docker, LabError> {
+    Docker::connect_with_unix(&p(&n.socket()), API_TIMEOUT_S, &API_VERSION)
+        .map_err(|e| api_err(n, "connect", e))
+}
+
+pub(crate) fn api_err(n: &SwarmNode, what: &str, e: ApiError) -> LabError {
+    swarm_err(format!("{} {what}: {e}", n.label()))
+}
+
+pub(crate) fn is_not_found(e: &ApiError) -> bool {
+    matches!(
+        e,
+        ApiError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// Bring the Swarm of `d` up in the running lab `t` (after [`crate::up`] or
+/// [`crate::realise::realise`]). `None` when the model has no Swarm VM.
+pub fn up(d: &DesiredState, t: &LabTopology) -> Result<Option<SwarmState>, LabError> {
+    crate::require_root()?;
+    let Some(plan) = plan(d, t)? else {
+        return Ok(None);
+    };
+    let start = Instant::now();
+    let mut phases = Vec::new();
+    let mut mark = {
+        let mut last = Instant::now();
+        move |name: &str, phases: &mut Vec<(String, u128)>| {
+            phases.push((name.to_string(), last.elapsed().as_millis()));
+            last = Instant::now();
+        }
+    };
+    let mut changes = Vec::new();
+    let rootfs_built = build_rootfs(&plan.rootfs_tar)?;
+    if rootfs_built {
+        changes.push(format!("built the image rootfs {}", p(&plan.rootfs_tar)));
+    }
+    mark("rootfs", &mut phases);
+    let mut engines = Vec::new();
+    let mut pending = Vec::new();
+    for n in &plan.nodes {
+        match running_engine(n) {
+            Some(pid) => engines.push(engine_record(n, pid, false)),
+            None => {
+                stop_leftovers(n);
+                pending.push((n, start_engine(n)?));
+            }
+        }
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let waits = pending.iter().map(|(n, pid)| wait_engine(n, *pid));
+        for r in futures_util::future::join_all(waits).await {
+            r?;
+        }
+        Ok::<_, LabError>(())
+    })?;
+    for (n, pid) in pending {
+        changes.push(format!("started dockerd for {} (pid {pid})", n.label()));
+        engines.push(engine_record(n, pid, true));
+    }
+    engines.sort_by_key(|e| e.guest);
+    mark("engines", &mut phases);
+    rt.block_on(converge(&plan, &mut changes, &mut phases, &mut mark))?;
+    let state = SwarmState {
+        plan,
+        engines,
+        changes,
+        elapsed_ms: start.elapsed().as_millis(),
+        phases,
+    };
+    let path = state_dir(&t.prefix).join(SWARM_FILE);
+    let text = serde_json::to_string_pretty(&state).map_err(LabError::State)?;
+    std::fs::write(&path, text).map_err(|e| LabError::io(&path, e))?;
+    Ok(Some(state))
+}
+
+async fn converge(
+    plan: &SwarmPlan,
+    changes: &mut Vec<String>,
+    phases: &mut Vec<(String, u128)>,
+    mark: &mut impl FnMut(&str, &mut Vec<(String, u128)>),
+) -> Result<(), LabError> {
+    let image = format!("{IMAGE_REPO}:{IMAGE_TAG}");
+    let imports = plan.nodes.iter().map(|n| import_image(n, &plan.rootfs_tar));
+    for (n, r) in plan
+        .nodes
+        .iter()
+        .zip(futures_util::future::join_all(imports).await)
+    {
+        if r? {
+            changes.push(format!("imported {image} into {}", n.label()));
+        }
+    }
+    mark("image", phases);
+    let leader = plan.leader().ok_or_else(|| swarm_err("no manager"))?;
+    let ld = client(leader)?;
+    init(plan, leader, &ld, changes).await?;
+    mark("init", phases);
+    join_all(plan, leader, &ld, changes).await?;
+    mark("join", phases);
+    labels(plan, &ld, changes).await?;
+    mark("labels", phases);
+    network(plan, leader, &ld, changes).await?;
+    mark("network", phases);
+    Ok(())
+}
+
+fn engine_record(n: &SwarmNode, pid: u32, started: bool) -> EngineRecord {
+    EngineRecord {
+        guest: n.guest,
+        ns: n.ns.clone(),
+        pid,
+        socket: n.socket(),
+        log: n.log(),
+        started,
+    }
+}
+
+/// Import the image into `n`'s engine unless present; true when imported.
+async fn import_image(n: &SwarmNode, tar: &Path) -> Result<bool, LabError> {
+    let c = client(n)?;
+    let image = format!("{IMAGE_REPO}:{IMAGE_TAG}");
+    match c.inspect_image(&image).await {
+        Ok(_) => return Ok(false),
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => return Err(api_err(n, "inspect image", e)),
+    }
+    let bytes = std::fs::read(tar).map_err(|e| LabError::io(tar, e))?;
+    let opts = CreateImageOptionsBuilder::new()
+        .from_src("-")
+        .repo(IMAGE_REPO)
+        .tag(IMAGE_TAG)
+        .build();
+    let mut stream = c.create_image(
+        Some(opts),
+        Some(bollard::body_full(bytes::Bytes::from(bytes))),
+        None,
+    );
+    while let Some(item) = stream.next().await {
+        item.map_err(|e| api_err(n, "import image", e))?;
+    }
+    Ok(true)
+}
+
+/// The engine's own view of its Swarm membership: (state, is a manager, node id, node addr).
+pub(crate) async fn membership(
+    n: &SwarmNode,
+    c: &Docker,
+) -> Result<(LocalNodeState, bool, String, String), LabError> {
+    let info = c.info().await.map_err(|e| api_err(n, "info", e))?;
+    let s = info.swarm.unwrap_or_default();
+    Ok((
+        s.local_node_state.unwrap_or(LocalNodeState::INACTIVE),
+        s.control_available.unwrap_or(false),
+        s.node_id.unwrap_or_default(),
+        s.node_addr.unwrap_or_default(),
+    ))
+}
+
+async fn init(
+    plan: &SwarmPlan,
+    leader: &SwarmNode,
+    c: &Docker,
+    changes: &mut Vec<String>,
+) -> Result<(), LabError> {
+    let (state, manager, _, addr) = membership(leader, c).await?;
+    match state {
+        LocalNodeState::ACTIVE if manager => {
+            if addr != leader.addr.to_string() {
+                return Err(swarm_err(format!(
+                    "{} is a manager advertising {addr}, not {}",
+                    leader.label(),
+                    leader.addr
+                )));
+            }
+            Ok(())
+        }
+        LocalNodeState::INACTIVE => {
+            let a = leader.addr.to_string();
+            let req = SwarmInitRequest {
+                listen_addr: Some(format!("{a}:{MANAGER_PORT}")),
+                advertise_addr: Some(a.clone()),
+                data_path_addr: Some(a.clone()),
+                default_addr_pool: Some(vec![plan.addr_pool.clone()]),
+                subnet_size: Some(24),
+                ..Default::default()
+            };
+            c.init_swarm(req)
+                .await
+                .map_err(|e| api_err(leader, "swarm init", e))?;
+            changes.push(format!(
+                "swarm init on {} (advertise and data path {a} on {}, address pool {})",
+                leader.label(),
+                leader.nic,
+                plan.addr_pool
+            ));
+            Ok(())
+        }
+        other => Err(swarm_err(format!(
+            "{} is in Swarm state {other:?}, not a manager",
+            leader.label()
+        ))),
+    }
+}
+
+async fn join_all(
+    plan: &SwarmPlan,
+    leader: &SwarmNode,
+    ld: &Docker,
+    changes: &mut Vec<String>,
+) -> Result<(), LabError> {
+    let tokens = ld
+        .inspect_swarm()
+        .await
+        .map_err(|e| api_err(leader, "swarm inspect", e))?
+        .join_tokens
+        .unwrap_or_default();
+    for n in plan.nodes.iter().skip(1) {
+        let c = client(n)?;
+        let (state, manager, _, _) = membership(n, &c).await?;
+        let want_manager = n.role == SwarmRoleName::Manager;
+        match state {
+            LocalNodeState::ACTIVE | LocalNodeState::PENDING => {
+                if manager != want_manager && state == LocalNodeState::ACTIVE {
+                    changes.push(format!(
+                        "note: {} is a member with the wrong role (fixed by the label step)",
+                        n.label()
+                    ));
+                }
+                continue;
+            }
+            LocalNodeState::INACTIVE => {}
+            other => {
+                return Err(swarm_err(format!(
+                    "{} is in Swarm state {other:?}",
+                    n.label()
+                )));
+            }
+        }
+        let token = if want_manager {
+            tokens.manager.clone()
+        } else {
+            tokens.worker.clone()
+        }
+        .ok_or_else(|| swarm_err("the manager gave no join token"))?;
+        let a = n.addr.to_string();
+        let req = SwarmJoinRequest {
+            listen_addr: Some(format!("{a}:{MANAGER_PORT}")),
+            advertise_addr: Some(a.clone()),
+            data_path_addr: Some(a.clone()),
+            remote_addrs: Some(vec![format!("{}:{MANAGER_PORT}", leader.addr)]),
+            join_token: Some(token),
+        };
+        c.join_swarm(req)
+            .await
+            .map_err(|e| api_err(n, "swarm join", e))?;
+        changes.push(format!(
+            "{} joined as {} (advertise and data path {a} on {})",
+            n.label(),
+            n.role,
+            n.nic
+        ));
+    }
+    Ok(())
+}
+
+/// Node labels (and role) as the model says, through the first manager.
+async fn labels(plan: &SwarmPlan, ld: &Docker, changes: &mut Vec<String>) -> Result<(), LabError> {
+    let leader = plan.leader().ok_or_else(|| swarm_err("no manager"))?;
+    for n in &plan.nodes {
+        let (_, _, id, _) = membership(n, &client(n)?).await?;
+        let node = ld
+            .inspect_node(&id)
+            .await
+            .map_err(|e| api_err(leader, &format!("node inspect {}", n.name), e))?;
+        let spec = node.spec.unwrap_or_default();
+        let have: BTreeMap<String, String> = spec
+            .labels
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let role = match n.role {
+            SwarmRoleName::Manager => bollard::models::NodeSpecRoleEnum::MANAGER,
+            SwarmRoleName::Worker => bollard::models::NodeSpecRoleEnum::WORKER,
+        };
+        if have == n.labels && spec.role == Some(role) {
+            continue;
+        }
+        let version = node.version.and_then(|v| v.index).unwrap_or(0);
+        let new = NodeSpec {
+            labels: Some(n.labels.clone().into_iter().collect::<HashMap<_, _>>()),
+            role: Some(role),
+            ..spec
+        };
+        let opts = UpdateNodeOptionsBuilder::new()
+            .version(i64::try_from(version).unwrap_or(i64::MAX))
+            .build();
+        ld.update_node(&id, new, opts)
+            .await
+            .map_err(|e| api_err(leader, &format!("node update {}", n.name), e))?;
+        let text: Vec<String> = n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        changes.push(format!(
+            "node {} labels [{}], role {}",
+            n.label(),
+            text.join(", "),
+            n.role
+        ));
+    }
+    Ok(())
+}
+
+/// The overlay options phoenix sets. Pure.
+pub fn overlay_options(plan: &SwarmPlan) -> HashMap<String, String> {
+    HashMap::from([(
+        "com.docker.network.driver.mtu".to_string(),
+        plan.underlay_mtu.to_string(),
+    )])
+}
+
+async fn network(
+    plan: &SwarmPlan,
+    leader: &SwarmNode,
+    ld: &Docker,
+    changes: &mut Vec<String>,
+) -> Result<(), LabError> {
+    match ld.inspect_network(&plan.overlay, None).await {
+        Ok(_) => return allocated(plan, leader, ld).await,
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => return Err(api_err(leader, "network inspect", e)),
+    }
+    let req = NetworkCreateRequest {
+        name: plan.overlay.clone(),
+        driver: Some("overlay".into()),
+        attachable: Some(true),
+        options: Some(overlay_options(plan)),
+        labels: Some(HashMap::from([(
+            "phoenix.lab".to_string(),
+            plan.prefix.clone(),
+        )])),
+        ..Default::default()
+    };
+    ld.create_network(req)
+        .await
+        .map_err(|e| api_err(leader, "network create", e))?;
+    changes.push(format!(
+        "created the attachable overlay {} (MTU {} on a {} underlay)",
+        plan.overlay, plan.overlay_mtu, plan.underlay_mtu
+    ));
+    allocated(plan, leader, ld).await
+}
+
+/// Wait until the manager has allocated the overlay: right after the create its inspect may
+/// still show no driver and no options (seen here).
+async fn allocated(plan: &SwarmPlan, leader: &SwarmNode, ld: &Docker) -> Result<(), LabError> {
+    let start = Instant::now();
+    loop {
+        let n = ld
+            .inspect_network(&plan.overlay, None)
+            .await
+            .map_err(|e| api_err(leader, "network inspect", e))?;
+        if n.driver.as_deref() == Some("overlay") {
+            return Ok(());
+        }
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            return Err(swarm_err(format!(
+                "{} not allocated after 10 s (driver {:?})",
+                plan.overlay, n.driver
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+#[path = "swarm_tests.rs"]
+mod tests;
