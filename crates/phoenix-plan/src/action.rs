@@ -9,6 +9,8 @@ use phoenix_pki::Decision;
 use phoenix_pki::postrenewal::PostRenewalAction;
 use phoenix_render::FileTarget;
 use phoenix_render::guestparams::ApiCall;
+
+use crate::provision::ProvisionStep;
 use serde::Serialize;
 
 /// One key that differs between observed and desired.
@@ -48,6 +50,8 @@ pub enum Reason {
     Requested,
     /// A file it depends on changes in this plan (e.g. the trust bundle).
     FileChanged { path: String },
+    /// Not observed (the inside of a guest): the executor checks it before changing anything.
+    Unchecked,
 }
 
 impl fmt::Display for Reason {
@@ -62,6 +66,7 @@ impl fmt::Display for Reason {
             Reason::State { from, to } => write!(f, "{from}, should be {to}"),
             Reason::Requested => f.write_str("requested"),
             Reason::FileChanged { path } => write!(f, "{path} changes"),
+            Reason::Unchecked => f.write_str("unchecked: checked at apply time"),
         }
     }
 }
@@ -169,6 +174,14 @@ pub enum Action {
         service: String,
         reason: Reason,
     },
+    /// One provisioning step inside a guest (package, file, download, service, command):
+    /// checked first, applied only when the check fails.
+    Provision {
+        guest: GuestId,
+        kind: GuestKind,
+        step: ProvisionStep,
+        reason: Reason,
+    },
 }
 
 /// How an action counts in the summary line.
@@ -177,6 +190,8 @@ pub enum Effect {
     Create,
     Change,
     Delete,
+    /// Checked when applied; changes only what its check finds missing.
+    Check,
 }
 
 impl Action {
@@ -192,6 +207,10 @@ impl Action {
                 ..
             } => Effect::Create,
             Action::DeleteGuest { .. } => Effect::Delete,
+            Action::Provision {
+                reason: Reason::Unchecked,
+                ..
+            } => Effect::Check,
             _ => Effect::Change,
         }
     }
@@ -210,7 +229,9 @@ impl Action {
                     FileTarget::Host => None,
                 }
             }
-            Action::IssueCertificate { guest, .. } => Some(*guest),
+            Action::IssueCertificate { guest, .. } | Action::Provision { guest, .. } => {
+                Some(*guest)
+            }
             Action::CreateGuest { id, .. }
             | Action::UpdateGuest { id, .. }
             | Action::WriteRawLxc { id, .. }
@@ -306,6 +327,12 @@ impl fmt::Display for Action {
                 "reload service {service} on {} ({reason})",
                 target_name(target)
             ),
+            Action::Provision {
+                guest,
+                step,
+                reason,
+                ..
+            } => write!(f, "in guest {guest}: {step} ({reason})"),
         }
     }
 }

@@ -35,6 +35,7 @@ pub fn text(plan: &Plan, color: bool) -> String {
                 crate::action::Effect::Create => paint(GREEN, "+"),
                 crate::action::Effect::Change => paint(CYAN, "~"),
                 crate::action::Effect::Delete => paint(RED, "-"),
+                crate::action::Effect::Check => paint(CYAN, "?"),
             };
             let _ = writeln!(out, "  {mark} {a}");
             details(&mut out, a, &plan.node);

@@ -2,7 +2,7 @@
 //!
 //! The pure planner: [`observed::ObservedState`] (what exists), [`plan::plan`] (what to do,
 //! in dependency waves, with reasons and file diffs), [`action::Action`], ordering
-//! ([`order`]), config comparison ([`compare`]), and certificates and trust ([`certs`]: issue /
+//! ([`order`]), provisioning steps inside guests ([`provision`]), config comparison ([`compare`]), and certificates and trust ([`certs`]: issue /
 //! renew / keep per manifest entry, the CA bundle in every trust store). No I/O, no clock, no
 //! randomness: time and the CA's public material come in through [`PlanContext`].
 
@@ -13,6 +13,7 @@ pub mod display;
 pub mod observed;
 pub mod order;
 pub mod plan;
+pub mod provision;
 pub mod spec;
 pub mod status;
 pub mod subsystem;
@@ -20,4 +21,4 @@ pub mod subsystem;
 pub use action::{Action, Reason};
 pub use certs::{PkiContext, PlanContext, PlannedCertificate};
 pub use observed::ObservedState;
-pub use plan::{Plan, PlanError, Request, plan, plan_with};
+pub use plan::{Plan, PlanError, Request, plan, plan_full, plan_with};

@@ -45,11 +45,30 @@ pub struct ObservedState {
     pub guests: Vec<ObservedGuest>,
     #[serde(default)]
     pub certificates: Vec<ObservedCertificate>,
+    /// Guests whose inside was checked: the provision steps found done (by
+    /// [`crate::provision::ProvisionStep::done_key`]). A guest not listed is unchecked: its
+    /// steps are planned and the executor checks each one first.
+    #[serde(default)]
+    pub provisioned: Vec<ObservedProvision>,
+}
+
+/// The provision steps found done inside one guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedProvision {
+    pub guest: GuestId,
+    #[serde(default)]
+    pub done: Vec<String>,
 }
 
 impl ObservedState {
     pub fn guest(&self, id: GuestId) -> Option<&ObservedGuest> {
         self.guests.iter().find(|g| g.id == id)
+    }
+
+    /// The steps found done inside `id`, when its inside was checked.
+    pub fn provisioned(&self, id: GuestId) -> Option<&ObservedProvision> {
+        self.provisioned.iter().find(|p| p.guest == id)
     }
 
     pub fn file(&self, target: FileTarget, path: &str) -> Option<&ObservedFile> {

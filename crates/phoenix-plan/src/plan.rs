@@ -8,7 +8,10 @@
 //!    Traefik/Nginx — before any certificate from a new root is served;
 //! 5. certificates: issue / renew each manifest entry, then its post-renewal actions — the
 //!    guests run and trust the root by now;
-//! 6. files inside guests (their configs reference the certificates).
+//! 6. files inside guests (their configs reference the certificates);
+//! 7. provisioning inside guests ([`crate::provision`], with [`plan_full`]): packages, files,
+//!    downloads and services per feature, each checked by the executor before it changes
+//!    anything. A guest whose inside was not observed has all its steps planned as unchecked.
 //!
 //! Waves 4–5 come from [`crate::certs`] and need a [`PlanContext`] ([`plan_with`]). No I/O.
 
@@ -22,6 +25,7 @@ use crate::action::{Action, Effect, KeyChange, Reason};
 use crate::certs::{self, PlanContext, PlannedCertificate};
 use crate::observed::{GuestStatus, ObservedState, sha256_hex};
 use crate::order;
+use crate::provision::{self, ProvisionOptions};
 use crate::spec::{GuestSpec, guest_spec};
 
 /// What the operator asked for (the bash verbs on top of one planner).
@@ -114,6 +118,13 @@ pub struct Summary {
     pub create: usize,
     pub change: usize,
     pub delete: usize,
+    /// Provision steps inside guests not observed: checked when applied, changed only if needed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub check: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl std::fmt::Display for Summary {
@@ -122,7 +133,11 @@ impl std::fmt::Display for Summary {
             f,
             "{} to create, {} to change, {} to delete",
             self.create, self.change, self.delete
-        )
+        )?;
+        if self.check > 0 {
+            write!(f, ", {} to check inside guests", self.check)?;
+        }
+        Ok(())
     }
 }
 
@@ -169,6 +184,19 @@ pub fn plan_with(
     opts: &RenderOptions,
     ctx: &PlanContext,
 ) -> Result<Plan, PlanError> {
+    plan_full(d, observed, request, opts, ctx, None)
+}
+
+/// [`plan_with`], plus provisioning inside guests when `provision` is given (a `sync all`
+/// gets the wave "provisioning inside guests"; `None` plans as [`plan_with`]).
+pub fn plan_full(
+    d: &DesiredState,
+    observed: &ObservedState,
+    request: &Request,
+    opts: &RenderOptions,
+    ctx: &PlanContext,
+    provision: Option<&ProvisionOptions>,
+) -> Result<Plan, PlanError> {
     let mut waves = Vec::new();
     let mut notes = Vec::new();
     let mut certificates = Vec::new();
@@ -206,9 +234,13 @@ pub fn plan_with(
 
     // Files inside guests are written once the guests exist and run (last wave).
     let mut guest_file_actions = Vec::new();
+    let mut provision_actions = Vec::new();
     if matches!(request, Request::SyncAll) {
         let rendered =
             phoenix_render::render_all(d, opts).map_err(|e| PlanError::Render(e.to_string()))?;
+        if let Some(popts) = provision {
+            provision_actions = provision_actions_for(d, observed, &rendered, popts, &mut notes);
+        }
         let mut actions = Vec::new();
         for f in rendered {
             let on_host = f.target == phoenix_render::FileTarget::Host;
@@ -368,6 +400,10 @@ pub fn plan_with(
         name: "files inside guests".into(),
         actions: guest_file_actions,
     });
+    waves.push(Wave {
+        name: "provisioning inside guests".into(),
+        actions: provision_actions,
+    });
     let orphans = observed
         .guests
         .iter()
@@ -380,6 +416,7 @@ pub fn plan_with(
             Effect::Create => summary.create += 1,
             Effect::Change => summary.change += 1,
             Effect::Delete => summary.delete += 1,
+            Effect::Check => summary.check += 1,
         }
     }
     waves.retain(|w| !w.actions.is_empty());
@@ -392,6 +429,47 @@ pub fn plan_with(
         notes,
         summary,
     })
+}
+
+/// The provision steps of every guest, minus those an observation found done; a note when
+/// some guest's inside was not observed.
+fn provision_actions_for(
+    d: &DesiredState,
+    observed: &ObservedState,
+    rendered: &[RenderedFile],
+    popts: &ProvisionOptions,
+    notes: &mut Vec<String>,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let mut unchecked = Vec::new();
+    for (id, gp) in provision::plan_steps(d, rendered, popts) {
+        notes.extend(gp.notes);
+        let kind = d.guests[&id].kind;
+        let done = observed.provisioned(id);
+        if done.is_none() && !gp.steps.is_empty() {
+            unchecked.push(id.to_string());
+        }
+        for step in gp.steps {
+            let reason = match done {
+                None => Reason::Unchecked,
+                Some(p) if p.done.contains(&step.done_key()) => continue,
+                Some(_) => Reason::Missing,
+            };
+            actions.push(Action::Provision {
+                guest: id,
+                kind,
+                step,
+                reason,
+            });
+        }
+    }
+    if !unchecked.is_empty() {
+        notes.push(format!(
+            "the inside of guests {} was not observed: their provision steps are unchecked and checked at apply time (a step already done is kept)",
+            unchecked.join(", ")
+        ));
+    }
+    actions
 }
 
 fn known(d: &DesiredState, id: GuestId) -> Result<(), PlanError> {

@@ -114,6 +114,7 @@ pub fn of_action(a: &Action) -> Subsystem {
         | Action::DeleteGuest { .. } => Subsystem::Guests,
         Action::IssueCertificate { .. } | Action::UpdateTrustStore { .. } => Subsystem::Pki,
         Action::ReloadService { .. } => Subsystem::Ingress,
+        Action::Provision { .. } => Subsystem::Provision,
     }
 }
 
@@ -135,6 +136,7 @@ pub fn restrict(plan: &mut Plan, only: &BTreeSet<Subsystem>) {
             Effect::Create => summary.create += 1,
             Effect::Change => summary.change += 1,
             Effect::Delete => summary.delete += 1,
+            Effect::Check => summary.check += 1,
         }
     }
     plan.summary = summary;

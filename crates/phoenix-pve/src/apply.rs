@@ -5,6 +5,11 @@
 //! concurrently, `parallelism` at a time. The first wave with a failure is finished (its
 //! independent guests still complete) and no later wave starts. The [`Journal`] records every
 //! action as done, failed (with the error), skipped (not an API action) or not started.
+//!
+//! Provision actions (wave "provisioning inside guests") run per guest through
+//! [`crate::provision`]: `pct exec`/`pct push` via the host shell for containers, the guest
+//! agent for VMs. Each step is checked first; a kept step is journaled as skipped with the
+//! reason "kept: already done", an applied one as done.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -21,6 +26,9 @@ use crate::error::PveError;
 use crate::hostfiles;
 use crate::hostshell::HostShell;
 use crate::observe::{Observation, kind_segment};
+use crate::provision::{
+    Contents, LxcExec, Materials, NoMaterials, QemuAgentExec, StepOutcome, apply_provision,
+};
 
 /// What happened to one action.
 #[derive(Debug)]
@@ -108,12 +116,25 @@ impl Journal {
 }
 
 /// Apply the guest actions of `plan`. `observation` gives each existing guest's node and
-/// config digest.
+/// config digest. Provision steps that need apply-time material (CA files, secrets) are
+/// skipped; [`apply_plan_with`] supplies it.
 pub fn apply_plan(
     client: &PveClient,
     plan: &Plan,
     observation: &Observation,
     options: &ApplyOptions<'_>,
+) -> Journal {
+    apply_plan_with(client, plan, observation, options, &NoMaterials)
+}
+
+/// [`apply_plan`] with the material provision steps place (`ca.json`, CA certificates and
+/// key, the step-ca password), by guest and name.
+pub fn apply_plan_with(
+    client: &PveClient,
+    plan: &Plan,
+    observation: &Observation,
+    options: &ApplyOptions<'_>,
+    materials: &dyn Materials,
 ) -> Journal {
     let mut journal = Journal::default();
     for wave in &plan.waves {
@@ -127,7 +148,14 @@ pub fn apply_plan(
                 }));
             continue;
         }
-        let outcomes = run_wave(client, plan, observation, &wave.actions, options);
+        let ctx = WaveContext {
+            client,
+            plan,
+            observation,
+            options,
+            materials,
+        };
+        let outcomes = run_wave(&ctx, &wave.actions);
         let failed = outcomes.iter().any(Outcome::is_blocking);
         journal
             .entries
@@ -148,14 +176,19 @@ pub fn apply_plan(
     journal
 }
 
-/// Run one wave: actions grouped by guest, each group serial, groups concurrent.
-fn run_wave(
-    client: &PveClient,
-    plan: &Plan,
-    observation: &Observation,
-    actions: &[Action],
-    options: &ApplyOptions<'_>,
-) -> Vec<Outcome> {
+/// What every action of a wave may need.
+struct WaveContext<'a> {
+    client: &'a PveClient,
+    plan: &'a Plan,
+    observation: &'a Observation,
+    options: &'a ApplyOptions<'a>,
+    materials: &'a dyn Materials,
+}
+
+/// Run one wave: actions grouped by guest, each group serial, groups concurrent. A guest's
+/// provision steps run together (a service reloads when an earlier step changed its files).
+fn run_wave(ctx: &WaveContext<'_>, actions: &[Action]) -> Vec<Outcome> {
+    let (client, plan, observation, options) = (ctx.client, ctx.plan, ctx.observation, ctx.options);
     // Action indexes per group; actions without a guest form their own group.
     let mut groups: BTreeMap<(Option<GuestId>, usize), Vec<usize>> = BTreeMap::new();
     for (i, a) in actions.iter().enumerate() {
@@ -174,6 +207,18 @@ fn run_wave(
                 loop {
                     let g = next.fetch_add(1, Ordering::Relaxed);
                     let Some(group) = groups.get(g) else { break };
+                    let provision: Vec<&Action> = group.iter().map(|&i| &actions[i]).collect();
+                    if provision
+                        .iter()
+                        .all(|a| matches!(a, Action::Provision { .. }))
+                    {
+                        for (&i, outcome) in group.iter().zip(run_provision(ctx, &provision)) {
+                            if let Ok(mut slot) = slots[i].lock() {
+                                *slot = Some(outcome);
+                            }
+                        }
+                        continue;
+                    }
                     let mut stopped = false;
                     for &i in group {
                         let outcome = if stopped {
@@ -314,6 +359,87 @@ fn run_action(
     }
 }
 
+/// How long a VM's guest agent may take to answer after a start in the same run.
+pub const AGENT_READY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// One guest's provision steps, in plan order, through `pct` (containers, needs the host
+/// shell) or the guest agent (VMs). Kept steps are journaled as skipped ("kept"), applied ones
+/// as done; after a failure the guest's later steps are not started.
+fn run_provision(ctx: &WaveContext<'_>, actions: &[&Action]) -> Vec<Outcome> {
+    let mut steps = Vec::new();
+    let mut target = None;
+    for a in actions {
+        if let Action::Provision {
+            guest, kind, step, ..
+        } = a
+        {
+            target = Some((*guest, *kind));
+            steps.push(step.clone());
+        }
+    }
+    let Some((guest, kind)) = target else {
+        return Vec::new();
+    };
+    let node = ctx
+        .observation
+        .node_of(guest)
+        .unwrap_or(&ctx.plan.node)
+        .to_string();
+    let contents = Contents {
+        rendered: &ctx.plan.files,
+        materials: ctx.materials,
+    };
+    let outcomes = match (kind, ctx.options.shell) {
+        (GuestKind::Lxc, Some(shell)) => {
+            apply_provision(&LxcExec::new(shell, guest), &steps, contents)
+        }
+        (GuestKind::Lxc, None) => {
+            return steps
+                .iter()
+                .map(|_| Outcome::Skipped {
+                    reason: "provisioning a container needs the host shell (pct)".into(),
+                })
+                .collect();
+        }
+        (GuestKind::Vm, _) => {
+            let exec = QemuAgentExec::new(ctx.client, node, guest);
+            if let Err(e) = exec.wait_ready(AGENT_READY_DEADLINE) {
+                let mut first = true;
+                return steps
+                    .iter()
+                    .map(|_| {
+                        if std::mem::take(&mut first) {
+                            Outcome::Failed(PveError::Provision {
+                                guest,
+                                message: format!("guest agent not ready: {e}"),
+                            })
+                        } else {
+                            Outcome::NotStarted
+                        }
+                    })
+                    .collect();
+            }
+            apply_provision(&exec, &steps, contents)
+        }
+    };
+    let mut failed = false;
+    outcomes
+        .into_iter()
+        .map(|o| match o {
+            StepOutcome::Kept => Outcome::Skipped {
+                reason: "kept: already done".into(),
+            },
+            StepOutcome::Applied => Outcome::Done,
+            StepOutcome::Failed(message) => {
+                failed = true;
+                Outcome::Failed(PveError::Provision { guest, message })
+            }
+            StepOutcome::Skipped(_) if failed => Outcome::NotStarted,
+            StepOutcome::Skipped(reason) => Outcome::Skipped { reason },
+        })
+        .collect()
+}
+
 enum Step {
     Failed(PveError),
     Skipped(String),
@@ -370,6 +496,7 @@ fn action_name(a: &Action) -> &'static str {
         Action::IssueCertificate { .. } => "issue_certificate",
         Action::UpdateTrustStore { .. } => "update_trust_store",
         Action::ReloadService { .. } => "reload_service",
+        Action::Provision { .. } => "provision",
         _ => "action",
     }
 }

@@ -259,6 +259,17 @@ impl PveClient {
         }
     }
 
+    /// A `POST`/`PUT` form whose keys may repeat: PVE's array parameters (the guest agent's
+    /// `command`) are sent as one `key=value` pair per element.
+    pub fn write_pairs(
+        &self,
+        method: Method,
+        path: &str,
+        pairs: &[(String, String)],
+    ) -> Result<Value, PveError> {
+        self.call(method, path, |rb| rb.form(pairs))
+    }
+
     /// A write whose reply may be a UPID: waits for the task when it is one.
     pub fn write_and_wait(
         &self,

@@ -71,6 +71,13 @@ pub enum PveError {
     TaskTimeout { upid: String, waited: Duration },
     #[error("host shell: {0}")]
     Shell(#[from] crate::hostshell::ShellError),
+
+    /// A provision step inside a guest failed (the message names the step and the command).
+    #[error("guest {guest}: {message}")]
+    Provision {
+        guest: phoenix_model::model::GuestId,
+        message: String,
+    },
 }
 
 fn format_params(errors: &BTreeMap<String, String>) -> String {

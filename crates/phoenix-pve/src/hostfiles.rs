@@ -43,7 +43,7 @@ pub fn write_host_file(
 ) -> Result<Written, PveError> {
     if let FileTarget::Guest(id) = target {
         return Ok(Written::Skipped(format!(
-            "file inside guest {id}: provisioning inside guests comes later"
+            "file inside guest {id}: placed by the guest's provision steps (wave `provisioning inside guests`)"
         )));
     }
     let Some(planned) = plan

@@ -9,7 +9,8 @@ use phoenix_model::model::{CertKind, DesiredState};
 use phoenix_pki::{CaOptions, CaPublic, CaStore, RenewalPolicy};
 use phoenix_plan::action::Action;
 use phoenix_plan::observed::{
-    GuestStatus, ObservedCertificate, ObservedFile, ObservedGuest, ObservedKey, ObservedState,
+    GuestStatus, ObservedCertificate, ObservedFile, ObservedGuest, ObservedKey, ObservedProvision,
+    ObservedState,
 };
 use phoenix_plan::spec::guest_spec;
 use phoenix_plan::{PkiContext, Plan, PlanContext};
@@ -131,6 +132,21 @@ pub fn execute_with(
             Action::ConvertToTemplate { id, .. } => {
                 if let Some(g) = o.guests.iter_mut().find(|g| g.id == *id) {
                     g.template = true;
+                }
+            }
+            // The executor checks, then applies what was missing: afterwards every step is done.
+            Action::Provision { guest, step, .. } => {
+                let key = step.done_key();
+                match o.provisioned.iter_mut().find(|p| p.guest == *guest) {
+                    Some(p) => {
+                        if !p.done.contains(&key) {
+                            p.done.push(key);
+                        }
+                    }
+                    None => o.provisioned.push(ObservedProvision {
+                        guest: *guest,
+                        done: vec![key],
+                    }),
                 }
             }
             Action::WriteFile { .. }

@@ -28,7 +28,7 @@ import asyncio, json, sys
 from fakepve.server import FakePve
 
 async def main():
-    cert, key, tokenid, storages, failures, time_scale, latency = sys.argv[1:8]
+    cert, key, tokenid, storages, failures, time_scale, latency, vms = sys.argv[1:9]
     secret = sys.stdin.readline().strip()
     username, password = sys.stdin.readline().strip().split(' ', 1)
     pve = FakePve(host='127.0.0.2', port=0)
@@ -42,6 +42,10 @@ async def main():
         pve.storages[name] = store
     for f in json.loads(failures):
         pve.fail(f['method'], f['suffix'], f['status'], f['message'], times=f.get('times'))
+    for v in json.loads(vms):
+        vm = pve.add_vm(v['vmid'], v['name'], node='pve1', status=v.get('status', 'running'),
+                        config=v.get('config'))
+        vm.agent = v.get('agent')
     await pve.start(cert, key)
     print('PORT', pve.port, flush=True)
     await asyncio.Event().wait()
@@ -149,6 +153,24 @@ impl FakePve {
         time_scale: f64,
         latency: f64,
     ) -> FakePve {
+        FakePve::start_with_vms(
+            storages,
+            failures,
+            time_scale,
+            latency,
+            &serde_json::json!([]),
+        )
+    }
+
+    /// Start with VMs already there (`[{vmid, name, status?, config?, agent?}]`; `agent` is
+    /// fakepve's per-command answers, `null` for no agent).
+    pub fn start_with_vms(
+        storages: &serde_json::Value,
+        failures: &serde_json::Value,
+        time_scale: f64,
+        latency: f64,
+        vms: &serde_json::Value,
+    ) -> FakePve {
         let pki = make_pki();
         let mut child = Command::new(venv().join("bin/python"))
             .arg("-c")
@@ -160,6 +182,7 @@ impl FakePve {
             .arg(failures.to_string())
             .arg(time_scale.to_string())
             .arg(latency.to_string())
+            .arg(vms.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

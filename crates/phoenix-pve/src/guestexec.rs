@@ -1,0 +1,382 @@
+//! Reaching into a guest: the [`GuestExec`] trait and its two implementations, containers
+//! through the node's shell ([`LxcExec`]: `pct exec ID -- argv…`, `pct push`) and VMs through
+//! the QEMU guest agent API ([`QemuAgentExec`]: `agent/exec` + `agent/exec-status`,
+//! `agent/file-read`, `agent/file-write`). Does I/O. Argv vectors only, never a shell.
+//!
+//! References: `pct(1)` (<https://pve.proxmox.com/pve-docs/pct.1.html>: `exec`, `push
+//! --perms --user --group`) and the agent endpoints of the PVE API
+//! (<https://pve.proxmox.com/pve-docs/api-viewer/#/nodes/{node}/qemu/{vmid}/agent>).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use phoenix_model::model::GuestId;
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::client::PveClient;
+use crate::error::PveError;
+use crate::hostshell::{CommandOutput, HostFile, HostShell, ShellError};
+
+/// What can go wrong reaching into a guest.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error(transparent)]
+    Shell(#[from] ShellError),
+    #[error(transparent)]
+    Api(#[from] PveError),
+    #[error("guest {guest}: {what}")]
+    Guest { guest: GuestId, what: String },
+}
+
+/// A guest's inside, as the executor needs it.
+pub trait GuestExec: std::fmt::Debug {
+    fn guest(&self) -> GuestId;
+    /// Run `argv` inside the guest (no shell) and wait for it.
+    fn run(&self, argv: &[String]) -> Result<CommandOutput, ProvisionError>;
+    /// The file at `path` with its owner, group and mode, or `None` when it does not exist.
+    fn read_file(&self, path: &str) -> Result<Option<HostFile>, ProvisionError>;
+    /// Put `file` at `path` (parent directories created) with its owner, group and mode.
+    fn write_file(&self, path: &str, file: &HostFile) -> Result<(), ProvisionError>;
+}
+
+pub(crate) fn strings(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| s.to_string()).collect()
+}
+
+pub(crate) fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+pub(crate) fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// `stat -c %U:%G:%a PATH` inside the guest: `None` when the file does not exist.
+fn stat(exec: &dyn GuestExec, path: &str) -> Result<Option<(String, String, u32)>, ProvisionError> {
+    let out = exec.run(&strings(&["stat", "-c", "%U:%G:%a", path]))?;
+    if out.status != 0 {
+        return Ok(None);
+    }
+    let line = out.stdout.trim();
+    let mut it = line.splitn(3, ':');
+    match (it.next(), it.next(), it.next()) {
+        (Some(u), Some(g), Some(m)) => match u32::from_str_radix(m, 8) {
+            Ok(mode) => Ok(Some((u.to_string(), g.to_string(), mode))),
+            Err(_) => Err(guest_error(
+                exec,
+                format!("stat {path}: unexpected `{line}`"),
+            )),
+        },
+        _ => Err(guest_error(
+            exec,
+            format!("stat {path}: unexpected `{line}`"),
+        )),
+    }
+}
+
+pub(crate) fn guest_error(exec: &dyn GuestExec, what: String) -> ProvisionError {
+    ProvisionError::Guest {
+        guest: exec.guest(),
+        what,
+    }
+}
+
+/// Run `argv`; a non-zero exit is an error naming the program and the end of its stderr.
+pub(crate) fn run_ok(
+    exec: &dyn GuestExec,
+    argv: &[String],
+) -> Result<CommandOutput, ProvisionError> {
+    let out = exec.run(argv)?;
+    if out.status == 0 {
+        return Ok(out);
+    }
+    let tail: String = {
+        let s = out.stderr.trim();
+        let start = s.char_indices().rev().nth(400).map_or(0, |(i, _)| i);
+        s[start..].to_string()
+    };
+    Err(guest_error(
+        exec,
+        format!(
+            "{} exited with {}: {tail}",
+            argv.first().map_or("", String::as_str),
+            out.status
+        ),
+    ))
+}
+
+// ------------------------------------------------------------------------ containers
+
+/// A container through the node's shell: `pct exec ID -- argv…`, `pct push ID TMP PATH`.
+#[derive(Debug)]
+pub struct LxcExec<'a> {
+    pub shell: &'a dyn HostShell,
+    pub id: GuestId,
+    /// Per command inside the guest (`apt-get install` can take minutes).
+    pub deadline: Duration,
+}
+
+static PUSH_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl<'a> LxcExec<'a> {
+    pub fn new(shell: &'a dyn HostShell, id: GuestId) -> Self {
+        LxcExec {
+            shell,
+            id,
+            deadline: Duration::from_secs(900),
+        }
+    }
+
+    fn pct(&self, args: &[String]) -> Result<CommandOutput, ProvisionError> {
+        let mut argv = vec!["pct".to_string()];
+        argv.extend_from_slice(args);
+        Ok(self.shell.run(&argv, self.deadline)?)
+    }
+}
+
+impl GuestExec for LxcExec<'_> {
+    fn guest(&self) -> GuestId {
+        self.id
+    }
+
+    fn run(&self, argv: &[String]) -> Result<CommandOutput, ProvisionError> {
+        let mut args = vec!["exec".to_string(), self.id.to_string(), "--".to_string()];
+        args.extend_from_slice(argv);
+        self.pct(&args)
+    }
+
+    fn read_file(&self, path: &str) -> Result<Option<HostFile>, ProvisionError> {
+        let Some((owner, group, mode)) = stat(self, path)? else {
+            return Ok(None);
+        };
+        let content = run_ok(self, &strings(&["cat", path]))?.stdout;
+        Ok(Some(HostFile {
+            content,
+            owner,
+            group,
+            mode,
+        }))
+    }
+
+    fn write_file(&self, path: &str, file: &HostFile) -> Result<(), ProvisionError> {
+        run_ok(self, &strings(&["mkdir", "-p", parent(path)]))?;
+        // Staged on the node readable by root only (it may hold a key), removed afterwards.
+        let n = PUSH_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = format!(
+            "/var/tmp/phoenix-push-{}-{}-{n}",
+            self.id,
+            std::process::id()
+        );
+        let staged = HostFile {
+            content: file.content.clone(),
+            owner: "root".into(),
+            group: "root".into(),
+            mode: 0o600,
+        };
+        self.shell.write_file(&tmp, &staged)?;
+        let pushed = self.pct(&[
+            "push".into(),
+            self.id.to_string(),
+            tmp.clone(),
+            path.into(),
+            "--perms".into(),
+            format!("{:04o}", file.mode),
+            "--user".into(),
+            file.owner.clone(),
+            "--group".into(),
+            file.group.clone(),
+        ]);
+        let removed = self.shell.remove_file(&tmp);
+        let out = pushed?;
+        removed?;
+        if out.status != 0 {
+            return Err(guest_error(
+                self,
+                format!(
+                    "pct push {path} exited with {}: {}",
+                    out.status,
+                    out.stderr.trim()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+// ------------------------------------------------------------------------ VMs
+
+/// A VM through the QEMU guest agent API.
+#[derive(Debug)]
+pub struct QemuAgentExec<'a> {
+    pub client: &'a PveClient,
+    pub node: String,
+    pub id: GuestId,
+    /// Between `exec-status` polls.
+    pub poll: Duration,
+    /// Per command inside the guest.
+    pub deadline: Duration,
+}
+
+/// `agent/file-write`'s `content` limit (PVE: 60 KiB).
+pub const AGENT_WRITE_LIMIT: usize = 61_440;
+
+impl<'a> QemuAgentExec<'a> {
+    pub fn new(client: &'a PveClient, node: impl Into<String>, id: GuestId) -> Self {
+        QemuAgentExec {
+            client,
+            node: node.into(),
+            id,
+            poll: Duration::from_millis(200),
+            deadline: Duration::from_secs(900),
+        }
+    }
+
+    fn path(&self, command: &str) -> String {
+        format!("/nodes/{}/qemu/{}/agent/{command}", self.node, self.id)
+    }
+
+    /// Wait until the agent answers `ping` (a VM started moments ago needs a while), at most
+    /// `deadline`; the last error when it never does.
+    pub fn wait_ready(&self, deadline: Duration) -> Result<(), ProvisionError> {
+        let start = Instant::now();
+        let none = std::collections::BTreeMap::new();
+        loop {
+            match self.client.write(Method::POST, &self.path("ping"), &none) {
+                Ok(_) => return Ok(()),
+                // Not running yet: PVE answers 500 until the agent is up.
+                Err(PveError::Http { status: 500, .. }) if start.elapsed() < deadline => {
+                    std::thread::sleep(self.poll.max(Duration::from_millis(500)));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+fn exited(v: &Value) -> bool {
+    match v.get("exited") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        _ => false,
+    }
+}
+
+impl GuestExec for QemuAgentExec<'_> {
+    fn guest(&self) -> GuestId {
+        self.id
+    }
+
+    fn run(&self, argv: &[String]) -> Result<CommandOutput, ProvisionError> {
+        // `command` is an array: one form pair per element.
+        let pairs: Vec<(String, String)> = argv
+            .iter()
+            .map(|a| ("command".to_string(), a.clone()))
+            .collect();
+        let started = self
+            .client
+            .write_pairs(Method::POST, &self.path("exec"), &pairs)?;
+        let Some(pid) = started.get("pid").and_then(Value::as_u64) else {
+            return Err(guest_error(
+                self,
+                format!("agent exec: no pid in {started}"),
+            ));
+        };
+        let pid = pid.to_string();
+        let start = Instant::now();
+        loop {
+            let status = self
+                .client
+                .get(&self.path("exec-status"), &[("pid", pid.as_str())])?;
+            if exited(&status) {
+                let text = |k: &str| {
+                    status
+                        .get(k)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                // No exit code: ended by a signal.
+                let code = status.get("exitcode").and_then(Value::as_i64).unwrap_or(-1);
+                return Ok(CommandOutput {
+                    status: i32::try_from(code).unwrap_or(-1),
+                    stdout: text("out-data"),
+                    stderr: text("err-data"),
+                });
+            }
+            if start.elapsed() >= self.deadline {
+                return Err(guest_error(
+                    self,
+                    format!(
+                        "{} still running after {:?}",
+                        argv.first().map_or("", String::as_str),
+                        self.deadline
+                    ),
+                ));
+            }
+            std::thread::sleep(self.poll);
+        }
+    }
+
+    fn read_file(&self, path: &str) -> Result<Option<HostFile>, ProvisionError> {
+        let Some((owner, group, mode)) = stat(self, path)? else {
+            return Ok(None);
+        };
+        let data = self
+            .client
+            .get(&self.path("file-read"), &[("file", path)])?;
+        if data.get("truncated").and_then(Value::as_bool) == Some(true) {
+            return Err(guest_error(self, format!("{path} is too large to read")));
+        }
+        let content = data
+            .get("content")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        Ok(Some(HostFile {
+            content,
+            owner,
+            group,
+            mode,
+        }))
+    }
+
+    fn write_file(&self, path: &str, file: &HostFile) -> Result<(), ProvisionError> {
+        if file.content.len() > AGENT_WRITE_LIMIT {
+            return Err(guest_error(
+                self,
+                format!(
+                    "{path}: {} bytes, more than the agent's {AGENT_WRITE_LIMIT}",
+                    file.content.len()
+                ),
+            ));
+        }
+        run_ok(self, &strings(&["mkdir", "-p", parent(path)]))?;
+        // Created empty with owner and mode first, so the content is never readable by others.
+        let mode = format!("{:04o}", file.mode);
+        run_ok(
+            self,
+            &strings(&[
+                "install",
+                "-m",
+                &mode,
+                "-o",
+                &file.owner,
+                "-g",
+                &file.group,
+                "/dev/null",
+                path,
+            ]),
+        )?;
+        let params = std::collections::BTreeMap::from([
+            ("file".to_string(), path.to_string()),
+            ("content".to_string(), file.content.clone()),
+        ]);
+        self.client
+            .write(Method::POST, &self.path("file-write"), &params)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,632 @@
+//! [`LxcExec`] and [`apply_provision`] against a recording fake node: `pct exec` and
+//! `pct push` act on a guest file system in a temp dir, with packages, services and users as
+//! state (pct does not exist on a development machine; the argv vectors are what a node runs).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use phoenix_model::model::{DesiredState, GuestId};
+use phoenix_plan::observed::sha256_hex;
+use phoenix_plan::provision::{ProvisionOptions, ProvisionStep, guest_steps};
+use phoenix_plan::{ObservedState, PlanContext, Request};
+use phoenix_render::RenderOptions;
+
+use super::*;
+use crate::hostshell::{CommandOutput, HostShell, ShellError};
+
+#[derive(Debug, Default)]
+struct GuestState {
+    packages: BTreeSet<String>,
+    enabled: BTreeSet<String>,
+    active: BTreeSet<String>,
+    users: BTreeSet<String>,
+    /// path → (owner, group); files not listed are root:root.
+    owners: BTreeMap<String, (String, String)>,
+}
+
+/// A node with one container: every command is recorded.
+#[derive(Debug)]
+struct FakeNode {
+    id: GuestId,
+    root: tempfile::TempDir,
+    node_files: Mutex<BTreeMap<String, HostFile>>,
+    guest: Mutex<GuestState>,
+    log: Mutex<Vec<Vec<String>>>,
+}
+
+fn ok(stdout: &str) -> CommandOutput {
+    CommandOutput {
+        status: 0,
+        stdout: stdout.into(),
+        stderr: String::new(),
+    }
+}
+
+fn fail(status: i32, stderr: &str) -> CommandOutput {
+    CommandOutput {
+        status,
+        stdout: String::new(),
+        stderr: stderr.into(),
+    }
+}
+
+impl FakeNode {
+    fn new(id: u32) -> Self {
+        FakeNode {
+            id: GuestId(id),
+            root: tempfile::tempdir().unwrap(),
+            node_files: Mutex::default(),
+            guest: Mutex::default(),
+            log: Mutex::default(),
+        }
+    }
+
+    fn at(&self, path: &str) -> PathBuf {
+        self.root.path().join(path.trim_start_matches('/'))
+    }
+
+    fn chmod(p: &Path, mode: u32) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn commands(&self) -> Vec<Vec<String>> {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn clear_log(&self) {
+        self.log.lock().unwrap().clear();
+    }
+
+    /// One command inside the container.
+    fn guest_cmd(&self, argv: &[String]) -> CommandOutput {
+        let a: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let mut g = self.guest.lock().unwrap();
+        match a.as_slice() {
+            ["stat", "-c", "%U:%G:%a", p] => match std::fs::metadata(self.at(p)) {
+                Ok(m) => {
+                    let (u, gr) = g
+                        .owners
+                        .get(*p)
+                        .cloned()
+                        .unwrap_or(("root".into(), "root".into()));
+                    ok(&format!("{u}:{gr}:{:o}\n", m.permissions().mode() & 0o7777))
+                }
+                Err(_) => fail(1, "No such file or directory"),
+            },
+            ["cat", p] => match std::fs::read_to_string(self.at(p)) {
+                Ok(s) => ok(&s),
+                Err(_) => fail(1, "No such file"),
+            },
+            ["mkdir", "-p", p] => {
+                std::fs::create_dir_all(self.at(p)).unwrap();
+                ok("")
+            }
+            ["dpkg-query", "-W", "-f=${Status}", p] => {
+                if g.packages.contains(*p) {
+                    ok("install ok installed")
+                } else {
+                    fail(1, "no packages found")
+                }
+            }
+            [
+                "env",
+                "DEBIAN_FRONTEND=noninteractive",
+                "apt-get",
+                "update",
+                "-q",
+            ] => ok(""),
+            [
+                "env",
+                "DEBIAN_FRONTEND=noninteractive",
+                "apt-get",
+                "install",
+                ..,
+                p,
+            ] => {
+                g.packages.insert(p.to_string());
+                ok("")
+            }
+            ["systemctl", "is-enabled", s] => {
+                if g.enabled.contains(*s) {
+                    ok("enabled\n")
+                } else {
+                    fail(1, "")
+                }
+            }
+            ["systemctl", "is-active", s] => {
+                if g.active.contains(*s) {
+                    ok("active\n")
+                } else {
+                    fail(3, "")
+                }
+            }
+            ["systemctl", "daemon-reload"] => ok(""),
+            ["systemctl", "enable", "--now", s] => {
+                g.enabled.insert(s.to_string());
+                g.active.insert(s.to_string());
+                ok("")
+            }
+            ["systemctl", "reload" | "reload-or-restart", s] => {
+                if g.active.contains(*s) {
+                    ok("")
+                } else {
+                    fail(1, "not active")
+                }
+            }
+            ["id", "-u", u] => {
+                if g.users.contains(*u) {
+                    ok("999\n")
+                } else {
+                    fail(1, "no such user")
+                }
+            }
+            ["useradd", .., u] => {
+                g.users.insert(u.to_string());
+                ok("")
+            }
+            ["test", flag, p] => match std::fs::metadata(self.at(p)) {
+                Ok(m) if *flag == "-s" && m.len() > 0 => ok(""),
+                Ok(m) if *flag == "-x" && m.permissions().mode() & 0o111 != 0 => ok(""),
+                _ => fail(1, ""),
+            },
+            ["curl", "-fsSL", "--retry", "3", "-o", tmp, url] => {
+                std::fs::write(self.at(tmp), format!("downloaded from {url}")).unwrap();
+                ok("")
+            }
+            ["sha256sum", p] => {
+                let s = std::fs::read_to_string(self.at(p)).unwrap();
+                ok(&format!("{}  {p}\n", sha256_hex(&s)))
+            }
+            ["tar", "-xzf", tmp, "-C", dir, "--no-same-owner", name] => {
+                let body = std::fs::read_to_string(self.at(tmp)).unwrap();
+                std::fs::write(self.at(dir).join(name), format!("binary from {body}")).unwrap();
+                ok("")
+            }
+            ["chmod", m, p] => {
+                Self::chmod(&self.at(p), u32::from_str_radix(m, 8).unwrap());
+                ok("")
+            }
+            ["install", "-d", "-o", u, "-g", gr, "-m", m, p] => {
+                std::fs::create_dir_all(self.at(p)).unwrap();
+                Self::chmod(&self.at(p), u32::from_str_radix(m, 8).unwrap());
+                g.owners
+                    .insert(p.to_string(), (u.to_string(), gr.to_string()));
+                ok("")
+            }
+            ["install", "-m", m, src, dest] => {
+                std::fs::copy(self.at(src), self.at(dest)).unwrap();
+                Self::chmod(&self.at(dest), u32::from_str_radix(m, 8).unwrap());
+                ok("")
+            }
+            ["rm", "-f", p] => {
+                let _ = std::fs::remove_file(self.at(p));
+                ok("")
+            }
+            _ => fail(127, "command not found"),
+        }
+    }
+
+    fn push(&self, tmp: &str, path: &str, perms: &str, user: &str, group: &str) -> CommandOutput {
+        let Some(f) = self.node_files.lock().unwrap().get(tmp).cloned() else {
+            return fail(2, "no such file on the node");
+        };
+        assert_eq!(f.mode, 0o600, "staged files are private to root");
+        let dest = self.at(path);
+        if !dest.parent().unwrap().is_dir() {
+            return fail(2, "parent directory missing in the container");
+        }
+        std::fs::write(&dest, &f.content).unwrap();
+        Self::chmod(&dest, u32::from_str_radix(perms, 8).unwrap());
+        self.guest
+            .lock()
+            .unwrap()
+            .owners
+            .insert(path.into(), (user.into(), group.into()));
+        ok("")
+    }
+}
+
+impl HostShell for FakeNode {
+    fn read_file(&self, path: &str) -> Result<Option<HostFile>, ShellError> {
+        Ok(self.node_files.lock().unwrap().get(path).cloned())
+    }
+
+    fn write_file(&self, path: &str, file: &HostFile) -> Result<(), ShellError> {
+        self.node_files
+            .lock()
+            .unwrap()
+            .insert(path.into(), file.clone());
+        Ok(())
+    }
+
+    fn run(&self, argv: &[String], _deadline: Duration) -> Result<CommandOutput, ShellError> {
+        self.log.lock().unwrap().push(argv.to_vec());
+        let id = self.id.to_string();
+        let a: Vec<&str> = argv.iter().map(String::as_str).collect();
+        Ok(match a.as_slice() {
+            ["pct", "exec", i, "--", ..] if *i == id => self.guest_cmd(&argv[4..]),
+            [
+                "pct",
+                "push",
+                i,
+                tmp,
+                path,
+                "--perms",
+                m,
+                "--user",
+                u,
+                "--group",
+                gr,
+            ] if *i == id => self.push(tmp, path, m, u, gr),
+            _ => fail(127, "unknown command on the node"),
+        })
+    }
+
+    fn remove_file(&self, path: &str) -> Result<(), ShellError> {
+        self.node_files.lock().unwrap().remove(path);
+        Ok(())
+    }
+}
+
+fn homelab() -> DesiredState {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/homelab");
+    phoenix_model::validate_dir(&dir).desired.unwrap()
+}
+
+const FAKE_TRAEFIK_URL: &str = "https://example.invalid/traefik.tar.gz";
+
+fn options() -> ProvisionOptions {
+    let body = format!("downloaded from {FAKE_TRAEFIK_URL}");
+    ProvisionOptions {
+        traefik: BinarySource {
+            url: FAKE_TRAEFIK_URL.into(),
+            sha256: Some(sha256_hex(&body)),
+            tar_gz: true,
+        },
+    }
+}
+
+/// The guest's steps and the plan's rendered files.
+fn steps_of(
+    d: &DesiredState,
+    id: u32,
+    opts: &ProvisionOptions,
+) -> (Vec<ProvisionStep>, Vec<PlannedFile>) {
+    let plan = phoenix_plan::plan_full(
+        d,
+        &ObservedState::default(),
+        &Request::SyncAll,
+        &RenderOptions::default(),
+        &PlanContext::default(),
+        Some(opts),
+    )
+    .unwrap();
+    let rendered: Vec<_> = plan.files.iter().map(|f| f.file.clone()).collect();
+    let steps = guest_steps(d, &d.guests[&GuestId(id)], &rendered, opts).steps;
+    (steps, plan.files)
+}
+
+fn materials(id: u32) -> BTreeMap<(GuestId, String), String> {
+    [
+        (
+            "ca.json",
+            "{\"root\": \"/var/lib/phoenix/ca/certs/root_ca.crt\"}\n",
+        ),
+        ("root certificate", "-----BEGIN CERTIFICATE-----\nroot\n"),
+        (
+            "intermediate certificate",
+            "-----BEGIN CERTIFICATE-----\nint\n",
+        ),
+        ("intermediate key", "-----BEGIN EC PRIVATE KEY-----\nk\n"),
+        ("step-ca password", "pw-for-test\n"),
+    ]
+    .into_iter()
+    .map(|(k, v)| ((GuestId(id), k.to_string()), v.to_string()))
+    .collect()
+}
+
+fn is_write(argv: &[String]) -> bool {
+    let a: Vec<&str> = argv.iter().map(String::as_str).collect();
+    matches!(
+        a.as_slice(),
+        ["pct", "push", ..]
+            | ["pct", "exec", _, "--", "env", _, "apt-get", ..]
+            | [
+                "pct",
+                "exec",
+                _,
+                "--",
+                "systemctl",
+                "enable" | "reload" | "reload-or-restart",
+                ..
+            ]
+            | [
+                "pct",
+                "exec",
+                _,
+                "--",
+                "useradd" | "curl" | "tar" | "install" | "chmod",
+                ..
+            ]
+    )
+}
+
+#[test]
+fn lxc_first_run_applies_second_run_keeps_everything() {
+    let d = homelab();
+    let opts = options();
+    for id in [101, 102, 103] {
+        let node = FakeNode::new(id);
+        let exec = LxcExec::new(&node, GuestId(id));
+        let (steps, files) = steps_of(&d, id, &opts);
+        let mats = materials(id);
+        let contents = Contents {
+            rendered: &files,
+            materials: &mats,
+        };
+        let first = apply_provision(&exec, &steps, contents);
+        for (s, o) in steps.iter().zip(&first) {
+            assert_eq!(*o, StepOutcome::Applied, "guest {id}: {s}");
+        }
+        // Every command went through pct, as an argv; no temp file is left on the node.
+        for argv in node.commands() {
+            assert_eq!(argv[0], "pct", "{argv:?}");
+            let program = if argv[1] == "exec" {
+                argv[4].as_str()
+            } else {
+                "pct"
+            };
+            assert!(!matches!(program, "sh" | "bash" | "dash"), "{argv:?}");
+        }
+        assert!(node.node_files.lock().unwrap().is_empty());
+        // `apt-get update` once, and once more after Smallstep's repository was added.
+        let updates = node
+            .commands()
+            .iter()
+            .filter(|a| a.iter().any(|x| x == "update"))
+            .count();
+        assert_eq!(updates, 2, "guest {id}");
+
+        node.clear_log();
+        let second = apply_provision(&exec, &steps, contents);
+        assert!(
+            second.iter().all(|o| *o == StepOutcome::Kept),
+            "guest {id}: {second:?}"
+        );
+        let writes: Vec<_> = node
+            .commands()
+            .into_iter()
+            .filter(|a| is_write(a))
+            .collect();
+        assert!(
+            writes.is_empty(),
+            "guest {id}: second run wrote {writes:#?}"
+        );
+    }
+}
+
+#[test]
+fn placed_files_carry_owner_group_and_mode() {
+    let d = homelab();
+    let node = FakeNode::new(103);
+    let exec = LxcExec::new(&node, GuestId(103));
+    let (steps, files) = steps_of(&d, 103, &options());
+    let mats = materials(103);
+    let contents = Contents {
+        rendered: &files,
+        materials: &mats,
+    };
+    apply_provision(&exec, &steps, contents);
+    let dir = d.step_ca.ca_dir.trim_end_matches('/');
+    let key = exec
+        .read_file(&format!("{dir}/secrets/intermediate_ca_key"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (key.owner.as_str(), key.group.as_str(), key.mode),
+        ("step", "step", 0o600)
+    );
+    let unit = exec
+        .read_file(phoenix_plan::provision::STEP_CA_UNIT)
+        .unwrap()
+        .unwrap();
+    assert_eq!(unit.mode, 0o644);
+    assert!(unit.content.contains("ExecStart=/usr/bin/step-ca"));
+    let push = node
+        .commands()
+        .into_iter()
+        .find(|a| a[1] == "push" && a[4].ends_with("intermediate_ca_key"))
+        .unwrap();
+    assert_eq!(
+        push[5..],
+        ["--perms", "0600", "--user", "step", "--group", "step"]
+    );
+}
+
+#[test]
+fn a_changed_config_is_rewritten_and_the_service_reloaded() {
+    let d = homelab();
+    let node = FakeNode::new(101);
+    let exec = LxcExec::new(&node, GuestId(101));
+    let (steps, files) = steps_of(&d, 101, &options());
+    let contents = Contents {
+        rendered: &files,
+        materials: &NoMaterials,
+    };
+    apply_provision(&exec, &steps, contents);
+    let conf = phoenix_render::nginx::GATEWAY_CONFIG_PATH;
+    std::fs::write(node.at(conf), "# edited by hand\n").unwrap();
+    node.clear_log();
+    let third = apply_provision(&exec, &steps, contents);
+    let changed: Vec<String> = steps
+        .iter()
+        .zip(&third)
+        .filter(|(_, o)| **o != StepOutcome::Kept)
+        .map(|(s, _)| s.key())
+        .collect();
+    assert_eq!(
+        changed,
+        [format!("file:{conf}"), "service:nginx".to_string()]
+    );
+    let reload = ["systemctl".to_string(), "reload".into(), "nginx".into()];
+    assert!(node.commands().iter().any(|a| a[4..] == reload[..]));
+}
+
+#[test]
+fn missing_material_is_skipped_and_a_bad_download_fails_cleanly() {
+    let d = homelab();
+    let node = FakeNode::new(103);
+    let exec = LxcExec::new(&node, GuestId(103));
+    let (steps, files) = steps_of(&d, 103, &options());
+    let out = apply_provision(
+        &exec,
+        &steps,
+        Contents {
+            rendered: &files,
+            materials: &NoMaterials,
+        },
+    );
+    let skipped: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            StepOutcome::Skipped(why) => Some(why.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(skipped.len(), 5, "{out:?}");
+    assert!(skipped.contains(&"ca.json was not supplied"));
+
+    // A checksum that does not match: the download is removed, nothing is installed, and
+    // the later steps of the guest do not run.
+    let mut bad = options();
+    bad.traefik.sha256 = Some("00".repeat(32));
+    let node = FakeNode::new(102);
+    let exec = LxcExec::new(&node, GuestId(102));
+    let (steps, files) = steps_of(&d, 102, &bad);
+    let out = apply_provision(
+        &exec,
+        &steps,
+        Contents {
+            rendered: &files,
+            materials: &NoMaterials,
+        },
+    );
+    let i = steps
+        .iter()
+        .position(|s| s.key() == "file:/usr/local/bin/traefik")
+        .unwrap();
+    assert!(
+        matches!(&out[i], StepOutcome::Failed(m) if m.contains("sha256")),
+        "{:?}",
+        out[i]
+    );
+    assert!(
+        out[i + 1..]
+            .iter()
+            .all(|o| matches!(o, StepOutcome::Skipped(_)))
+    );
+    assert!(!node.at("/usr/local/bin/traefik").exists());
+    assert!(!node.at("/usr/local/bin/traefik.phoenix-download").exists());
+}
+
+#[test]
+fn observation_feeds_the_planner_and_a_second_plan_is_empty() {
+    let d = homelab();
+    let opts = options();
+    let node = FakeNode::new(101);
+    let exec = LxcExec::new(&node, GuestId(101));
+    let (steps, files) = steps_of(&d, 101, &opts);
+    let contents = Contents {
+        rendered: &files,
+        materials: &NoMaterials,
+    };
+    let before = observe_provision(&exec, &steps, contents).unwrap();
+    assert!(before.done.is_empty(), "{before:?}");
+    apply_provision(&exec, &steps, contents);
+    node.clear_log();
+    let after = observe_provision(&exec, &steps, contents).unwrap();
+    assert!(
+        node.commands().iter().all(|a| !is_write(a)),
+        "observing changes nothing"
+    );
+    let observed = ObservedState {
+        provisioned: vec![after],
+        ..ObservedState::default()
+    };
+    let plan = phoenix_plan::plan_full(
+        &d,
+        &observed,
+        &Request::SyncAll,
+        &RenderOptions::default(),
+        &PlanContext::default(),
+        Some(&opts),
+    )
+    .unwrap();
+    let left: Vec<_> = plan
+        .actions()
+        .filter(|a| {
+            matches!(a, phoenix_plan::Action::Provision { .. }) && a.guest() == Some(GuestId(101))
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:#?}");
+}
+
+/// The container side of `apply_plan`: the provisioning wave of 101 through the host shell,
+/// journaled as done, then as kept; the API is never called (its endpoint does not exist).
+#[test]
+fn apply_plan_provisions_a_container_through_the_host_shell() {
+    use crate::apply::{ApplyOptions, Outcome, apply_plan_with};
+    use crate::connection::{ApiToken, ConnectionSettings, PveAuth};
+    use crate::observe::Observation;
+
+    let d = homelab();
+    let mut plan = phoenix_plan::plan_full(
+        &d,
+        &ObservedState::default(),
+        &Request::SyncAll,
+        &RenderOptions::default(),
+        &PlanContext::default(),
+        Some(&options()),
+    )
+    .unwrap();
+    plan.waves
+        .retain(|w| w.name == "provisioning inside guests");
+    for w in &mut plan.waves {
+        w.actions.retain(|a| a.guest() == Some(GuestId(103)));
+    }
+    let client = crate::PveClient::new(&ConnectionSettings {
+        endpoint: "https://127.0.0.1:9".into(),
+        auth: PveAuth::Token(ApiToken::parse("root@pam!t=00000000-0000").unwrap()),
+        node: "pve".into(),
+        trust: crate::TlsTrust::Fingerprint([0; 32]),
+    })
+    .unwrap();
+    let node = FakeNode::new(103);
+    let options = ApplyOptions {
+        shell: Some(&node),
+        ..ApplyOptions::default()
+    };
+    let mats = materials(103);
+    let first = apply_plan_with(&client, &plan, &Observation::default(), &options, &mats);
+    assert!(
+        first.is_success(),
+        "{:#?}",
+        first.failures().collect::<Vec<_>>()
+    );
+    assert!(
+        first
+            .entries
+            .iter()
+            .all(|e| matches!(e.outcome, Outcome::Done))
+    );
+    let second = apply_plan_with(&client, &plan, &Observation::default(), &options, &mats);
+    assert!(second.entries.iter().all(|e| matches!(
+        &e.outcome,
+        Outcome::Skipped { reason } if reason.starts_with("kept")
+    )));
+    assert_eq!(first.entries.len(), second.entries.len());
+}
