@@ -139,6 +139,9 @@ pub struct PlanArgs {
     /// Exit 0 when there is nothing to do, 2 when there are changes (1 on errors)
     #[arg(long, global = true)]
     pub detailed_exitcode: bool,
+    /// Also plan the provisioning inside guests (packages, files, services from `features`)
+    #[arg(long, global = true)]
+    pub provision: bool,
     /// Proxmox node name (for host.fw)
     #[arg(long, default_value = "pve", env = "PROXMOX_VE_NODE", global = true)]
     pub node: String,
@@ -467,6 +470,10 @@ pub struct SyncAllArgs {
     /// Observe and plan only
     #[arg(long)]
     pub dry_run: bool,
+    /// Also provision inside the guests (packages, files, services from `features`; pct
+    /// exec/push for containers, the guest agent for VMs; each step checked first) (--target pve)
+    #[arg(long)]
+    pub provision: bool,
     /// After applying, switch the staged /etc/network/interfaces live with try-and-rollback:
     /// ifreload, probe the gateway and the management address, restore the previous file if a
     /// probe fails (--target pve, phoenix running on the node: --host-root must be /)

@@ -108,7 +108,17 @@ pub fn plan(args: &PlanArgs) -> u8 {
             return exit::FAILED;
         }
     };
-    let plan = match phoenix_plan::plan_with(&desired, &observed, &request(args), &opts, &ctx) {
+    let provision = args
+        .provision
+        .then(phoenix_plan::provision::ProvisionOptions::default);
+    let plan = match phoenix_plan::plan::plan_full(
+        &desired,
+        &observed,
+        &request(args),
+        &opts,
+        &ctx,
+        provision.as_ref(),
+    ) {
         Ok(p) => p,
         Err(e) => {
             let _ = writeln!(stderr, "error: {e}");

@@ -46,6 +46,7 @@ fn pve(args: &StatusArgs) -> u8 {
         &shell,
         &Default::default(),
         &phoenix_plan::Request::SyncAll,
+        false,
     ) {
         Ok(x) => x,
         Err(code) => return code,

@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Write};
 use phoenix_plan::plan::Plan;
 use phoenix_plan::subsystem::{self, Subsystem};
 use phoenix_plan::{PlanContext, Request};
-use phoenix_pve::apply::{ApplyOptions, Journal, Outcome, apply_plan};
+use phoenix_pve::apply::{ApplyOptions, Journal, Outcome, apply_plan_with};
 use phoenix_pve::hostfiles::CountingShell;
 use phoenix_pve::observe::{observe_guests, observe_host_files};
 use phoenix_pve::{ConnectionFlags, ConnectionSettings, LocalShell, PveClient};
@@ -99,6 +99,7 @@ pub(crate) fn observe_and_plan(
     shell: &dyn phoenix_pve::HostShell,
     only: &BTreeSet<Subsystem>,
     request: &Request,
+    provision: bool,
 ) -> Result<(phoenix_pve::observe::Observation, Plan), u8> {
     let (desired, client, opts) = (&s.desired, &s.client, &s.opts);
     // Observe.
@@ -148,7 +149,15 @@ pub(crate) fn observe_and_plan(
         now: phoenix_pki::issue::unix_seconds(std::time::SystemTime::now()),
         pki: None,
     };
-    let plan = match phoenix_plan::plan_with(desired, &observation.state, request, opts, &ctx) {
+    let provision = provision.then(phoenix_plan::provision::ProvisionOptions::default);
+    let plan = match phoenix_plan::plan::plan_full(
+        desired,
+        &observation.state,
+        request,
+        opts,
+        &ctx,
+        provision.as_ref(),
+    ) {
         Ok(p) => p,
         Err(e) => {
             error(&e.to_string(), "`phoenix plan` shows the same plan offline");
@@ -208,10 +217,11 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
             "note: --only swarm: the Proxmox target plans no Swarm actions yet"
         );
     }
-    let (observation, plan) = match observe_and_plan(&session, &shell, &only, request) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    let (observation, plan) =
+        match observe_and_plan(&session, &shell, &only, request, args.provision) {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
     let client = &session.client;
     let observe_counts = client.counts();
 
@@ -222,7 +232,14 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
             image_store: args.image_store.clone(),
             shell: Some(&shell),
         };
-        apply_plan(client, &plan, &observation, &options)
+        // CA material for step-ca's files is not supplied yet: those steps are skipped, said so.
+        apply_plan_with(
+            client,
+            &plan,
+            &observation,
+            &options,
+            &phoenix_pve::provision::NoMaterials,
+        )
     });
     // The host network switch, after a successful apply (which staged the file).
     let switched = match &journal {

@@ -452,3 +452,47 @@ fn plan_with_a_ca_dir_plans_trust_and_certificates() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("error: CA:") && err.contains("hint:"), "{err}");
 }
+
+/// `plan --provision` adds the wave "provisioning inside guests": the features of each guest
+/// as checked steps (step-ca from Smallstep's repository in 103, Traefik's binary and unit in
+/// 102, nginx in 101, Docker on the VMs), none of them carrying key material.
+#[test]
+fn plan_provision_lists_the_steps_inside_guests() {
+    let dir = homelab();
+    let o = run(&["plan", "--config", &dir, "--provision", "--output", "json"], &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let waves = v["waves"].as_array().unwrap();
+    let last = waves.last().unwrap();
+    assert_eq!(last["name"], "provisioning inside guests");
+    let steps: Vec<String> = last["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| format!("{} {}", a["guest"], a["step"]))
+        .collect();
+    for (guest, needle) in [
+        ("103", "step-ca"),
+        ("102", "traefik"),
+        ("101", "nginx"),
+        ("1001", "docker.io"),
+        ("1002", "docker.io"),
+    ] {
+        assert!(
+            steps.iter().any(|s| s.starts_with(guest) && s.contains(needle)),
+            "{guest}/{needle} missing in {steps:#?}"
+        );
+    }
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(!text.contains("PRIVATE KEY"), "no key material in the plan");
+    // Without the flag the plan has no such wave.
+    let o = run(&["plan", "--config", &dir, "--output", "json"], &[]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v["waves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["name"] != "provisioning inside guests")
+    );
+}
