@@ -91,6 +91,7 @@ codes! {
     DuplicateRule = "PHX-W033", Warning, "a firewall rule repeats an earlier one";
     MissingOptionalFile = "PHX-W034", Warning, "an optional file named by the configuration is absent";
     UnsafeKeyMode = "PHX-W035", Warning, "a private key mode lets other users read it; phoenix writes a safe one";
+    OverlayOnlyRoute = "PHX-W036", Warning, "the internal proxy is not a Swarm node but routes to a port only the overlay reaches";
 }
 
 /// Where a diagnostic points before it is resolved to line and column.

@@ -356,3 +356,53 @@ fn certificates() {
     assert!(p.admin_password.as_ref().is_some_and(|s| !s.is_plain()));
     assert!(d.step_ca.password.as_ref().is_some_and(|s| !s.is_plain()));
 }
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dst = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &dst);
+        } else {
+            std::fs::copy(&p, &dst).unwrap();
+        }
+    }
+}
+
+/// The bash design's latent failure, caught: with Traefik outside the Swarm, a labelled stack
+/// service whose port the compose file does not publish is reachable only on the overlay —
+/// PHX-W036 at the port label, with the two working alternatives in the hint. The example
+/// publishes 9443 in host mode, so it has no such warning (see `zero_findings`).
+#[test]
+fn overlay_only_route_is_warned() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/homelab"),
+        tmp.path(),
+    );
+    let compose = tmp
+        .path()
+        .join("stacks/portainer_service/docker-compose.yml");
+    let text = std::fs::read_to_string(&compose).unwrap();
+    let start = text.find("    ports:\n").unwrap();
+    let end = text[start..].find("    volumes:\n").unwrap() + start;
+    std::fs::write(&compose, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    let v = validate_dir(tmp.path());
+    let w: Vec<_> = v
+        .findings()
+        .into_iter()
+        .filter(|f| f.code == "PHX-W036")
+        .collect();
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert_eq!(
+        w[0].pointer,
+        "/docker_stacks/portainer_service/environments/production/services/portainer/traefik_labels/5"
+    );
+    assert!(w[0].message.contains("port 9443"), "{}", w[0].message);
+    let hint = w[0].hint.clone();
+    assert!(
+        hint.contains("mode: host") && hint.contains("Swarm service"),
+        "{hint}"
+    );
+}

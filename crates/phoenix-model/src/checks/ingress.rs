@@ -38,6 +38,7 @@ pub fn check(d: &DesiredState, raw: &RawConfig, diags: &mut Diagnostics) {
         features(g, diags);
     }
     stack_labels(d, diags);
+    overlay_only_routes(d, diags);
     certificates(d, raw, diags);
     ca_mounts(d, diags);
 }
@@ -194,6 +195,59 @@ fn stack_labels(d: &DesiredState, diags: &mut Diagnostics) {
                         );
                     }
                 }
+            }
+        }
+    }
+}
+
+/// The port a service's labels send Traefik to (`…loadbalancer.server.port=P`).
+fn label_port(labels: &[String]) -> Option<(usize, u16)> {
+    labels.iter().enumerate().find_map(|(i, l)| {
+        let (k, v) = l.split_once('=')?;
+        (k.starts_with("traefik.http.services.") && k.ends_with(".loadbalancer.server.port"))
+            .then(|| v.trim().parse().ok().map(|p| (i, p)))?
+    })
+}
+
+/// The bash design's latent failure: Traefik outside the Swarm cannot reach a task's overlay
+/// address, so a labelled service whose port the compose file does not publish is unreachable.
+fn overlay_only_routes(d: &DesiredState, diags: &mut Diagnostics) {
+    let Some(proxy) = d.roles.internal_proxy.and_then(|id| d.guest(id)) else {
+        return;
+    };
+    if proxy.swarm.is_some() {
+        return;
+    }
+    for s in d.stacks.values() {
+        for (env, e) in &s.environments {
+            for (svc, labels) in &e.traefik_labels {
+                let Some((i, port)) = label_port(labels) else {
+                    continue;
+                };
+                if s.compose.is_none() || s.published_port(svc, port).is_some() {
+                    continue;
+                }
+                let loc = s
+                    .loc
+                    .child("environments")
+                    .child(env)
+                    .child("services")
+                    .child(svc)
+                    .child("traefik_labels")
+                    .child(i);
+                diags.emit(
+                    Code::OverlayOnlyRoute,
+                    &loc,
+                    format!(
+                        "Traefik (guest {}) is not a Swarm node, but stack {} ({env}) routes `{}` to port {port}, which its compose file does not publish: only the overlay reaches it, so the route would answer 502/404",
+                        proxy.id,
+                        s.name,
+                        svc.escape_debug()
+                    ),
+                    format!(
+                        "publish it in host mode on the node Traefik routes to (`ports: [{{target: {port}, published: {port}, protocol: tcp, mode: host}}]`), or run Traefik as a Swarm service on the `traefik-public` overlay"
+                    ),
+                );
             }
         }
     }

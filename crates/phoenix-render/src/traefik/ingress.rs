@@ -13,7 +13,6 @@ use std::net::IpAddr;
 
 use phoenix_model::model::{CertKind, Certificate, DesiredState, Guest, GuestId, Scheme};
 use phoenix_model::values;
-use serde_json::Value;
 
 use super::WEBSECURE;
 
@@ -337,7 +336,7 @@ fn stack_routes(
                     let published = stack
                         .compose
                         .as_ref()
-                        .and_then(|c| published_port(c, svc, port));
+                        .and_then(|c| phoenix_model::model::published_port(c, svc, port));
                     let (address, port) = match (manager, published, via_swarm) {
                         (Some(m), _, true) => (m, port),
                         (Some(m), Some(p), false) => (m, p),
@@ -458,38 +457,6 @@ fn single_host(rule: &str) -> Option<String> {
         .and_then(|s| s.strip_suffix('`'))
         .or_else(|| inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')))?;
     (!name.contains(['`', '"', ','])).then(|| name.to_string())
-}
-
-/// The published port of compose service `svc` whose target is `target`.
-fn published_port(compose: &Value, svc: &str, target: u16) -> Option<u16> {
-    let ports = compose
-        .get("services")?
-        .get(svc)?
-        .get("ports")?
-        .as_array()?;
-    ports.iter().find_map(|p| match p {
-        Value::Object(m) => {
-            let t = m.get("target").and_then(as_port)?;
-            (t == target).then(|| m.get("published").and_then(as_port))?
-        }
-        Value::String(s) => {
-            // "[ip:]published:target[/proto]"
-            let s = s.split('/').next()?;
-            let mut parts = s.rsplitn(3, ':');
-            let t: u16 = parts.next()?.parse().ok()?;
-            let p: u16 = parts.next()?.parse().ok()?;
-            (t == target).then_some(p)
-        }
-        _ => None,
-    })
-}
-
-fn as_port(v: &Value) -> Option<u16> {
-    match v {
-        Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
 }
 
 /// The proxy's server certificates (default first: the one for the proxy's own names) and its
