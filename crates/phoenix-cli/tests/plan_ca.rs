@@ -457,9 +457,13 @@ fn plan_with_a_ca_dir_plans_trust_and_certificates() {
 /// as checked steps (step-ca from Smallstep's repository in 103, Traefik's binary and unit in
 /// 102, nginx in 101, Docker on the VMs), none of them carrying key material.
 #[test]
+#[allow(clippy::unwrap_used)] // tests may panic
 fn plan_provision_lists_the_steps_inside_guests() {
     let dir = homelab();
-    let o = run(&["plan", "--config", &dir, "--provision", "--output", "json"], &[]);
+    let o = run(
+        &["plan", "--config", &dir, "--provision", "--output", "json"],
+        &[],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let waves = v["waves"].as_array().unwrap();
@@ -479,7 +483,9 @@ fn plan_provision_lists_the_steps_inside_guests() {
         ("1002", "docker.io"),
     ] {
         assert!(
-            steps.iter().any(|s| s.starts_with(guest) && s.contains(needle)),
+            steps
+                .iter()
+                .any(|s| s.starts_with(guest) && s.contains(needle)),
             "{guest}/{needle} missing in {steps:#?}"
         );
     }
