@@ -252,6 +252,7 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
         _ => None,
     };
     let report = Report {
+        desired: &session.desired,
         plan: &plan,
         switch: switched.as_ref(),
         journal: journal.as_ref(),
@@ -296,12 +297,69 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
 }
 
 struct Report<'a> {
+    desired: &'a phoenix_model::DesiredState,
     plan: &'a Plan,
     switch: Option<&'a phoenix_pve::netswitch::SwitchReport>,
     journal: Option<&'a Journal>,
     observe: phoenix_pve::RequestCounts,
     total: phoenix_pve::RequestCounts,
     host_writes: usize,
+}
+
+/// Where in the configuration a Proxmox parameter of guest `g` comes from: the file and the
+/// JSON pointer of the key (the guest object when no single key produces it).
+pub(crate) fn param_source(g: &phoenix_model::model::Guest, param: &str) -> String {
+    use phoenix_model::model::GuestKind;
+    let file = match g.kind {
+        GuestKind::Lxc => "phoenix_lxc_configs.json",
+        GuestKind::Vm => "phoenix_vm_configs.json",
+    };
+    let key = match param {
+        "memory" => Some("memory_mb"),
+        "swap" => Some("swap_mb"),
+        "cores" => Some("cores"),
+        "hostname" | "name" => Some("name"),
+        "onboot" => Some("start_at_boot"),
+        "startup" => Some("boot_order"),
+        "unprivileged" => Some("unprivileged"),
+        "rootfs" | "storage" => Some("storage_pool"),
+        "scsi0" => Some("disk_size_gb"),
+        "features" => Some("features"),
+        "ciuser" | "cipassword" | "sshkeys" => Some("user_config"),
+        "ostemplate" => Some("template"),
+        _ => None,
+    };
+    let nic = param
+        .strip_prefix("net")
+        .and_then(|n| n.parse::<u8>().ok())
+        .and_then(|i| g.nics.iter().find(|n| n.index == i));
+    let pointer = match (nic, key) {
+        (Some(n), _) => n.loc.pointer.clone(),
+        (None, Some(k)) => g.loc.child(k).pointer,
+        (None, None) => g.loc.pointer.clone(),
+    };
+    format!("{file} {pointer}")
+}
+
+/// A failed action's error, with every parameter PVE rejected traced to its configuration key.
+fn failure_detail(
+    d: &phoenix_model::DesiredState,
+    action: &phoenix_plan::Action,
+    e: &phoenix_pve::PveError,
+) -> String {
+    let mut s = e.to_string();
+    if let (phoenix_pve::PveError::Parameters { errors, .. }, Some(g)) =
+        (e, action.guest().and_then(|id| d.guest(id)))
+    {
+        for (param, msg) in errors {
+            s.push_str(&format!(
+                "\n    {param}: {} — from {}",
+                msg.trim(),
+                param_source(g, param)
+            ));
+        }
+    }
+    s
 }
 
 fn outcome_text(o: &Outcome) -> (&'static str, Option<String>) {
@@ -330,6 +388,10 @@ impl Report<'_> {
                 .iter()
                 .map(|e| {
                     let (outcome, detail) = outcome_text(&e.outcome);
+                    let detail = match &e.outcome {
+                        Outcome::Failed(err) => Some(failure_detail(self.desired, &e.action, err)),
+                        _ => detail,
+                    };
                     serde_json::json!({"wave": e.wave, "action": e.action,
                         "outcome": outcome, "detail": detail})
                 })
@@ -359,6 +421,10 @@ impl Report<'_> {
                 writeln!(out, "\njournal:")?;
                 for e in &j.entries {
                     let (outcome, detail) = outcome_text(&e.outcome);
+                    let detail = match &e.outcome {
+                        Outcome::Failed(err) => Some(failure_detail(self.desired, &e.action, err)),
+                        _ => detail,
+                    };
                     let detail = detail.map(|d| format!(" ({d})")).unwrap_or_default();
                     writeln!(out, "  [{}] {} → {outcome}{detail}", e.wave, e.action)?;
                 }

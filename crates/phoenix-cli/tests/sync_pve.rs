@@ -529,3 +529,70 @@ fn apply_verbs_act_on_the_node() {
     assert!(actions(&r).iter().any(|a| a["action"] == "delete_guest"));
     assert_eq!(running(1002), None, "1002 is gone");
 }
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dst = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &dst);
+        } else {
+            std::fs::copy(&p, &dst).unwrap();
+        }
+    }
+}
+
+/// A value phoenix accepts but Proxmox's schema refuses (LXC memory below 16 MiB): the HTTP 400
+/// becomes a journal failure that names the parameter, PVE's message and the configuration key
+/// that produced it (file and JSON pointer); the run exits 3 and says where it stopped.
+#[test]
+fn rejected_parameters_point_at_the_config_key() {
+    if !fakepve_available() {
+        return;
+    }
+    let pve = FakePve::start(&storages());
+    let root = tempfile::tempdir().unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    copy_tree(&homelab_dir(), cfg.path());
+    let lxc = cfg.path().join("phoenix_lxc_configs.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&lxc).unwrap()).unwrap();
+    v["lxc_configs"]["103"]["memory_mb"] = serde_json::json!(8);
+    std::fs::write(&lxc, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_phoenix"))
+        .args(["sync", "all", "--target", "pve", "--output", "json"])
+        .arg("--config")
+        .arg(cfg.path())
+        .args([
+            "--endpoint",
+            &format!("https://{}:{}", common::HOST, pve.port),
+        ])
+        .args(["--node", "pve1", "--image-store", "local"])
+        .arg("--ca-file")
+        .arg(&pve.pki.ca_pem)
+        .arg("--host-root")
+        .arg(root.path())
+        .env("PROXMOX_VE_API_TOKEN", format!("{TOKEN_ID}={SECRET}"))
+        .env_remove("PROXMOX_VE_FINGERPRINT")
+        .env_remove("PROXMOX_VE_CA_FILE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed: Vec<&serde_json::Value> = r["journal"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    let detail = failed[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("memory:"), "{detail}");
+    assert!(
+        detail.contains("phoenix_lxc_configs.json /lxc_configs/103/memory_mb"),
+        "{detail}"
+    );
+    assert!(stderr.contains("apply stopped in wave"), "{stderr}");
+}
