@@ -1,8 +1,10 @@
-//! `sync all --switch-network` and `sync confirm`: the staged `/etc/network/interfaces` put
-//! live with try-and-rollback (`phoenix_pve::netswitch`): `ifreload -a`, then probes — the
-//! management address and the gateway of the management bridge, `--probe-tcp` extras —, and
-//! the previous file restored and reloaded when a probe fails or `--confirm-within` passes
-//! without `phoenix sync confirm ID`.
+//! `sync all --switch-network` and `sync confirm`: the staged host network files put live with
+//! try-and-rollback (`phoenix_pve::netswitch`), in order: `/etc/network/interfaces`
+//! (`ifreload -a`, `ifquery -c -a`), the NAT ruleset (`nft -c`, `nft -f`), the mesh dnsmasq file
+//! (`dnsmasq --test`, restart); after each, the probes — the management address and the
+//! gateway of the management bridge, `--probe-tcp` extras —, and the previous file restored
+//! and reloaded when a probe fails or `--confirm-within` passes without `phoenix sync confirm
+//! ID`. The first file that does not stick stops the rest.
 //!
 //! Safety (decision): the switch runs `ifreload` on the machine phoenix runs on, so it is only
 //! allowed with the node's real root (`--host-root` unset or `/`), as root, and never in a
@@ -23,7 +25,8 @@ use crate::cli::SyncAllArgs;
 use crate::exit;
 use crate::sync_cmd::PveSession;
 
-const INTERFACES: &str = "/etc/network/interfaces";
+use phoenix_render::dnsmasq::DNSMASQ_PATH;
+use phoenix_render::hostnet::{NAT_RULESET_PATH, NAT_TABLE};
 
 fn error(message: &str, hint: &str) {
     let _ = writeln!(anstream::stderr(), "error: {message}\n  hint: {hint}");
@@ -85,30 +88,60 @@ fn probes(session: &PveSession, args: &SyncAllArgs) -> Vec<Probe> {
     out
 }
 
-/// Switch the staged interfaces file; `None` when nothing is staged.
+/// Switch the staged host network files in order — interfaces, NAT ruleset, dnsmasq — each
+/// with try-and-rollback; stops after the first that does not stick. Files with nothing staged
+/// are passed over.
 pub fn switch(
     session: &PveSession,
     shell: &dyn HostShell,
     args: &SyncAllArgs,
+) -> Result<Vec<SwitchReport>, u8> {
+    let switches = [
+        Switch::interfaces(),
+        Switch::nat(NAT_RULESET_PATH, NAT_TABLE),
+        Switch::dnsmasq(DNSMASQ_PATH, None),
+    ];
+    let mut reports = Vec::new();
+    for sw in switches {
+        match switch_one(session, shell, args, sw)? {
+            Some(r) => {
+                let stop = !r.switched() && !matches!(r.outcome, SwitchOutcome::Unchanged);
+                reports.push(r);
+                if stop {
+                    break;
+                }
+            }
+            None => continue,
+        }
+    }
+    Ok(reports)
+}
+
+fn switch_one(
+    session: &PveSession,
+    shell: &dyn HostShell,
+    args: &SyncAllArgs,
+    sw: Switch,
 ) -> Result<Option<SwitchReport>, u8> {
-    let staged = match shell.read_file(&format!("{INTERFACES}.new")) {
+    let live = sw.live_path.clone();
+    let staged = match shell.read_file(&sw.staged_path) {
         Ok(Some(f)) => f,
         Ok(None) => {
             let _ = writeln!(
                 anstream::stderr(),
-                "network switch: nothing staged ({INTERFACES}.new absent), the live file is current"
+                "network switch: nothing staged for {live}, the live file is current"
             );
             return Ok(None);
         }
         Err(e) => {
             error(
-                &format!("cannot read {INTERFACES}.new: {e}"),
+                &format!("cannot read {}: {e}", sw.staged_path),
                 "check the host shell",
             );
             return Err(exit::FAILED);
         }
     };
-    let id = switch_id(INTERFACES, &staged.content);
+    let id = switch_id(&live, &staged.content);
     let confirm = match args.confirm_within {
         Some(s) => Confirm::Within {
             window: Duration::from_secs(s),
@@ -116,15 +149,13 @@ pub fn switch(
         },
         None => Confirm::Auto,
     };
-    let sw = Switch::interfaces()
-        .with_probes(probes(session, args))
-        .with_confirm(confirm);
+    let sw = sw.with_probes(probes(session, args)).with_confirm(confirm);
     let mut stderr = anstream::stderr();
     let result = run_switch_with(shell, shell, &sw, &mut |st| {
         let mark = if st.ok { "✓" } else { "✗" };
         let _ = writeln!(
             stderr,
-            "network switch {id}: {mark} {} {}",
+            "network switch {id} ({live}): {mark} {} {}",
             st.step, st.detail
         );
         if st.step == "await confirmation" {
@@ -138,8 +169,8 @@ pub fn switch(
         Ok(r) => Ok(Some(r)),
         Err(e) => {
             error(
-                &format!("network switch refused before any change: {e}"),
-                "the live file is untouched; the staged one is still interfaces.new",
+                &format!("network switch of {live} refused before any change: {e}"),
+                "the live file is untouched; the staged one is still in place",
             );
             Err(exit::FAILED)
         }

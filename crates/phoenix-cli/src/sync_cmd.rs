@@ -249,12 +249,12 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
                 Err(code) => return code,
             }
         }
-        _ => None,
+        _ => Vec::new(),
     };
     let report = Report {
         desired: &session.desired,
         plan: &plan,
-        switch: switched.as_ref(),
+        switch: &switched,
         journal: journal.as_ref(),
         observe: observe_counts,
         total: client.counts(),
@@ -270,16 +270,16 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
         let _ = writeln!(anstream::stderr(), "error: cannot write output: {e}");
         return exit::FAILED;
     }
-    if let Some(sw) = &switched
-        && !sw.switched()
-    {
+    if let Some(sw) = switched.iter().find(|sw| {
+        !sw.switched() && !matches!(sw.outcome, phoenix_pve::netswitch::SwitchOutcome::Unchanged)
+    }) {
         error(
             &format!(
                 "the network switch of {} did not stick: {}",
                 sw.live_path,
                 crate::netswitch_cmd::outcome_line(sw)
             ),
-            "the previous file is live again and the rejected one is staged as interfaces.new; fix it and run again",
+            "the previous file is live again and the rejected one is staged as PATH.new; fix it and run again",
         );
         return APPLY_FAILED;
     }
@@ -299,7 +299,7 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
 struct Report<'a> {
     desired: &'a phoenix_model::DesiredState,
     plan: &'a Plan,
-    switch: Option<&'a phoenix_pve::netswitch::SwitchReport>,
+    switch: &'a [phoenix_pve::netswitch::SwitchReport],
     journal: Option<&'a Journal>,
     observe: phoenix_pve::RequestCounts,
     total: phoenix_pve::RequestCounts,
@@ -430,7 +430,7 @@ impl Report<'_> {
                 }
             }
         }
-        if let Some(sw) = self.switch {
+        for sw in self.switch {
             write!(out, "{}", crate::netswitch_cmd::text(sw))?;
         }
         writeln!(

@@ -158,22 +158,35 @@ fn sync_all_twice_second_run_writes_nothing() {
             !(guest_file || certificate)
         })
         .collect();
-    // Only the staged interfaces file remains, reported as already staged.
-    assert_eq!(left.len(), 1, "{left:#?}");
-    assert_eq!(left[0]["path"], "/etc/network/interfaces");
-    let staged = second["journal"]["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["action"]["path"] == "/etc/network/interfaces")
-        .unwrap();
-    assert_eq!(staged["outcome"], "staged");
-    assert!(
-        staged["detail"]
-            .as_str()
+    // Only the staged host network files remain (interfaces, NAT, dnsmasq: their switch is
+    // try-and-rollback, `--switch-network`), each reported as already staged.
+    const STAGED: [&str; 3] = [
+        "/etc/network/interfaces",
+        "/etc/phoenix/nat.nft",
+        "/etc/dnsmasq.d/phoenix.conf",
+    ];
+    let paths: Vec<&str> = left.iter().map(|a| a["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, STAGED, "{left:#?}");
+    for path in STAGED {
+        let staged = second["journal"]["entries"]
+            .as_array()
             .unwrap()
-            .contains("already staged")
-    );
+            .iter()
+            .find(|e| e["action"]["path"] == path)
+            .unwrap();
+        assert_eq!(staged["outcome"], "staged");
+        assert!(
+            staged["detail"]
+                .as_str()
+                .unwrap()
+                .contains("already staged")
+        );
+        assert!(root.path().join(format!("{}.new", &path[1..])).exists());
+        assert!(
+            !root.path().join(&path[1..]).exists(),
+            "{path}: the live file is only written by the switch"
+        );
+    }
 }
 
 fn status(pve: &FakePve, root: &std::path::Path) -> (i32, serde_json::Value) {
@@ -243,7 +256,14 @@ fn status_reports_missing_then_drift_by_key() {
         .filter(|f| f["state"] != "in_sync" && f["target"] == "host")
         .map(|f| f["path"].as_str().unwrap())
         .collect();
-    assert_eq!(differing, vec!["/etc/network/interfaces"]);
+    assert_eq!(
+        differing,
+        vec![
+            "/etc/network/interfaces",
+            "/etc/phoenix/nat.nft",
+            "/etc/dnsmasq.d/phoenix.conf"
+        ]
+    );
 
     // A firewall rule deleted by hand from a guest's .fw file is drift of exactly that file.
     let fw = root.path().join("etc/pve/firewall/102.fw");
@@ -269,7 +289,12 @@ fn status_reports_missing_then_drift_by_key() {
         .collect();
     assert_eq!(
         differing,
-        vec!["/etc/network/interfaces", "/etc/pve/firewall/102.fw"]
+        vec![
+            "/etc/network/interfaces",
+            "/etc/phoenix/nat.nft",
+            "/etc/dnsmasq.d/phoenix.conf",
+            "/etc/pve/firewall/102.fw"
+        ]
     );
     let (code, _, stderr) = sync(&pve, root.path());
     assert_eq!(code, 0, "{stderr}");

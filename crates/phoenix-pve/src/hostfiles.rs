@@ -18,8 +18,14 @@ use crate::hostshell::{
 use crate::observe::Observation;
 
 /// Files only ever written as `PATH.new`: switching them needs try-and-rollback (a broken
-/// `/etc/network/interfaces` cuts the node off), which is a separate step.
-pub const STAGED_FILES: &[&str] = &["/etc/network/interfaces"];
+/// `/etc/network/interfaces` cuts the node off, a broken NAT ruleset cuts the mesh off the
+/// internet, a broken dnsmasq file takes the mesh's DNS down), which is a separate step
+/// (`sync all --switch-network`, [`crate::netswitch`]).
+pub const STAGED_FILES: &[&str] = &[
+    "/etc/network/interfaces",
+    phoenix_render::hostnet::NAT_RULESET_PATH,
+    phoenix_render::dnsmasq::DNSMASQ_PATH,
+];
 
 /// What a file action did.
 #[derive(Debug, Clone, PartialEq, Eq)]
