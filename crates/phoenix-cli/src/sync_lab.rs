@@ -21,10 +21,10 @@ fn error(message: &str, hint: &str) {
 }
 
 /// A spinner on a terminal, plain lines otherwise (logs, CI).
-struct Progress(Option<ProgressBar>);
+pub(crate) struct Progress(Option<ProgressBar>);
 
 impl Progress {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         if std::io::stderr().is_terminal() {
             let pb = ProgressBar::new_spinner();
             pb.set_style(
@@ -38,7 +38,7 @@ impl Progress {
         }
     }
 
-    fn step(&self, msg: String) {
+    pub(crate) fn step(&self, msg: String) {
         match &self.0 {
             Some(pb) => pb.set_message(msg),
             None => {
@@ -47,7 +47,7 @@ impl Progress {
         }
     }
 
-    fn done(&self, msg: String) {
+    pub(crate) fn done(&self, msg: String) {
         match &self.0 {
             Some(pb) => pb.println(format!("✓ {msg}")),
             None => {
@@ -56,7 +56,7 @@ impl Progress {
         }
     }
 
-    fn finish(self) {
+    pub(crate) fn finish(self) {
         if let Some(pb) = self.0 {
             pb.finish_and_clear();
         }

@@ -43,7 +43,13 @@ fn lab(args: &VerifyArgs) -> u8 {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let (report, took) = match lab_report(&d, prefix, &args.config) {
+    let progress = crate::sync_lab::Progress::new();
+    progress.step(format!(
+        "verifying lab {prefix}: DHCP, DNS, NAT, firewall matrix, TLS, route, Swarm"
+    ));
+    let verified = lab_report(&d, prefix, &args.config);
+    progress.finish();
+    let (report, took) = match verified {
         Ok(r) => r,
         Err((msg, hint)) => return error(&msg, &hint),
     };
