@@ -332,12 +332,13 @@ fn sync_lab_probes_conclude_under_packet_loss() {
         "under 20% loss: {pass} passed, {fail} failed in {took:?}; failures: {:#?}",
         failed_checks(&report)
     );
-    // Every probe concluded (a verdict, no probe left hanging) and none ran past its deadline
-    // (the longest deadline is the route's 2.5 s; durations are in the report).
+    // Every probe concluded (a verdict, no probe left hanging) and none ran far past its
+    // deadline (the longest is the route's 2.5 s; an attempt already in flight may finish
+    // after it, more so on a loaded 2-core CI machine; durations are in the report).
     assert!(!results.is_empty());
     for r in results {
         let ms = r["duration_ms"].as_u64().expect("duration_ms");
-        assert!(ms <= 3500, "{} took {ms} ms", r["check"]);
+        assert!(ms <= 5000, "{} took {ms} ms", r["check"]);
     }
     // The loss really happened: the counters of the drop rules moved.
     let listing = text(

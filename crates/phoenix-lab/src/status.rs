@@ -128,11 +128,15 @@ pub fn status(prefix: &str) -> Result<LabStatus, LabError> {
     }
     let mut out = Vec::new();
     for (name, role) in names {
-        let is_present = present.contains(&name);
-        let links = if is_present {
-            links(&name)?
+        // A run killed inside `ip netns add` can leave `/run/netns/<ns>` as a plain file that
+        // is no namespace: it counts as not present (a rebuild removes it).
+        let (is_present, links) = if present.contains(&name) {
+            match links(&name) {
+                Ok(l) => (true, l),
+                Err(_) => (false, Vec::new()),
+            }
         } else {
-            Vec::new()
+            (false, Vec::new())
         };
         let missing_links = state
             .as_ref()
