@@ -56,12 +56,15 @@ use crate::{LabError, state_dir};
 pub mod checks;
 #[path = "swarm_engine.rs"]
 pub mod engine;
+#[path = "swarm_service.rs"]
+pub mod service;
 pub use checks::{SwarmCheck, checks};
 pub use engine::{
     build_rootfs, daemon_json, dockerd_args, engine_pid, engine_pids, parse_ldd, remove_cgroups,
     stop_engine,
 };
 use engine::{running_engine, start_engine, stop_leftovers, wait_engine};
+pub use service::{deploy_stand_in, stand_in_running};
 
 /// Is a `dockerd` binary on `PATH` (Debian `docker.io`, installed by `scripts/setup.sh`)?
 pub fn dockerd_available() -> bool {

@@ -298,7 +298,7 @@ pub fn parse_ldd(text: &str) -> Vec<String> {
 }
 
 /// A program on `PATH` (the lab's tools are Debian's).
-fn which(program: &str) -> Result<PathBuf, LabError> {
+pub(crate) fn which(program: &str) -> Result<PathBuf, LabError> {
     std::env::var_os("PATH")
         .into_iter()
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
@@ -311,7 +311,7 @@ fn which(program: &str) -> Result<PathBuf, LabError> {
         })
 }
 
-fn copy_into(root: &Path, src: &Path, dest: &str) -> Result<(), LabError> {
+pub(crate) fn copy_into(root: &Path, src: &Path, dest: &str) -> Result<(), LabError> {
     let target = root.join(dest.trim_start_matches('/'));
     if let Some(parent) = target.parent() {
         std::fs::create_dir_all(parent).map_err(|e| LabError::io(parent, e))?;
