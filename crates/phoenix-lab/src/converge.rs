@@ -259,10 +259,10 @@ fn rebuild_reasons(
                         s.missing_links.join(", ")
                     ));
                 }
-                for l in s.links.iter().filter(|l| !l.up) {
+                for l in s.links.iter().filter(|l| s.down_links.contains(&l.name)) {
                     why.push(format!("{}: link {} is {}", n.name, l.name, l.operstate));
                 }
-                *in_sync += s.links.len();
+                *in_sync += t.links_in(&n.name).len();
             }
             _ => why.push(format!("namespace {} is gone", n.name)),
         }

@@ -42,7 +42,7 @@ impl LabStatus {
             && self
                 .namespaces
                 .iter()
-                .all(|n| n.present && n.missing_links.is_empty() && n.links.iter().all(|l| l.up))
+                .all(|n| n.present && n.missing_links.is_empty() && n.down_links.is_empty())
             && self.services.iter().all(|s| s.alive)
             && self.leases.iter().all(|l| l.held)
     }
@@ -56,6 +56,9 @@ pub struct NsStatus {
     pub links: Vec<LinkStatus>,
     /// Links the recorded topology has that the namespace lacks.
     pub missing_links: Vec<String>,
+    /// Links of the recorded topology that exist but are not up (links others made in the
+    /// namespace, such as Docker's, are listed in `links` but never judged).
+    pub down_links: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -148,12 +151,23 @@ pub fn status(prefix: &str) -> Result<LabStatus, LabError> {
                     .collect()
             })
             .unwrap_or_default();
+        let down_links = state
+            .as_ref()
+            .map(|t| {
+                t.links_in(&name)
+                    .into_iter()
+                    .filter(|l| links.iter().any(|x| x.name == *l && !x.up))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
         out.push(NsStatus {
             name,
             role,
             present: is_present,
             links,
             missing_links,
+            down_links,
         });
     }
     let (services, leases) = crate::services::status(prefix, |ns, nic| {

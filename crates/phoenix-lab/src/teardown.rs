@@ -152,18 +152,64 @@ fn stop_processes(prefix: &str, nss: &[String]) -> Vec<u32> {
     all
 }
 
-/// Delete the namespaces with one `ip -force -batch` (it goes on after a failed line); what is
-/// still listed afterwards is reported.
-fn delete_namespaces(prefix: &str, nss: &[String]) -> Result<(), LabError> {
-    if nss.is_empty() {
-        return Ok(());
+/// Processes outside the lab's namespaces still working for it: a `phoenix` killed halfway
+/// leaves its children (`ip -batch …/batch/root.ip`, `nft -f …`) running, found by the state
+/// dir in their command line. They are killed and waited for before anything is deleted, so
+/// they cannot create what `down` just removed.
+fn stop_stragglers(prefix: &str, nss: &[String]) -> Vec<u32> {
+    let marker = format!("{}/", state_dir(prefix).to_string_lossy());
+    let own = std::process::id();
+    let inside = pids_in(nss);
+    let find = || -> Vec<u32> {
+        let Ok(proc) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        proc.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| *pid != own && !inside.contains(pid))
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(&marker)
+                })
+            })
+            .collect()
+    };
+    let found = find();
+    signal("-KILL", &found);
+    let deadline = Instant::now() + TERM_DEADLINE;
+    while found
+        .iter()
+        .any(|p| Path::new(&format!("/proc/{p}")).exists())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
     }
-    let file = std::env::temp_dir().join(format!("phoenix-lab-{prefix}-down.ip"));
-    let text: String = nss.iter().map(|n| format!("netns delete {n}\n")).collect();
-    std::fs::write(&file, text).map_err(|e| LabError::io(&file, e))?;
-    let result = run("ip", &["-force", "-batch", &file.to_string_lossy()]);
-    let _ = std::fs::remove_file(&file);
-    result.map(|_| ())
+    found
+}
+
+/// Delete the namespaces with one `ip -force -batch` (it goes on after a failed line); what is
+/// still listed afterwards gets two more tries (a namespace can be busy for a moment while the
+/// processes in it are reaped); the last failure is reported.
+fn delete_namespaces(prefix: &str, nss: &[String]) -> Result<(), LabError> {
+    let mut left: Vec<String> = nss.to_vec();
+    let mut result = Ok(());
+    for attempt in 0..3 {
+        if left.is_empty() {
+            return Ok(());
+        }
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let file = std::env::temp_dir().join(format!("phoenix-lab-{prefix}-down.ip"));
+        let text: String = left.iter().map(|n| format!("netns delete {n}\n")).collect();
+        std::fs::write(&file, text).map_err(|e| LabError::io(&file, e))?;
+        result = run("ip", &["-force", "-batch", &file.to_string_lossy()]).map(|_| ());
+        let _ = std::fs::remove_file(&file);
+        let now = namespaces(prefix);
+        left.retain(|n| now.contains(n));
+    }
+    if left.is_empty() { Ok(()) } else { result }
 }
 
 /// Tear down the lab `prefix`, also when its state file is gone.
@@ -173,8 +219,10 @@ pub fn down(prefix: &str) -> Result<DownReport, LabError> {
         prefix: prefix.to_string(),
         ..DownReport::default()
     };
+    let stragglers = stop_stragglers(prefix, &namespaces(prefix));
     let nss = namespaces(prefix);
     report.killed = stop_processes(prefix, &nss);
+    report.killed.extend(stragglers);
     for left in crate::swarm::remove_cgroups(prefix) {
         eprintln!("warning: lab {prefix}: cgroup left: {left}");
     }
