@@ -335,8 +335,12 @@ fn sync_lab_probes_conclude_under_packet_loss() {
     // Every probe concluded (a verdict, no probe left hanging) and none ran far past its
     // deadline (the longest is the route's 2.5 s; an attempt already in flight may finish
     // after it, more so on a loaded 2-core CI machine; durations are in the report).
+    // The Swarm's checks (when dockerd is installed) ping with their own, longer deadlines.
     assert!(!results.is_empty());
-    for r in results {
+    for r in results
+        .iter()
+        .filter(|r| !r["id"].as_str().unwrap_or_default().starts_with("swarm/"))
+    {
         let ms = r["duration_ms"].as_u64().expect("duration_ms");
         assert!(ms <= 5000, "{} took {ms} ms", r["check"]);
     }
