@@ -20,6 +20,16 @@ fn synthetic(n: u32) -> DesiredState {
     let mut d = homelab_unfiltered();
     let proto = d.guests.get(&GuestId(102)).expect("guest 102").clone();
     d.guests.clear();
+    // Network only: no Swarm either (its VMs are gone with the guests).
+    d.roles.swarm_managers.clear();
+    d.roles.swarm_workers.clear();
+    for g in [
+        &mut d.roles.gateway,
+        &mut d.roles.internal_proxy,
+        &mut d.roles.ca,
+    ] {
+        *g = None;
+    }
     for i in 0..n {
         let mut g = proto.clone();
         g.id = GuestId(2000 + i);
