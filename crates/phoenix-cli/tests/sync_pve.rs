@@ -61,6 +61,37 @@ fn storages() -> serde_json::Value {
     serde_json::Value::Object(map)
 }
 
+/// `phoenix ARGS… --config CONFIG` against `pve` (endpoint, node, CA file and the node's root
+/// as flags; the token through the environment, never argv). Callers append what comes last
+/// (a verb) and adjust the environment (a ticket login removes the token).
+fn node_cmd(
+    pve: &FakePve,
+    root: &std::path::Path,
+    config: &std::path::Path,
+    args: &[&str],
+) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_phoenix"));
+    c.args(args)
+        .arg("--config")
+        .arg(config)
+        .args([
+            "--endpoint",
+            &format!("https://{}:{}", common::HOST, pve.port),
+        ])
+        .args(["--node", "pve1"])
+        .arg("--ca-file")
+        .arg(&pve.pki.ca_pem)
+        .arg("--host-root")
+        .arg(root)
+        .env("PROXMOX_VE_API_TOKEN", format!("{TOKEN_ID}={SECRET}"))
+        .env_remove("PROXMOX_VE_FINGERPRINT")
+        .env_remove("PROXMOX_VE_CA_FILE")
+        .env_remove("PROXMOX_VE_USERNAME")
+        .env_remove("PROXMOX_VE_PASSWORD")
+        .env_remove("PROXMOX_VE_PASSWORD_FILE");
+    c
+}
+
 fn sync(pve: &FakePve, root: &std::path::Path) -> (i32, serde_json::Value, String) {
     sync_with(pve, root, &[])
 }
@@ -70,26 +101,10 @@ fn sync_with(
     root: &std::path::Path,
     extra: &[&str],
 ) -> (i32, serde_json::Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_phoenix"))
-        .args(["sync", "all", "--target", "pve", "--output", "json"])
-        .args(extra)
-        .arg("--config")
-        .arg(homelab_dir())
-        .args([
-            "--endpoint",
-            &format!("https://{}:{}", common::HOST, pve.port),
-        ])
-        .args(["--node", "pve1", "--image-store", "local"])
-        .arg("--ca-file")
-        .arg(&pve.pki.ca_pem)
-        .arg("--host-root")
-        .arg(root)
-        // The secret goes through the environment, never argv.
-        .env("PROXMOX_VE_API_TOKEN", format!("{TOKEN_ID}={SECRET}"))
-        .env_remove("PROXMOX_VE_FINGERPRINT")
-        .env_remove("PROXMOX_VE_CA_FILE")
-        .output()
-        .unwrap();
+    let mut args = vec!["sync", "all", "--target", "pve", "--output", "json"];
+    args.extend_from_slice(extra);
+    args.extend(["--image-store", "local"]);
+    let out = node_cmd(pve, root, &homelab_dir(), &args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!stderr.contains(SECRET), "the secret was printed");
     assert!(!String::from_utf8_lossy(&out.stdout).contains(SECRET));
@@ -190,31 +205,21 @@ fn sync_all_twice_second_run_writes_nothing() {
 }
 
 fn status(pve: &FakePve, root: &std::path::Path) -> (i32, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_phoenix"))
-        .args([
+    let out = node_cmd(
+        pve,
+        root,
+        &homelab_dir(),
+        &[
             "status",
             "--target",
             "pve",
             "--output",
             "json",
             "--detailed-exitcode",
-        ])
-        .arg("--config")
-        .arg(homelab_dir())
-        .args([
-            "--endpoint",
-            &format!("https://{}:{}", common::HOST, pve.port),
-        ])
-        .args(["--node", "pve1"])
-        .arg("--ca-file")
-        .arg(&pve.pki.ca_pem)
-        .arg("--host-root")
-        .arg(root)
-        .env("PROXMOX_VE_API_TOKEN", format!("{TOKEN_ID}={SECRET}"))
-        .env_remove("PROXMOX_VE_FINGERPRINT")
-        .env_remove("PROXMOX_VE_CA_FILE")
-        .output()
-        .unwrap();
+        ],
+    )
+    .output()
+    .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!stderr.contains(SECRET));
     let json = serde_json::from_slice(&out.stdout)
@@ -398,27 +403,17 @@ fn status_with_a_ticket_login() {
     let pve = FakePve::start(&storages());
     let root = tempfile::tempdir().unwrap();
     let run = |password: &str| {
-        Command::new(env!("CARGO_BIN_EXE_phoenix"))
-            .args(["status", "--target", "pve", "--output", "json"])
-            .arg("--config")
-            .arg(homelab_dir())
-            .args([
-                "--endpoint",
-                &format!("https://{}:{}", common::HOST, pve.port),
-            ])
-            .args(["--node", "pve1", "--username", common::USERNAME])
-            .arg("--ca-file")
-            .arg(&pve.pki.ca_pem)
-            .arg("--host-root")
-            .arg(root.path())
-            .env("PROXMOX_VE_PASSWORD", password)
-            .env_remove("PROXMOX_VE_API_TOKEN")
-            .env_remove("PROXMOX_VE_FINGERPRINT")
-            .env_remove("PROXMOX_VE_CA_FILE")
-            .env_remove("PROXMOX_VE_USERNAME")
-            .env_remove("PROXMOX_VE_PASSWORD_FILE")
-            .output()
-            .unwrap()
+        node_cmd(
+            &pve,
+            root.path(),
+            &homelab_dir(),
+            &["status", "--target", "pve", "--output", "json"],
+        )
+        .args(["--username", common::USERNAME])
+        .env("PROXMOX_VE_PASSWORD", password)
+        .env_remove("PROXMOX_VE_API_TOKEN")
+        .output()
+        .unwrap()
     };
     let ok = run(common::PASSWORD);
     let stderr = String::from_utf8_lossy(&ok.stderr);
@@ -498,25 +493,15 @@ fn apply_verbs_act_on_the_node() {
     let (code, _, stderr) = sync(&pve, root.path());
     assert_eq!(code, 0, "{stderr}");
     let apply = |verb: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_phoenix"))
-            .args(["apply", "--target", "pve", "--output", "json"])
-            .arg("--config")
-            .arg(homelab_dir())
-            .args([
-                "--endpoint",
-                &format!("https://{}:{}", common::HOST, pve.port),
-            ])
-            .args(["--node", "pve1"])
-            .arg("--ca-file")
-            .arg(&pve.pki.ca_pem)
-            .arg("--host-root")
-            .arg(root.path())
-            .args(verb)
-            .env("PROXMOX_VE_API_TOKEN", format!("{TOKEN_ID}={SECRET}"))
-            .env_remove("PROXMOX_VE_FINGERPRINT")
-            .env_remove("PROXMOX_VE_CA_FILE")
-            .output()
-            .unwrap();
+        let out = node_cmd(
+            &pve,
+            root.path(),
+            &homelab_dir(),
+            &["apply", "--target", "pve", "--output", "json"],
+        )
+        .args(verb)
+        .output()
+        .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         (out.status.code().unwrap_or(-1), json, stderr)
@@ -585,24 +570,23 @@ fn rejected_parameters_point_at_the_config_key() {
         serde_json::from_str(&std::fs::read_to_string(&lxc).unwrap()).unwrap();
     v["lxc_configs"]["103"]["memory_mb"] = serde_json::json!(8);
     std::fs::write(&lxc, serde_json::to_string_pretty(&v).unwrap()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_phoenix"))
-        .args(["sync", "all", "--target", "pve", "--output", "json"])
-        .arg("--config")
-        .arg(cfg.path())
-        .args([
-            "--endpoint",
-            &format!("https://{}:{}", common::HOST, pve.port),
-        ])
-        .args(["--node", "pve1", "--image-store", "local"])
-        .arg("--ca-file")
-        .arg(&pve.pki.ca_pem)
-        .arg("--host-root")
-        .arg(root.path())
-        .env("PROXMOX_VE_API_TOKEN", format!("{TOKEN_ID}={SECRET}"))
-        .env_remove("PROXMOX_VE_FINGERPRINT")
-        .env_remove("PROXMOX_VE_CA_FILE")
-        .output()
-        .unwrap();
+    let out = node_cmd(
+        &pve,
+        root.path(),
+        cfg.path(),
+        &[
+            "sync",
+            "all",
+            "--target",
+            "pve",
+            "--output",
+            "json",
+            "--image-store",
+            "local",
+        ],
+    )
+    .output()
+    .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
