@@ -11,22 +11,10 @@ use std::hash::{BuildHasher, Hasher};
 use std::process::{Command, Output};
 use std::time::Instant;
 
+mod common;
+
+use common::*;
 use phoenix_lab::LabGuard;
-
-const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/homelab");
-
-fn phoenix(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_phoenix"))
-        .args(args)
-        .env_remove("PHOENIX_CONFIG")
-        .env_remove("PHOENIX_LAB_PREFIX")
-        .output()
-        .expect("phoenix runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn verify(prefix: &str, output: &str) -> (Output, String) {
     let t = Instant::now();
@@ -60,29 +48,6 @@ fn failures(report: &str) -> Vec<String> {
         prev_fail = l.starts_with("FAIL") || (prev_fail && l.starts_with("      "));
     }
     out
-}
-
-fn pid_of(prefix: &str, name: &str) -> u32 {
-    let f = phoenix_lab::state_dir(prefix).join(format!("{name}.pid"));
-    std::fs::read_to_string(&f)
-        .expect("pid file")
-        .trim()
-        .parse()
-        .expect("pid")
-}
-
-fn stop(pid: u32) {
-    let ok = Command::new("kill")
-        .arg(pid.to_string())
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok);
-    // Wait until it is gone (deadline 2 s).
-    let t = Instant::now();
-    while std::path::Path::new(&format!("/proc/{pid}")).exists() && t.elapsed().as_millis() < 2000 {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
 }
 
 #[test]

@@ -1,0 +1,96 @@
+//! Helpers shared by the lab tests of the CLI (`sync_lab`, `verify_lab`): the binary, root
+//! checks, unique prefixes, service pids and the "nothing left" assertion.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // not every test uses each; tests may panic
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/homelab");
+
+pub fn phoenix(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_phoenix"))
+        .args(args)
+        .env_remove("PHOENIX_CONFIG")
+        .env_remove("PHOENIX_LAB_PREFIX")
+        .output()
+        .expect("phoenix runs")
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+pub fn root_or_skip(name: &str) -> bool {
+    if phoenix_lab::is_root() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "{name} needs root in CI");
+    eprintln!("note: {name} skipped: not root");
+    false
+}
+
+pub fn unique_prefix(tag: char) -> String {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    format!("{tag}{:05x}", h.finish() & 0xf_ffff)
+}
+
+pub fn pid_of(prefix: &str, name: &str) -> u32 {
+    let f = phoenix_lab::state_dir(prefix).join(format!("{name}.pid"));
+    std::fs::read_to_string(&f)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid")
+}
+
+pub fn stop(pid: u32) {
+    assert!(
+        Command::new("kill")
+            .arg(pid.to_string())
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let t = Instant::now();
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() && t.elapsed().as_secs() < 2 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn assert_gone(prefix: &str) {
+    let listed = text(
+        &Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .expect("ip")
+            .stdout,
+    );
+    assert!(
+        !listed.lines().any(|l| l.starts_with(&format!("{prefix}-"))),
+        "{listed}"
+    );
+    assert!(!phoenix_lab::state_dir(prefix).exists());
+    let etc = std::fs::read_dir("/etc/netns")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(&format!("{prefix}-"))
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(etc, 0, "/etc/netns leftovers");
+    let procs = text(
+        &Command::new("pgrep")
+            .args(["-f", &format!("/run/phoenix-lab/{prefix}/")])
+            .output()
+            .expect("pgrep")
+            .stdout,
+    );
+    assert!(procs.trim().is_empty(), "processes left: {procs}");
+}
