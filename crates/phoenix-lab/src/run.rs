@@ -64,3 +64,34 @@ fn check(program: &str, args: &[&str], out: Output) -> Result<String, LabError> 
         })
     }
 }
+
+/// Start `program args…` detached (its own process group), stdin empty, stdout and stderr to
+/// `out`; returns its pid. A thread reaps it when it exits, so a stopped service leaves no
+/// zombie while this process lives (daemonising would hand it to init, which may not reap).
+pub(crate) fn spawn_detached(
+    program: &str,
+    args: &[String],
+    out: std::fs::File,
+) -> Result<u32, LabError> {
+    use std::os::unix::process::CommandExt;
+    let err = out.try_clone().map_err(|source| LabError::Spawn {
+        program: program.to_string(),
+        source,
+    })?;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .map_err(|source| LabError::Spawn {
+            program: program.to_string(),
+            source,
+        })?;
+    let pid = child.id();
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    Ok(pid)
+}

@@ -17,9 +17,7 @@
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use phoenix_model::model::DesiredState;
@@ -270,24 +268,9 @@ fn run_in(ns: &str, argv: &[String]) -> Result<String, LabError> {
 /// process lives (daemonising would hand it to init, which may not reap).
 fn spawn_in(ns: &str, argv: &[String], out: &Path) -> Result<u32, LabError> {
     let file = File::create(out).map_err(|e| LabError::io(out, e))?;
-    let err = file.try_clone().map_err(|e| LabError::io(out, e))?;
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(argv)
-        .stdin(Stdio::null())
-        .stdout(file)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .map_err(|source| LabError::Spawn {
-            program: "ip".into(),
-            source,
-        })?;
-    let pid = child.id();
-    std::thread::spawn(move || {
-        let _ = child.wait();
-    });
-    Ok(pid)
+    let mut args: Vec<String> = vec!["netns".into(), "exec".into(), ns.into()];
+    args.extend(argv.iter().cloned());
+    crate::run::spawn_detached("ip", &args, file)
 }
 
 /// A socket a service must hold before it counts as started.

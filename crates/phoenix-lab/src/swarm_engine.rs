@@ -172,24 +172,8 @@ pub(crate) fn start_engine(n: &SwarmNode) -> Result<u32, LabError> {
         .append(true)
         .open(&log)
         .map_err(|e| LabError::io(&log, e))?;
-    let err = file.try_clone().map_err(|e| LabError::io(&log, e))?;
     let argv = dockerd_args(n, holder);
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(file)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .map_err(|source| LabError::Spawn {
-            program: "nsenter".into(),
-            source,
-        })?;
-    let pid = child.id();
-    std::thread::spawn(move || {
-        let _ = child.wait();
-    });
-    Ok(pid)
+    crate::run::spawn_detached(&argv[0], &argv[1..], file)
 }
 
 fn uts_inode(pid: &str) -> Option<u64> {
