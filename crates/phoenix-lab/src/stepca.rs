@@ -190,7 +190,7 @@ pub(crate) fn prepare(
 }
 
 /// Issue the manifest of `d` into `roots` through the running step-ca `sc` (JWK provisioner,
-/// the key phoenix generated for it), at the next whole second (see the body). The HTTP client is built and used on a thread that
+/// the key phoenix generated for it). The HTTP client is built and used on a thread that
 /// entered the CA guest's network namespace (setns changes only that thread; the client's
 /// own worker threads are spawned from it and inherit the namespace).
 pub(crate) fn issue_through(
@@ -200,14 +200,9 @@ pub(crate) fn issue_through(
     roots: &Path,
     opts: &phoenix_pki::IssueOptions,
 ) -> Result<phoenix_pki::IssueReport, LabError> {
-    // step-ca refuses a token issued before its own start ("token issued before the bootstrap
-    // of certificate authority"), and a token's `iat` is whole seconds: right after start-up
-    // the floor of "now" can fall before it. The next whole second is after the start (we are
-    // past readiness) and well within step-ca's one-minute leeway for times in the future.
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(since.as_secs() + 1);
+    // The issuer rounds the token time up to the next whole second, which step-ca accepts
+    // even right after its start (see `StepCaIssuer::issue`).
+    let now = std::time::SystemTime::now();
     let handle = std::fs::File::open(Path::new("/run/netns").join(&sc.ns))
         .map_err(|e| LabError::io(Path::new("/run/netns").join(&sc.ns), e))?;
     let jwk = std::fs::read_to_string(&sc.provisioner_key)

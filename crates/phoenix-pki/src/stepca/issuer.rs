@@ -60,7 +60,15 @@ impl StepCaIssuer {
                 req.common_name
             )));
         }
-        let now = OffsetDateTime::from_unix_timestamp(unix_seconds(now))
+        // The token's `iat` is whole seconds, and step-ca refuses a token issued before its
+        // own start ("token issued before the bootstrap of certificate authority"): right after
+        // a (re)start the floor of `now` can fall before it. The next whole second cannot, and
+        // stays well inside step-ca's one-minute leeway for times in the future.
+        let fraction = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .is_ok_and(|d| d.subsec_nanos() > 0);
+        let secs = unix_seconds(now) + i64::from(fraction);
+        let now = OffsetDateTime::from_unix_timestamp(secs)
             .map_err(|e| csr_err(format!("time out of range ({e})")))?;
         let request = CsrRequest {
             common_name: req.common_name.to_owned(),
