@@ -227,6 +227,17 @@ fn status(pve: &FakePve, root: &std::path::Path) -> (i32, serde_json::Value) {
     (out.status.code().unwrap_or(-1), json)
 }
 
+/// The host files `status` reports as not in sync, in its order.
+fn differing_host_files(st: &serde_json::Value) -> Vec<&str> {
+    st["status"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["state"] != "in_sync" && f["target"] == "host")
+        .map(|f| f["path"].as_str().unwrap())
+        .collect()
+}
+
 /// `phoenix status`: on an empty node every guest is missing; after a sync every guest exists
 /// with no drift (the staged interfaces file is reported as differing: its switch is pending);
 /// memory changed behind phoenix's back shows up as exactly that key on exactly that guest.
@@ -254,13 +265,7 @@ fn status_reports_missing_then_drift_by_key() {
         assert_eq!(g["exists"], true, "{g:#}");
         assert!(g["drift"].as_array().unwrap().is_empty(), "{g:#}");
     }
-    let differing: Vec<&str> = st["status"]["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["state"] != "in_sync" && f["target"] == "host")
-        .map(|f| f["path"].as_str().unwrap())
-        .collect();
+    let differing = differing_host_files(&st);
     assert_eq!(
         differing,
         vec![
@@ -285,13 +290,7 @@ fn status_reports_missing_then_drift_by_key() {
         .collect();
     std::fs::write(&fw, kept.join("\n") + "\n").unwrap();
     let (_, st) = status(&pve, root.path());
-    let differing: Vec<&str> = st["status"]["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["state"] != "in_sync" && f["target"] == "host")
-        .map(|f| f["path"].as_str().unwrap())
-        .collect();
+    let differing = differing_host_files(&st);
     assert_eq!(
         differing,
         vec![

@@ -6,8 +6,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::process::{Command, Output};
 use std::time::Instant;
 
@@ -52,17 +50,10 @@ fn failures(report: &str) -> Vec<String> {
 
 #[test]
 fn verify_lab_passes_then_pins_faults() {
-    if !phoenix_lab::is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "verify_lab needs root in CI"
-        );
-        eprintln!("note: verify_lab skipped: not root");
+    if !root_or_skip("verify_lab") {
         return;
     }
-    let mut h = RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    let prefix = format!("v{:05x}", h.finish() & 0xf_ffff);
+    let prefix = unique_prefix('v');
     let guard = LabGuard::new(&prefix);
     let up = phoenix(&["lab", "up", "--config", CONFIG, "--prefix", &prefix]);
     assert!(up.status.success(), "lab up: {}", text(&up.stderr));
@@ -130,17 +121,7 @@ fn verify_lab_passes_then_pins_faults() {
     let down = phoenix(&["lab", "down", "--prefix", &prefix]);
     assert!(down.status.success(), "lab down: {}", text(&down.stderr));
     drop(guard);
-    let listed = text(
-        &Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .expect("ip")
-            .stdout,
-    );
-    assert!(
-        !listed.lines().any(|l| l.starts_with(&format!("{prefix}-"))),
-        "{listed}"
-    );
+    assert_gone(&prefix);
 }
 
 /// The `tls/…` results of a JSON report, by id.
@@ -155,23 +136,12 @@ fn tls_results(json: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn tls_prefix(tag: char) -> String {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    format!("{tag}{:05x}", h.finish() & 0xf_ffff)
-}
-
 /// Up a lab for a TLS test, or `None` when not root (outside CI).
 fn tls_lab(tag: char) -> Option<(String, LabGuard)> {
-    if !phoenix_lab::is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "verify_lab needs root in CI"
-        );
-        eprintln!("note: verify_lab TLS test skipped: not root");
+    if !root_or_skip("verify_lab TLS test") {
         return None;
     }
-    let prefix = tls_prefix(tag);
+    let prefix = unique_prefix(tag);
     let guard = LabGuard::new(&prefix);
     let up = phoenix(&["lab", "up", "--config", CONFIG, "--prefix", &prefix]);
     assert!(up.status.success(), "lab up: {}", text(&up.stderr));
@@ -182,17 +152,7 @@ fn tls_down(prefix: &str, guard: LabGuard) {
     let down = phoenix(&["lab", "down", "--prefix", prefix]);
     assert!(down.status.success(), "lab down: {}", text(&down.stderr));
     drop(guard);
-    let listed = text(
-        &Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .expect("ip")
-            .stdout,
-    );
-    assert!(
-        !listed.lines().any(|l| l.starts_with(&format!("{prefix}-"))),
-        "{listed}"
-    );
+    assert_gone(prefix);
 }
 
 /// The Portainer backend's TLS check (the proxy → stand-in).
