@@ -3,14 +3,10 @@
 //! `phoenix_verify::lab`. Root only. Report on stdout (text table ending in the count line, or
 //! JSON); timing and errors on stderr; exit 1 on any failed check.
 
-use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::time::Instant;
 
-use phoenix_lab::services::OUTSIDE_NAME;
-use phoenix_lab::topology::{INTERNET_HTTP, NsRole, WAN_PUBLIC};
-use phoenix_verify::lab::{Deadlines, LabPlaces, plan, verify};
+use phoenix_verify::lab::{Deadlines, plan, verify};
 
 use crate::cli::{OutputFormat, VerifyArgs, VerifyTarget};
 use crate::{config, exit};
@@ -85,30 +81,7 @@ pub fn lab_report(
             ),
         ));
     };
-    let guests: BTreeMap<u32, String> = t
-        .namespaces
-        .iter()
-        .filter_map(|n| match n.role {
-            NsRole::Guest { id, .. } => Some((id, n.name.clone())),
-            _ => None,
-        })
-        .collect();
-    let root = phoenix_lab::state_dir(prefix).join("ca").join("root.crt");
-    let places = LabPlaces {
-        guests,
-        hv: t.hv.clone(),
-        wan: t.wan.clone(),
-        dhcp: t
-            .dhcp_clients
-            .iter()
-            .map(|c| (c.guest, c.nic.clone()))
-            .collect(),
-        public_range: WAN_PUBLIC.into(),
-        egress: SocketAddr::new(INTERNET_HTTP, 80),
-        outside_name: OUTSIDE_NAME.to_string(),
-        root_pem: std::fs::read_to_string(&root)
-            .map_err(|e| format!("no lab CA root at {}: {e}", root.display())),
-    };
+    let places = phoenix_lab::status::verify_places(prefix, &t);
     let p = plan(d, &places);
     let start = Instant::now();
     // The Swarm's checks run beside the network's (they share nothing but the clock).

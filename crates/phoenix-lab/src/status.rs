@@ -222,3 +222,34 @@ pub fn exec(prefix: &str, guest: &str, argv: &[String]) -> Result<ExitStatus, La
             source,
         })
 }
+
+/// Where `phoenix verify --target lab` probes in the running lab `t` (recorded for `prefix`):
+/// each guest's namespace, the hypervisor and the wan, the DHCP clients, the wan's endpoints
+/// and the lab CA's root.
+pub fn verify_places(prefix: &str, t: &LabTopology) -> phoenix_verify::lab::LabPlaces {
+    use crate::topology::{INTERNET_HTTP, WAN_PUBLIC};
+    let guests = t
+        .namespaces
+        .iter()
+        .filter_map(|n| match n.role {
+            NsRole::Guest { id, .. } => Some((id, n.name.clone())),
+            _ => None,
+        })
+        .collect();
+    let root = state_dir(prefix).join("ca").join("root.crt");
+    phoenix_verify::lab::LabPlaces {
+        guests,
+        hv: t.hv.clone(),
+        wan: t.wan.clone(),
+        dhcp: t
+            .dhcp_clients
+            .iter()
+            .map(|c| (c.guest, c.nic.clone()))
+            .collect(),
+        public_range: WAN_PUBLIC.into(),
+        egress: std::net::SocketAddr::new(INTERNET_HTTP, 80),
+        outside_name: crate::services::OUTSIDE_NAME.to_string(),
+        root_pem: std::fs::read_to_string(&root)
+            .map_err(|e| format!("no lab CA root at {}: {e}", root.display())),
+    }
+}

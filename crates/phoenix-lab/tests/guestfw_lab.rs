@@ -11,41 +11,14 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use common::*;
-use phoenix_lab::topology::{INTERNET_HTTP, LabTopology, NsRole, WAN_PUBLIC};
+use phoenix_lab::topology::LabTopology;
 use phoenix_lab::{LabGuard, UpOptions, guestfw, up};
 use phoenix_model::model::{DesiredState, GuestId, Verdict};
 use phoenix_verify::lab::{Deadlines, LabPlaces, plan, verify};
 use phoenix_verify::{ProbeResult, Status};
-
-fn places(prefix: &str, t: &LabTopology) -> LabPlaces {
-    let guests: BTreeMap<u32, String> = t
-        .namespaces
-        .iter()
-        .filter_map(|n| match n.role {
-            NsRole::Guest { id, .. } => Some((id, n.name.clone())),
-            _ => None,
-        })
-        .collect();
-    let root = phoenix_lab::state_dir(prefix).join("ca").join("root.crt");
-    LabPlaces {
-        guests,
-        hv: t.hv.clone(),
-        wan: t.wan.clone(),
-        dhcp: t
-            .dhcp_clients
-            .iter()
-            .map(|c| (c.guest, c.nic.clone()))
-            .collect(),
-        public_range: WAN_PUBLIC.into(),
-        egress: SocketAddr::new(INTERNET_HTTP, 80),
-        outside_name: phoenix_lab::services::OUTSIDE_NAME.to_string(),
-        root_pem: std::fs::read_to_string(&root).map_err(|e| e.to_string()),
-    }
-}
 
 /// Load the rulesets of `d` for the guests in `only` (all when empty); check the fingerprint.
 fn load(prefix: &str, d: &DesiredState, t: &LabTopology, only: &[&str]) {
@@ -103,7 +76,7 @@ fn guest_firewalls_realise_the_matrix_and_faults_show() {
     };
     up(&d, &opts).expect("lab up");
     let t = phoenix_lab::status::load_state(&prefix).expect("lab state");
-    let p = places(&prefix, &t);
+    let p = phoenix_lab::status::verify_places(&prefix, &t);
 
     // `up` loaded the firewalls already: what is observed is what the configuration says.
     for (ns, text) in guestfw::rulesets(&d, &t) {
