@@ -142,7 +142,14 @@ fn down_cleans_up_after_a_crash() {
     };
     up(&homelab_unfiltered(), &opts).expect("lab up");
     // A crashed run: the state is gone and a process still runs inside a guest.
-    std::fs::remove_dir_all(phoenix_lab::state_dir(&prefix)).expect("drop state");
+    // The lab's daemons (dockerd, step-ca) keep writing under the state
+    // directory, so one pass can race a new file: retry briefly.
+    let state = phoenix_lab::state_dir(&prefix);
+    let t0 = Instant::now();
+    while let Err(e) = std::fs::remove_dir_all(&state) {
+        assert!(t0.elapsed().as_secs() < 10, "drop state: {e}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let mut sleeper = Command::new("ip")
         .args(["netns", "exec", &format!("{prefix}-g103"), "sleep", "60"])
         .stdout(Stdio::null())
