@@ -114,28 +114,79 @@ fn swarm_results(
         }
     };
     if !phoenix_lab::swarm::dockerd_available() {
-        return vec![ProbeResult::skip(
+        let mut out = swarm_policy(d);
+        out.push(ProbeResult::skip(
             "swarm".into(),
             Subject::Named("swarm".into()),
             format!("swarm of {} nodes", plan.nodes.len()),
             "no dockerd on this machine (scripts/setup.sh installs Debian's docker.io)".into(),
-        )];
+        ));
+        return out;
     }
-    phoenix_lab::swarm::checks(&plan)
+    let mut checks = phoenix_lab::swarm::checks(&plan);
+    // The stand-in stack (the lab's Portainer service): its replica runs, its port answers.
+    if let Some(si) = phoenix_lab::ingress::swarm_stand_in(&t.prefix) {
+        checks.push(phoenix_lab::swarm::service::stand_in_running_on(
+            &plan, si.guest, si.port,
+        ));
+    }
+    let mut out: Vec<ProbeResult> = swarm_policy(d);
+    out.extend(checks.into_iter().map(|c| ProbeResult {
+        id: c.id,
+        subject: Subject::Named(c.subject),
+        check: c.check,
+        status: if c.pass {
+            Status::Pass
+        } else {
+            Status::Fail {
+                evidence: c.observed.clone(),
+            }
+        },
+        observed: c.observed,
+        duration: std::time::Duration::from_millis(u64::try_from(c.duration_ms).unwrap_or(0)),
+    }));
+    out
+}
+
+/// `swarm/firewall/<from>-<to>/<port>/<proto>`: the ports Swarm needs between its nodes are
+/// admitted by the firewall intent (pure; the overlay checks probe the real thing).
+fn swarm_policy(d: &phoenix_model::DesiredState) -> Vec<phoenix_verify::report::ProbeResult> {
+    use phoenix_verify::report::{ProbeResult, Status, Subject};
+    phoenix_verify::matrix::swarm_ports(d)
         .into_iter()
-        .map(|c| ProbeResult {
-            id: c.id,
-            subject: Subject::Named(c.subject),
-            check: c.check,
-            status: if c.pass {
-                Status::Pass
-            } else {
-                Status::Fail {
-                    evidence: c.observed.clone(),
+        .map(|p| {
+            let observed = format!(
+                "{} → {}:{}/{}: {}",
+                p.from_addr,
+                p.addr,
+                p.port,
+                p.proto,
+                match p.admitted {
+                    Some(true) => format!("admitted ({})", p.why),
+                    Some(false) => format!("denied ({})", p.why),
+                    None => p.why.clone(),
                 }
-            },
-            observed: c.observed,
-            duration: std::time::Duration::from_millis(u64::try_from(c.duration_ms).unwrap_or(0)),
+            );
+            ProbeResult {
+                id: format!(
+                    "swarm/firewall/{}-{}/{}/{}",
+                    p.from.0, p.to.0, p.port, p.proto
+                ),
+                subject: Subject::Guest(p.to),
+                check: format!(
+                    "the firewall policy admits Swarm's {}/{} from guest {}",
+                    p.port, p.proto, p.from.0
+                ),
+                status: if p.admitted == Some(true) {
+                    Status::Pass
+                } else {
+                    Status::Fail {
+                        evidence: observed.clone(),
+                    }
+                },
+                observed,
+                duration: std::time::Duration::ZERO,
+            }
         })
         .collect()
 }

@@ -321,6 +321,9 @@ fn sync_lab_swarm_faults_are_named_and_repaired() {
         "swarm/node/1001",
         "swarm/node/1002",
         "swarm/network/traefik-public",
+        "swarm/service/portainer-stand-in",
+        "swarm/firewall/1002-1001/2377/tcp",
+        "swarm/firewall/1001-1002/4789/udp",
     ] {
         assert!(ids.iter().any(|i| i == want), "{want} missing: {ids:?}");
     }
@@ -359,6 +362,30 @@ fn sync_lab_swarm_faults_are_named_and_repaired() {
     assert_eq!(c.len(), 1, "{c:?}");
     assert_eq!(c[0].0, "swarm");
     assert!(c[0].2.contains("drphoenix (1002)"), "{c:?}");
+    assert_eq!(code, Some(0), "{:?}", failed_checks(&v["verify"]));
+
+    // The stand-in service's task stops: its check and the route fail; `sync all` plans
+    // exactly a redeploy and the route answers again.
+    stop(pid_of(&prefix, "portainer-stand-in"));
+    let o = phoenix(&[
+        "verify", "--target", "lab", "--config", CONFIG, "--prefix", &prefix, "--output", "json",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&o.stdout).expect("report");
+    let failed = failed_checks(&report);
+    assert!(
+        failed
+            .iter()
+            .any(|f| f.contains("the Portainer stand-in runs as a Swarm service")),
+        "{failed:#?}"
+    );
+    let (code, v) = sync(&prefix);
+    let c = changes(&v);
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(
+        (c[0].0.as_str(), c[0].1.as_str()),
+        ("deploy", "portainer-stand-in")
+    );
     assert_eq!(code, Some(0), "{:?}", failed_checks(&v["verify"]));
 
     // VXLAN dropped on the worker's underlay: overlay fails, underlay passes.

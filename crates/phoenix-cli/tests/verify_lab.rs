@@ -85,6 +85,26 @@ fn verify_lab_passes_then_pins_faults() {
 
     // (b) Portainer stand-in stopped: the route fails and names the backend hop.
     stop(pid_of(&prefix, "portainer-stand-in"));
+    if phoenix_lab::ingress::swarm_stand_in(&prefix).is_some() {
+        // The task's docker-proxy outlives nginx by a moment; wait until the port is free.
+        let ns = format!("{prefix}-g1001");
+        let t0 = std::time::Instant::now();
+        loop {
+            let ss = Command::new("ip")
+                .args(["netns", "exec", &ns, "ss", "-Hltn", "sport = :9443"])
+                .output()
+                .expect("ss");
+            if text(&ss.stdout).trim().is_empty() {
+                break;
+            }
+            assert!(
+                t0.elapsed().as_secs() < 10,
+                "9443 still held: {}",
+                text(&ss.stdout)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
     let (o, report) = verify(&prefix, "text");
     assert_eq!(o.status.code(), Some(1), "{report}");
     let fails = failures(&report);
@@ -97,10 +117,22 @@ fn verify_lab_passes_then_pins_faults() {
             && summary.contains("172.16.100.21:9443"),
         "{summary}"
     );
+    // The route and the backend's TLS check; with dockerd the stand-in is a Swarm service and
+    // its own check fails too, naming the task that stopped.
+    let service = "the Portainer stand-in runs as a Swarm service";
     assert!(
-        fails.iter().all(|f| f.contains("route ")),
-        "only the route fails: {fails:#?}"
+        fails
+            .iter()
+            .all(|f| f.contains("route ") || f.contains(service)),
+        "only the route and the service fail: {fails:#?}"
     );
+    if phoenix_lab::ingress::swarm_stand_in(&prefix).is_some() {
+        let f = fails
+            .iter()
+            .find(|f| f.contains(service))
+            .unwrap_or_else(|| panic!("no service failure: {fails:#?}"));
+        assert!(f.contains("0/1 running"), "{f}");
+    }
 
     // (a) Mesh dnsmasq stopped: the DNS checks fail naming the server and "no answer".
     stop(pid_of(&prefix, "dnsmasq-hv"));
@@ -182,9 +214,26 @@ fn verify_lab_tls_every_service_presents_its_expected_chain() {
     tls_down(&prefix, guard);
 }
 
-/// Replace the certificate and key the Portainer stand-in serves (whatever files its nginx
-/// configuration names) and reload it.
+/// Replace the certificate and key the Portainer stand-in serves: a new deployment with them
+/// as its secrets when it is a Swarm service, else whatever files its nginx configuration
+/// names, reloaded.
 fn replace_backend_cert(prefix: &str, cert_pem: &str, key_pem: &str) {
+    if let Some(si) = phoenix_lab::ingress::swarm_stand_in(prefix) {
+        let plan = phoenix_lab::swarm::load(prefix).expect("swarm record").plan;
+        let changes = phoenix_lab::swarm::service::deploy(
+            &plan,
+            &phoenix_lab::swarm::service::StandIn {
+                guest: si.guest,
+                port: si.port,
+                cert_pem,
+                key_pem,
+                page: phoenix_lab::ingress::STAND_IN_PAGE,
+            },
+        )
+        .expect("redeploy with the replaced certificate");
+        assert!(!changes.is_empty());
+        return;
+    }
     let site = phoenix_lab::state_dir(prefix).join("portainer-stand-in.site.conf");
     let conf = std::fs::read_to_string(&site).expect("stand-in site");
     let path = |directive: &str| {

@@ -22,7 +22,9 @@
 //!   its sockets); **renew** a DHCP lease the NIC no longer holds;
 //! - **swarm up** when the model has Swarm VMs (and `dockerd` is installed) but the Swarm was
 //!   never set up or an engine is not running: [`crate::swarm::up`] starts what is missing,
-//!   rejoins, and changes nothing that is already right.
+//!   rejoins, and changes nothing that is already right; also when the Portainer stand-in
+//!   Swarm service is recorded but does not serve: **deploy** (the Swarm brought up as above,
+//!   then the service redeployed, see [`crate::ingress`]).
 //!
 //! Applied in that order; the completion record is removed before the first change and
 //! written after the last, so a run killed halfway is recognised by the next one.
@@ -71,6 +73,7 @@ pub enum LabAction {
     Restart,
     Renew,
     Swarm,
+    Deploy,
 }
 
 impl std::fmt::Display for LabAction {
@@ -84,6 +87,7 @@ impl std::fmt::Display for LabAction {
             LabAction::Restart => "restart",
             LabAction::Renew => "renew lease",
             LabAction::Swarm => "swarm up",
+            LabAction::Deploy => "deploy",
         })
     }
 }
@@ -433,6 +437,19 @@ pub fn plan(d: &DesiredState, prefix: &str) -> Result<LabPlan, LabError> {
             ));
         } else {
             in_sync += sp.nodes.len();
+            // The stand-in service: one task running on its node, its port answering.
+            if let Some(si) = crate::ingress::swarm_stand_in(prefix) {
+                let c = crate::swarm::service::stand_in_running_on(&sp, si.guest, si.port);
+                if c.pass {
+                    in_sync += 1;
+                } else {
+                    p.changes.push(change(
+                        LabAction::Deploy,
+                        crate::swarm::service::STAND_IN_SERVICE,
+                        format!("not serving: {}; redeploy", c.observed),
+                    ));
+                }
+            }
         }
     }
     p.in_sync = in_sync;
@@ -527,8 +544,12 @@ pub fn apply(
                     })?;
                 services::restart(&p.prefix, rec)?;
             }
-            LabAction::Swarm => {
-                crate::swarm::up(d, t)?;
+            LabAction::Swarm | LabAction::Deploy => {
+                if let Some(st) = crate::swarm::up(d, t)?
+                    && let Some(si) = crate::ingress::swarm_stand_in(&p.prefix)
+                {
+                    crate::ingress::deploy_swarm_stand_in(&st.plan, &si)?;
+                }
             }
             LabAction::Renew => {
                 let mut state: ServicesState = services::load(&p.prefix).unwrap_or_default();

@@ -20,6 +20,9 @@
 //!   gateway file) in the gateway's; and a **Portainer stand-in** — a second nginx serving a
 //!   page that says so ([`STAND_IN_PAGE`]) over HTTPS with the backend's manifest certificate
 //!   (or one issued by the lab CA) — on the address and port Traefik routes Portainer to.
+//!   When that address is a Swarm VM's and `dockerd` is installed, the stand-in is instead the
+//!   Swarm service `portainer-stand-in` ([`crate::swarm::service`], host-mode published port),
+//!   recorded in [`SWARM_STAND_IN_FILE`] here and deployed by `realise` once the Swarm is up.
 //!   step-ca runs in the CA guest when its binary is found ([`crate::stepca`]). Traefik's
 //!   static file gets a zero graceful timeout per entrypoint ([`with_short_grace`], lab only).
 //!
@@ -59,7 +62,65 @@ pub struct IngressState {
     pub stand_in: Option<String>,
     /// step-ca in the CA guest ([`crate::stepca`]), if it runs.
     pub step_ca: Option<StepCaState>,
+    /// The stand-in as a Swarm service (deployed once the Swarm is up), when the backend's
+    /// address is a Swarm node's and `dockerd` is installed; `None` when it runs as a process.
+    #[serde(default)]
+    pub swarm_stand_in: Option<SwarmStandIn>,
     pub notes: Vec<String>,
+}
+
+/// The Portainer stand-in as the Swarm service [`crate::swarm::service`] deploys: on the node
+/// of `guest`, published on `port` (host mode), with the backend's certificate and key (host
+/// paths). Recorded in [`SWARM_STAND_IN_FILE`] so `sync all` can redeploy it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwarmStandIn {
+    pub guest: u32,
+    pub port: u16,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The record of the Swarm stand-in in the state dir.
+pub const SWARM_STAND_IN_FILE: &str = "stand-in.json";
+
+/// The recorded Swarm stand-in of lab `prefix`, if the stand-in runs as a Swarm service.
+pub fn swarm_stand_in(prefix: &str) -> Option<SwarmStandIn> {
+    let text = std::fs::read_to_string(state_dir(prefix).join(SWARM_STAND_IN_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Deploy (or leave alone, or repair) the recorded stand-in on the Swarm of `plan`; the
+/// changes made (empty when it already ran as recorded).
+pub fn deploy_swarm_stand_in(
+    plan: &crate::swarm::SwarmPlan,
+    si: &SwarmStandIn,
+) -> Result<Vec<String>, LabError> {
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| LabError::io(p, e));
+    let (cert, key) = (read(&si.cert)?, read(&si.key)?);
+    crate::swarm::service::deploy(
+        plan,
+        &crate::swarm::service::StandIn {
+            guest: si.guest,
+            port: si.port,
+            cert_pem: &cert,
+            key_pem: &key,
+            page: STAND_IN_PAGE,
+        },
+    )
+}
+
+/// The Swarm node (guest id) holding `addr` when the stand-in can run as a Swarm service
+/// there: the model has a Swarm VM with that address and `dockerd` is installed.
+fn swarm_guest_for(
+    d: &DesiredState,
+    t: &LabTopology,
+    addr: IpAddr,
+) -> Result<Option<u32>, LabError> {
+    if !crate::swarm::dockerd_available() {
+        return Ok(None);
+    }
+    Ok(crate::swarm::plan(d, t)?
+        .and_then(|p| p.nodes.iter().find(|n| n.addr == addr).map(|n| n.guest)))
 }
 
 /// The file root of guest `id` in the lab `prefix`.
@@ -305,7 +366,7 @@ pub fn start(
             if removed {
                 state
                     .notes
-                    .push("Traefik's Swarm provider is off in the lab (no Swarm yet)".into());
+                    .push("Traefik's Swarm provider is off in the lab (the engines listen on unix sockets only; the route uses the file provider's host-mode address)".into());
                 text = kept;
             }
             text = with_short_grace(&text).0;
@@ -365,33 +426,51 @@ pub fn start(
         "nginx-gw.error.log",
         vec![Listen::TcpPort(443)],
     )?);
-    // The Portainer stand-in.
+    // The Portainer stand-in: a Swarm service when the backend's address is a Swarm node's
+    // (deployed by `realise` once the Swarm is up), else an nginx process.
     if let Some(r) = portainer_route(&ing) {
         let b = &r.backend;
         let ns = ns_of_addr(t, b.address)
             .ok_or_else(|| err(format!("no lab namespace holds {}", b.address)))?;
         let (cert, key) = stand_in_cert(d, &report, &ca, &dir, &b.server_name, b.address, now)?;
-        let site = dir.join("portainer-stand-in.site.conf");
-        write_file(&site, &stand_in_server(b.address, b.port, &cert, &key))?;
-        let conf = dir.join("portainer-stand-in.conf");
-        write_file(&conf, &nginx_main(&dir, "portainer-stand-in", &site))?;
-        mkdir(&dir.join("portainer-stand-in-tmp"))?;
-        let argv = nginx_args(&dir, &conf, "portainer-stand-in");
-        pending.push(launch(
-            &dir,
-            "portainer-stand-in",
-            &ns,
-            &argv,
-            "portainer-stand-in.error.log",
-            vec![Listen::TcpPort(b.port)],
-        )?);
         let url = format!(
             "https://{}",
             phoenix_render::traefik::ingress::host_port(b.address, b.port)
         );
-        state.notes.push(format!(
-            "Portainer stand-in: nginx at {url} serving a stand-in page (no Portainer image in the lab)"
-        ));
+        if let Some(guest) = swarm_guest_for(d, t, b.address)? {
+            let si = SwarmStandIn {
+                guest,
+                port: b.port,
+                cert,
+                key,
+            };
+            let text = serde_json::to_string_pretty(&si).map_err(LabError::State)?;
+            write_file(&dir.join(SWARM_STAND_IN_FILE), &text)?;
+            state.notes.push(format!(
+                "Portainer stand-in: Swarm service {} on guest {guest}, {url} published in host \
+                 mode (no Portainer image in the lab, nginx answers in its place)",
+                crate::swarm::service::STAND_IN_SERVICE
+            ));
+            state.swarm_stand_in = Some(si);
+        } else {
+            let site = dir.join("portainer-stand-in.site.conf");
+            write_file(&site, &stand_in_server(b.address, b.port, &cert, &key))?;
+            let conf = dir.join("portainer-stand-in.conf");
+            write_file(&conf, &nginx_main(&dir, "portainer-stand-in", &site))?;
+            mkdir(&dir.join("portainer-stand-in-tmp"))?;
+            let argv = nginx_args(&dir, &conf, "portainer-stand-in");
+            pending.push(launch(
+                &dir,
+                "portainer-stand-in",
+                &ns,
+                &argv,
+                "portainer-stand-in.error.log",
+                vec![Listen::TcpPort(b.port)],
+            )?);
+            state.notes.push(format!(
+                "Portainer stand-in: nginx at {url} serving a stand-in page (no Portainer image in the lab)"
+            ));
+        }
         state.stand_in = Some(url);
     }
     for p in pending {

@@ -250,7 +250,7 @@ fn build(
         services::save(&t.prefix, &s)?;
         phases.mark("ingress");
     }
-    let swarm = match d {
+    let mut swarm = match d {
         Some(d) if crate::swarm::dockerd_available() => {
             let st = crate::swarm::up(d, t)?;
             if st.is_some() {
@@ -260,5 +260,14 @@ fn build(
         }
         _ => None,
     };
+    // The Portainer stand-in as a Swarm service, once the Swarm is up.
+    if let (Some(si), Some(sw)) = (
+        ingress.as_ref().and_then(|i| i.swarm_stand_in.as_ref()),
+        swarm.as_mut(),
+    ) {
+        let changes = ingress::deploy_swarm_stand_in(&sw.plan, si)?;
+        sw.changes.extend(changes);
+        phases.mark("swarm service (Portainer stand-in)");
+    }
     Ok((s, ingress, swarm))
 }

@@ -86,11 +86,18 @@ fn portainer_through_gateway_traefik_and_stand_in() {
         .expect("the homelab has an ingress path");
     eprintln!("ingress: {ing:?}");
     assert!(ing.stand_in.is_some());
+    // With dockerd the stand-in is a Swarm service on the manager, else an nginx process.
+    let as_service = phoenix_lab::swarm::dockerd_available();
+    assert_eq!(ing.swarm_stand_in.is_some(), as_service, "{ing:?}");
     for name in ["traefik", "nginx-gw", "portainer-stand-in"] {
-        assert!(
-            report.services.services.iter().any(|s| s.name == name),
-            "{name} not started"
-        );
+        let process = report.services.services.iter().any(|s| s.name == name);
+        let want = name != "portainer-stand-in" || !as_service;
+        assert_eq!(process, want, "{name} started as a process: {process}");
+    }
+    if as_service {
+        let plan = &report.swarm.as_ref().expect("the Swarm is up").plan;
+        let check = phoenix_lab::swarm::service::stand_in_running(plan);
+        assert!(check.pass, "{check:?}");
     }
     // The CA stays outside the guest roots; the roots hold the trust bundle.
     let roots = phoenix_lab::state_dir(&prefix).join("root");

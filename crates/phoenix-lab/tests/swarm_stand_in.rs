@@ -1,14 +1,12 @@
-//! The Portainer stand-in as a Docker Swarm service (library layer, issue 6/6): on the lab's
-//! real two-node Swarm, `swarm::service::deploy` builds an nginx image from the host's nginx
-//! (imported, no registry), puts the certificate and key in Swarm secrets and the page in a
-//! Swarm config, and runs `portainer-stand-in` 1/1 on the manager with its port published in
-//! host mode on the overlay `traefik-public`. From the proxy's namespace the service answers
-//! HTTPS with the manifest certificate (chain to the lab root) and its page; a second deploy
-//! changes nothing; a stopped task is reported 0/1 and restarted by the next deploy; `lab down`
-//! leaves no namespace, engine, container or mount behind. Root and dockerd only.
-//!
-//! `lab up` still serves the route with the nginx stand-in process on 9443 (the Swarm service
-//! is not yet wired into the route), so the service here publishes 9444.
+//! The Portainer stand-in as a Docker Swarm service (issue 6/6): `lab up` on the homelab
+//! deploys `portainer-stand-in` on the lab's real two-node Swarm (`swarm::service::deploy`:
+//! an nginx image built from the host's nginx, imported, no registry; the certificate and
+//! key as Swarm secrets, the page as a Swarm config), 1/1 on the manager with port 9443
+//! published in host mode on the overlay `traefik-public`. From the proxy's namespace the
+//! service answers HTTPS with the manifest certificate (chain to the lab root) and its page;
+//! a second deploy changes nothing; a stopped task is reported 0/1 and restarted by the next
+//! deploy; `lab down` leaves no namespace, engine, container or mount behind. Root and
+//! dockerd only.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
@@ -18,14 +16,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use common::*;
-use phoenix_lab::ingress::{TRUST_BUNDLE, guest_root, under};
+use phoenix_lab::ingress::{STAND_IN_PAGE, TRUST_BUNDLE, guest_root, under};
 use phoenix_lab::swarm::{self, service};
 use phoenix_lab::{LabGuard, UpOptions, up};
 use phoenix_verify::NetnsEndpoint;
 use phoenix_verify::https::{HttpsOutcome, HttpsRequest, get};
 
 const NAME: &str = "portainer.internal.thinkheads.ai";
-const PORT: u16 = 9444;
+const PORT: u16 = service::STAND_IN_PORT;
 
 fn dockerd_available() -> bool {
     let found = swarm::dockerd_available();
@@ -66,8 +64,7 @@ fn portainer_stand_in_runs_as_a_swarm_service() {
     }
     let prefix = unique_prefix();
     let guard = LabGuard::new(&prefix);
-    // No guest firewalls: the test port 9444 is not in the homelab's policy.
-    let d = homelab_unfiltered();
+    let d = homelab();
     let report = up(
         &d,
         &UpOptions {
@@ -77,26 +74,26 @@ fn portainer_stand_in_runs_as_a_swarm_service() {
     )
     .expect("lab up");
     let plan = report.swarm.as_ref().expect("swarm").plan.clone();
-    let root = guest_root(&prefix, 1001);
-    let cert_path = d
+    // `lab up` recorded and deployed the stand-in on the manager, with Portainer's own
+    // manifest certificate.
+    let si = phoenix_lab::ingress::swarm_stand_in(&prefix).expect("stand-in recorded");
+    assert_eq!((si.guest, si.port), (1001, PORT));
+    let cert_entry = d
         .certificates
         .iter()
         .find(|c| c.guest.0 == 1001)
         .expect("the manifest has Portainer's certificate");
-    let cert = std::fs::read_to_string(under(&root, &cert_path.cert_path)).expect("cert");
-    let key = std::fs::read_to_string(under(&root, &cert_path.key_path)).expect("key");
-    let page = "Portainer stand-in (phoenix lab), a Swarm service";
-    let stand_in = service::StandIn {
-        guest: 1001,
-        port: PORT,
-        cert_pem: &cert,
-        key_pem: &key,
-        page,
-    };
-    let t0 = Instant::now();
-    let changes = service::deploy(&plan, &stand_in).expect("deploy");
-    eprintln!("deploy {:?}: {changes:#?}", t0.elapsed());
-    assert!(!changes.is_empty());
+    assert_eq!(
+        si.cert,
+        under(&guest_root(&prefix, 1001), &cert_entry.cert_path)
+    );
+    let swarm_changes = &report.swarm.as_ref().expect("swarm").changes;
+    assert!(
+        swarm_changes
+            .iter()
+            .any(|c| c.contains(service::STAND_IN_SERVICE)),
+        "{swarm_changes:#?}"
+    );
 
     let root_pem = std::fs::read_to_string(under(&guest_root(&prefix, 102), TRUST_BUNDLE))
         .expect("trust bundle");
@@ -110,14 +107,14 @@ fn portainer_stand_in_runs_as_a_swarm_service() {
         .as_ref()
         .expect("response");
     assert_eq!(resp.status, 200, "{ok}: {}", resp.body);
-    assert!(resp.body.contains("a Swarm service"), "{}", resp.body);
+    assert!(resp.body.contains(STAND_IN_PAGE), "{}", resp.body);
 
     let check = service::stand_in_running_on(&plan, 1001, PORT);
     assert!(check.pass, "{check:?}");
     assert!(check.observed.starts_with("1/1 running"), "{check:?}");
 
     let t1 = Instant::now();
-    let again = service::deploy(&plan, &stand_in).expect("deploy again");
+    let again = phoenix_lab::ingress::deploy_swarm_stand_in(&plan, &si).expect("deploy again");
     eprintln!("second deploy {:?}: {again:?}", t1.elapsed());
     assert_eq!(again, Vec::<String>::new());
 
@@ -141,7 +138,8 @@ fn portainer_stand_in_runs_as_a_swarm_service() {
         down = service::stand_in_running_on(&plan, 1001, PORT);
     }
     assert!(!down.pass, "{down:?}");
-    let healed = service::deploy(&plan, &stand_in).expect("deploy after the fault");
+    let healed =
+        phoenix_lab::ingress::deploy_swarm_stand_in(&plan, &si).expect("deploy after the fault");
     assert_eq!(healed.len(), 1, "{healed:?}");
     assert!(service::stand_in_running_on(&plan, 1001, PORT).pass);
     let ok = fetch(&proxy, addr, &root_pem);

@@ -73,6 +73,8 @@ impl Resolver {
 
 struct Packet<'a> {
     dir: Direction,
+    /// `tcp` or `udp`.
+    proto: &'a str,
     /// The other side: source for IN, destination for OUT.
     peer: IpAddr,
     local: IpAddr,
@@ -88,10 +90,15 @@ fn evaluate(
     r: &Resolver,
 ) -> Option<(Verdict, String)> {
     for rule in rules.iter().filter(|x| x.enabled && x.direction == p.dir) {
+        let number = match p.proto {
+            "tcp" => "6",
+            "udp" => "17",
+            other => other,
+        };
         if rule
             .proto
             .as_deref()
-            .is_some_and(|x| x != "tcp" && x != "6")
+            .is_some_and(|x| !x.eq_ignore_ascii_case(p.proto) && x != number)
         {
             continue;
         }
@@ -136,28 +143,151 @@ fn filtered(d: &DesiredState, g: &Guest, nic: &phoenix_model::model::Nic) -> boo
     d.firewall.enabled && g.firewall.enabled && nic.firewall && nic.kind == NicKind::Veth
 }
 
+/// The firewall intent of every live guest: its whole chain (own rules, then phoenix's
+/// derived ones) and the aliases/ipsets to resolve them.
+struct Policy<'d> {
+    d: &'d DesiredState,
+    chains: BTreeMap<GuestId, Vec<FirewallRule>>,
+    r: Resolver,
+}
+
+impl<'d> Policy<'d> {
+    fn new(d: &'d DesiredState) -> Self {
+        let derived = derived_rules(d);
+        let r = Resolver {
+            aliases: aliases(d)
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect(),
+            sets: ipsets(d)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        };
+        let chains = d
+            .guests
+            .values()
+            .filter(|g| !g.is_template)
+            .map(|g| {
+                let own = derived.guests.get(&g.id).map(Vec::as_slice).unwrap_or(&[]);
+                (g.id, merge(&g.firewall.rules, own))
+            })
+            .collect();
+        Policy { d, chains, r }
+    }
+
+    /// Is a `proto`/`port` packet from `src` (guest `sg`'s address on `nic`'s bridge, or the
+    /// host's) to guest `g`'s `nic` admitted? `None` when undecidable.
+    fn admits(
+        &self,
+        (src, sg): (IpAddr, Option<&Guest>),
+        (g, nic): (&Guest, &phoenix_model::model::Nic),
+        proto: &str,
+        port: u16,
+    ) -> Option<(bool, String)> {
+        let addr = nic.address()?;
+        if let Some(s) = sg {
+            let snic = s.static_on(&nic.bridge)?;
+            if filtered(self.d, s, snic) {
+                let p = Packet {
+                    dir: Direction::Out,
+                    proto,
+                    peer: addr,
+                    local: src,
+                    iface: &format!("net{}", snic.index),
+                    port,
+                };
+                let (v, why) = evaluate(&self.chains[&s.id], s.firewall.policy_out, &p, &self.r)?;
+                if v != Verdict::Accept {
+                    return Some((false, format!("source OUT: {why}")));
+                }
+            }
+        }
+        if !filtered(self.d, g, nic) {
+            return Some((true, "destination not filtered".into()));
+        }
+        let p = Packet {
+            dir: Direction::In,
+            proto,
+            peer: src,
+            local: addr,
+            iface: &format!("net{}", nic.index),
+            port,
+        };
+        let (v, why) = evaluate(&self.chains[&g.id], g.firewall.policy_in, &p, &self.r)?;
+        Some((v == Verdict::Accept, why))
+    }
+}
+
+/// One Swarm port between two nodes, judged against the firewall intent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SwarmPort {
+    pub from: GuestId,
+    pub to: GuestId,
+    pub proto: &'static str,
+    pub port: u16,
+    pub from_addr: IpAddr,
+    pub addr: IpAddr,
+    /// `Some(true)` admitted, `Some(false)` denied, `None` undecidable.
+    pub admitted: Option<bool>,
+    /// The rule comment or policy that decides it.
+    pub why: String,
+}
+
+/// The ports Docker Swarm needs between its nodes (2377/tcp to every manager, 7946/tcp+udp
+/// and 4789/udp between every pair, both ways; Docker's documentation), each judged against
+/// the firewall intent on the nodes' probed (mesh) addresses. Pure.
+pub fn swarm_ports(d: &DesiredState) -> Vec<SwarmPort> {
+    let policy = Policy::new(d);
+    let nodes: Vec<&Guest> = d
+        .guests
+        .values()
+        .filter(|g| !g.is_template && g.swarm.is_some())
+        .collect();
+    let mut out = Vec::new();
+    for to in &nodes {
+        let Some(nic) = probe_nic(d, to) else {
+            continue;
+        };
+        let Some(addr) = nic.address() else { continue };
+        let manager = to
+            .swarm
+            .as_ref()
+            .is_some_and(|m| m.role == phoenix_model::model::SwarmRole::Manager);
+        for from in nodes.iter().filter(|f| f.id != to.id) {
+            let Some(from_addr) = from.static_on(&nic.bridge).and_then(|n| n.address()) else {
+                continue;
+            };
+            let mut wanted = vec![("tcp", 7946), ("udp", 7946), ("udp", 4789)];
+            if manager {
+                wanted.insert(0, ("tcp", 2377));
+            }
+            for (proto, port) in wanted {
+                let verdict = policy.admits((from_addr, Some(from)), (to, nic), proto, port);
+                out.push(SwarmPort {
+                    from: from.id,
+                    to: to.id,
+                    proto,
+                    port,
+                    from_addr,
+                    addr,
+                    admitted: verdict.as_ref().map(|v| v.0),
+                    why: verdict.map_or_else(
+                        || "undecidable (source-port rule or unknown alias)".into(),
+                        |v| v.1,
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Derive the matrix for every live guest.
 pub fn reachability(d: &DesiredState) -> Vec<Reach> {
-    let derived = derived_rules(d);
-    let r = Resolver {
-        aliases: aliases(d)
-            .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v))
-            .collect(),
-        sets: ipsets(d)
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-    };
+    let policy = Policy::new(d);
+    let (chains, r) = (&policy.chains, &policy.r);
     let live: Vec<&Guest> = d.guests.values().filter(|g| !g.is_template).collect();
-    let chain = |g: &Guest| {
-        merge(
-            &g.firewall.rules,
-            derived.guests.get(&g.id).map(Vec::as_slice).unwrap_or(&[]),
-        )
-    };
-    let chains: BTreeMap<GuestId, Vec<FirewallRule>> =
-        live.iter().map(|g| (g.id, chain(g))).collect();
     let mut out = BTreeSet::new();
     for g in &live {
         let Some(nic) = probe_nic(d, g) else { continue };
@@ -177,35 +307,8 @@ pub fn reachability(d: &DesiredState) -> Vec<Reach> {
         if let Some(a) = d.bridge(&nic.bridge).and_then(|b| b.address) {
             sources.push((Subject::Host, a.addr(), None));
         }
-        let admitted = |src: IpAddr, sg: Option<&Guest>, port: u16| -> Option<(bool, String)> {
-            if let Some(s) = sg {
-                let snic = s.static_on(&nic.bridge)?;
-                if filtered(d, s, snic) {
-                    let p = Packet {
-                        dir: Direction::Out,
-                        peer: addr,
-                        local: src,
-                        iface: &format!("net{}", snic.index),
-                        port,
-                    };
-                    let (v, why) = evaluate(&chains[&s.id], s.firewall.policy_out, &p, &r)?;
-                    if v != Verdict::Accept {
-                        return Some((false, format!("source OUT: {why}")));
-                    }
-                }
-            }
-            if !filtered(d, g, nic) {
-                return Some((true, "destination not filtered".into()));
-            }
-            let p = Packet {
-                dir: Direction::In,
-                peer: src,
-                local: addr,
-                iface: &iface,
-                port,
-            };
-            let (v, why) = evaluate(rules, g.firewall.policy_in, &p, &r)?;
-            Some((v == Verdict::Accept, why))
+        let admitted = |src: IpAddr, sg: Option<&Guest>, port: u16| {
+            policy.admits((src, sg), (g, nic), "tcp", port)
         };
         let mut ports = BTreeSet::new();
         for rule in rules

@@ -99,3 +99,49 @@ fn first_match_wins_and_filtering_needs_all_switches() {
         "{m:#?}"
     );
 }
+
+#[test]
+fn homelab_swarm_ports_are_admitted_and_a_drop_shows() {
+    use phoenix_model::model::{Direction, GuestId, Verdict};
+    use phoenix_verify::matrix::swarm_ports;
+    let base = homelab();
+    let ports = swarm_ports(&base);
+    // 1001 manager ← 1002: 2377/tcp, 7946/tcp+udp, 4789/udp; 1002 worker ← 1001: three.
+    assert_eq!(ports.len(), 7, "{ports:#?}");
+    assert!(ports.iter().all(|p| p.admitted == Some(true)), "{ports:#?}");
+    assert!(
+        ports
+            .iter()
+            .any(|p| p.to == GuestId(1001) && p.proto == "tcp" && p.port == 2377)
+    );
+    assert!(
+        !ports
+            .iter()
+            .any(|p| p.to == GuestId(1002) && p.port == 2377)
+    );
+
+    // A DROP of VXLAN on the worker, before phoenix's rules: exactly that port is denied.
+    let mut dropped = base.clone();
+    let g = dropped.guests.get_mut(&GuestId(1002)).unwrap();
+    let mut rule = g.firewall.rules[0].clone();
+    rule.direction = Direction::In;
+    rule.action = Verdict::Drop;
+    rule.proto = Some("udp".into());
+    rule.source = None;
+    rule.dest = None;
+    rule.iface = None;
+    rule.sport = Vec::new();
+    rule.dport = vec![phoenix_model::model::PortRange {
+        from: 4789,
+        to: 4789,
+    }];
+    rule.comment = Some("no vxlan".into());
+    g.firewall.rules.insert(0, rule);
+    let denied: Vec<_> = swarm_ports(&dropped)
+        .into_iter()
+        .filter(|p| p.admitted != Some(true))
+        .collect();
+    assert_eq!(denied.len(), 1, "{denied:#?}");
+    assert_eq!((denied[0].to, denied[0].port), (GuestId(1002), 4789));
+    assert_eq!(denied[0].why, "no vxlan");
+}
