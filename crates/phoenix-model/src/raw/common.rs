@@ -91,7 +91,8 @@ impl JsonSchema for GuestId {
 }
 
 /// A secret: plain text (works, but draws a warning), or a reference resolved at apply time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Neither `Debug` nor `Display` prints a plaintext value.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Secret {
     Plain(String),
     Env(String),
@@ -101,6 +102,17 @@ pub enum Secret {
 impl Secret {
     pub fn is_plain(&self) -> bool {
         matches!(self, Secret::Plain(_))
+    }
+}
+
+impl fmt::Debug for Secret {
+    /// Like `Display`: a `{:?}` of a model (or an error holding one) never shows a value.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Secret::Plain(_) => f.write_str("Plain(<redacted>)"),
+            Secret::Env(n) => f.debug_tuple("Env").field(n).finish(),
+            Secret::File(p) => f.debug_tuple("File").field(p).finish(),
+        }
     }
 }
 
@@ -309,4 +321,19 @@ pub struct RawMountPoint {
     pub owner_uid: Option<u32>,
     /// Owner gid applied to the host path.
     pub owner_gid: Option<u32>,
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::Secret;
+
+    #[test]
+    fn debug_and_display_never_show_a_plaintext_value() {
+        let s = Secret::Plain("hunter2-value".into());
+        let nested = vec![("ADMIN", s.clone())];
+        for shown in [format!("{s}"), format!("{s:?}"), format!("{nested:#?}")] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+        assert_eq!(format!("{:?}", Secret::Env("PW".into())), "Env(\"PW\")");
+    }
 }
