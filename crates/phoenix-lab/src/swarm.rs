@@ -56,6 +56,8 @@ use crate::{LabError, state_dir};
 pub mod checks;
 #[path = "swarm_engine.rs"]
 pub mod engine;
+#[path = "swarm_observe.rs"]
+pub mod observe;
 #[path = "swarm_service.rs"]
 pub mod service;
 pub use checks::{SwarmCheck, checks};

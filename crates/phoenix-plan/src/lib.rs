@@ -17,6 +17,7 @@ pub mod provision;
 pub mod spec;
 pub mod status;
 pub mod subsystem;
+pub mod swarm;
 
 pub use action::{Action, Reason};
 pub use certs::{PkiContext, PlanContext, PlannedCertificate};
