@@ -60,6 +60,8 @@ pub mod engine;
 pub mod observe;
 #[path = "swarm_service.rs"]
 pub mod service;
+#[path = "swarm_stack.rs"]
+pub mod stack;
 pub use checks::{SwarmCheck, checks};
 pub use engine::{
     build_rootfs, daemon_json, dockerd_args, engine_pid, engine_pids, parse_ldd, remove_cgroups,

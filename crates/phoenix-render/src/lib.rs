@@ -4,12 +4,14 @@
 //! returns [`RenderedFile`]s (a target, a path, content, owner and mode). Applying a file
 //! (stage, diff, atomic swap) is the backends' job. No I/O: values in, text out.
 
+pub mod compose;
 pub mod dnsmasq;
 pub mod firewall;
 pub mod guestparams;
 pub mod hostnet;
 pub mod nginx;
 pub mod propstring;
+pub mod stack;
 pub mod traefik;
 
 use phoenix_model::model::{DesiredState, GuestId};
