@@ -130,6 +130,8 @@ fn swarm_results(
             &plan, si.guest, si.port,
         ));
     }
+    // The manager's Engine API over TLS, from the hypervisor (how phoenix manages the Swarm).
+    checks.extend(phoenix_lab::swarm::tls::check(&plan, &t.prefix, &t.hv));
     let mut out: Vec<ProbeResult> = swarm_policy(d);
     out.extend(checks.into_iter().map(|c| ProbeResult {
         id: c.id,

@@ -31,6 +31,9 @@
 //! done, empty on a second run.
 //! `lab down` stops the engines with everything else in the lab's namespaces (and the
 //! containers under their shims, see [`crate::teardown`]).
+//! Managers also serve the Engine API over TCP + TLS on 2376 (`--tlsverify`) with
+//! certificates from the lab CA when the lab has one ([`tls`]); [`up`] issues them before the
+//! engines start and restarts a running manager engine whose TLS files changed.
 //! I/O: processes, the Engine API over each engine's unix socket (bollard), the state dir.
 
 use std::collections::{BTreeMap, HashMap};
@@ -62,6 +65,8 @@ pub mod observe;
 pub mod service;
 #[path = "swarm_stack.rs"]
 pub mod stack;
+#[path = "swarm_tls.rs"]
+pub mod tls;
 pub use checks::{SwarmCheck, checks};
 pub use engine::{
     build_rootfs, daemon_json, dockerd_args, engine_pid, engine_pids, parse_ldd, remove_cgroups,
@@ -366,11 +371,35 @@ pub fn up(d: &DesiredState, t: &LabTopology) -> Result<Option<SwarmState>, LabEr
         changes.push(format!("built the image rootfs {}", p(&plan.rootfs_tar)));
     }
     mark("rootfs", &mut phases);
+    // A manager's server files before and after: an engine runs with the files it read at
+    // its start, so one whose files were rewritten restarts.
+    let server_cert = |n: &SwarmNode| std::fs::read(tls::tls_dir(n).join(tls::CERT_FILE)).ok();
+    let before: Vec<_> = plan.nodes.iter().map(server_cert).collect();
+    if tls::prepare(&t.prefix, &plan)? {
+        changes.push("issued the Engine API TLS certificates from the lab CA".to_string());
+    }
+    let rewritten: Vec<bool> = plan
+        .nodes
+        .iter()
+        .zip(&before)
+        .map(|(n, b)| server_cert(n) != *b)
+        .collect();
+    mark("tls", &mut phases);
     let mut engines = Vec::new();
     let mut pending = Vec::new();
-    for n in &plan.nodes {
+    for (n, rewritten) in plan.nodes.iter().zip(rewritten) {
         match running_engine(n) {
-            Some(pid) => engines.push(engine_record(n, pid, false)),
+            Some(pid) if !tls_stale(n, pid, rewritten) => {
+                engines.push(engine_record(n, pid, false));
+            }
+            Some(pid) => {
+                stop_engine(&plan, n.guest, std::time::Duration::from_secs(10))?;
+                changes.push(format!(
+                    "stopped dockerd for {} (pid {pid}): its Engine API TLS files changed",
+                    n.label()
+                ));
+                pending.push((n, start_engine(n)?));
+            }
             None => {
                 stop_leftovers(n);
                 pending.push((n, start_engine(n)?));
@@ -434,6 +463,16 @@ async fn converge(
     network(plan, leader, &ld, changes).await?;
     mark("network", phases);
     Ok(())
+}
+
+/// Must the running engine `pid` of `n` restart for TLS: its server files were just
+/// rewritten, or it serves TLS while the files are gone or the other way round (its argv
+/// says)?
+fn tls_stale(n: &SwarmNode, pid: u32, written: bool) -> bool {
+    let want = tls::server_files(n).is_some();
+    let has = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|raw| raw.split(|b| *b == 0).any(|a| a == b"--tlsverify"));
+    want != has || (want && written)
 }
 
 fn engine_record(n: &SwarmNode, pid: u32, started: bool) -> EngineRecord {

@@ -20,10 +20,12 @@ use crate::{LabError, state_dir};
 const ENGINE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The argv that starts `n`'s engine (from the root namespace) in the guest's network
-/// namespace and the UTS namespace of `uts_holder` (which carries the VM's hostname). Pure.
-pub fn dockerd_args(n: &SwarmNode, uts_holder: u32) -> Vec<String> {
+/// namespace and the UTS namespace of `uts_holder` (which carries the VM's hostname). With
+/// `tls` (a directory holding `ca.pem`, `cert.pem`, `key.pem`) the engine also serves the
+/// Engine API on `tcp://<node addr>:2376`, clients verified against that CA. Pure.
+pub fn dockerd_args(n: &SwarmNode, uts_holder: u32, tls: Option<&Path>) -> Vec<String> {
     let d = &n.dir;
-    vec![
+    let mut argv: Vec<String> = vec![
         "nsenter".into(),
         format!("--net=/run/netns/{}", n.ns),
         format!("--uts=/proc/{uts_holder}/ns/uts"),
@@ -42,7 +44,17 @@ pub fn dockerd_args(n: &SwarmNode, uts_holder: u32) -> Vec<String> {
         "--shutdown-timeout=2".into(),
         // Container cgroups under a lab-named parent, so `lab down` finds and removes them.
         format!("--cgroup-parent={}", cgroup_parent(&n.dir)),
-    ]
+    ];
+    if let Some(dir) = tls {
+        argv.extend([
+            "--tlsverify".to_string(),
+            format!("--tlscacert={}", p(&dir.join(super::tls::CA_FILE))),
+            format!("--tlscert={}", p(&dir.join(super::tls::CERT_FILE))),
+            format!("--tlskey={}", p(&dir.join(super::tls::KEY_FILE))),
+            format!("--host=tcp://{}:{}", n.addr, super::tls::ENGINE_TLS_PORT),
+        ]);
+    }
+    argv
 }
 
 /// `/phoenix-lab-<prefix>` for an engine directory `/run/phoenix-lab/<prefix>/swarm/g<id>`.
@@ -172,7 +184,8 @@ pub(crate) fn start_engine(n: &SwarmNode) -> Result<u32, LabError> {
         .append(true)
         .open(&log)
         .map_err(|e| LabError::io(&log, e))?;
-    let argv = dockerd_args(n, holder);
+    let tls = super::tls::server_files(n);
+    let argv = dockerd_args(n, holder, tls.as_deref());
     crate::run::spawn_detached(&argv[0], &argv[1..], file)
 }
 

@@ -103,7 +103,7 @@ fn no_swarm_vm_no_plan() {
 fn dockerd_runs_in_the_guest_namespace_with_its_own_paths() {
     let p = homelab_plan();
     let n = p.node(1002).expect("worker");
-    let argv = dockerd_args(n, 4242);
+    let argv = dockerd_args(n, 4242, None);
     let dir = "/run/phoenix-lab/t1a2b3/swarm/g1002";
     assert_eq!(
         argv,
@@ -132,6 +132,51 @@ fn dockerd_runs_in_the_guest_namespace_with_its_own_paths() {
         daemon_json(n),
         format!("{{\"deprecated-key-path\":\"{dir}/key.json\"}}")
     );
+}
+
+#[test]
+fn a_manager_with_tls_files_also_serves_the_engine_api_on_2376() {
+    let p = homelab_plan();
+    let n = p.node(1001).expect("manager");
+    let plain = dockerd_args(n, 4242, None);
+    assert!(!plain.iter().any(|a| a.starts_with("--tls")));
+    assert_eq!(
+        plain.iter().filter(|a| a.starts_with("--host=")).count(),
+        1,
+        "{plain:?}"
+    );
+    let dir = tls::tls_dir(n);
+    assert_eq!(dir, Path::new("/run/phoenix-lab/t1a2b3/swarm/g1001/tls"));
+    let argv = dockerd_args(n, 4242, Some(&dir));
+    let tail = "/run/phoenix-lab/t1a2b3/swarm/g1001/tls";
+    assert_eq!(argv[..plain.len()], plain[..]);
+    assert_eq!(
+        argv[plain.len()..],
+        [
+            "--tlsverify".to_string(),
+            format!("--tlscacert={tail}/ca.pem"),
+            format!("--tlscert={tail}/cert.pem"),
+            format!("--tlskey={tail}/key.pem"),
+            "--host=tcp://172.16.100.21:2376".into(),
+        ]
+    );
+    assert_eq!(
+        tls::client_dir("t1a2b3"),
+        Path::new("/run/phoenix-lab/t1a2b3/engine-client")
+    );
+    assert_eq!(tls::endpoint(n), "tcp://172.16.100.21:2376");
+}
+
+#[test]
+fn tls_connect_names_the_missing_file() {
+    let dir = std::env::temp_dir().join(format!("phoenix-tls-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ca.pem"), "x").unwrap();
+    let err = tls::connect("tcp://127.0.0.1:2376", &dir)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cert.pem"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -1,0 +1,185 @@
+//! The Swarm manager's Engine API over TCP + TLS 2376 with certificates from the lab CA:
+//! `lab up` on the homelab (guest firewalls on, so the derived rule "docker engine api (tls)
+//! from the hypervisor" is what lets phoenix in) issues the manager's server certificate and
+//! phoenix's client certificate, starts the manager's dockerd with `--tlsverify`; from the
+//! hypervisor's namespace `swarm::tls::check` passes (the manager answers `/info` with the
+//! client certificate and refuses a client without one); the keys are 0600 in 0700
+//! directories; a second `swarm::up` changes nothing; from the proxy guest (102, not allowed
+//! by the firewall) the TLS connection does not succeed. Root and dockerd only.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use phoenix_lab::swarm::{self, tls};
+use phoenix_lab::topology::topology;
+use phoenix_lab::{LabGuard, UpOptions, up};
+
+fn dockerd_available() -> bool {
+    let found = swarm::dockerd_available();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the Swarm TLS test needs dockerd (scripts/setup.sh installs docker.io)"
+        );
+        eprintln!("note: Swarm TLS test skipped: dockerd missing");
+    }
+    found
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn argv_of(pid: u32) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
+    raw.split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+#[test]
+fn manager_engine_api_over_tls_from_the_hypervisor_only() {
+    if !lab_available() || !dockerd_available() {
+        return;
+    }
+    let prefix = unique_prefix();
+    let guard = LabGuard::new(&prefix);
+    let d = homelab();
+    assert!(d.firewall.enabled, "the homelab filters guest traffic");
+    let t0 = Instant::now();
+    let report = up(
+        &d,
+        &UpOptions {
+            prefix: prefix.clone(),
+            recreate: false,
+        },
+    )
+    .expect("lab up");
+    eprintln!("lab up {:?}", t0.elapsed());
+    let plan = report.swarm.as_ref().expect("swarm").plan.clone();
+    let manager = plan.node(1001).expect("manager").clone();
+    let worker = plan.node(1002).expect("worker").clone();
+
+    // The files: server side on the manager only, phoenix's client certificate once.
+    let server = tls::tls_dir(&manager);
+    let client = tls::client_dir(&prefix);
+    assert_eq!(tls::server_files(&manager), Some(server.clone()));
+    assert_eq!(tls::server_files(&worker), None);
+    for dir in [&server, &client] {
+        assert_eq!(mode(dir), 0o700, "{}", dir.display());
+        assert_eq!(mode(&dir.join(tls::KEY_FILE)), 0o600, "{}", dir.display());
+        assert!(dir.join(tls::CERT_FILE).is_file() && dir.join(tls::CA_FILE).is_file());
+    }
+
+    // The manager's dockerd serves TLS on 2376, the worker's does not.
+    let mpid = swarm::engine_pid(&manager).expect("manager engine");
+    let margv = argv_of(mpid);
+    assert!(margv.iter().any(|a| a == "--tlsverify"), "{margv:?}");
+    assert!(
+        margv.iter().any(|a| a == "--host=tcp://172.16.100.21:2376"),
+        "{margv:?}"
+    );
+    let wpid = swarm::engine_pid(&worker).expect("worker engine");
+    assert!(!argv_of(wpid).iter().any(|a| a.starts_with("--tls")));
+
+    // From the hypervisor: answers with the client certificate, refuses one without.
+    let hv = format!("{prefix}-hv");
+    let t1 = Instant::now();
+    let checks = tls::check(&plan, &prefix, &hv);
+    eprintln!("tls checks ({:?}):", t1.elapsed());
+    for c in &checks {
+        eprintln!(
+            "  [{}] {} {}: {} — {}",
+            if c.pass { "PASS" } else { "FAIL" },
+            c.id,
+            c.subject,
+            c.check,
+            c.observed
+        );
+    }
+    assert_eq!(checks.len(), 1, "one manager: {checks:#?}");
+    assert_eq!(checks[0].id, "swarm/engine-tls/1001");
+    assert!(checks.iter().all(|c| c.pass), "{checks:#?}");
+    assert!(checks[0].observed.contains("(manager)"), "{checks:#?}");
+
+    // dockerd's own account of the anonymous client.
+    let log = std::fs::read_to_string(manager.log()).unwrap_or_default();
+    let handshake: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("handshake") || l.contains("certificate"))
+        .collect();
+    eprintln!("dockerd on the manager: {handshake:#?}");
+    assert!(
+        handshake
+            .iter()
+            .any(|l| l.contains("client didn't provide a certificate")),
+        "{handshake:#?}"
+    );
+
+    // Idempotent: nothing rewritten, nothing restarted.
+    let cert_before = std::fs::read(server.join(tls::CERT_FILE)).expect("cert");
+    assert!(!tls::prepare(&prefix, &plan).expect("prepare again"));
+    let t = topology(&d, &prefix).expect("topology");
+    let again = swarm::up(&d, &t).expect("swarm up again").expect("swarm");
+    assert_eq!(again.changes, Vec::<String>::new());
+    assert_eq!(swarm::engine_pid(&manager), Some(mpid));
+    assert_eq!(
+        std::fs::read(server.join(tls::CERT_FILE)).expect("cert"),
+        cert_before
+    );
+
+    // New server files (here: the old ones gone) restart the running manager engine.
+    std::fs::remove_dir_all(&server).expect("remove the server files");
+    let t2 = Instant::now();
+    let renewed = swarm::up(&d, &t).expect("swarm up after").expect("swarm");
+    eprintln!(
+        "swarm up with new TLS files {:?}: {:?}",
+        t2.elapsed(),
+        renewed.changes
+    );
+    assert!(
+        renewed
+            .changes
+            .iter()
+            .any(|c| c.contains("TLS files changed")),
+        "{:?}",
+        renewed.changes
+    );
+    let new_pid = swarm::engine_pid(&manager).expect("manager engine again");
+    assert_ne!(new_pid, mpid);
+    assert_ne!(
+        std::fs::read(server.join(tls::CERT_FILE)).expect("cert"),
+        cert_before
+    );
+    let checks = tls::check(&plan, &prefix, &hv);
+    assert!(checks.iter().all(|c| c.pass), "{checks:#?}");
+    let quiet = swarm::up(&d, &t)
+        .expect("swarm up once more")
+        .expect("swarm");
+    assert_eq!(quiet.changes, Vec::<String>::new());
+
+    // From the proxy guest (102): the firewall allows 2376 only from the hypervisor.
+    let proxy = format!("{prefix}-g102");
+    let denied = tls::info_from(
+        &proxy,
+        &tls::endpoint(&manager),
+        &client,
+        Duration::from_secs(3),
+    );
+    eprintln!("from {proxy}: {denied:?}");
+    assert!(denied.is_err(), "{denied:?}");
+
+    drop(guard);
+    assert_gone(&prefix);
+}
