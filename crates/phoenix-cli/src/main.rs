@@ -12,6 +12,7 @@ mod netswitch_cmd;
 mod plan_cmd;
 mod report;
 mod status_cmd;
+mod swarm_cmd;
 mod sync_cmd;
 mod sync_lab;
 mod verify_cmd;
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify_cmd::run(&args),
         Command::Status(args) => status_cmd::run(&args),
         Command::Apply(args) => sync_cmd::apply_verb(&args),
+        Command::Swarm(args) => swarm_cmd::run(&args),
     };
     ExitCode::from(code)
 }

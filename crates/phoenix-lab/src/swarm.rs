@@ -59,6 +59,8 @@ use crate::{LabError, state_dir};
 pub mod checks;
 #[path = "swarm_engine.rs"]
 pub mod engine;
+#[path = "swarm_members.rs"]
+pub mod members;
 #[path = "swarm_observe.rs"]
 pub mod observe;
 #[path = "swarm_service.rs"]

@@ -5,6 +5,7 @@
 //! model. Never fails as a whole: an engine that does not answer is recorded on its node, and a
 //! Swarm no manager answers for is `cluster: None`. Reads only; secret values are never fetched
 //! (the Engine API does not return them anyway).
+//! [`observe_engines`] does the same for any set of engines (a Proxmox node's VMs over TCP+TLS).
 //! I/O: the Engine API over each node's unix socket (bollard, current-thread runtime).
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,34 +25,58 @@ const INFO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the cluster listing through a manager may take.
 const CLUSTER_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// What the lab's Swarm looks like now, node by node and as the managers see it.
-pub fn observe(plan: &SwarmPlan) -> SwarmObserved {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            return SwarmObserved {
-                nodes: plan
-                    .nodes
-                    .iter()
-                    .map(|n| unreachable(n, e.to_string()))
-                    .collect(),
-                cluster: None,
-            };
-        }
-    };
-    rt.block_on(observe_async(plan))
+/// One engine to observe: the Swarm VM it serves, where it is (for messages) and a client,
+/// or why there is none. The lab's are unix sockets; a Proxmox node's are TCP+TLS 2376.
+pub struct Engine {
+    pub guest: u32,
+    pub name: String,
+    pub at: String,
+    pub client: Result<Docker, String>,
 }
 
-async fn observe_async(plan: &SwarmPlan) -> SwarmObserved {
-    let looks = plan.nodes.iter().map(node);
+/// The lab's engines (each node's unix socket).
+pub fn lab_engines(plan: &SwarmPlan) -> Vec<Engine> {
+    plan.nodes
+        .iter()
+        .map(|n: &SwarmNode| Engine {
+            guest: n.guest,
+            name: n.name.clone(),
+            at: n.socket().display().to_string(),
+            client: client(n).map_err(|e| e.to_string()),
+        })
+        .collect()
+}
+
+/// What the lab's Swarm looks like now, node by node and as the managers see it.
+pub fn observe(plan: &SwarmPlan) -> SwarmObserved {
+    observe_engines(&lab_engines(plan))
+}
+
+/// What the Swarm of `engines` looks like now, node by node and as the first manager that
+/// answers sees it.
+pub fn observe_engines(engines: &[Engine]) -> SwarmObserved {
+    match runtime() {
+        Ok(rt) => rt.block_on(observe_async(engines)),
+        Err(e) => SwarmObserved {
+            nodes: engines
+                .iter()
+                .map(|n| unreachable(n, e.to_string()))
+                .collect(),
+            cluster: None,
+        },
+    }
+}
+
+async fn observe_async(engines: &[Engine]) -> SwarmObserved {
+    let looks = engines.iter().map(node);
     let mut nodes = futures_util::future::join_all(looks).await;
     let mut cluster = None;
-    for (n, o) in plan.nodes.iter().zip(&nodes) {
+    for (n, o) in engines.iter().zip(&nodes) {
         if o.engine.is_err() || !o.is_manager || o.local_state != Some(LocalState::Active) {
             continue;
         }
-        let Ok(c) = client(n) else { continue };
-        match tokio::time::timeout(CLUSTER_TIMEOUT, list_cluster(&n.name, &c)).await {
+        let Ok(c) = &n.client else { continue };
+        match tokio::time::timeout(CLUSTER_TIMEOUT, list_cluster(&n.name, c)).await {
             Ok(Ok(c)) => {
                 cluster = Some(c);
                 break;
@@ -71,7 +96,7 @@ async fn observe_async(plan: &SwarmPlan) -> SwarmObserved {
     SwarmObserved { nodes, cluster }
 }
 
-fn unreachable(n: &SwarmNode, why: String) -> ObservedNode {
+fn unreachable(n: &Engine, why: String) -> ObservedNode {
     ObservedNode {
         guest: n.guest,
         name: n.name.clone(),
@@ -85,22 +110,18 @@ fn unreachable(n: &SwarmNode, why: String) -> ObservedNode {
 }
 
 /// One engine's own view (`GET /info`).
-async fn node(n: &SwarmNode) -> ObservedNode {
-    let c = match client(n) {
+async fn node(n: &Engine) -> ObservedNode {
+    let c = match &n.client {
         Ok(c) => c,
-        Err(e) => return unreachable(n, e.to_string()),
+        Err(e) => return unreachable(n, e.clone()),
     };
     let info = match tokio::time::timeout(INFO_TIMEOUT, c.info()).await {
         Ok(Ok(info)) => info,
-        Ok(Err(e)) => return unreachable(n, format!("{}: {e}", n.socket().display())),
+        Ok(Err(e)) => return unreachable(n, format!("{}: {e}", n.at)),
         Err(_) => {
             return unreachable(
                 n,
-                format!(
-                    "{}: no answer within {} s",
-                    n.socket().display(),
-                    INFO_TIMEOUT.as_secs()
-                ),
+                format!("{}: no answer within {} s", n.at, INFO_TIMEOUT.as_secs()),
             );
         }
     };

@@ -543,7 +543,14 @@ async fn ensure_secret(
     let created = c
         .create_secret(SecretSpec {
             name: Some(name.clone()),
-            labels: Some(labels(&sha256_hex(content.as_bytes()))),
+            labels: Some({
+                let hash = sha256_hex(content.as_bytes());
+                let mut l = labels(&hash);
+                // What `phoenix swarm` and the plan read (`swarm::stack::rotate_secrets`).
+                l.insert(super::stack::LABEL_SECRET_BASE.into(), base.into());
+                l.insert(phoenix_plan::swarm::LABEL_SECRET_HASH.into(), hash);
+                l
+            }),
             data: Some(base64(content.as_bytes())),
             ..Default::default()
         })

@@ -192,6 +192,11 @@ pub fn service_spec(
     labels.insert(NAMESPACE_LABEL.into(), stack.namespace.clone());
     labels.insert(IMAGE_LABEL.into(), svc.image.clone());
     labels.insert(LABEL_STACK_HASH.into(), deployed_hash(svc, image, ids));
+    // The rendered content alone: what the plan compares (`phoenix_plan::swarm`).
+    labels.insert(
+        phoenix_plan::swarm::LABEL_SPEC_HASH.into(),
+        svc.sha256.clone(),
+    );
     let mut container_labels = to_map(&svc.container_labels);
     container_labels.insert(NAMESPACE_LABEL.into(), stack.namespace.clone());
     let secrets = svc
@@ -603,6 +608,134 @@ async fn wait_network_gone(c: &Docker, name: &str, deadline: Instant) -> Result<
             Ok(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
+}
+
+/// Label naming the base name of a versioned secret (`portainer_tls_cert` for
+/// `portainer_tls_cert-<hash>`), so older versions are found again.
+pub const LABEL_SECRET_BASE: &str = "phoenix.secret.base";
+
+/// Secrets the stack takes from phoenix (Portainer's TLS material, its admin password), as
+/// immutable versions: for each base name in `contents`, a Swarm secret
+/// `<base>-<first 12 hex of the content's SHA-256>` is created when missing (labels
+/// [`LABEL_SECRET_BASE`] and `phoenix.sha256`), and `stack` is rewritten to use it (the file
+/// in the container keeps the base name, so the compose file's paths hold). New content is a
+/// new name, so [`deploy`] then updates exactly the services using it — the rotation when the
+/// PKI renews a certificate. Returns the change lines (names only, never content).
+/// Anyone who can read the labels can already mount the secret, so the hash tells them nothing
+/// more. Bases in `contents` the stack does not use are ignored.
+pub fn rotate_secrets(
+    docker: &Docker,
+    stack: &mut RenderedStack,
+    contents: &BTreeMap<String, Vec<u8>>,
+) -> Result<Vec<String>, LabError> {
+    let rt = runtime()?;
+    let mut changes = Vec::new();
+    let mut renamed: BTreeMap<String, String> = BTreeMap::new();
+    for base in stack.secrets.clone() {
+        let Some(content) = contents.get(&base) else {
+            continue;
+        };
+        let hash = super::service::sha256_hex(content);
+        let name = phoenix_plan::swarm::versioned_secret(&base, &hash);
+        let created = rt.block_on(async {
+            match docker.inspect_secret(&name).await {
+                Ok(_) => Ok(false),
+                Err(e) if is_not_found(&e) => {
+                    let spec = bollard::models::SecretSpec {
+                        name: Some(name.clone()),
+                        labels: Some(HashMap::from([
+                            (LABEL_SECRET_BASE.to_string(), base.clone()),
+                            (
+                                phoenix_plan::swarm::LABEL_SECRET_HASH.to_string(),
+                                hash.clone(),
+                            ),
+                        ])),
+                        data: Some(super::service::base64(content)),
+                        ..Default::default()
+                    };
+                    docker
+                        .create_secret(spec)
+                        .await
+                        .map(|_| true)
+                        .map_err(|e| api(&format!("secret create {name}"), e))
+                }
+                Err(e) => Err(api(&format!("secret inspect {name}"), e)),
+            }
+        })?;
+        if created {
+            changes.push(format!("created secret {name} (version of {base})"));
+        }
+        renamed.insert(base, name);
+    }
+    for s in &mut stack.secrets {
+        if let Some(n) = renamed.get(s) {
+            *s = n.clone();
+        }
+    }
+    for svc in &mut stack.services {
+        for f in &mut svc.secrets {
+            if let Some(n) = renamed.get(&f.source) {
+                f.source = n.clone();
+            }
+        }
+    }
+    Ok(changes)
+}
+
+/// Remove the versions of the secrets `bases` that no service uses any more (after a
+/// [`deploy`] moved the services to new ones); a version still in use stays. The change lines.
+pub fn prune_secrets(docker: &Docker, bases: &[String]) -> Result<Vec<String>, LabError> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let services = docker
+            .list_services(None::<bollard::query_parameters::ListServicesOptions>)
+            .await
+            .map_err(|e| api("service list", e))?;
+        let used: BTreeSet<String> = services
+            .iter()
+            .filter_map(|s| {
+                s.spec
+                    .as_ref()?
+                    .task_template
+                    .as_ref()?
+                    .container_spec
+                    .as_ref()
+            })
+            .flat_map(|c| c.secrets.iter().flatten())
+            .filter_map(|s| s.secret_name.clone())
+            .collect();
+        let filters = HashMap::from([("label".to_string(), vec![LABEL_SECRET_BASE.to_string()])]);
+        let list = docker
+            .list_secrets(Some(
+                bollard::query_parameters::ListSecretsOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(|e| api("secret list", e))?;
+        let mut changes = Vec::new();
+        for s in list {
+            let Some(spec) = s.spec else { continue };
+            let (Some(name), Some(id)) = (spec.name, s.id) else {
+                continue;
+            };
+            let base = spec
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_SECRET_BASE))
+                .cloned()
+                .unwrap_or_default();
+            if !bases.contains(&base) || used.contains(&name) {
+                continue;
+            }
+            docker
+                .delete_secret(&id)
+                .await
+                .map_err(|e| api(&format!("secret remove {name}"), e))?;
+            changes.push(format!("removed secret {name} (no service uses it)"));
+        }
+        Ok(changes)
+    })
 }
 
 /// The services of `namespace` with their running and desired task counts, by name.

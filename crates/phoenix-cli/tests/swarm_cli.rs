@@ -1,0 +1,265 @@
+//! `phoenix swarm` against the lab's real two-node Swarm (issue 6/6): the homelab plus a small
+//! stack `whoami` (the lab's imported busybox image, a `${GREETING:-hello}` variable, Traefik
+//! labels from the stacks file) listed on the manager. After `sync all`: `status` plans only
+//! that stack's deploy (and the Portainer stack's, whose secret phoenix cannot read here);
+//! `init` changes nothing; `deploy whoami --env production` creates the service, which
+//! reaches 1/1 with the labels injected; a second deploy changes nothing; `status` no longer
+//! plans it; `rm` removes it and `status` plans it again. Errors: a lab that is not up, an
+//! unknown stack, and a stack whose external secret is missing are refused with a hint.
+//! Root and dockerd only.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use phoenix_lab::LabGuard;
+use serde_json::Value;
+
+const COMPOSE: &str = "services:
+  web:
+    image: phoenix-lab/busybox:1
+    command: [\"sleep\", \"3600\"]
+    environment:
+      GREETING: ${GREETING:-hello}
+    networks:
+      - traefik-public
+    deploy:
+      replicas: 1
+      endpoint_mode: dnsrr
+      placement:
+        constraints:
+          - node.role == manager
+networks:
+  traefik-public:
+    external: true
+";
+
+/// The homelab with the `whoami` stack on the manager, in a temp dir.
+fn config_with_stack() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = Path::new(CONFIG);
+    for f in [
+        "phoenix_hypervisor_config.json",
+        "phoenix_lxc_configs.json",
+        "certificate-manifest.json",
+    ] {
+        std::fs::copy(src.join(f), dir.path().join(f)).expect("copy");
+    }
+    let portainer = src.join("stacks/portainer_service/docker-compose.yml");
+    let p = dir.path().join("stacks/portainer_service");
+    std::fs::create_dir_all(&p).expect("mkdir");
+    std::fs::copy(portainer, p.join("docker-compose.yml")).expect("copy compose");
+    let w = dir.path().join("stacks/whoami");
+    std::fs::create_dir_all(&w).expect("mkdir");
+    std::fs::write(w.join("docker-compose.yml"), COMPOSE).expect("compose");
+
+    let mut stacks: Value = serde_json::from_str(
+        &std::fs::read_to_string(src.join("phoenix_stacks_config.json")).expect("stacks"),
+    )
+    .expect("json");
+    stacks["docker_stacks"]["whoami"] = serde_json::json!({
+        "description": "test stack",
+        "environments": {
+            "production": {
+                "variables": [{"name": "GREETING", "value": "bonjour"}],
+                "files": [],
+                "services": {
+                    "web": {
+                        "traefik_labels": [
+                            "traefik.enable=true",
+                            "traefik.http.routers.whoami.rule=Host(`whoami.internal.thinkheads.ai`)",
+                            "traefik.http.routers.whoami.entrypoints=websecure",
+                            "traefik.http.services.whoami.loadbalancer.server.port=8080"
+                        ]
+                    }
+                }
+            }
+        }
+    });
+    std::fs::write(
+        dir.path().join("phoenix_stacks_config.json"),
+        serde_json::to_string_pretty(&stacks).unwrap(),
+    )
+    .expect("write stacks");
+    let mut vms: Value = serde_json::from_str(
+        &std::fs::read_to_string(src.join("phoenix_vm_configs.json")).expect("vms"),
+    )
+    .expect("json");
+    let list = vms["vms"]
+        .as_array_mut()
+        .expect("vms array")
+        .iter_mut()
+        .find(|v| v["vmid"] == 1001)
+        .expect("vm 1001");
+    list["docker_stacks"]
+        .as_array_mut()
+        .expect("docker_stacks")
+        .push("whoami".into());
+    std::fs::write(
+        dir.path().join("phoenix_vm_configs.json"),
+        serde_json::to_string_pretty(&vms).unwrap(),
+    )
+    .expect("write vms");
+    dir
+}
+
+fn swarm(cfg: &Path, prefix: &str, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["swarm"];
+    all.extend_from_slice(args);
+    let c = cfg.to_string_lossy().into_owned();
+    all.extend_from_slice(&["--target", "lab", "--config", &c, "--prefix", prefix]);
+    phoenix(&all)
+}
+
+fn status(cfg: &Path, prefix: &str) -> Value {
+    let o = swarm(cfg, prefix, &["status", "--output", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    serde_json::from_slice(&o.stdout).expect("status json")
+}
+
+fn actions(v: &Value) -> Vec<(String, String)> {
+    v["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .map(|a| {
+            (
+                a["kind"].as_str().unwrap_or_default().to_string(),
+                a["subject"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn swarm_cli_status_deploy_rm_on_the_lab() {
+    if !root_or_skip("swarm_cli") {
+        return;
+    }
+    if !phoenix_lab::swarm::dockerd_available() {
+        assert!(std::env::var_os("CI").is_none(), "CI installs docker.io");
+        eprintln!("note: swarm_cli skipped: no dockerd");
+        return;
+    }
+    let cfg_dir = config_with_stack();
+    let cfg = cfg_dir.path();
+    let prefix = unique_prefix('s');
+
+    // Not up yet: a clear refusal.
+    let o = swarm(cfg, &prefix, &["status"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.contains("is not up") && err.contains("hint:"), "{err}");
+
+    let guard = LabGuard::new(&prefix);
+    let c = cfg.to_string_lossy().into_owned();
+    let up = phoenix(&[
+        "sync", "all", "--target", "lab", "--config", &c, "--prefix", &prefix, "--output", "json",
+    ]);
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up.stderr));
+
+    let v = status(cfg, &prefix);
+    let a = actions(&v);
+    assert!(
+        a.contains(&("stack_deploy".into(), "production_whoami".into())),
+        "{a:?}"
+    );
+    assert!(
+        !a.iter()
+            .any(|(k, _)| k == "init" || k == "join" || k == "label" || k == "overlay"),
+        "the lab's Swarm is up: {a:?}"
+    );
+
+    let o = swarm(cfg, &prefix, &["init"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("no changes"),
+        "{}",
+        text(&o.stdout)
+    );
+
+    // Unknown stack.
+    let o = swarm(cfg, &prefix, &["deploy", "nosuch", "--env", "production"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("nosuch"), "{}", text(&o.stderr));
+
+    // Deploy, converge, labels.
+    let t0 = Instant::now();
+    let o = swarm(cfg, &prefix, &["deploy", "whoami", "--env", "production"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("production_whoami_web"), "{out}");
+    assert!(
+        !out.contains("bonjour"),
+        "a variable's value in the output: {out}"
+    );
+    eprintln!("deploy: {:?}\n{out}", t0.elapsed());
+    let running = loop {
+        let v = status(cfg, &prefix);
+        let r = v["replicas"]["production_whoami"].clone();
+        if r[0][1] == 1 || t0.elapsed() > Duration::from_secs(60) {
+            break (v, r);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(running.1[0][1], 1, "{:#}", running.0);
+    let a = actions(&running.0);
+    assert!(!a.iter().any(|(_, s)| s == "production_whoami"), "{a:?}");
+    let services = running.0["observed"]["cluster"]["services"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let web = services
+        .iter()
+        .find(|s| s["name"] == "production_whoami_web")
+        .expect("service observed");
+    assert_eq!(web["labels"]["traefik.enable"], "true", "{web:#}");
+    assert_eq!(
+        web["labels"]["com.docker.stack.namespace"],
+        "production_whoami"
+    );
+
+    let o = swarm(cfg, &prefix, &["deploy", "whoami", "--env", "production"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("no changes"),
+        "{}",
+        text(&o.stdout)
+    );
+
+    // Portainer's stack needs its admin password secret, which nothing provides here.
+    let o = phoenix(&[
+        "swarm",
+        "deploy",
+        "portainer_service",
+        "--env",
+        "production",
+        "--target",
+        "lab",
+        "--config",
+        &c,
+        "--prefix",
+        &prefix,
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.contains("portainer_admin_password"), "{err}");
+
+    let o = swarm(cfg, &prefix, &["rm", "whoami", "--env", "production"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("production_whoami_web"));
+    let a = actions(&status(cfg, &prefix));
+    assert!(
+        a.contains(&("stack_deploy".into(), "production_whoami".into())),
+        "{a:?}"
+    );
+
+    let down = phoenix(&["lab", "down", "--prefix", &prefix]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    drop(guard);
+    assert_gone(&prefix);
+}

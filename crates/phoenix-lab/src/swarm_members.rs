@@ -1,0 +1,211 @@
+//! Swarm membership over any engines (the lab's unix sockets or a Proxmox node's VMs over
+//! TCP+TLS 2376): `phoenix swarm init|join` for the production path, driven by the model's
+//! [`phoenix_plan::swarm::SwarmDesired`] instead of the lab's [`super::SwarmPlan`].
+//! - **init** on the first manager when its engine is in no Swarm, with explicit
+//!   `advertise_addr` and `data_path_addr` (the NIC the model names: a two-NIC VM would
+//!   otherwise advertise whichever address the engine picks) and listening on 2377;
+//! - **join** every other node that is in no Swarm, as its role, with the manager's token for
+//!   that role, also with explicit addresses; a node that is a member already is left alone
+//!   (a node in *another* Swarm is refused with the reason, never forced out);
+//! - **labels**: each node's labels set to the model's when they differ (other labels of the
+//!   node are kept).
+//!
+//! Returns change lines (empty when everything already held). Join tokens never appear in
+//! any line or error.
+//! I/O: the Engine API of the given clients (current-thread runtime).
+
+use std::collections::HashMap;
+
+use bollard::Docker;
+use bollard::models::{
+    LocalNodeState, NodeSpec, NodeSpecRoleEnum, SwarmInitRequest, SwarmJoinRequest,
+};
+use bollard::query_parameters::UpdateNodeOptionsBuilder;
+use phoenix_model::model::SwarmRole;
+use phoenix_plan::swarm::{DesiredNode, SwarmDesired};
+
+use super::{MANAGER_PORT, runtime, swarm_err};
+use crate::LabError;
+
+/// An engine client for one node of the model (by guest id).
+pub struct NodeEngine<'a> {
+    pub guest: u32,
+    pub client: &'a Docker,
+}
+
+fn find<'a>(engines: &'a [NodeEngine<'a>], n: &DesiredNode) -> Result<&'a Docker, LabError> {
+    engines
+        .iter()
+        .find(|e| e.guest == n.guest.0)
+        .map(|e| e.client)
+        .ok_or_else(|| swarm_err(format!("no engine for {} ({})", n.name, n.guest)))
+}
+
+fn api(n: &DesiredNode, what: &str, e: bollard::errors::Error) -> LabError {
+    swarm_err(format!("{} ({}) {what}: {e}", n.name, n.guest))
+}
+
+async fn state(c: &Docker, n: &DesiredNode) -> Result<(LocalNodeState, String), LabError> {
+    let info = c.info().await.map_err(|e| api(n, "info", e))?;
+    let s = info.swarm.unwrap_or_default();
+    Ok((
+        s.local_node_state.unwrap_or(LocalNodeState::INACTIVE),
+        s.cluster.and_then(|c| c.id).unwrap_or_default(),
+    ))
+}
+
+/// Initialise the Swarm on the first manager unless it is in one already.
+pub fn init(desired: &SwarmDesired, engines: &[NodeEngine]) -> Result<Vec<String>, LabError> {
+    let leader = desired
+        .leader()
+        .ok_or_else(|| swarm_err("the configuration has no Swarm manager"))?;
+    let c = find(engines, leader)?;
+    runtime()?.block_on(async {
+        match state(c, leader).await?.0 {
+            LocalNodeState::ACTIVE => return Ok(Vec::new()),
+            LocalNodeState::INACTIVE | LocalNodeState::EMPTY => {}
+            other => {
+                return Err(swarm_err(format!(
+                    "{} ({}): Swarm state {other}; resolve it on the node first",
+                    leader.name, leader.guest
+                )));
+            }
+        }
+        let req = SwarmInitRequest {
+            listen_addr: Some(format!("0.0.0.0:{MANAGER_PORT}")),
+            advertise_addr: Some(leader.advertise_addr.to_string()),
+            data_path_addr: Some(leader.data_path_addr.to_string()),
+            ..Default::default()
+        };
+        c.init_swarm(req)
+            .await
+            .map_err(|e| api(leader, "swarm init", e))?;
+        Ok(vec![format!(
+            "initialised the Swarm on {} ({}), advertising {} (data path {})",
+            leader.name, leader.guest, leader.advertise_addr, leader.data_path_addr
+        )])
+    })
+}
+
+/// Join every other node of the model (managers first) and set every node's labels.
+pub fn join(desired: &SwarmDesired, engines: &[NodeEngine]) -> Result<Vec<String>, LabError> {
+    let leader = desired
+        .leader()
+        .ok_or_else(|| swarm_err("the configuration has no Swarm manager"))?;
+    let lc = find(engines, leader)?;
+    runtime()?.block_on(async {
+        let (lstate, cluster) = state(lc, leader).await?;
+        if lstate != LocalNodeState::ACTIVE {
+            return Err(swarm_err(format!(
+                "{} ({}) is not an active manager (state {lstate}): run `phoenix swarm init` first",
+                leader.name, leader.guest
+            )));
+        }
+        let swarm = lc
+            .inspect_swarm()
+            .await
+            .map_err(|e| api(leader, "swarm inspect", e))?;
+        let tokens = swarm.join_tokens.unwrap_or_default();
+        let remote = format!("{}:{MANAGER_PORT}", leader.advertise_addr);
+        let mut changes = Vec::new();
+        for n in desired.nodes.iter().skip(1) {
+            let c = find(engines, n)?;
+            let (st, theirs) = state(c, n).await?;
+            match st {
+                LocalNodeState::ACTIVE | LocalNodeState::PENDING if theirs == cluster => continue,
+                LocalNodeState::ACTIVE | LocalNodeState::PENDING if !theirs.is_empty() => {
+                    return Err(swarm_err(format!(
+                        "{} ({}) is a member of another Swarm ({theirs}); leave it there first",
+                        n.name, n.guest
+                    )));
+                }
+                LocalNodeState::ACTIVE | LocalNodeState::PENDING => continue,
+                LocalNodeState::INACTIVE | LocalNodeState::EMPTY => {}
+                other => {
+                    return Err(swarm_err(format!(
+                        "{} ({}): Swarm state {other}; resolve it on the node first",
+                        n.name, n.guest
+                    )));
+                }
+            }
+            let token = match n.role {
+                SwarmRole::Manager => tokens.manager.clone(),
+                SwarmRole::Worker => tokens.worker.clone(),
+            }
+            .ok_or_else(|| swarm_err("the manager returned no join token"))?;
+            let req = SwarmJoinRequest {
+                listen_addr: Some(format!("0.0.0.0:{MANAGER_PORT}")),
+                advertise_addr: Some(n.advertise_addr.to_string()),
+                data_path_addr: Some(n.data_path_addr.to_string()),
+                remote_addrs: Some(vec![remote.clone()]),
+                join_token: Some(token),
+            };
+            c.join_swarm(req)
+                .await
+                .map_err(|e| api(n, "swarm join", e))?;
+            let role = match n.role {
+                SwarmRole::Manager => "manager",
+                SwarmRole::Worker => "worker",
+            };
+            changes.push(format!(
+                "joined {} ({}) as {role}, advertising {}",
+                n.name, n.guest, n.advertise_addr
+            ));
+        }
+        changes.extend(labels(desired, lc).await?);
+        Ok(changes)
+    })
+}
+
+/// Set each node's labels to the model's where they differ (through the manager `lc`).
+async fn labels(desired: &SwarmDesired, lc: &Docker) -> Result<Vec<String>, LabError> {
+    let nodes = lc
+        .list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
+        .await
+        .map_err(|e| swarm_err(format!("node list: {e}")))?;
+    let mut changes = Vec::new();
+    for n in &desired.nodes {
+        let Some(node) = nodes.iter().find(|x| {
+            x.description.as_ref().and_then(|d| d.hostname.as_deref()) == Some(n.name.as_str())
+        }) else {
+            continue;
+        };
+        let spec = node.spec.clone().unwrap_or_default();
+        let mut have: HashMap<String, String> = spec.labels.clone().unwrap_or_default();
+        let missing = n.labels.iter().any(|(k, v)| have.get(k) != Some(v));
+        if !missing {
+            continue;
+        }
+        for (k, v) in &n.labels {
+            have.insert(k.clone(), v.clone());
+        }
+        let version = node
+            .version
+            .as_ref()
+            .and_then(|v| v.index)
+            .ok_or_else(|| swarm_err(format!("node {} has no version", n.name)))?;
+        let id = node.id.clone().unwrap_or_default();
+        let new = NodeSpec {
+            labels: Some(have),
+            role: spec.role.or(Some(match n.role {
+                SwarmRole::Manager => NodeSpecRoleEnum::MANAGER,
+                SwarmRole::Worker => NodeSpecRoleEnum::WORKER,
+            })),
+            ..spec
+        };
+        let opts = UpdateNodeOptionsBuilder::default()
+            .version(i64::try_from(version).unwrap_or(i64::MAX))
+            .build();
+        lc.update_node(&id, new, opts)
+            .await
+            .map_err(|e| swarm_err(format!("node {} update: {e}", n.name)))?;
+        let shown: Vec<String> = n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        changes.push(format!(
+            "labelled {} ({}): {}",
+            n.name,
+            n.guest,
+            shown.join(", ")
+        ));
+    }
+    Ok(changes)
+}
