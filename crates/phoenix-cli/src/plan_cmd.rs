@@ -87,6 +87,11 @@ pub fn plan(args: &PlanArgs) -> u8 {
         },
         None => ObservedState::default(),
     };
+    // Offline, an unobserved Swarm is an empty one, like the rest of the default empty host.
+    let mut observed = observed;
+    if observed.swarm.is_none() {
+        observed.swarm = Some(phoenix_plan::swarm::SwarmObserved::default());
+    }
     let opts = RenderOptions {
         node: args.node.clone(),
     };

@@ -425,3 +425,35 @@ fn fixture_text_output_has_no_duplicated_code_or_message() {
     let hints = stderr.lines().filter(|l| l.starts_with("  hint: ")).count();
     assert_eq!(hints, findings.len());
 }
+
+/// `phoenix plan` offline shows the Swarm's actions after the guests (an empty host has no
+/// Swarm), each with its reason, in the plan's order (init first, stacks last).
+#[test]
+fn plan_shows_the_swarm_actions_with_reasons() {
+    let homelab = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/homelab");
+    let out = run(&["plan", "--config", homelab]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let t = text(&out.stdout);
+    for want in [
+        "docker swarm",
+        "swarm init on portainer-manager: no Swarm on portainer-manager",
+        "advertise and data path 172.16.100.21 on eth1",
+        "swarm join drphoenix: worker drphoenix not in the Swarm",
+        "overlay traefik-public missing",
+        "secret portainer_tls_cert missing",
+        "stack deploy production_portainer_service",
+    ] {
+        assert!(t.contains(want), "{want} missing:\n{t}");
+    }
+    let json = run(&["plan", "--config", homelab, "--output", "json"]);
+    let v: Value =
+        serde_json::from_slice(&json.stdout).unwrap_or_else(|e| panic!("json plan: {e}"));
+    let kinds: Vec<&str> = v["swarm"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no swarm actions: {v:#}"))
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"init"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"stack_deploy"), "{kinds:?}");
+}

@@ -4,7 +4,9 @@
 //! that stack's deploy (and the Portainer stack's, whose secret phoenix cannot read here);
 //! `init` changes nothing; `deploy whoami --env production` creates the service, which
 //! reaches 1/1 with the labels injected; a second deploy changes nothing; `status` no longer
-//! plans it; `rm` removes it and `status` plans it again. Errors: a lab that is not up, an
+//! plans it; the certificate renewed by the PKI → `status` plans the secret's rotation and the
+//! stack's update, and the next deploy creates the new version and moves the service to it;
+//! `rm` removes it and `status` plans it again. Errors: a lab that is not up, an
 //! unknown stack, and a stack whose external secret is missing are refused with a hint.
 //! Root and dockerd only.
 
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use phoenix_lab::LabGuard;
+use phoenix_pki::LeafIssuer;
 use serde_json::Value;
 
 const COMPOSE: &str = "services:
@@ -27,6 +30,8 @@ const COMPOSE: &str = "services:
       GREETING: ${GREETING:-hello}
     networks:
       - traefik-public
+    secrets:
+      - portainer_tls_cert
     deploy:
       replicas: 1
       endpoint_mode: dnsrr
@@ -35,6 +40,9 @@ const COMPOSE: &str = "services:
           - node.role == manager
 networks:
   traefik-public:
+    external: true
+secrets:
+  portainer_tls_cert:
     external: true
 ";
 
@@ -230,6 +238,66 @@ fn swarm_cli_status_deploy_rm_on_the_lab() {
         "{}",
         text(&o.stdout)
     );
+
+    // The PKI renews Portainer's certificate: the secret is rotated (a new version) and the
+    // stack's service moves to it; the old version stays while the stand-in still uses it.
+    let d = phoenix_model::validate_dir(cfg).desired.expect("config");
+    let entry = d
+        .certificates
+        .iter()
+        .find(|c| c.guest.0 == 1001)
+        .expect("Portainer's certificate");
+    let cert_file = phoenix_lab::ingress::under(
+        &phoenix_lab::ingress::guest_root(&prefix, 1001),
+        &entry.cert_path,
+    );
+    let ca = phoenix_pki::CaStore::open(&phoenix_lab::state_dir(&prefix).join("ca"), None)
+        .expect("lab CA");
+    let renewed = ca
+        .issue(
+            &phoenix_pki::LeafRequest {
+                common_name: &entry.common_name,
+                sans: &entry.sans,
+                kind: phoenix_model::model::CertKind::Server,
+                lifetime_hours: 48,
+            },
+            std::time::SystemTime::now(),
+        )
+        .expect("renew");
+    std::fs::write(&cert_file, renewed.cert_file(false)).expect("write renewed");
+    let a = actions(&status(cfg, &prefix));
+    assert!(
+        a.contains(&("secret".into(), "portainer_tls_cert".into())),
+        "{a:?}"
+    );
+    assert!(
+        a.contains(&("stack_update".into(), "production_whoami".into())),
+        "{a:?}"
+    );
+    let o = swarm(cfg, &prefix, &["deploy", "whoami", "--env", "production"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("created secret portainer_tls_cert-"), "{out}");
+    assert!(out.contains("production_whoami_web"), "{out}");
+    assert!(
+        !out.contains("BEGIN"),
+        "secret content in the output: {out}"
+    );
+    let v = status(cfg, &prefix);
+    let a = actions(&v);
+    assert!(!a.iter().any(|(_, s)| s == "production_whoami"), "{a:?}");
+    let web = v["observed"]["cluster"]["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "production_whoami_web")
+        .cloned()
+        .expect("service");
+    let want = format!(
+        "portainer_tls_cert-{}",
+        &phoenix_lab::swarm::service::sha256_hex(renewed.cert_file(false).as_bytes())[..12]
+    );
+    assert_eq!(web["secrets"][0], want.as_str(), "{web:#}");
 
     // Portainer's stack needs its admin password secret, which nothing provides here.
     let o = phoenix(&[

@@ -59,6 +59,24 @@ pub fn text(plan: &Plan, color: bool) -> String {
             }
         }
     }
+    if !plan.swarm.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}",
+            paint(
+                BOLD,
+                &format!("wave {}: docker swarm", plan.waves.len() + 1)
+            )
+        );
+        for a in &plan.swarm {
+            let mark = match a.effect() {
+                crate::action::Effect::Create => paint(GREEN, "+"),
+                crate::action::Effect::Delete => paint(RED, "-"),
+                _ => paint(CYAN, "~"),
+            };
+            let _ = writeln!(out, "  {mark} {a}");
+        }
+    }
     if !plan.orphans.is_empty() {
         let ids: Vec<String> = plan.orphans.iter().map(|i| i.to_string()).collect();
         let _ = writeln!(

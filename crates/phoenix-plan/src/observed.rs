@@ -50,6 +50,10 @@ pub struct ObservedState {
     /// steps are planned and the executor checks each one first.
     #[serde(default)]
     pub provisioned: Vec<ObservedProvision>,
+    /// The Docker Swarm through its engines ([`crate::swarm::SwarmObserved`]); `None`: not
+    /// observed, and then no Swarm action is planned (`phoenix swarm status` observes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<crate::swarm::SwarmObserved>,
 }
 
 /// The provision steps found done inside one guest.

@@ -153,6 +153,10 @@ pub struct Plan {
     pub certificates: Vec<PlannedCertificate>,
     /// What the plan could not consider, and why.
     pub notes: Vec<String>,
+    /// Swarm actions (init, join, labels, overlays, secrets, stacks), when the Swarm was
+    /// observed (see [`crate::swarm`]); they follow the guest waves.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub swarm: Vec<crate::swarm::SwarmAction>,
     pub summary: Summary,
 }
 
@@ -162,7 +166,7 @@ impl Plan {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.actions().next().is_none()
+        self.actions().next().is_none() && self.swarm.is_empty()
     }
 }
 
@@ -420,6 +424,18 @@ pub fn plan_full(
         }
     }
     waves.retain(|w| !w.actions.is_empty());
+    let swarm = match (&observed.swarm, matches!(request, Request::SyncAll)) {
+        (Some(obs), true) => swarm_actions(d, obs, &mut notes),
+        _ => Vec::new(),
+    };
+    for a in &swarm {
+        match a.effect() {
+            Effect::Create => summary.create += 1,
+            Effect::Change => summary.change += 1,
+            Effect::Delete => summary.delete += 1,
+            Effect::Check => summary.check += 1,
+        }
+    }
     Ok(Plan {
         node: opts.node.clone(),
         waves,
@@ -427,8 +443,33 @@ pub fn plan_full(
         orphans,
         certificates,
         notes,
+        swarm,
         summary,
     })
+}
+
+/// The Swarm actions against `obs`: stacks compared by their rendered services' hashes (a
+/// stack whose variables are secret references is compared only by existence, said in a
+/// note); secrets only by existence (their content is read when deployed).
+fn swarm_actions(
+    d: &DesiredState,
+    obs: &crate::swarm::SwarmObserved,
+    notes: &mut Vec<String>,
+) -> Vec<crate::swarm::SwarmAction> {
+    let Some(desired) = crate::swarm::desired(d) else {
+        return Vec::new();
+    };
+    let mut hashes = BTreeMap::new();
+    for s in &desired.stacks {
+        match phoenix_render::stack::render(d, &s.stack, &s.environment) {
+            Ok(r) => hashes.extend(r.services.into_iter().map(|svc| (svc.name, svc.sha256))),
+            Err(e) => notes.push(format!(
+                "stack {}: not compared by content ({e})",
+                s.namespace
+            )),
+        }
+    }
+    crate::swarm::plan(&desired, obs, &hashes, &BTreeMap::new())
 }
 
 /// The provision steps of every guest, minus those an observation found done; a note when

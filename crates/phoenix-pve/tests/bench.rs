@@ -56,6 +56,7 @@ fn create_wave(first: u32, count: u32) -> Plan {
         orphans: Vec::new(),
         certificates: Vec::new(),
         notes: Vec::new(),
+        swarm: Vec::new(),
         summary: Summary::default(),
     }
 }
