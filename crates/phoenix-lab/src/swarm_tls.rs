@@ -1,14 +1,15 @@
-//! The Swarm managers' Engine API over TCP + TLS (port [`ENGINE_TLS_PORT`], 2376) with
+//! The Swarm nodes' Engine API over TCP + TLS (port [`ENGINE_TLS_PORT`], 2376) with
 //! certificates from the lab's internal CA, and the check that proves it from the hypervisor.
 //!
-//! Why: phoenix runs on the hypervisor and manages the Swarm through a manager's Engine API;
-//! on a real host that API is reached over the mesh, so it must be mutually authenticated
-//! (dockerd `--tlsverify`: only clients with a certificate from the CA get in). The firewall
-//! opens 2376 on the managers only from the hypervisor's mesh address
+//! Why: phoenix runs on the hypervisor and manages the Swarm through the nodes' Engine APIs
+//! (the manager for the cluster, stacks and secrets; every node for its own `join`); on a real
+//! host that API is reached over the mesh, so it must be mutually authenticated (dockerd
+//! `--tlsverify`: only clients with a certificate from the CA get in). The firewall opens 2376
+//! on the Swarm nodes only from the hypervisor's mesh address
 //! (`phoenix_render::firewall::derived_rules`).
 //!
 //! Files (Docker's `DOCKER_CERT_PATH` layout, `ca.pem`, `cert.pem`, `key.pem`):
-//! - the server side, per manager, in [`tls_dir`] (`<engine dir>/tls`): a server certificate
+//! - the server side, per node, in [`tls_dir`] (`<engine dir>/tls`): a server certificate
 //!   with CN = the node name and SANs = the node name and its node address;
 //! - the client side, once per lab, in [`client_dir`] (`<state dir>/engine-client`): a client
 //!   certificate with CN `phoenix` — what `docker --tlsverify -H tcp://<addr>:2376` reads.
@@ -85,20 +86,14 @@ fn complete(dir: &Path) -> bool {
         .all(|f| dir.join(f).is_file())
 }
 
-/// `n`'s TLS directory when `n` is a manager and its three files are in place (then its
-/// engine listens on `tcp://<addr>:2376` with `--tlsverify`).
+/// `n`'s TLS directory when its three files are in place (then its engine listens on
+/// `tcp://<addr>:2376` with `--tlsverify`).
 pub fn server_files(n: &SwarmNode) -> Option<PathBuf> {
     let dir = tls_dir(n);
-    (n.role == SwarmRoleName::Manager && complete(&dir)).then_some(dir)
+    complete(&dir).then_some(dir)
 }
 
-fn managers(plan: &SwarmPlan) -> impl Iterator<Item = &SwarmNode> {
-    plan.nodes
-        .iter()
-        .filter(|n| n.role == SwarmRoleName::Manager)
-}
-
-/// Issue (or keep) the managers' server certificates and phoenix's client certificate from
+/// Issue (or keep) the nodes' server certificates and phoenix's client certificate from
 /// the lab CA of `prefix`. True when anything was written; `Ok(false)` and nothing done when
 /// the lab has no CA.
 pub fn prepare(prefix: &str, plan: &SwarmPlan) -> Result<bool, LabError> {
@@ -110,7 +105,7 @@ pub fn prepare(prefix: &str, plan: &SwarmPlan) -> Result<bool, LabError> {
     let root = ca.public().root_pem().to_string();
     let now = SystemTime::now();
     let mut wrote = false;
-    for n in managers(plan) {
+    for n in &plan.nodes {
         let sans = [San::Dns(n.name.clone()), San::Ip(IpAddr::V4(n.addr))];
         let want = Want {
             common_name: &n.name,
@@ -339,15 +334,16 @@ pub fn endpoint(n: &SwarmNode) -> String {
     format!("tcp://{}:{ENGINE_TLS_PORT}", n.addr)
 }
 
-/// Per manager with TLS prepared, `swarm/engine-tls/<guest>`: from namespace `from_ns` the
-/// Engine API answers over TLS with the client certificate (a manager, its node id), and
-/// refuses a client without one. Empty when TLS is not prepared (no lab CA).
+/// Per node with TLS prepared, `swarm/engine-tls/<guest>`: from namespace `from_ns` the
+/// Engine API answers over TLS with the client certificate (in the node's role, its node id),
+/// and refuses a client without one. Empty when TLS is not prepared (no lab CA).
 pub fn check(plan: &SwarmPlan, prefix: &str, from_ns: &str) -> Vec<SwarmCheck> {
     let client = client_dir(prefix);
     if !complete(&client) {
         return Vec::new();
     }
-    managers(plan)
+    plan.nodes
+        .iter()
         .filter(|n| server_files(n).is_some())
         .map(|n| check_one(n, &client, from_ns))
         .collect()
@@ -357,16 +353,18 @@ fn check_one(n: &SwarmNode, client: &Path, from_ns: &str) -> SwarmCheck {
     let start = Instant::now();
     let ep = endpoint(n);
     let r = info_from(from_ns, &ep, client, ANSWER_DEADLINE).and_then(|a| {
-        if !a.manager {
+        let manager = n.role == SwarmRoleName::Manager;
+        if a.manager != manager {
             return Err(format!(
-                "answers over TLS, but not as a Swarm manager (node id {:?})",
+                "answers over TLS, but {} a Swarm manager (node id {:?})",
+                if a.manager { "as" } else { "not as" },
                 a.node_id
             ));
         }
         let refused = refuses_anonymous(from_ns, &ep, client)?;
         Ok(format!(
-            "from {from_ns}: Swarm node {} (manager); without a client certificate: {refused}",
-            a.node_id
+            "from {from_ns}: Swarm node {} ({}); without a client certificate: {refused}",
+            a.node_id, n.role
         ))
     });
     let (pass, observed) = match r {

@@ -1,11 +1,12 @@
-//! The Swarm manager's Engine API over TCP + TLS 2376 with certificates from the lab CA:
+//! The Swarm nodes' Engine API over TCP + TLS 2376 with certificates from the lab CA:
 //! `lab up` on the homelab (guest firewalls on, so the derived rule "docker engine api (tls)
-//! from the hypervisor" is what lets phoenix in) issues the manager's server certificate and
-//! phoenix's client certificate, starts the manager's dockerd with `--tlsverify`; from the
-//! hypervisor's namespace `swarm::tls::check` passes (the manager answers `/info` with the
-//! client certificate and refuses a client without one); the keys are 0600 in 0700
-//! directories; a second `swarm::up` changes nothing; from the proxy guest (102, not allowed
-//! by the firewall) the TLS connection does not succeed. Root and dockerd only.
+//! from the hypervisor" is what lets phoenix in) issues each node's server certificate and
+//! phoenix's client certificate, starts every dockerd with `--tlsverify`; from the
+//! hypervisor's namespace `swarm::tls::check` passes (each engine answers `/info` in its role
+//! with the client certificate and refuses a client without one); the keys are 0600 in 0700
+//! directories; a second `swarm::up` changes nothing; new server files restart the engine;
+//! from the proxy guest (102, not allowed by the firewall) the TLS connection does not
+//! succeed. Root and dockerd only.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
@@ -71,18 +72,19 @@ fn manager_engine_api_over_tls_from_the_hypervisor_only() {
     let manager = plan.node(1001).expect("manager").clone();
     let worker = plan.node(1002).expect("worker").clone();
 
-    // The files: server side on the manager only, phoenix's client certificate once.
+    // The files: server side on every node, phoenix's client certificate once.
     let server = tls::tls_dir(&manager);
+    let wserver = tls::tls_dir(&worker);
     let client = tls::client_dir(&prefix);
     assert_eq!(tls::server_files(&manager), Some(server.clone()));
-    assert_eq!(tls::server_files(&worker), None);
-    for dir in [&server, &client] {
+    assert_eq!(tls::server_files(&worker), Some(wserver.clone()));
+    for dir in [&server, &wserver, &client] {
         assert_eq!(mode(dir), 0o700, "{}", dir.display());
         assert_eq!(mode(&dir.join(tls::KEY_FILE)), 0o600, "{}", dir.display());
         assert!(dir.join(tls::CERT_FILE).is_file() && dir.join(tls::CA_FILE).is_file());
     }
 
-    // The manager's dockerd serves TLS on 2376, the worker's does not.
+    // Both engines serve TLS on 2376.
     let mpid = swarm::engine_pid(&manager).expect("manager engine");
     let margv = argv_of(mpid);
     assert!(margv.iter().any(|a| a == "--tlsverify"), "{margv:?}");
@@ -91,7 +93,11 @@ fn manager_engine_api_over_tls_from_the_hypervisor_only() {
         "{margv:?}"
     );
     let wpid = swarm::engine_pid(&worker).expect("worker engine");
-    assert!(!argv_of(wpid).iter().any(|a| a.starts_with("--tls")));
+    let wargv = argv_of(wpid);
+    assert!(
+        wargv.iter().any(|a| a == "--host=tcp://172.16.100.22:2376"),
+        "{wargv:?}"
+    );
 
     // From the hypervisor: answers with the client certificate, refuses one without.
     let hv = format!("{prefix}-hv");
@@ -108,10 +114,11 @@ fn manager_engine_api_over_tls_from_the_hypervisor_only() {
             c.observed
         );
     }
-    assert_eq!(checks.len(), 1, "one manager: {checks:#?}");
+    assert_eq!(checks.len(), 2, "two nodes: {checks:#?}");
     assert_eq!(checks[0].id, "swarm/engine-tls/1001");
     assert!(checks.iter().all(|c| c.pass), "{checks:#?}");
     assert!(checks[0].observed.contains("(manager)"), "{checks:#?}");
+    assert!(checks[1].observed.contains("(worker)"), "{checks:#?}");
 
     // dockerd's own account of the anonymous client.
     let log = std::fs::read_to_string(manager.log()).unwrap_or_default();

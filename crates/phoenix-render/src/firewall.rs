@@ -16,7 +16,7 @@
 //! access (8006/22/tcp from the management subnet) and mesh DNS (53 tcp+udp from the mesh to
 //! the mesh gateway) on the host, so enabling the cluster firewall never locks the operator
 //! out; Docker Swarm (2377/tcp to managers, 7946/tcp+udp, 4789/udp) between Swarm nodes; the
-//! managers' Engine API over TLS (2376/tcp) from the hypervisor's mesh address (phoenix
+//! Swarm nodes' Engine API over TLS (2376/tcp) from the hypervisor's mesh address (phoenix
 //! manages the Swarm from there); the
 //! gateway on 80/443 from anywhere; Traefik's entrypoints only from the gateway (the
 //! `traefik` dashboard entrypoint is not opened); each routed service's port only from
@@ -489,10 +489,10 @@ pub fn derived_rules(d: &DesiredState) -> DerivedRules {
         }
     }
 
-    // The Engine API (TLS, 2376) of every Swarm manager, from the hypervisor: phoenix runs
-    // there and manages the Swarm through it.
+    // The Engine API (TLS, 2376) of every Swarm node, from the hypervisor: phoenix runs there
+    // and manages the Swarm through it (the manager for the cluster, each node for its join).
     if let Some(hv) = d.mesh().and_then(|m| m.address) {
-        for g in d.roles.swarm_managers.iter().filter_map(|id| d.guest(*id)) {
+        for g in swarm_nodes(d) {
             let loc = g.loc.child("firewall");
             add(
                 g.id,
