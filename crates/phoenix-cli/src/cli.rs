@@ -571,4 +571,12 @@ pub struct SyncAllArgs {
     /// provision, firewall, pki, ingress, swarm (--target pve)
     #[arg(long, value_delimiter = ',', value_parser = parse_subsystem)]
     pub only: Vec<phoenix_plan::subsystem::Subsystem>,
+    /// The first Swarm manager's Engine API for the Swarm phase (--target pve; default: its
+    /// Swarm address, port 2376), e.g. tcp://172.16.100.21:2376
+    #[arg(long, env = "DOCKER_HOST")]
+    pub docker_host: Option<String>,
+    /// phoenix's Engine API client certificate (ca.pem, cert.pem, key.pem) for the Swarm phase
+    /// (--target pve); without it the Swarm is neither observed nor converged, said so
+    #[arg(long, env = "DOCKER_CERT_PATH")]
+    pub docker_cert_path: Option<PathBuf>,
 }

@@ -47,6 +47,7 @@ fn pve(args: &StatusArgs) -> u8 {
         &Default::default(),
         &phoenix_plan::Request::SyncAll,
         false,
+        None,
     ) {
         Ok(x) => x,
         Err(code) => return code,

@@ -67,7 +67,7 @@ struct Lab {
 }
 
 /// What every subcommand works from.
-struct Ctx {
+pub(crate) struct Ctx {
     d: DesiredState,
     desired: SwarmDesired,
     engines: Vec<Engine>,
@@ -182,39 +182,49 @@ fn context(t: &SwarmTargetArgs) -> Result<Ctx, Failure> {
                         .into(),
                 )
             })?;
-            let engines = desired
-                .nodes
-                .iter()
-                .enumerate()
-                .map(|(i, n)| {
-                    let at = match (&t.docker_host, i) {
-                        (Some(h), 0) => h.clone(),
-                        _ => format!(
-                            "tcp://{}",
-                            std::net::SocketAddr::new(
-                                n.advertise_addr,
-                                phoenix_lab::swarm::tls::ENGINE_TLS_PORT
-                            )
-                        ),
-                    };
-                    let client =
-                        phoenix_lab::swarm::tls::connect(&at, &certs).map_err(|e| e.to_string());
-                    Engine {
-                        guest: n.guest.0,
-                        name: n.name.clone(),
-                        at,
-                        client,
-                    }
-                })
-                .collect();
-            Ok(Ctx {
-                d,
-                desired,
-                engines,
-                lab: None,
-                label: "pve".into(),
-            })
+            Ok(pve_ctx(d, desired, t.docker_host.as_deref(), &certs))
         }
+    }
+}
+
+/// The Swarm of `d` on a Proxmox node: the first manager at `host` (else its Swarm address),
+/// every other node at its Swarm address, port 2376, with the client certificate in `certs`.
+pub(crate) fn pve_ctx(
+    d: DesiredState,
+    desired: SwarmDesired,
+    host: Option<&str>,
+    certs: &std::path::Path,
+) -> Ctx {
+    let engines = desired
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let at = match (host, i) {
+                (Some(h), 0) => h.to_string(),
+                _ => format!(
+                    "tcp://{}",
+                    std::net::SocketAddr::new(
+                        n.advertise_addr,
+                        phoenix_lab::swarm::tls::ENGINE_TLS_PORT
+                    )
+                ),
+            };
+            let client = phoenix_lab::swarm::tls::connect(&at, certs).map_err(|e| e.to_string());
+            Engine {
+                guest: n.guest.0,
+                name: n.name.clone(),
+                at,
+                client,
+            }
+        })
+        .collect();
+    Ctx {
+        d,
+        desired,
+        engines,
+        lab: None,
+        label: "pve".into(),
     }
 }
 
@@ -307,16 +317,23 @@ struct StatusDoc<'a> {
     notes: &'a [String],
 }
 
-fn status(t: &SwarmTargetArgs, detailed: bool) -> Result<u8, Failure> {
-    let ctx = context(t)?;
-    let observed = phoenix_lab::swarm::observe::observe_engines(&ctx.engines);
-    let (hashes, mut notes) = stack_hashes(&ctx);
-    let (contents, _) = secret_contents(&ctx, None);
+/// The plan's Swarm actions against `observed`: stacks compared by their rendered services'
+/// hashes, phoenix's secrets by their content's; notes on what could not be compared.
+pub(crate) fn plan_actions(ctx: &Ctx, observed: &SwarmObserved) -> (Vec<SwarmAction>, Vec<String>) {
+    let (hashes, notes) = stack_hashes(ctx);
+    let (contents, _) = secret_contents(ctx, None);
     let secret_hashes: BTreeMap<String, String> = contents
         .iter()
         .map(|(k, v)| (k.clone(), phoenix_lab::swarm::service::sha256_hex(v)))
         .collect();
-    let actions = phoenix_plan::swarm::plan(&ctx.desired, &observed, &hashes, &secret_hashes);
+    let actions = phoenix_plan::swarm::plan(&ctx.desired, observed, &hashes, &secret_hashes);
+    (actions, notes)
+}
+
+fn status(t: &SwarmTargetArgs, detailed: bool) -> Result<u8, Failure> {
+    let ctx = context(t)?;
+    let observed = observe(&ctx);
+    let (actions, mut notes) = plan_actions(&ctx, &observed);
     let mut replicas = BTreeMap::new();
     if observed.cluster.is_some()
         && let Ok(c) = ctx.leader()
@@ -434,36 +451,81 @@ fn membership(t: &SwarmTargetArgs, init: bool) -> Result<u8, Failure> {
             .map_err(lab_err)?
             .map(|s| s.changes)
             .unwrap_or_default(),
-        None => {
-            let clients: Vec<phoenix_lab::swarm::members::NodeEngine> = ctx
-                .engines
-                .iter()
-                .filter_map(|e| {
-                    e.client
-                        .as_ref()
-                        .ok()
-                        .map(|c| phoenix_lab::swarm::members::NodeEngine {
-                            guest: e.guest,
-                            client: c,
-                        })
-                })
-                .collect();
-            if let Some(e) = ctx.engines.iter().find(|e| e.client.is_err()) {
-                let why = e.client.as_ref().err().cloned().unwrap_or_default();
-                return Err((
-                    format!("cannot reach {} ({}) at {}: {why}", e.name, e.guest, e.at),
-                    "every node's engine must listen on TCP+TLS 2376 with a certificate from phoenix's CA".into(),
-                ));
-            }
-            let r = if init {
-                phoenix_lab::swarm::members::init(&ctx.desired, &clients)
-            } else {
-                phoenix_lab::swarm::members::join(&ctx.desired, &clients)
-            };
-            r.map_err(lab_err)?
-        }
+        None if init => init_remote(&ctx)?,
+        None => join_remote(&ctx)?,
     };
     Ok(print_changes(t.output, what, &changes))
+}
+
+/// The clients of every node; an error naming the first node whose engine cannot be reached.
+fn clients(ctx: &Ctx) -> Result<Vec<phoenix_lab::swarm::members::NodeEngine<'_>>, Failure> {
+    ctx.engines
+        .iter()
+        .map(|e| match &e.client {
+            Ok(c) => Ok(phoenix_lab::swarm::members::NodeEngine {
+                guest: e.guest,
+                client: c,
+            }),
+            Err(why) => Err((
+                format!("cannot reach {} ({}) at {}: {why}", e.name, e.guest, e.at),
+                "every node's engine must listen on TCP+TLS 2376 with a certificate from phoenix's CA".into(),
+            )),
+        })
+        .collect()
+}
+
+/// Init on the first manager, then the model's overlays.
+fn init_remote(ctx: &Ctx) -> Result<Vec<String>, Failure> {
+    let engines = clients(ctx)?;
+    let pool = phoenix_lab::swarm::addr_pool(&ctx.d).map_err(lab_err)?;
+    let mut changes =
+        phoenix_lab::swarm::members::init(&ctx.desired, &engines, pool).map_err(lab_err)?;
+    changes.extend(phoenix_lab::swarm::members::overlays(&ctx.desired, &engines).map_err(lab_err)?);
+    Ok(changes)
+}
+
+/// Join the other nodes and set the labels.
+fn join_remote(ctx: &Ctx) -> Result<Vec<String>, Failure> {
+    let engines = clients(ctx)?;
+    phoenix_lab::swarm::members::join(&ctx.desired, &engines).map_err(lab_err)
+}
+
+/// Carry out the plan's Swarm actions on a Proxmox node's Swarm (`sync all --target pve`):
+/// init and overlays, joins and labels, then every stack of the model deployed (secrets
+/// rotated, services created or updated; unchanged ones are left alone), stacks no longer in
+/// the model removed. The change lines.
+pub(crate) fn apply_actions(ctx: &Ctx, actions: &[SwarmAction]) -> Result<Vec<String>, Failure> {
+    use phoenix_plan::swarm::SwarmActionKind as K;
+    let has = |k: &[K]| actions.iter().any(|a| k.contains(&a.kind));
+    if let Some(a) = actions.iter().find(|a| a.kind == K::Engine) {
+        return Err((
+            format!("{a}"),
+            "start Docker on that VM (provisioning's `docker` feature) and check 2376 is reachable"
+                .into(),
+        ));
+    }
+    let mut changes = Vec::new();
+    if has(&[K::Init, K::Overlay]) {
+        changes.extend(init_remote(ctx)?);
+    }
+    if has(&[K::Join, K::Role, K::Label]) {
+        changes.extend(join_remote(ctx)?);
+    }
+    if has(&[K::Secret, K::StackDeploy, K::StackUpdate]) {
+        for s in &ctx.desired.stacks {
+            changes.extend(deploy_stack(ctx, &s.stack, &s.environment)?.1);
+        }
+    }
+    for a in actions.iter().filter(|a| a.kind == K::StackRemove) {
+        let c = ctx.leader()?;
+        changes.extend(phoenix_lab::swarm::stack::remove(c, &a.subject).map_err(lab_err)?);
+    }
+    Ok(changes)
+}
+
+/// Observe the Swarm of `ctx` (for the plan).
+pub(crate) fn observe(ctx: &Ctx) -> SwarmObserved {
+    phoenix_lab::swarm::observe::observe_engines(&ctx.engines)
 }
 
 fn render(
@@ -477,9 +539,20 @@ fn render(
 
 fn deploy(t: &SwarmTargetArgs, stack: &str, env: &str) -> Result<u8, Failure> {
     let ctx = context(t)?;
-    let mut rendered = render(&ctx, stack, env)?;
+    let (namespace, changes) = deploy_stack(&ctx, stack, env)?;
+    Ok(print_changes(
+        t.output,
+        &format!("deploy {namespace}"),
+        &changes,
+    ))
+}
+
+/// Render `stack` for `env`, put phoenix's secrets in place (new versions when their content
+/// changed), deploy, and remove secret versions no service uses any more.
+fn deploy_stack(ctx: &Ctx, stack: &str, env: &str) -> Result<(String, Vec<String>), Failure> {
+    let mut rendered = render(ctx, stack, env)?;
     let c = ctx.leader()?;
-    let (contents, notes) = secret_contents(&ctx, Some(&rendered.secrets));
+    let (contents, notes) = secret_contents(ctx, Some(&rendered.secrets));
     let mut changes =
         phoenix_lab::swarm::stack::rotate_secrets(c, &mut rendered, &contents).map_err(lab_err)?;
     changes.extend(
@@ -497,11 +570,7 @@ fn deploy(t: &SwarmTargetArgs, stack: &str, env: &str) -> Result<u8, Failure> {
     for n in notes {
         let _ = writeln!(anstream::stderr(), "note: {n}");
     }
-    Ok(print_changes(
-        t.output,
-        &format!("deploy {}", rendered.namespace),
-        &changes,
-    ))
+    Ok((rendered.namespace, changes))
 }
 
 fn rm(t: &SwarmTargetArgs, stack: &str, env: &str) -> Result<u8, Failure> {

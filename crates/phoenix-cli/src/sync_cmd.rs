@@ -100,6 +100,7 @@ pub(crate) fn observe_and_plan(
     only: &BTreeSet<Subsystem>,
     request: &Request,
     provision: bool,
+    swarm: Option<phoenix_plan::swarm::SwarmObserved>,
 ) -> Result<(phoenix_pve::observe::Observation, Plan), u8> {
     let (desired, client, opts) = (&s.desired, &s.client, &s.opts);
     // Observe.
@@ -143,6 +144,8 @@ pub(crate) fn observe_and_plan(
             return Err(APPLY_FAILED);
         }
     }
+
+    observation.state.swarm = swarm;
 
     // Plan.
     let ctx = PlanContext {
@@ -205,23 +208,41 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
     {
         return code;
     }
+    let only: BTreeSet<Subsystem> = args.only.iter().copied().collect();
+    if only.len() == 1 && only.contains(&Subsystem::Swarm) && *request == Request::SyncAll {
+        // The Swarm alone: its engines, not the Proxmox API.
+        return swarm_only(args);
+    }
     let session = match connect(&args.config, &args.pve) {
         Ok(s) => s,
         Err(code) => return code,
     };
     let shell = CountingShell::new(&session.local);
-    let only: BTreeSet<Subsystem> = args.only.iter().copied().collect();
-    if only.contains(&Subsystem::Swarm) {
-        let _ = writeln!(
-            anstream::stderr(),
-            "note: --only swarm: the Proxmox target plans no Swarm actions yet"
-        );
-    }
-    let (observation, plan) =
-        match observe_and_plan(&session, &shell, &only, request, args.provision) {
-            Ok(x) => x,
-            Err(code) => return code,
+    let swarm_ctx =
+        if (only.is_empty() || only.contains(&Subsystem::Swarm)) && *request == Request::SyncAll {
+            swarm_context(&session.desired, args)
+        } else {
+            None
         };
+    let swarm_observed = swarm_ctx.as_ref().map(crate::swarm_cmd::observe);
+    let (observation, mut plan) = match observe_and_plan(
+        &session,
+        &shell,
+        &only,
+        request,
+        args.provision,
+        swarm_observed.clone(),
+    ) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    // With the engines at hand, the Swarm is planned with phoenix's secrets' content too (a
+    // renewed certificate is a rotation) and secret-referencing stack variables resolved.
+    if let (Some(ctx), Some(obs)) = (&swarm_ctx, &swarm_observed) {
+        let (actions, notes) = crate::swarm_cmd::plan_actions(ctx, obs);
+        plan.set_swarm(actions);
+        plan.notes.extend(notes);
+    }
     let client = &session.client;
     let observe_counts = client.counts();
 
@@ -241,6 +262,20 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
             &phoenix_pve::provision::NoMaterials,
         )
     });
+    // The Swarm, once the guests are in place.
+    let mut swarm_applied = Vec::new();
+    if let (Some(j), Some(ctx)) = (&journal, &swarm_ctx)
+        && j.is_success()
+        && !plan.swarm.is_empty()
+    {
+        match crate::swarm_cmd::apply_actions(ctx, &plan.swarm) {
+            Ok(c) => swarm_applied = c,
+            Err((msg, hint)) => {
+                error(&format!("swarm: {msg}"), &hint);
+                return APPLY_FAILED;
+            }
+        }
+    }
     // The host network switch, after a successful apply (which staged the file).
     let switched = match &journal {
         Some(j) if j.is_success() && args.switch_network => {
@@ -254,6 +289,7 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
     let report = Report {
         desired: &session.desired,
         plan: &plan,
+        swarm_applied: &swarm_applied,
         switch: &switched,
         journal: journal.as_ref(),
         observe: observe_counts,
@@ -299,6 +335,8 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
 struct Report<'a> {
     desired: &'a phoenix_model::DesiredState,
     plan: &'a Plan,
+    /// What the Swarm phase changed.
+    swarm_applied: &'a [String],
     switch: &'a [phoenix_pve::netswitch::SwitchReport],
     journal: Option<&'a Journal>,
     observe: phoenix_pve::RequestCounts,
@@ -405,6 +443,7 @@ impl Report<'_> {
             "requests": {"observe": self.observe, "total": self.total},
             "host_writes": self.host_writes,
             "network_switch": self.switch,
+            "swarm_applied": self.swarm_applied,
         });
         let text = serde_json::to_string_pretty(&value).map_err(std::io::Error::other)?;
         writeln!(std::io::stdout().lock(), "{text}")
@@ -430,6 +469,9 @@ impl Report<'_> {
                 }
             }
         }
+        for c in self.swarm_applied {
+            writeln!(out, "  [docker swarm] {c}")?;
+        }
         for sw in self.switch {
             write!(out, "{}", crate::netswitch_cmd::text(sw))?;
         }
@@ -443,5 +485,94 @@ impl Report<'_> {
             self.total.retries,
             self.host_writes
         )
+    }
+}
+
+/// The Swarm of `d` on the node, when the model has one and phoenix has an Engine API client
+/// certificate; otherwise `None`, with a note saying why the Swarm is left out.
+fn swarm_context(
+    d: &phoenix_model::DesiredState,
+    args: &SyncAllArgs,
+) -> Option<crate::swarm_cmd::Ctx> {
+    let desired = phoenix_plan::swarm::desired(d)?;
+    let Some(certs) = &args.docker_cert_path else {
+        let _ = writeln!(
+            anstream::stderr(),
+            "note: the Swarm is neither observed nor converged: no Engine API client certificate \
+             (--docker-cert-path or DOCKER_CERT_PATH; `phoenix swarm status --target pve` shows it)"
+        );
+        return None;
+    };
+    Some(crate::swarm_cmd::pve_ctx(
+        d.clone(),
+        desired,
+        args.docker_host.as_deref(),
+        certs,
+    ))
+}
+
+/// `sync all --target pve --only swarm`: observe the Swarm through its engines, plan, apply
+/// (unless --dry-run), report. The Proxmox API is not contacted.
+fn swarm_only(args: &SyncAllArgs) -> u8 {
+    let d = match config::load(&args.config) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    if phoenix_plan::swarm::desired(&d).is_none() {
+        let _ = writeln!(
+            std::io::stdout(),
+            "the configuration has no Swarm: nothing to do"
+        );
+        return exit::OK;
+    }
+    let Some(ctx) = swarm_context(&d, args) else {
+        return exit::FAILED;
+    };
+    let observed = crate::swarm_cmd::observe(&ctx);
+    let (actions, notes) = crate::swarm_cmd::plan_actions(&ctx, &observed);
+    let applied = if args.dry_run || actions.is_empty() {
+        Ok(Vec::new())
+    } else {
+        crate::swarm_cmd::apply_actions(&ctx, &actions)
+    };
+    let mut out = std::io::stdout();
+    match args.output {
+        OutputFormat::Json => {
+            let doc = serde_json::json!({
+                "swarm": {
+                    "observed": observed,
+                    "actions": actions,
+                    "applied": applied.as_ref().ok(),
+                    "notes": notes,
+                    "dry_run": args.dry_run,
+                }
+            });
+            let _ = writeln!(out, "{doc:#}");
+        }
+        OutputFormat::Text => {
+            let _ = writeln!(out, "docker swarm (pve):");
+            for a in &actions {
+                let _ = writeln!(out, "  ~ {a}");
+            }
+            for n in &notes {
+                let _ = writeln!(out, "note: {n}");
+            }
+            let _ = writeln!(out, "{} Swarm action(s)", actions.len());
+            if args.dry_run {
+                let _ = writeln!(out, "dry run: nothing applied");
+            }
+            if let Ok(c) = &applied {
+                for line in c {
+                    let _ = writeln!(out, "  [docker swarm] {line}");
+                }
+            }
+        }
+    }
+    match applied {
+        Ok(_) => exit::OK,
+        Err((msg, hint)) => {
+            error(&format!("swarm: {msg}"), &hint);
+            APPLY_FAILED
+        }
     }
 }

@@ -331,3 +331,117 @@ fn swarm_cli_status_deploy_rm_on_the_lab() {
     drop(guard);
     assert_gone(&prefix);
 }
+
+/// `phoenix sync all --target pve --only swarm` — the production path, over TCP+TLS 2376 with
+/// phoenix's client certificate — run from the lab's hypervisor namespace (where phoenix runs
+/// on a real node) against the lab's engines: the Swarm is observed (already initialised,
+/// joined, labelled, with its overlay), the plan has exactly the Portainer stack's missing
+/// admin-password secret and its deploy; the apply creates them; a second run plans and
+/// changes nothing. Without the client certificate the Swarm is left out, said so.
+#[test]
+fn sync_pve_only_swarm_over_tls_from_the_hypervisor() {
+    if !root_or_skip("swarm_cli pve") {
+        return;
+    }
+    if !phoenix_lab::swarm::dockerd_available() {
+        assert!(std::env::var_os("CI").is_none(), "CI installs docker.io");
+        eprintln!("note: swarm_cli pve skipped: no dockerd");
+        return;
+    }
+    let prefix = unique_prefix('t');
+    let guard = LabGuard::new(&prefix);
+    let up = phoenix(&[
+        "sync", "all", "--target", "lab", "--config", CONFIG, "--prefix", &prefix, "--output",
+        "json",
+    ]);
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up.stderr));
+    let certs = phoenix_lab::swarm::tls::client_dir(&prefix);
+    let hv = format!("{prefix}-hv");
+    let sync = |with_certs: bool| {
+        let mut c = std::process::Command::new("ip");
+        c.args(["netns", "exec", &hv, env!("CARGO_BIN_EXE_phoenix")])
+            .args(["sync", "all", "--target", "pve", "--only", "swarm"])
+            .args(["--config", CONFIG, "--output", "json"])
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CERT_PATH")
+            .env("PORTAINER_ADMIN_PASSWORD", "lab-only-admin-pw");
+        if with_certs {
+            c.arg("--docker-cert-path").arg(&certs);
+        }
+        c.output().expect("phoenix in the hypervisor namespace")
+    };
+
+    let o = sync(false);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stderr).contains("no Engine API client certificate"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    let o = sync(true);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+    let a: Vec<(String, String)> = v["swarm"]["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .map(|a| {
+            (
+                a["kind"].as_str().unwrap_or_default().to_string(),
+                a["subject"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        a,
+        vec![
+            ("secret".to_string(), "portainer_admin_password".to_string()),
+            (
+                "stack_deploy".to_string(),
+                "production_portainer_service".to_string()
+            ),
+        ],
+        "{:#}",
+        v["swarm"]
+    );
+    let applied: Vec<String> = v["swarm"]["applied"]
+        .as_array()
+        .expect("applied")
+        .iter()
+        .map(|c| c.as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        applied
+            .iter()
+            .any(|c| c.contains("created secret portainer_admin_password-")),
+        "{applied:?}"
+    );
+    assert!(
+        applied
+            .iter()
+            .any(|c| c.contains("production_portainer_service_portainer")),
+        "{applied:?}"
+    );
+    let all = text(&o.stdout) + &text(&o.stderr);
+    assert!(
+        !all.contains("lab-only-admin-pw"),
+        "the password in the output"
+    );
+
+    let o = sync(true);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(
+        v["swarm"]["actions"],
+        serde_json::json!([]),
+        "{:#}",
+        v["swarm"]
+    );
+    assert_eq!(v["swarm"]["applied"], serde_json::json!([]));
+
+    let down = phoenix(&["lab", "down", "--prefix", &prefix]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    drop(guard);
+    assert_gone(&prefix);
+}

@@ -31,9 +31,9 @@
 //! done, empty on a second run.
 //! `lab down` stops the engines with everything else in the lab's namespaces (and the
 //! containers under their shims, see [`crate::teardown`]).
-//! Managers also serve the Engine API over TCP + TLS on 2376 (`--tlsverify`) with
+//! Every node also serves the Engine API over TCP + TLS on 2376 (`--tlsverify`) with
 //! certificates from the lab CA when the lab has one ([`tls`]); [`up`] issues them before the
-//! engines start and restarts a running manager engine whose TLS files changed.
+//! engines start and restarts a running engine whose TLS files changed.
 //! I/O: processes, the Engine API over each engine's unix socket (bollard), the state dir.
 
 use std::collections::{BTreeMap, HashMap};
@@ -216,14 +216,7 @@ pub fn plan(d: &DesiredState, t: &LabTopology) -> Result<Option<SwarmPlan>, LabE
         nodes.push(node(d, t, g, &dir)?);
     }
     let underlay_mtu = nodes.iter().map(|n| n.underlay_mtu).min().unwrap_or(1500);
-    let subnets: Vec<IpNet> = d.bridges.iter().filter_map(|b| b.subnet).collect();
-    let addr_pool = ADDR_POOLS
-        .iter()
-        .find(|p| {
-            p.parse::<IpNet>()
-                .is_ok_and(|pool| !subnets.iter().any(|s| overlaps(&pool, s)))
-        })
-        .ok_or_else(|| swarm_err("every overlay address pool overlaps a subnet of the model"))?;
+    let addr_pool = addr_pool(d)?;
     Ok(Some(SwarmPlan {
         prefix: t.prefix.clone(),
         nodes,
@@ -237,6 +230,20 @@ pub fn plan(d: &DesiredState, t: &LabTopology) -> Result<Option<SwarmPlan>, LabE
 
 fn overlaps(a: &IpNet, b: &IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// The first of [`ADDR_POOLS`] that overlaps no subnet of the model: the Swarm's
+/// `default_addr_pool` (Docker's own 10.0.0.0/8 would overlap a 10.0.0.0/24 management net).
+pub fn addr_pool(d: &DesiredState) -> Result<&'static str, LabError> {
+    let subnets: Vec<IpNet> = d.bridges.iter().filter_map(|b| b.subnet).collect();
+    ADDR_POOLS
+        .iter()
+        .copied()
+        .find(|p| {
+            p.parse::<IpNet>()
+                .is_ok_and(|pool| !subnets.iter().any(|s| overlaps(&pool, s)))
+        })
+        .ok_or_else(|| swarm_err("every overlay address pool overlaps a subnet of the model"))
 }
 
 fn node(d: &DesiredState, t: &LabTopology, g: &Guest, dir: &Path) -> Result<SwarmNode, LabError> {

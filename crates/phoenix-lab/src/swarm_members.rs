@@ -8,7 +8,8 @@
 //!   that role, also with explicit addresses; a node that is a member already is left alone
 //!   (a node in *another* Swarm is refused with the reason, never forced out);
 //! - **labels**: each node's labels set to the model's when they differ (other labels of the
-//!   node are kept).
+//!   node are kept);
+//! - **overlays**: the model's overlay networks created when missing (see [`overlays`]).
 //!
 //! Returns change lines (empty when everything already held). Join tokens never appear in
 //! any line or error.
@@ -54,8 +55,13 @@ async fn state(c: &Docker, n: &DesiredNode) -> Result<(LocalNodeState, String), 
     ))
 }
 
-/// Initialise the Swarm on the first manager unless it is in one already.
-pub fn init(desired: &SwarmDesired, engines: &[NodeEngine]) -> Result<Vec<String>, LabError> {
+/// Initialise the Swarm on the first manager unless it is in one already; overlay subnets
+/// from `addr_pool` ([`super::addr_pool`]).
+pub fn init(
+    desired: &SwarmDesired,
+    engines: &[NodeEngine],
+    addr_pool: &str,
+) -> Result<Vec<String>, LabError> {
     let leader = desired
         .leader()
         .ok_or_else(|| swarm_err("the configuration has no Swarm manager"))?;
@@ -75,6 +81,7 @@ pub fn init(desired: &SwarmDesired, engines: &[NodeEngine]) -> Result<Vec<String
             listen_addr: Some(format!("0.0.0.0:{MANAGER_PORT}")),
             advertise_addr: Some(leader.advertise_addr.to_string()),
             data_path_addr: Some(leader.data_path_addr.to_string()),
+            default_addr_pool: Some(vec![addr_pool.to_string()]),
             ..Default::default()
         };
         c.init_swarm(req)
@@ -208,4 +215,61 @@ async fn labels(desired: &SwarmDesired, lc: &Docker) -> Result<Vec<String>, LabE
         ));
     }
     Ok(changes)
+}
+
+/// The model's overlay networks through the first manager: created when missing (overlay
+/// driver, attachable as the model says, the MTU option from the underlay); one that exists
+/// with another driver or MTU is an error naming the difference — recreating a network
+/// disconnects every service on it, which phoenix does not do behind the operator's back.
+pub fn overlays(desired: &SwarmDesired, engines: &[NodeEngine]) -> Result<Vec<String>, LabError> {
+    let leader = desired
+        .leader()
+        .ok_or_else(|| swarm_err("the configuration has no Swarm manager"))?;
+    let c = find(engines, leader)?;
+    runtime()?.block_on(async {
+        let mut changes = Vec::new();
+        for o in &desired.overlays {
+            let want_mtu = o.mtu_option.to_string();
+            match c.inspect_network(&o.name, None).await {
+                Ok(n) => {
+                    let mtu = n
+                        .options
+                        .as_ref()
+                        .and_then(|m| m.get(phoenix_plan::swarm::MTU_OPTION).cloned());
+                    let driver = n.driver.unwrap_or_default();
+                    if driver != "overlay" || mtu.as_deref().unwrap_or("1500") != want_mtu {
+                        return Err(swarm_err(format!(
+                            "network {} exists with driver {driver:?} and MTU option {}, want an \
+                             overlay with {want_mtu}: detach its services and remove it \
+                             (`docker network rm {}`), then run again",
+                            o.name,
+                            mtu.as_deref().unwrap_or("unset"),
+                            o.name
+                        )));
+                    }
+                }
+                Err(e) if super::is_not_found(&e) => {
+                    let req = bollard::models::NetworkCreateRequest {
+                        name: o.name.clone(),
+                        driver: Some("overlay".into()),
+                        attachable: Some(o.attachable),
+                        options: Some(HashMap::from([(
+                            phoenix_plan::swarm::MTU_OPTION.to_string(),
+                            want_mtu.clone(),
+                        )])),
+                        ..Default::default()
+                    };
+                    c.create_network(req)
+                        .await
+                        .map_err(|e| api(leader, "network create", e))?;
+                    changes.push(format!(
+                        "created the overlay {} (attachable: {}, MTU option {want_mtu}: containers {})",
+                        o.name, o.attachable, o.container_mtu
+                    ));
+                }
+                Err(e) => return Err(api(leader, "network inspect", e)),
+            }
+        }
+        Ok(changes)
+    })
 }

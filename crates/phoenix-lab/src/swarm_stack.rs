@@ -620,7 +620,9 @@ pub const LABEL_SECRET_BASE: &str = "phoenix.secret.base";
 /// [`LABEL_SECRET_BASE`] and `phoenix.sha256`), and `stack` is rewritten to use it (the file
 /// in the container keeps the base name, so the compose file's paths hold). New content is a
 /// new name, so [`deploy`] then updates exactly the services using it — the rotation when the
-/// PKI renews a certificate. Returns the change lines (names only, never content).
+/// PKI renews a certificate. A base whose content phoenix cannot read here keeps the newest
+/// version already deployed (none: the base name, which must exist). Returns the change lines
+/// (names only, never content).
 /// Anyone who can read the labels can already mount the secret, so the hash tells them nothing
 /// more. Bases in `contents` the stack does not use are ignored.
 pub fn rotate_secrets(
@@ -633,6 +635,10 @@ pub fn rotate_secrets(
     let mut renamed: BTreeMap<String, String> = BTreeMap::new();
     for base in stack.secrets.clone() {
         let Some(content) = contents.get(&base) else {
+            // Content not readable here: the newest version phoenix deployed, if any, stays.
+            if let Some(name) = rt.block_on(newest_version(docker, &base))? {
+                renamed.insert(base, name);
+            }
             continue;
         };
         let hash = super::service::sha256_hex(content);
@@ -680,6 +686,27 @@ pub fn rotate_secrets(
         }
     }
     Ok(changes)
+}
+
+/// The newest secret labelled as a version of `base` ([`LABEL_SECRET_BASE`]), by creation.
+async fn newest_version(docker: &Docker, base: &str) -> Result<Option<String>, LabError> {
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![format!("{LABEL_SECRET_BASE}={base}")],
+    )]);
+    let list = docker
+        .list_secrets(Some(
+            bollard::query_parameters::ListSecretsOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .map_err(|e| api("secret list", e))?;
+    Ok(list
+        .into_iter()
+        .filter_map(|s| Some((s.created_at?, s.spec?.name?)))
+        .max()
+        .map(|(_, name)| name))
 }
 
 /// Remove the versions of the secrets `bases` that no service uses any more (after a

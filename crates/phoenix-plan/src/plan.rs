@@ -168,6 +168,27 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.actions().next().is_none() && self.swarm.is_empty()
     }
+
+    /// Replace the Swarm actions (e.g. by ones planned with the secrets' content known) and
+    /// keep the summary's counts right.
+    pub fn set_swarm(&mut self, actions: Vec<crate::swarm::SwarmAction>) {
+        let count = |s: &mut Summary, e: Effect, up: bool| {
+            let n = match e {
+                Effect::Create => &mut s.create,
+                Effect::Change => &mut s.change,
+                Effect::Delete => &mut s.delete,
+                Effect::Check => &mut s.check,
+            };
+            *n = if up { *n + 1 } else { n.saturating_sub(1) };
+        };
+        for a in &self.swarm {
+            count(&mut self.summary, a.effect(), false);
+        }
+        for a in &actions {
+            count(&mut self.summary, a.effect(), true);
+        }
+        self.swarm = actions;
+    }
 }
 
 /// Plan `request` against `observed`, with no CA known (see [`plan_with`]).

@@ -3,7 +3,7 @@
 //! `guests` = the guests through the API (create, config, raw `lxc.*` lines, start/stop);
 //! `provision` = files and steps inside guests that are not ingress or PKI; `firewall` =
 //! the `.fw` files; `pki` = certificates and trust stores; `ingress` = Traefik and Nginx
-//! files and reloads; `swarm` = Docker Swarm (nothing planned here yet).
+//! files and reloads; `swarm` = Docker Swarm (the plan's Swarm wave, when it was observed).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -130,9 +130,16 @@ pub fn restrict(plan: &mut Plan, only: &BTreeSet<Subsystem>) {
     if !only.contains(&Subsystem::Pki) {
         plan.certificates.clear();
     }
+    if !only.contains(&Subsystem::Swarm) {
+        plan.swarm.clear();
+    }
     let mut summary = crate::plan::Summary::default();
-    for a in plan.actions() {
-        match a.effect() {
+    for a in plan
+        .actions()
+        .map(|a| a.effect())
+        .chain(plan.swarm.iter().map(|a| a.effect()))
+    {
+        match a {
             Effect::Create => summary.create += 1,
             Effect::Change => summary.change += 1,
             Effect::Delete => summary.delete += 1,
