@@ -12,8 +12,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use common::*;
+use phoenix_lab::LabGuard;
 use phoenix_lab::ingress::{STAND_IN_PAGE, TRUST_BUNDLE, guest_root, under};
-use phoenix_lab::{LabGuard, UpOptions, up};
 use phoenix_verify::NetnsEndpoint;
 use phoenix_verify::https::{HttpsOutcome, HttpsRequest, get};
 
@@ -67,14 +67,7 @@ fn portainer_through_gateway_traefik_and_stand_in() {
     let guard = LabGuard::new(&prefix);
     let d = homelab();
     let t0 = Instant::now();
-    let report = up(
-        &d,
-        &UpOptions {
-            prefix: prefix.clone(),
-            recreate: false,
-        },
-    )
-    .expect("lab up");
+    let report = lab_up(&d, &prefix);
     eprintln!(
         "homelab lab up with ingress: {:?} (phases {:?})",
         t0.elapsed(),

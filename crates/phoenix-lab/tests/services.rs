@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::*;
-use phoenix_lab::{LabGuard, UpOptions, services, status, up};
+use phoenix_lab::{LabGuard, services, status};
 use phoenix_verify::dns::{DnsExpect, judge, query_a};
 use phoenix_verify::hostinfo::{parse_dnsmasq_leases, parse_inet4};
 use phoenix_verify::{NetnsEndpoint, with_net};
@@ -68,14 +68,7 @@ fn services_dhcp_dns_egress_fault_and_down() {
     let d = homelab();
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
     let t0 = Instant::now();
-    let report = up(
-        &d,
-        &UpOptions {
-            prefix: prefix.clone(),
-            recreate: false,
-        },
-    )
-    .expect("lab up");
+    let report = lab_up(&d, &prefix);
     eprintln!(
         "homelab lab up with services: {:?} (phases {:?})",
         t0.elapsed(),

@@ -10,14 +10,13 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Instant, SystemTime};
 
 use common::*;
 use phoenix_lab::ingress::{TRUST_BUNDLE, guest_root, under};
 use phoenix_lab::stepca::{STEP_DIR, step_ca_binary};
-use phoenix_lab::{LabGuard, UpOptions, down, status, up};
+use phoenix_lab::{LabGuard, down, status};
 use phoenix_model::model::{CertKind, San};
 use phoenix_pki::LeafRequest;
 use phoenix_pki::stepca::{ProvisionerKey, StepCaClient, StepCaIssuer};
@@ -36,10 +35,6 @@ fn step_ca_available() -> bool {
     false
 }
 
-fn mode(p: &std::path::Path) -> u32 {
-    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
-}
-
 fn pgrep(pattern: &str) -> String {
     let o = Command::new("pgrep")
         .args(["-a", "-f", pattern])
@@ -56,14 +51,7 @@ fn step_ca_in_the_ca_guest_signs_from_the_proxy() {
     let prefix = unique_prefix();
     let guard = LabGuard::new(&prefix);
     let d = homelab();
-    let report = up(
-        &d,
-        &UpOptions {
-            prefix: prefix.clone(),
-            recreate: false,
-        },
-    )
-    .expect("lab up");
+    let report = lab_up(&d, &prefix);
     let ing = report.ingress.as_ref().expect("ingress");
     let sc = ing.step_ca.clone().expect("step-ca started");
     eprintln!("step-ca: {sc:?}; notes {:?}", ing.notes);

@@ -17,20 +17,6 @@ use phoenix_lab::swarm::{self, SwarmCheck, SwarmPlan};
 use phoenix_lab::topology::topology;
 use phoenix_lab::{LabGuard, realise::realise};
 
-fn dockerd_available() -> bool {
-    let found = std::process::Command::new("dockerd")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        if std::env::var_os("CI").is_some() {
-            panic!("the Swarm lab test needs dockerd (scripts/setup.sh installs docker.io)");
-        }
-        eprintln!("note: Swarm lab test skipped: dockerd missing (scripts/setup.sh)");
-    }
-    found
-}
-
 fn show(title: &str, checks: &[SwarmCheck]) {
     eprintln!("{title}:");
     for c in checks {

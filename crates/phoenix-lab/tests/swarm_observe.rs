@@ -14,21 +14,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::*;
+use phoenix_lab::LabGuard;
 use phoenix_lab::swarm::{self, observe::observe};
-use phoenix_lab::{LabGuard, UpOptions, up};
 use phoenix_plan::swarm::{LocalState, SwarmAction, SwarmActionKind, desired, plan};
-
-fn dockerd_available() -> bool {
-    let found = swarm::dockerd_available();
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the Swarm observation test needs dockerd (scripts/setup.sh installs docker.io)"
-        );
-        eprintln!("note: Swarm observation test skipped: dockerd missing");
-    }
-    found
-}
 
 fn show(title: &str, actions: &[SwarmAction]) {
     eprintln!("{title}:");
@@ -45,14 +33,7 @@ fn observed_lab_swarm_plans_only_what_the_lab_does_not_do() {
     let prefix = unique_prefix();
     let guard = LabGuard::new(&prefix);
     let d = homelab_unfiltered();
-    let report = up(
-        &d,
-        &UpOptions {
-            prefix: prefix.clone(),
-            recreate: false,
-        },
-    )
-    .expect("lab up");
+    let report = lab_up(&d, &prefix);
     let lab = report.swarm.as_ref().expect("swarm").plan.clone();
     let want = desired(&d).expect("the homelab has a Swarm");
     let none = BTreeMap::new();

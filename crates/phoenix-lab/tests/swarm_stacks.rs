@@ -18,26 +18,14 @@ use bollard::Docker;
 use bollard::models::TaskState;
 use bollard::query_parameters::ListTasksOptionsBuilder;
 use common::*;
+use phoenix_lab::LabGuard;
 use phoenix_lab::swarm::stack::{self as swarm_stack, DeployOptions, NAMESPACE_LABEL};
 use phoenix_lab::swarm::{self, IMAGE_REPO, IMAGE_TAG};
-use phoenix_lab::{LabGuard, UpOptions, up};
 use phoenix_render::stack::{RenderedStack, namespace, render_compose};
 use serde_json::{Value, json};
 
 const SERVICE: &str = "lab_hello_hello";
 const DEADLINE: Duration = Duration::from_secs(90);
-
-fn dockerd_available() -> bool {
-    let found = swarm::dockerd_available();
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the Swarm stack test needs dockerd (scripts/setup.sh installs docker.io)"
-        );
-        eprintln!("note: Swarm stack test skipped: dockerd missing");
-    }
-    found
-}
 
 fn compose(extra_secret: bool) -> Value {
     let mut c = json!({
@@ -170,14 +158,7 @@ fn a_stack_deploys_updates_and_goes_away() {
     let prefix = unique_prefix();
     let guard = LabGuard::new(&prefix);
     let d = homelab_unfiltered();
-    let report = up(
-        &d,
-        &UpOptions {
-            prefix: prefix.clone(),
-            recreate: false,
-        },
-    )
-    .expect("lab up");
+    let report = lab_up(&d, &prefix);
     let plan = report.swarm.as_ref().expect("swarm").plan.clone();
     let leader = plan.leader().expect("a manager");
     let docker = swarm::client(leader).expect("client");

@@ -16,26 +16,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use common::*;
+use phoenix_lab::LabGuard;
 use phoenix_lab::ingress::{STAND_IN_PAGE, TRUST_BUNDLE, guest_root, under};
-use phoenix_lab::swarm::{self, service};
-use phoenix_lab::{LabGuard, UpOptions, up};
+use phoenix_lab::swarm::service;
 use phoenix_verify::NetnsEndpoint;
 use phoenix_verify::https::{HttpsOutcome, HttpsRequest, get};
 
 const NAME: &str = "portainer.internal.thinkheads.ai";
 const PORT: u16 = service::STAND_IN_PORT;
-
-fn dockerd_available() -> bool {
-    let found = swarm::dockerd_available();
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the Swarm stand-in test needs dockerd (scripts/setup.sh installs docker.io)"
-        );
-        eprintln!("note: Swarm stand-in test skipped: dockerd missing");
-    }
-    found
-}
 
 /// GET from `ns`, retried for up to 10 s.
 fn fetch(ns: &str, addr: SocketAddr, root_pem: &str) -> HttpsOutcome {
@@ -65,14 +53,7 @@ fn portainer_stand_in_runs_as_a_swarm_service() {
     let prefix = unique_prefix();
     let guard = LabGuard::new(&prefix);
     let d = homelab();
-    let report = up(
-        &d,
-        &UpOptions {
-            prefix: prefix.clone(),
-            recreate: false,
-        },
-    )
-    .expect("lab up");
+    let report = lab_up(&d, &prefix);
     let plan = report.swarm.as_ref().expect("swarm").plan.clone();
     // `lab up` recorded and deployed the stand-in on the manager, with Portainer's own
     // manifest certificate.

@@ -12,34 +12,12 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
+use phoenix_lab::LabGuard;
 use phoenix_lab::swarm::{self, tls};
 use phoenix_lab::topology::topology;
-use phoenix_lab::{LabGuard, UpOptions, up};
-
-fn dockerd_available() -> bool {
-    let found = swarm::dockerd_available();
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the Swarm TLS test needs dockerd (scripts/setup.sh installs docker.io)"
-        );
-        eprintln!("note: Swarm TLS test skipped: dockerd missing");
-    }
-    found
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .permissions()
-        .mode()
-        & 0o777
-}
 
 fn argv_of(pid: u32) -> Vec<String> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
@@ -59,14 +37,7 @@ fn manager_engine_api_over_tls_from_the_hypervisor_only() {
     let d = homelab();
     assert!(d.firewall.enabled, "the homelab filters guest traffic");
     let t0 = Instant::now();
-    let report = up(
-        &d,
-        &UpOptions {
-            prefix: prefix.clone(),
-            recreate: false,
-        },
-    )
-    .expect("lab up");
+    let report = lab_up(&d, &prefix);
     eprintln!("lab up {:?}", t0.elapsed());
     let plan = report.swarm.as_ref().expect("swarm").plan.clone();
     let manager = plan.node(1001).expect("manager").clone();

@@ -8,6 +8,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::path::Path;
 use std::process::Command;
 
+use phoenix_lab::{UpOptions, UpReport};
 use phoenix_model::model::DesiredState;
 
 /// True when the lab can run here. Not root (or `ping` missing): a note and `false` unless
@@ -112,4 +113,40 @@ pub fn assert_gone(prefix: &str) {
         !listed.lines().any(|l| l.starts_with(&format!("{prefix}-"))),
         "ip netns list still shows {prefix}: {listed}"
     );
+}
+
+/// True when `dockerd` is installed (the Swarm tests need it). Missing: a note and `false`
+/// unless `CI` is set, where it fails instead (scripts/setup.sh installs docker.io).
+pub fn dockerd_available() -> bool {
+    let found = phoenix_lab::swarm::dockerd_available();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the Swarm tests need dockerd (scripts/setup.sh installs docker.io)"
+        );
+        eprintln!("note: Swarm test skipped: dockerd missing");
+    }
+    found
+}
+
+/// `lab up` of `d` under `prefix` (fresh, not recreated); panics with the error.
+pub fn lab_up(d: &DesiredState, prefix: &str) -> UpReport {
+    phoenix_lab::up(
+        d,
+        &UpOptions {
+            prefix: prefix.to_string(),
+            recreate: false,
+        },
+    )
+    .expect("lab up")
+}
+
+/// The permission bits of `path`.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
 }
