@@ -54,7 +54,7 @@ use ipnet::IpNet;
 use phoenix_model::model::{
     DesiredState, Direction, Endpoint, FirewallRule, Guest, NicKind, PortRange, Verdict,
 };
-use phoenix_render::firewall::{aliases, derived_rules, ipsets, merge};
+use phoenix_render::firewall::{derived_rules, lookup_tables, merge};
 use sha2::{Digest, Sha256};
 
 use crate::LabError;
@@ -136,15 +136,10 @@ struct Context {
 
 impl Context {
     fn new(d: &DesiredState) -> Self {
+        let (aliases, sets) = lookup_tables(d);
         Context {
-            aliases: aliases(d)
-                .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                .collect(),
-            sets: ipsets(d)
-                .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                .collect(),
+            aliases,
+            sets,
             derived: derived_rules(d).guests,
         }
     }

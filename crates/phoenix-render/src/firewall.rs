@@ -132,6 +132,24 @@ fn sanitize(s: &str) -> String {
 }
 
 /// Cluster ipsets: `management`, `mesh` (subnets), `swarm` (node addresses), `pki_clients`.
+/// Aliases and ipsets keyed by lower-case name: how pve-firewall resolves a rule's
+/// `+name` / alias reference (names are case-insensitive).
+pub type LookupTables = (BTreeMap<String, IpAddr>, BTreeMap<String, Vec<IpNet>>);
+
+/// [`aliases`] and [`ipsets`] by lower-case name (see [`LookupTables`]).
+pub fn lookup_tables(d: &DesiredState) -> LookupTables {
+    (
+        aliases(d)
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect(),
+        ipsets(d)
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect(),
+    )
+}
+
 pub fn ipsets(d: &DesiredState) -> BTreeMap<&'static str, Vec<IpNet>> {
     let mut out = BTreeMap::new();
     let subnet = |role| {

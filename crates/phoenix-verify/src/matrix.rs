@@ -26,7 +26,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use phoenix_model::DesiredState;
 use phoenix_model::model::{Direction, Endpoint, FirewallRule, Guest, GuestId, NicKind, Verdict};
-use phoenix_render::firewall::{aliases, derived_rules, ipsets, merge};
+use phoenix_render::firewall::{derived_rules, lookup_tables, merge};
 use serde::Serialize;
 
 use crate::report::Subject;
@@ -154,16 +154,8 @@ struct Policy<'d> {
 impl<'d> Policy<'d> {
     fn new(d: &'d DesiredState) -> Self {
         let derived = derived_rules(d);
-        let r = Resolver {
-            aliases: aliases(d)
-                .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                .collect(),
-            sets: ipsets(d)
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-        };
+        let (aliases, sets) = lookup_tables(d);
+        let r = Resolver { aliases, sets };
         let chains = d
             .guests
             .values()
