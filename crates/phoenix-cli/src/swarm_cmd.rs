@@ -15,9 +15,11 @@
 //!   advertise and data-path addresses, then the node labels (`swarm::members`).
 //! - `deploy`: the stack rendered for the environment (variables by the compose parser, Traefik
 //!   labels injected), the secrets phoenix owns (certificates and keys from the manifest, the
-//!   Portainer admin password) created as content-versioned secrets, the services created or
-//!   updated, unused secret versions removed. In the lab, tagged images present on the manager
-//!   are used by ID (there is no registry).
+//!   Portainer admin password) created as content-versioned secrets, the environment's
+//!   `files` read from the host and created as content-versioned configs mounted in every
+//!   service of the stack (an unreadable file is an error naming it), the services created or
+//!   updated, unused secret and config versions removed. In the lab, tagged images present on
+//!   the manager are used by ID (there is no registry).
 //! - `rm`: the stack's services and the networks it created.
 //!
 //! Output: change lines / tables on stdout (`--output json` for one document), errors with a
@@ -294,7 +296,14 @@ fn stack_hashes(ctx: &Ctx) -> (BTreeMap<String, String>, Vec<String>) {
     let mut notes = Vec::new();
     for s in &ctx.desired.stacks {
         match phoenix_render::stack::render_with(&ctx.d, &s.stack, &s.environment, &resolve_var) {
-            Ok(r) => {
+            Ok(mut r) => {
+                match file_contents(&s.stack, &s.environment, &r) {
+                    Ok(files) => fold_file_contents(&mut r, &files),
+                    Err((msg, _)) => notes.push(format!(
+                        "stack {}: {msg}; its files are not compared",
+                        s.namespace
+                    )),
+                }
                 for svc in r.services {
                     out.insert(svc.name, svc.sha256);
                 }
@@ -547,14 +556,46 @@ fn deploy(t: &SwarmTargetArgs, stack: &str, env: &str) -> Result<u8, Failure> {
     ))
 }
 
-/// Render `stack` for `env`, put phoenix's secrets in place (new versions when their content
-/// changed), deploy, and remove secret versions no service uses any more.
+/// The content of each environment file of `rendered` by config base name; an error naming
+/// the first file that cannot be read (the deploy would mount a stale or no version).
+fn file_contents(
+    stack: &str,
+    env: &str,
+    rendered: &phoenix_render::stack::RenderedStack,
+) -> Result<BTreeMap<String, Vec<u8>>, Failure> {
+    rendered
+        .files
+        .iter()
+        .map(|f| match std::fs::read(&f.path) {
+            Ok(c) => Ok((f.base.clone(), c)),
+            Err(e) => Err((
+                format!(
+                    "stack {stack} (environment {env}): cannot read the file {}: {e}",
+                    f.path.display()
+                ),
+                "create it, or fix its `source` under the environment's `files` in \
+                 phoenix_stacks_config.json (a relative path is relative to the configuration \
+                 directory)"
+                    .into(),
+            )),
+        })
+        .collect()
+}
+
+/// Render `stack` for `env`, put phoenix's secrets and the environment's files in place (new
+/// versions when their content changed), deploy, and remove secret and config versions no
+/// service uses any more.
 fn deploy_stack(ctx: &Ctx, stack: &str, env: &str) -> Result<(String, Vec<String>), Failure> {
     let mut rendered = render(ctx, stack, env)?;
+    let files = file_contents(stack, env, &rendered)?;
+    fold_file_contents(&mut rendered, &files);
     let c = ctx.leader()?;
     let (contents, notes) = secret_contents(ctx, Some(&rendered.secrets));
     let mut changes =
         phoenix_lab::swarm::stack::rotate_secrets(c, &mut rendered, &contents).map_err(lab_err)?;
+    changes.extend(
+        phoenix_lab::swarm::stack::rotate_configs(c, &mut rendered, &files).map_err(lab_err)?,
+    );
     changes.extend(
         phoenix_lab::swarm::stack::deploy(
             c,
@@ -567,10 +608,40 @@ fn deploy_stack(ctx: &Ctx, stack: &str, env: &str) -> Result<(String, Vec<String
     );
     let bases: Vec<String> = contents.keys().cloned().collect();
     changes.extend(phoenix_lab::swarm::stack::prune_secrets(c, &bases).map_err(lab_err)?);
+    let bases: Vec<String> = files.keys().cloned().collect();
+    changes.extend(phoenix_lab::swarm::stack::prune_configs(c, &bases).map_err(lab_err)?);
     for n in notes {
         let _ = writeln!(anstream::stderr(), "note: {n}");
     }
     Ok((rendered.namespace, changes))
+}
+
+/// Fold the content of the environment's files into the hash of each service that mounts
+/// them: the hash the plan compares (`phoenix.spec.sha256`) then changes with a file's
+/// content, not only with its reference, so a changed file is planned as a stack update.
+fn fold_file_contents(
+    rendered: &mut phoenix_render::stack::RenderedStack,
+    files: &BTreeMap<String, Vec<u8>>,
+) {
+    for svc in &mut rendered.services {
+        let mut used: Vec<(&String, &Vec<u8>)> = svc
+            .configs
+            .iter()
+            .filter_map(|f| files.get_key_value(&f.source))
+            .collect();
+        if used.is_empty() {
+            continue;
+        }
+        used.sort();
+        let mut text = svc.sha256.clone();
+        for (base, content) in used {
+            text.push_str(&format!(
+                "\n{base} {}",
+                phoenix_lab::swarm::service::sha256_hex(content)
+            ));
+        }
+        svc.sha256 = phoenix_lab::swarm::service::sha256_hex(text.as_bytes());
+    }
 }
 
 fn rm(t: &SwarmTargetArgs, stack: &str, env: &str) -> Result<u8, Failure> {

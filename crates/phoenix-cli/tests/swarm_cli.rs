@@ -6,6 +6,10 @@
 //! reaches 1/1 with the labels injected; a second deploy changes nothing; `status` no longer
 //! plans it; the certificate renewed by the PKI → `status` plans the secret's rotation and the
 //! stack's update, and the next deploy creates the new version and moves the service to it;
+//! the environment's file (`files[]`, `stacks/whoami/app.env` → `/app/.env`) is a config
+//! version mounted in the service (its content read back from the running task through the
+//! docker CLI, when there is one); a changed file → the next deploy creates a new version,
+//! updates the service and removes the old version, then changes nothing;
 //! `rm` removes it and `status` plans it again. Errors: a lab that is not up, an
 //! unknown stack, and a stack whose external secret is missing are refused with a hint.
 //! Root and dockerd only.
@@ -46,6 +50,9 @@ secrets:
     external: true
 ";
 
+/// The environment file of the `whoami` stack (`files[]`), relative to the config dir.
+const APP_ENV: &str = "stacks/whoami/app.env";
+
 /// The homelab with the `whoami` stack on the manager, in a temp dir.
 fn config_with_stack() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -64,6 +71,7 @@ fn config_with_stack() -> tempfile::TempDir {
     let w = dir.path().join("stacks/whoami");
     std::fs::create_dir_all(&w).expect("mkdir");
     std::fs::write(w.join("docker-compose.yml"), COMPOSE).expect("compose");
+    std::fs::write(dir.path().join(APP_ENV), "MODE=first\n").expect("app.env");
 
     let mut stacks: Value = serde_json::from_str(
         &std::fs::read_to_string(src.join("phoenix_stacks_config.json")).expect("stacks"),
@@ -74,7 +82,7 @@ fn config_with_stack() -> tempfile::TempDir {
         "environments": {
             "production": {
                 "variables": [{"name": "GREETING", "value": "bonjour"}],
-                "files": [],
+                "files": [{"source": APP_ENV, "destination_in_container": "/app/.env"}],
                 "services": {
                     "web": {
                         "traefik_labels": [
@@ -127,6 +135,54 @@ fn status(cfg: &Path, prefix: &str) -> Value {
     let o = swarm(cfg, prefix, &["status", "--output", "json"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     serde_json::from_slice(&o.stdout).expect("status json")
+}
+
+/// `production_whoami_app-<12 hex>`: the config version of `content`.
+fn app_config(content: &str) -> String {
+    format!(
+        "production_whoami_app-{}",
+        &phoenix_lab::swarm::service::sha256_hex(content.as_bytes())[..12]
+    )
+}
+
+/// Wait until the one running task container of `service` on the lab's manager has `want` at
+/// `path`, read through the docker CLI; `false` when there is no docker CLI here.
+fn wait_file_in_task(prefix: &str, service: &str, path: &str, want: &str) -> bool {
+    let state = phoenix_lab::swarm::load(prefix).expect("swarm state");
+    let leader = state.plan.leader().expect("leader");
+    let host = format!("unix://{}", leader.socket().display());
+    let docker = |args: &[&str]| {
+        std::process::Command::new("docker")
+            .arg("-H")
+            .arg(&host)
+            .args(args)
+            .output()
+    };
+    if docker(&["version", "--format", "{{.Client.Version}}"]).is_err() {
+        eprintln!("note: no docker CLI: the file in the container is not read back");
+        return false;
+    }
+    let filter = format!("label=com.docker.swarm.service.name={service}");
+    let t0 = Instant::now();
+    let mut last = String::new();
+    while t0.elapsed() < Duration::from_secs(60) {
+        let ps = docker(&["ps", "-q", "--filter", &filter]).expect("docker ps");
+        let ids: Vec<String> = text(&ps.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        if let [id] = ids.as_slice() {
+            let cat = docker(&["exec", id, "cat", path]).expect("docker exec");
+            last = format!("{}{}", text(&cat.stdout), text(&cat.stderr));
+            if cat.status.success() && text(&cat.stdout) == want {
+                return true;
+            }
+        } else {
+            last = format!("{} running containers", ids.len());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("{service}: {path} never became {want:?} (last: {last})");
 }
 
 fn actions(v: &Value) -> Vec<(String, String)> {
@@ -205,6 +261,12 @@ fn swarm_cli_status_deploy_rm_on_the_lab() {
         !out.contains("bonjour"),
         "a variable's value in the output: {out}"
     );
+    let first = app_config("MODE=first\n");
+    assert!(out.contains(&format!("created config {first}")), "{out}");
+    assert!(
+        !out.contains("MODE="),
+        "a file's content in the output: {out}"
+    );
     eprintln!("deploy: {:?}\n{out}", t0.elapsed());
     let running = loop {
         let v = status(cfg, &prefix);
@@ -229,6 +291,12 @@ fn swarm_cli_status_deploy_rm_on_the_lab() {
     assert_eq!(
         web["labels"]["com.docker.stack.namespace"],
         "production_whoami"
+    );
+    wait_file_in_task(
+        &prefix,
+        "production_whoami_web",
+        "/app/.env",
+        "MODE=first\n",
     );
 
     let o = swarm(cfg, &prefix, &["deploy", "whoami", "--env", "production"]);
@@ -298,6 +366,49 @@ fn swarm_cli_status_deploy_rm_on_the_lab() {
         &phoenix_lab::swarm::service::sha256_hex(renewed.cert_file(false).as_bytes())[..12]
     );
     assert_eq!(web["secrets"][0], want.as_str(), "{web:#}");
+
+    // The environment's file changes: a new config version, the service moved to it, the old
+    // version removed; then nothing to do.
+    std::fs::write(cfg.join(APP_ENV), "MODE=second\n").expect("rewrite app.env");
+    let a = actions(&status(cfg, &prefix));
+    assert!(
+        a.contains(&("stack_update".into(), "production_whoami".into())),
+        "a changed file is planned: {a:?}"
+    );
+    let o = swarm(cfg, &prefix, &["deploy", "whoami", "--env", "production"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let second = app_config("MODE=second\n");
+    assert!(out.contains(&format!("created config {second}")), "{out}");
+    assert!(out.contains("production_whoami_web"), "{out}");
+    assert!(out.contains(&format!("removed config {first}")), "{out}");
+    assert!(
+        !out.contains("MODE="),
+        "a file's content in the output: {out}"
+    );
+    wait_file_in_task(
+        &prefix,
+        "production_whoami_web",
+        "/app/.env",
+        "MODE=second\n",
+    );
+    let o = swarm(cfg, &prefix, &["deploy", "whoami", "--env", "production"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("no changes"),
+        "{}",
+        text(&o.stdout)
+    );
+
+    // An unreadable file: the deploy is refused, naming it.
+    std::fs::remove_file(cfg.join(APP_ENV)).expect("rm app.env");
+    let o = swarm(cfg, &prefix, &["deploy", "whoami", "--env", "production"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("app.env") && err.contains("whoami") && err.contains("hint:"),
+        "{err}"
+    );
 
     // Portainer's stack needs its admin password secret, which nothing provides here.
     let o = phoenix(&[

@@ -18,7 +18,12 @@
 //!   its image ID. Such a service must be placed on nodes holding that ID (an imported image
 //!   has a different ID on every engine): constrain it, e.g. `node.role == manager`;
 //! - as `docker stack deploy` does, each service is reachable on each of its networks under
-//!   its compose name (a network alias) and its containers carry the namespace label too.
+//!   its compose name (a network alias) and its containers carry the namespace label too;
+//! - secrets phoenix owns and the environment's files are content versions: before the
+//!   deploy, [`rotate_secrets`] / [`rotate_configs`] create `<base>-<12 hex of SHA-256>` (a
+//!   Swarm secret / config) and point the services at it, so new content updates exactly the
+//!   services that use it; after it, [`prune_secrets`] / [`prune_configs`] remove versions no
+//!   service mounts.
 //!
 //! Change lines name objects, never environment values (they may be secrets).
 //! I/O: the Engine API of the given client (current-thread runtime per call).
@@ -42,8 +47,8 @@ use bollard::query_parameters::{
     ListNetworksOptionsBuilder, ListServicesOptionsBuilder, UpdateServiceOptionsBuilder,
 };
 use phoenix_render::stack::{
-    EndpointMode, MountKind, MountSpec, Protocol, PublishMode, RenderedService, RenderedStack,
-    RestartCondition, SECRETS_DIR, ServiceMode,
+    EndpointMode, FileRef, MountKind, MountSpec, Protocol, PublishMode, RenderedService,
+    RenderedStack, RestartCondition, SECRETS_DIR, ServiceMode,
 };
 use sha2::{Digest, Sha256};
 
@@ -613,6 +618,283 @@ async fn wait_network_gone(c: &Docker, name: &str, deadline: Instant) -> Result<
 /// Label naming the base name of a versioned secret (`portainer_tls_cert` for
 /// `portainer_tls_cert-<hash>`), so older versions are found again.
 pub const LABEL_SECRET_BASE: &str = "phoenix.secret.base";
+/// Label naming the base name of a versioned config (`production_whoami_app` for
+/// `production_whoami_app-<hash>`), as [`LABEL_SECRET_BASE`] does for secrets.
+pub const LABEL_CONFIG_BASE: &str = "phoenix.config.base";
+/// Largest config Swarm accepts (swarmkit's `MaxConfigSize`, 1000 KiB).
+pub const MAX_CONFIG_BYTES: usize = 1000 * 1024;
+
+/// The two kinds of Swarm objects phoenix keeps as content versions (see [`rotate_secrets`]
+/// and [`rotate_configs`]): the same naming, labels, rotation and pruning for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Versioned {
+    Secret,
+    Config,
+}
+
+/// One object of a [`Versioned`] kind as listed.
+struct VersionObject {
+    id: String,
+    name: String,
+    base: String,
+    created_at: Option<bollard::models::BollardDate>,
+}
+
+impl Versioned {
+    fn word(self) -> &'static str {
+        match self {
+            Versioned::Secret => "secret",
+            Versioned::Config => "config",
+        }
+    }
+
+    fn base_label(self) -> &'static str {
+        match self {
+            Versioned::Secret => LABEL_SECRET_BASE,
+            Versioned::Config => LABEL_CONFIG_BASE,
+        }
+    }
+
+    /// Whether the object `name` exists.
+    async fn exists(self, docker: &Docker, name: &str) -> Result<bool, LabError> {
+        let r = match self {
+            Versioned::Secret => docker.inspect_secret(name).await.map(|_| ()),
+            Versioned::Config => docker.inspect_config(name).await.map(|_| ()),
+        };
+        match r {
+            Ok(()) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(api(&format!("{} inspect {name}", self.word()), e)),
+        }
+    }
+
+    async fn create(
+        self,
+        docker: &Docker,
+        name: &str,
+        labels: HashMap<String, String>,
+        content: &[u8],
+    ) -> Result<(), LabError> {
+        let data = Some(super::service::base64(content));
+        let r = match self {
+            Versioned::Secret => docker
+                .create_secret(bollard::models::SecretSpec {
+                    name: Some(name.into()),
+                    labels: Some(labels),
+                    data,
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ()),
+            Versioned::Config => docker
+                .create_config(bollard::models::ConfigSpec {
+                    name: Some(name.into()),
+                    labels: Some(labels),
+                    data,
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ()),
+        };
+        r.map_err(|e| api(&format!("{} create {name}", self.word()), e))
+    }
+
+    /// The objects carrying `label` (`key` or `key=value`).
+    async fn list(self, docker: &Docker, label: String) -> Result<Vec<VersionObject>, LabError> {
+        type Listed = (
+            Option<String>,
+            Option<String>,
+            Option<HashMap<String, String>>,
+            Option<bollard::models::BollardDate>,
+        );
+        let filters = HashMap::from([("label".to_string(), vec![label])]);
+        let fail = |e| api(&format!("{} list", self.word()), e);
+        // (id, name, labels, created) of either kind.
+        let listed: Vec<Listed> = match self {
+            Versioned::Secret => docker
+                .list_secrets(Some(
+                    bollard::query_parameters::ListSecretsOptionsBuilder::default()
+                        .filters(&filters)
+                        .build(),
+                ))
+                .await
+                .map_err(fail)?
+                .into_iter()
+                .map(|o| {
+                    let spec = o.spec.unwrap_or_default();
+                    (o.id, spec.name, spec.labels, o.created_at)
+                })
+                .collect(),
+            Versioned::Config => docker
+                .list_configs(Some(
+                    bollard::query_parameters::ListConfigsOptionsBuilder::default()
+                        .filters(&filters)
+                        .build(),
+                ))
+                .await
+                .map_err(fail)?
+                .into_iter()
+                .map(|o| {
+                    let spec = o.spec.unwrap_or_default();
+                    (o.id, spec.name, spec.labels, o.created_at)
+                })
+                .collect(),
+        };
+        Ok(listed
+            .into_iter()
+            .filter_map(|(id, name, labels, created_at)| {
+                Some(VersionObject {
+                    id: id?,
+                    name: name?,
+                    base: labels
+                        .and_then(|mut l| l.remove(self.base_label()))
+                        .unwrap_or_default(),
+                    created_at,
+                })
+            })
+            .collect())
+    }
+
+    async fn delete(self, docker: &Docker, o: &VersionObject) -> Result<(), LabError> {
+        match self {
+            Versioned::Secret => docker.delete_secret(&o.id).await,
+            Versioned::Config => docker.delete_config(&o.id).await,
+        }
+        .map_err(|e| api(&format!("{} remove {}", self.word(), o.name), e))
+    }
+
+    /// The names of the objects of this kind a container spec mounts.
+    fn mounted(self, c: &TaskSpecContainerSpec) -> Vec<String> {
+        match self {
+            Versioned::Secret => c
+                .secrets
+                .iter()
+                .flatten()
+                .filter_map(|s| s.secret_name.clone())
+                .collect(),
+            Versioned::Config => c
+                .configs
+                .iter()
+                .flatten()
+                .filter_map(|s| s.config_name.clone())
+                .collect(),
+        }
+    }
+
+    /// For each of `bases`: the version of its content in `contents` (created when missing,
+    /// labelled with the base and the content's SHA-256), or, without content, the newest
+    /// version deployed (none: the base stays as it is). The base → version names and the
+    /// change lines (names only, never content).
+    fn rotate(
+        self,
+        docker: &Docker,
+        bases: &[String],
+        contents: &BTreeMap<String, Vec<u8>>,
+    ) -> Result<(BTreeMap<String, String>, Vec<String>), LabError> {
+        let rt = runtime()?;
+        let mut changes = Vec::new();
+        let mut renamed = BTreeMap::new();
+        for base in bases {
+            let Some(content) = contents.get(base) else {
+                // Content not readable here: the newest version phoenix deployed, if any, stays.
+                if let Some(name) = rt.block_on(self.newest_version(docker, base))? {
+                    renamed.insert(base.clone(), name);
+                }
+                continue;
+            };
+            let hash = super::service::sha256_hex(content);
+            let name = phoenix_plan::swarm::versioned_secret(base, &hash);
+            let created = rt.block_on(async {
+                if self.exists(docker, &name).await? {
+                    return Ok::<_, LabError>(false);
+                }
+                let labels = HashMap::from([
+                    (self.base_label().to_string(), base.clone()),
+                    (
+                        phoenix_plan::swarm::LABEL_SECRET_HASH.to_string(),
+                        hash.clone(),
+                    ),
+                ]);
+                self.create(docker, &name, labels, content).await?;
+                Ok(true)
+            })?;
+            if created {
+                changes.push(format!(
+                    "created {} {name} (version of {base})",
+                    self.word()
+                ));
+            }
+            renamed.insert(base.clone(), name);
+        }
+        Ok((renamed, changes))
+    }
+
+    /// The newest object labelled as a version of `base`, by creation.
+    async fn newest_version(self, docker: &Docker, base: &str) -> Result<Option<String>, LabError> {
+        let list = self
+            .list(docker, format!("{}={base}", self.base_label()))
+            .await?;
+        Ok(list
+            .into_iter()
+            .filter_map(|o| Some((o.created_at?, o.name)))
+            .max()
+            .map(|(_, name)| name))
+    }
+
+    /// Remove the versions of `bases` no service mounts; the change lines.
+    fn prune(self, docker: &Docker, bases: &[String]) -> Result<Vec<String>, LabError> {
+        let rt = runtime()?;
+        rt.block_on(async {
+            let services = docker
+                .list_services(None::<bollard::query_parameters::ListServicesOptions>)
+                .await
+                .map_err(|e| api("service list", e))?;
+            let used: BTreeSet<String> = services
+                .iter()
+                .filter_map(|s| {
+                    s.spec
+                        .as_ref()?
+                        .task_template
+                        .as_ref()?
+                        .container_spec
+                        .as_ref()
+                })
+                .flat_map(|c| self.mounted(c))
+                .collect();
+            let mut changes = Vec::new();
+            for o in self.list(docker, self.base_label().to_string()).await? {
+                if !bases.contains(&o.base) || used.contains(&o.name) {
+                    continue;
+                }
+                self.delete(docker, &o).await?;
+                changes.push(format!(
+                    "removed {} {} (no service uses it)",
+                    self.word(),
+                    o.name
+                ));
+            }
+            Ok(changes)
+        })
+    }
+}
+
+/// Rename the references in `names` and `refs` by `renamed` (base → version).
+fn use_versions(
+    names: &mut [String],
+    refs: &mut dyn Iterator<Item = &mut FileRef>,
+    renamed: &BTreeMap<String, String>,
+) {
+    for s in names {
+        if let Some(n) = renamed.get(s) {
+            *s = n.clone();
+        }
+    }
+    for f in refs {
+        if let Some(n) = renamed.get(&f.source) {
+            f.source = n.clone();
+        }
+    }
+}
 
 /// Secrets the stack takes from phoenix (Portainer's TLS material, its admin password), as
 /// immutable versions: for each base name in `contents`, a Swarm secret
@@ -630,139 +912,53 @@ pub fn rotate_secrets(
     stack: &mut RenderedStack,
     contents: &BTreeMap<String, Vec<u8>>,
 ) -> Result<Vec<String>, LabError> {
-    let rt = runtime()?;
-    let mut changes = Vec::new();
-    let mut renamed: BTreeMap<String, String> = BTreeMap::new();
-    for base in stack.secrets.clone() {
-        let Some(content) = contents.get(&base) else {
-            // Content not readable here: the newest version phoenix deployed, if any, stays.
-            if let Some(name) = rt.block_on(newest_version(docker, &base))? {
-                renamed.insert(base, name);
-            }
-            continue;
-        };
-        let hash = super::service::sha256_hex(content);
-        let name = phoenix_plan::swarm::versioned_secret(&base, &hash);
-        let created = rt.block_on(async {
-            match docker.inspect_secret(&name).await {
-                Ok(_) => Ok(false),
-                Err(e) if is_not_found(&e) => {
-                    let spec = bollard::models::SecretSpec {
-                        name: Some(name.clone()),
-                        labels: Some(HashMap::from([
-                            (LABEL_SECRET_BASE.to_string(), base.clone()),
-                            (
-                                phoenix_plan::swarm::LABEL_SECRET_HASH.to_string(),
-                                hash.clone(),
-                            ),
-                        ])),
-                        data: Some(super::service::base64(content)),
-                        ..Default::default()
-                    };
-                    docker
-                        .create_secret(spec)
-                        .await
-                        .map(|_| true)
-                        .map_err(|e| api(&format!("secret create {name}"), e))
-                }
-                Err(e) => Err(api(&format!("secret inspect {name}"), e)),
-            }
-        })?;
-        if created {
-            changes.push(format!("created secret {name} (version of {base})"));
-        }
-        renamed.insert(base, name);
-    }
-    for s in &mut stack.secrets {
-        if let Some(n) = renamed.get(s) {
-            *s = n.clone();
-        }
-    }
-    for svc in &mut stack.services {
-        for f in &mut svc.secrets {
-            if let Some(n) = renamed.get(&f.source) {
-                f.source = n.clone();
-            }
-        }
-    }
+    let (renamed, changes) = Versioned::Secret.rotate(docker, &stack.secrets, contents)?;
+    let mut refs = stack.services.iter_mut().flat_map(|s| s.secrets.iter_mut());
+    use_versions(&mut stack.secrets, &mut refs, &renamed);
     Ok(changes)
 }
 
-/// The newest secret labelled as a version of `base` ([`LABEL_SECRET_BASE`]), by creation.
-async fn newest_version(docker: &Docker, base: &str) -> Result<Option<String>, LabError> {
-    let filters = HashMap::from([(
-        "label".to_string(),
-        vec![format!("{LABEL_SECRET_BASE}={base}")],
-    )]);
-    let list = docker
-        .list_secrets(Some(
-            bollard::query_parameters::ListSecretsOptionsBuilder::default()
-                .filters(&filters)
-                .build(),
-        ))
-        .await
-        .map_err(|e| api("secret list", e))?;
-    Ok(list
-        .into_iter()
-        .filter_map(|s| Some((s.created_at?, s.spec?.name?)))
-        .max()
-        .map(|(_, name)| name))
+/// The environment's files ([`RenderedStack::files`]) as immutable Swarm configs, the way
+/// [`rotate_secrets`] does it for secrets: for each file's base name
+/// (`<namespace>_<file stem>`) with its content in `contents`, a config
+/// `<base>-<first 12 hex of the content's SHA-256>` is created when missing (labels
+/// [`LABEL_CONFIG_BASE`] and `phoenix.sha256`) and every service mounting the base is
+/// rewritten to mount that version at the same destination. A changed file is a new config,
+/// so [`deploy`] updates the services; [`prune_configs`] then removes the old version. A base
+/// without content in `contents` keeps the newest version deployed. Configs are not
+/// encrypted at rest: files holding secrets belong in secrets. Returns the change lines
+/// (names only, never content); an error when a file is larger than Swarm accepts.
+pub fn rotate_configs(
+    docker: &Docker,
+    stack: &mut RenderedStack,
+    contents: &BTreeMap<String, Vec<u8>>,
+) -> Result<Vec<String>, LabError> {
+    let bases: Vec<String> = stack.files.iter().map(|f| f.base.clone()).collect();
+    for f in &stack.files {
+        if let Some(c) = contents.get(&f.base).filter(|c| c.len() > MAX_CONFIG_BYTES) {
+            return Err(swarm_err(format!(
+                "{} ({} bytes) is larger than a Swarm config may be ({MAX_CONFIG_BYTES} bytes)",
+                f.path.display(),
+                c.len()
+            )));
+        }
+    }
+    let (renamed, changes) = Versioned::Config.rotate(docker, &bases, contents)?;
+    let mut refs = stack.services.iter_mut().flat_map(|s| s.configs.iter_mut());
+    use_versions(&mut stack.configs, &mut refs, &renamed);
+    Ok(changes)
 }
 
 /// Remove the versions of the secrets `bases` that no service uses any more (after a
 /// [`deploy`] moved the services to new ones); a version still in use stays. The change lines.
 pub fn prune_secrets(docker: &Docker, bases: &[String]) -> Result<Vec<String>, LabError> {
-    let rt = runtime()?;
-    rt.block_on(async {
-        let services = docker
-            .list_services(None::<bollard::query_parameters::ListServicesOptions>)
-            .await
-            .map_err(|e| api("service list", e))?;
-        let used: BTreeSet<String> = services
-            .iter()
-            .filter_map(|s| {
-                s.spec
-                    .as_ref()?
-                    .task_template
-                    .as_ref()?
-                    .container_spec
-                    .as_ref()
-            })
-            .flat_map(|c| c.secrets.iter().flatten())
-            .filter_map(|s| s.secret_name.clone())
-            .collect();
-        let filters = HashMap::from([("label".to_string(), vec![LABEL_SECRET_BASE.to_string()])]);
-        let list = docker
-            .list_secrets(Some(
-                bollard::query_parameters::ListSecretsOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(|e| api("secret list", e))?;
-        let mut changes = Vec::new();
-        for s in list {
-            let Some(spec) = s.spec else { continue };
-            let (Some(name), Some(id)) = (spec.name, s.id) else {
-                continue;
-            };
-            let base = spec
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(LABEL_SECRET_BASE))
-                .cloned()
-                .unwrap_or_default();
-            if !bases.contains(&base) || used.contains(&name) {
-                continue;
-            }
-            docker
-                .delete_secret(&id)
-                .await
-                .map_err(|e| api(&format!("secret remove {name}"), e))?;
-            changes.push(format!("removed secret {name} (no service uses it)"));
-        }
-        Ok(changes)
-    })
+    Versioned::Secret.prune(docker, bases)
+}
+
+/// [`prune_secrets`] for the configs of [`rotate_configs`]: the versions of `bases` no
+/// service mounts any more are removed. The change lines.
+pub fn prune_configs(docker: &Docker, bases: &[String]) -> Result<Vec<String>, LabError> {
+    Versioned::Config.prune(docker, bases)
 }
 
 /// The services of `namespace` with their running and desired task counts, by name.
@@ -876,6 +1072,46 @@ mod tests {
             configs: BTreeMap::new(),
         };
         assert_ne!(a, deployed_hash(svc, "sha256:a", &other));
+    }
+
+    #[test]
+    fn versions_replace_bases_in_names_and_refs() {
+        let mut s = stack();
+        s.configs.push("lab_demo_app".into());
+        s.services[0].configs.push(FileRef {
+            source: "lab_demo_app".into(),
+            target: "/app/.env".into(),
+            uid: "0".into(),
+            gid: "0".into(),
+            mode: 0o444,
+        });
+        let renamed = BTreeMap::from([(
+            "lab_demo_app".to_string(),
+            "lab_demo_app-0123456789ab".to_string(),
+        )]);
+        let mut refs = s.services.iter_mut().flat_map(|s| s.configs.iter_mut());
+        use_versions(&mut s.configs, &mut refs, &renamed);
+        assert_eq!(s.configs, ["lab_demo_app-0123456789ab"]);
+        assert_eq!(s.services[0].configs[0].source, "lab_demo_app-0123456789ab");
+        // Secrets are another kind: untouched.
+        assert_eq!(s.secrets, ["tls_cert"]);
+        let ids = ObjectIds {
+            secrets: BTreeMap::new(),
+            configs: BTreeMap::from([("lab_demo_app-0123456789ab".into(), "cid".into())]),
+        };
+        let spec = service_spec(&s, &s.services[0], "i", &ids);
+        let c = spec.task_template.unwrap().container_spec.unwrap();
+        let cfg = &c.configs.unwrap()[0];
+        assert_eq!(cfg.config_id.as_deref(), Some("cid"));
+        assert_eq!(
+            cfg.config_name.as_deref(),
+            Some("lab_demo_app-0123456789ab")
+        );
+        let file = cfg.file.as_ref().unwrap();
+        assert_eq!(file.name.as_deref(), Some("/app/.env"));
+        assert_eq!(file.mode, Some(0o444));
+        assert_eq!(Versioned::Config.base_label(), LABEL_CONFIG_BASE);
+        assert_eq!(Versioned::Secret.base_label(), LABEL_SECRET_BASE);
     }
 
     #[test]

@@ -649,4 +649,28 @@ pub struct StackEnvironment {
     /// Service → Traefik labels.
     pub traefik_labels: BTreeMap<String, Vec<String>>,
     pub firewall_rules: Vec<FirewallRule>,
+    /// Host files placed into every service of the stack in this environment.
+    pub files: Vec<StackFile>,
+}
+
+/// One `files[]` entry of a stack environment: a host file mounted read-only (mode 0444,
+/// owner root) at `destination` in *every* service of the stack, as a Swarm **config**
+/// versioned by content (`phoenix_render::stack` names it, `phoenix_lab::swarm::stack`
+/// creates it): a changed file is a new config, so the services using it are updated.
+///
+/// Configs are stored unencrypted in the Swarm's Raft log and readable by anyone who can
+/// inspect them: a file holding secrets (keys, passwords) should be a Swarm secret instead
+/// (compose `secrets`, external), not a `files` entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackFile {
+    /// `source` as written in the configuration.
+    pub source: String,
+    /// `source` resolved: a relative path is relative to the configuration directory (the
+    /// directory phoenix was given, where `phoenix_stacks_config.json` normally is); an
+    /// absolute path is used as is.
+    pub path: std::path::PathBuf,
+    /// Absolute path of the file in the container (`destination_in_container`).
+    pub destination: String,
+    #[serde(skip)]
+    pub loc: Location,
 }

@@ -18,7 +18,14 @@
 //!   sorted. Compose `labels` are container labels;
 //! - a service without `networks` joins the stack's `default` network, as with `docker stack`;
 //! - secrets and configs must be `external` (created by phoenix elsewhere); secret files go to
-//!   `/run/secrets/<target or name>`.
+//!   `/run/secrets/<target or name>`;
+//! - the environment's `files[]` ([`phoenix_model::model::StackFile`]) are placed into every
+//!   service of the stack at their destination (uid/gid 0, mode 0444) as Swarm configs named
+//!   after the stack and the file: the base name `<namespace>_<file stem>` ([`config_base`]),
+//!   listed with the host file in [`RenderedStack::files`]. The deploy turns each base into a
+//!   content version `<base>-<12 hex of SHA-256>` (`phoenix_lab::swarm::stack::rotate_configs`)
+//!   — the render itself reads no file, so a service's hash covers the reference (name,
+//!   destination, mode), not the file's content.
 //!
 //! Every key the render does not support is an error naming its JSON pointer (`x-` extension
 //! keys are ignored, as the Compose specification says); nothing is dropped silently.
@@ -29,8 +36,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 
-use phoenix_model::model::{DesiredState, Secret};
+use phoenix_model::model::{DesiredState, Secret, StackFile};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -41,6 +49,12 @@ use crate::compose::{InterpolationError, interpolate, pointer_push};
 pub const NAMESPACE_LABEL: &str = "com.docker.stack.namespace";
 /// Where Swarm mounts secrets.
 pub const SECRETS_DIR: &str = "/run/secrets";
+/// Longest Swarm config or secret name (swarmkit's `validateConfigOrSecretAnnotations`).
+pub const MAX_OBJECT_NAME: usize = 64;
+/// What a content version adds to a base name: `-` and 12 hex digits.
+const VERSION_SUFFIX_LEN: usize = 13;
+/// Mode of the environment's files in the containers (read-only for everyone).
+pub const FILE_MODE: u32 = 0o444;
 
 /// Why a stack cannot be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,6 +91,12 @@ pub enum StackError {
         "there are Traefik labels for service `{service}`, which the compose file does not define"
     )]
     TraefikService { service: String },
+    #[error("environment file `{file}`: {reason}")]
+    EnvironmentFile {
+        file: String,
+        reason: String,
+        hint: String,
+    },
 }
 
 impl StackError {
@@ -96,7 +116,9 @@ impl StackError {
                 "secret references are resolved when phoenix applies; use `render_with`".into()
             }
             StackError::Interpolation(e) => e.hint(),
-            StackError::Unsupported { hint, .. } | StackError::Invalid { hint, .. } => hint.clone(),
+            StackError::Unsupported { hint, .. }
+            | StackError::Invalid { hint, .. }
+            | StackError::EnvironmentFile { hint, .. } => hint.clone(),
             StackError::TraefikLabel { .. } => {
                 "write each label as `traefik.http.routers.NAME.rule=Host(`name`)`".into()
             }
@@ -132,9 +154,22 @@ pub struct RenderedStack {
     pub services: Vec<RenderedService>,
     /// The networks the services use, by compose key.
     pub networks: Vec<StackNetwork>,
-    /// Names of the external secrets and configs the services use (must exist), sorted.
+    /// Names of the external secrets and configs the services use (must exist), sorted. The
+    /// configs include the base names of [`Self::files`].
     pub secrets: Vec<String>,
     pub configs: Vec<String>,
+    /// The environment's host files, in the order written: which config base name carries
+    /// which file (every service mounts each of them). Empty for [`render_compose`].
+    pub files: Vec<StackFileRef>,
+}
+
+/// A host file of the environment and the config base name it is deployed under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StackFileRef {
+    /// `<namespace>_<file stem>` ([`config_base`]).
+    pub base: String,
+    /// The host file (`source` resolved against the configuration directory).
+    pub path: PathBuf,
 }
 
 impl RenderedStack {
@@ -428,7 +463,89 @@ pub fn render_with(
         })?;
         vars.insert(name.clone(), value);
     }
-    render_compose(&namespace(stack, env), compose, &vars, &e.traefik_labels)
+    let ns = namespace(stack, env);
+    let (files, refs) = environment_files(&ns, &e.files)?;
+    let mut out = render_parts(&ns, compose, &vars, &e.traefik_labels, &refs)?;
+    out.files = files;
+    Ok(out)
+}
+
+/// The config base name of host file `path` in stack `namespace`: `<namespace>_<stem>`, the
+/// stem (file name without its last extension; `.env` stays `env`) reduced to the characters
+/// Swarm allows (`[A-Za-z0-9_.-]`, others become `_`, starting and ending alphanumeric; empty:
+/// `file`), cut so that a content version (`-` and 12 hex) fits Swarm's 64 characters.
+pub fn config_base(namespace: &str, path: &std::path::Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let clean: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let clean = clean.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    let stem = if clean.is_empty() { "file" } else { clean };
+    let full: String = format!("{namespace}_{stem}")
+        .chars()
+        .take(MAX_OBJECT_NAME - VERSION_SUFFIX_LEN)
+        .collect();
+    full.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string()
+}
+
+/// The environment's files as config references (one per file, the same in every service)
+/// and the base → host file list; an error when two files share a base name or a
+/// destination (validation reports the destinations with their location too).
+fn environment_files(
+    namespace: &str,
+    files: &[StackFile],
+) -> Result<(Vec<StackFileRef>, Vec<FileRef>), StackError> {
+    let mut out: Vec<StackFileRef> = Vec::new();
+    let mut refs: Vec<FileRef> = Vec::new();
+    for f in files {
+        let fail = |reason: String, hint: &str| StackError::EnvironmentFile {
+            file: f.source.clone(),
+            reason,
+            hint: hint.into(),
+        };
+        if !f.destination.starts_with('/') {
+            return Err(fail(
+                format!("`{}` is not an absolute path", f.destination),
+                "give the absolute path of the file in the container, e.g. `/app/.env`",
+            ));
+        }
+        let base = config_base(namespace, &f.path);
+        if out.iter().any(|o| o.base == base) {
+            return Err(fail(
+                format!("its config name `{base}` is also another file's"),
+                "rename one of the files (the config is named after the file's stem)",
+            ));
+        }
+        if refs.iter().any(|r| r.target == f.destination) {
+            return Err(fail(
+                format!("`{}` is also another file's destination", f.destination),
+                "each file of an environment needs its own destination",
+            ));
+        }
+        refs.push(FileRef {
+            source: base.clone(),
+            target: f.destination.clone(),
+            uid: "0".into(),
+            gid: "0".into(),
+            mode: FILE_MODE,
+        });
+        out.push(StackFileRef {
+            base,
+            path: f.path.clone(),
+        });
+    }
+    Ok((out, refs))
 }
 
 /// Render a parsed compose file under `namespace` with `vars` and the Traefik labels per
@@ -438,6 +555,17 @@ pub fn render_compose(
     compose: &Value,
     vars: &BTreeMap<String, String>,
     traefik_labels: &BTreeMap<String, Vec<String>>,
+) -> Result<RenderedStack, StackError> {
+    render_parts(namespace, compose, vars, traefik_labels, &[])
+}
+
+/// [`render_compose`] with `files` added to every service's configs.
+fn render_parts(
+    namespace: &str,
+    compose: &Value,
+    vars: &BTreeMap<String, String>,
+    traefik_labels: &BTreeMap<String, Vec<String>>,
+    files: &[FileRef],
 ) -> Result<RenderedStack, StackError> {
     let doc = interpolate(compose, vars, "")?;
     let top = object(&doc, "")?;
@@ -480,6 +608,7 @@ pub fn render_compose(
         secrets: &secrets,
         configs: &configs,
         vars,
+        files,
     };
     let mut services = Vec::new();
     let mut used_nets = BTreeMap::new();
@@ -505,6 +634,7 @@ pub fn render_compose(
         networks: used_nets.into_values().collect(),
         secrets: used_secrets.into_iter().collect(),
         configs: used_configs.into_iter().collect(),
+        files: Vec::new(),
     })
 }
 
@@ -999,6 +1129,8 @@ struct Ctx<'a> {
     secrets: &'a BTreeMap<String, String>,
     configs: &'a BTreeMap<String, String>,
     vars: &'a BTreeMap<String, String>,
+    /// The environment's files, mounted in every service.
+    files: &'a [FileRef],
 }
 
 const SERVICE_KEYS: &[&str] = &[
@@ -1071,6 +1203,7 @@ impl Ctx<'_> {
             service_labels.insert(k.to_string(), val.to_string());
         }
         let (networks, used) = self.service_networks(m.get("networks"), &at("networks"))?;
+        let secrets = self.files(m.get("secrets"), &at("secrets"), true)?;
         let mut svc = RenderedService {
             key: key.into(),
             name: format!("{}_{key}", self.namespace),
@@ -1096,8 +1229,8 @@ impl Ctx<'_> {
                 None => Vec::new(),
             },
             endpoint_mode: deploy.endpoint_mode,
-            secrets: self.files(m.get("secrets"), &at("secrets"), true)?,
-            configs: self.files(m.get("configs"), &at("configs"), false)?,
+            configs: self.configs_with_files(m.get("configs"), &at("configs"), &secrets)?,
+            secrets,
             mounts: self.mounts(m.get("volumes"), &at("volumes"))?,
             mode: deploy.mode,
             constraints: deploy.constraints,
@@ -1206,6 +1339,32 @@ impl Ctx<'_> {
             used.push(n.clone());
         }
         Ok((attach, used))
+    }
+
+    /// The service's compose `configs` followed by the environment's files; an error when a
+    /// file's destination is already a secret's or config's target of the service.
+    fn configs_with_files(
+        &self,
+        configs: Option<&Value>,
+        ptr: &str,
+        secrets: &[FileRef],
+    ) -> Result<Vec<FileRef>, StackError> {
+        let mut out = self.files(configs, ptr, false)?;
+        for f in self.files {
+            if out.iter().chain(secrets).any(|r| r.target == f.target) {
+                return Err(invalid(
+                    ptr,
+                    format!(
+                        "`{}` is the target of one of the service's secrets or configs and the \
+                         destination of an environment file",
+                        f.target
+                    ),
+                    "give the environment file another `destination_in_container`",
+                ));
+            }
+            out.push(f.clone());
+        }
+        Ok(out)
     }
 
     /// Service `secrets` (`secret` = true) or `configs`: short form `name`, long form
@@ -1985,6 +2144,134 @@ mod tests {
         assert_eq!(p.env[0].value, "Europe/Paris");
         assert!(!s.to_string().contains("Europe/Paris"));
         assert!(!format!("{s:?}").contains("Europe/Paris"));
+    }
+
+    /// `homelab()` with `files` (source, destination) in portainer_service/production.
+    fn with_files(files: &[(&str, &str)]) -> DesiredState {
+        let mut d = homelab();
+        let stack = d.stacks.get_mut("portainer_service").unwrap();
+        let loc = stack.loc.clone();
+        let env = stack.environments.get_mut("production").unwrap();
+        env.files = files
+            .iter()
+            .map(|(src, dest)| StackFile {
+                source: src.to_string(),
+                path: std::path::Path::new("/etc/phoenix").join(src),
+                destination: dest.to_string(),
+                loc: loc.clone(),
+            })
+            .collect();
+        d
+    }
+
+    #[test]
+    fn environment_files_are_configs_of_every_service() {
+        let plain = render(&homelab(), "portainer_service", "production").unwrap();
+        assert!(plain.files.is_empty());
+        let d = with_files(&[
+            ("stacks/portainer_service/app.env", "/app/.env"),
+            ("/srv/conf/settings.json", "/etc/portainer/settings.json"),
+        ]);
+        let s = render(&d, "portainer_service", "production").unwrap();
+        assert_eq!(
+            s.files,
+            [
+                StackFileRef {
+                    base: "production_portainer_service_app".into(),
+                    path: "/etc/phoenix/stacks/portainer_service/app.env".into(),
+                },
+                StackFileRef {
+                    base: "production_portainer_service_settings".into(),
+                    path: "/srv/conf/settings.json".into(),
+                },
+            ]
+        );
+        for svc in &s.services {
+            assert_eq!(
+                svc.configs,
+                [
+                    FileRef {
+                        source: "production_portainer_service_app".into(),
+                        target: "/app/.env".into(),
+                        uid: "0".into(),
+                        gid: "0".into(),
+                        mode: 0o444,
+                    },
+                    FileRef {
+                        source: "production_portainer_service_settings".into(),
+                        target: "/etc/portainer/settings.json".into(),
+                        uid: "0".into(),
+                        gid: "0".into(),
+                        mode: 0o444,
+                    },
+                ]
+            );
+        }
+        assert_eq!(
+            s.configs,
+            [
+                "production_portainer_service_app",
+                "production_portainer_service_settings"
+            ]
+        );
+        // The services' hashes cover the references: added files, or a moved one, change them.
+        assert_ne!(s.services[0].sha256, plain.services[0].sha256);
+        let moved = with_files(&[
+            ("stacks/portainer_service/app.env", "/app/other.env"),
+            ("/srv/conf/settings.json", "/etc/portainer/settings.json"),
+        ]);
+        let m = render(&moved, "portainer_service", "production").unwrap();
+        assert_ne!(m.services[0].sha256, s.services[0].sha256);
+        // Deterministic.
+        assert_eq!(render(&d, "portainer_service", "production").unwrap(), s);
+    }
+
+    #[test]
+    fn environment_file_conflicts_are_errors() {
+        let same_base = with_files(&[("a/app.env", "/a/.env"), ("b/app.conf", "/b/.env")]);
+        let e = render(&same_base, "portainer_service", "production").unwrap_err();
+        assert!(matches!(e, StackError::EnvironmentFile { .. }), "{e}");
+        assert!(
+            e.to_string().contains("production_portainer_service_app"),
+            "{e}"
+        );
+        let same_dest = with_files(&[("a.env", "/app/.env"), ("b.env", "/app/.env")]);
+        let e = render(&same_dest, "portainer_service", "production").unwrap_err();
+        assert!(e.to_string().contains("destination"), "{e}");
+        let relative = with_files(&[("a.env", "app/.env")]);
+        let e = render(&relative, "portainer_service", "production").unwrap_err();
+        assert!(e.to_string().contains("not an absolute path"), "{e}");
+        // The compose file already mounts a secret there.
+        let clash = with_files(&[("cert.pem", "/run/secrets/portainer_tls_cert")]);
+        let e = render(&clash, "portainer_service", "production").unwrap_err();
+        assert!(
+            matches!(&e, StackError::Invalid { pointer, .. } if pointer == "/services/portainer/configs"),
+            "{e:?}"
+        );
+        assert!(!e.hint().is_empty());
+    }
+
+    #[test]
+    fn config_base_names_fit_swarm() {
+        use std::path::Path;
+        assert_eq!(config_base("p_s", Path::new("/x/prod.env")), "p_s_prod");
+        assert_eq!(config_base("p_s", Path::new("configs/.env")), "p_s_env");
+        assert_eq!(
+            config_base("p_s", Path::new("my file+v2.conf")),
+            "p_s_my_file_v2"
+        );
+        assert_eq!(config_base("p_s", Path::new("-x-.yml")), "p_s_x");
+        assert_eq!(config_base("p_s", Path::new("/")), "p_s_file");
+        assert_eq!(config_base("p_s", Path::new("ümlaut.env")), "p_s_mlaut");
+        let long = config_base(
+            "production_a_rather_long_stack_name",
+            Path::new("settings_of_the_app.json"),
+        );
+        assert_eq!(long.len(), MAX_OBJECT_NAME - 13);
+        assert!(long.starts_with("production_a_rather_long_stack_name_settings"));
+        // Cut at a `_`: the name still ends alphanumeric.
+        let cut = config_base(&"n".repeat(50), Path::new("x.env"));
+        assert_eq!(cut, "n".repeat(50));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Raw files → [`DesiredState`]: parse every small value, fill every default the bash system
 //! hard-coded, derive roles. Problems with single values are reported here; problems between
-//! values (duplicates, subnets, references) are `crate::checks`. No I/O.
+//! values (duplicates, subnets, references) are `crate::checks`. No I/O, except one `stat`
+//! per stack `files[]` source to warn when it is missing (nothing is read).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -387,12 +388,14 @@ impl Builder<'_> {
                 .map(|(svc, s)| (svc.clone(), s.traefik_labels.clone()))
                 .collect();
             let firewall_rules = self.rules(&e.firewall_rules, &eloc.child("firewall_rules"));
+            let files = self.stack_files(&e.files, &eloc.child("files"), &raw.dir);
             environments.insert(
                 env.clone(),
                 StackEnvironment {
                     variables,
                     traefik_labels,
                     firewall_rules,
+                    files,
                 },
             );
         }
@@ -406,6 +409,79 @@ impl Builder<'_> {
             environments,
             loc: s.loc.clone(),
         }
+    }
+}
+
+impl Builder<'_> {
+    /// `environments.<env>.files[]` → [`StackFile`]s (see there for what they become). A
+    /// relative `source` is resolved against `dir`, the configuration directory; the
+    /// destination must be an absolute plain path, and unique within the environment. A
+    /// source that is not a file is a warning (the deploy of that environment fails until
+    /// it exists; other environments are unaffected): the one filesystem look-up of this
+    /// module, a `stat`, nothing read.
+    fn stack_files(
+        &mut self,
+        files: &[raw::RawStackFile],
+        loc: &Location,
+        dir: &std::path::Path,
+    ) -> Vec<StackFile> {
+        let mut out: Vec<StackFile> = Vec::new();
+        for (i, f) in files.iter().enumerate() {
+            let floc = loc.child(i);
+            let dest = f.destination_in_container.as_str();
+            if let Err(m) = values::abs_path(dest) {
+                self.err(
+                    Code::InvalidPath,
+                    &floc.child("destination_in_container"),
+                    m,
+                    "give the absolute path of the file in the container, e.g. `/app/.env`",
+                );
+            } else if dest.ends_with('/') {
+                self.err(
+                    Code::InvalidPath,
+                    &floc.child("destination_in_container"),
+                    format!("`{}` names a directory, not a file", dest.escape_debug()),
+                    "give the absolute path of the file in the container, e.g. `/app/.env`",
+                );
+            } else if out.iter().any(|o| o.destination == dest) {
+                self.err(
+                    Code::InvalidValue,
+                    &floc.child("destination_in_container"),
+                    format!(
+                        "`{}` is the destination of an earlier file",
+                        dest.escape_debug()
+                    ),
+                    "each file of an environment needs its own destination",
+                );
+            }
+            let path = dir.join(&f.source);
+            if f.source.is_empty() || f.source.chars().any(char::is_control) {
+                self.err(
+                    Code::InvalidPath,
+                    &floc.child("source"),
+                    format!("`{}` is not a file path", f.source.escape_debug()),
+                    "give the host file's path, relative to the configuration directory or absolute",
+                );
+            } else if !path.is_file() {
+                self.err(
+                    Code::MissingOptionalFile,
+                    &floc.child("source"),
+                    format!(
+                        "`{}` is not a file (looked for {})",
+                        f.source.escape_debug(),
+                        path.display()
+                    ),
+                    "create it, or fix `source` (a relative path is relative to the configuration directory); deploying this environment fails without it",
+                );
+            }
+            out.push(StackFile {
+                source: f.source.clone(),
+                path,
+                destination: dest.to_string(),
+                loc: floc,
+            });
+        }
+        out
     }
 }
 
@@ -431,4 +507,76 @@ fn guest_from_path(path: &str) -> Option<GuestId> {
 /// First usable host of a subnet (`.1` of a /24).
 pub fn first_host(n: IpNet) -> Option<IpAddr> {
     n.hosts().next()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
+    use super::*;
+    use crate::diag::Anchor;
+    use crate::source::FileId;
+
+    fn files(entries: &[(&str, &str)]) -> (Vec<StackFile>, Vec<(Code, String)>) {
+        let raw: Vec<raw::RawStackFile> = entries
+            .iter()
+            .map(|(s, d)| raw::RawStackFile {
+                source: s.to_string(),
+                destination_in_container: d.to_string(),
+            })
+            .collect();
+        let mut diags = Diagnostics::default();
+        let mut b = Builder { diags: &mut diags };
+        let loc = Location::new(FileId(0), "/docker_stacks/s/environments/e/files");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = b.stack_files(&raw, &loc, dir);
+        let found = diags
+            .iter()
+            .map(|d| {
+                let Anchor::Pointer { location, .. } = &d.anchor else {
+                    panic!("{d:?}")
+                };
+                (d.code, location.pointer.clone())
+            })
+            .collect();
+        (out, found)
+    }
+
+    #[test]
+    fn stack_files_resolve_and_validate() {
+        let abs = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let (out, found) = files(&[("Cargo.toml", "/app/.env"), (abs, "/etc/app.toml")]);
+        assert!(found.is_empty(), "{found:?}");
+        assert_eq!(
+            out[0].path,
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")
+        );
+        assert_eq!(out[0].source, "Cargo.toml");
+        assert_eq!(out[0].destination, "/app/.env");
+        assert_eq!(out[1].path, std::path::Path::new(abs));
+        assert_eq!(
+            out[1].loc.pointer,
+            "/docker_stacks/s/environments/e/files/1"
+        );
+
+        let p = |i: usize, k: &str| format!("/docker_stacks/s/environments/e/files/{i}/{k}");
+        let (_, found) = files(&[
+            ("Cargo.toml", "app/.env"),
+            ("no/such.env", "/app/.env"),
+            ("Cargo.toml", "/app/.env"),
+            ("Cargo.toml", "/etc/"),
+            ("", "/x/../y"),
+        ]);
+        assert_eq!(
+            found,
+            [
+                (Code::InvalidPath, p(0, "destination_in_container")),
+                (Code::MissingOptionalFile, p(1, "source")),
+                (Code::InvalidValue, p(2, "destination_in_container")),
+                (Code::InvalidPath, p(3, "destination_in_container")),
+                (Code::InvalidPath, p(4, "destination_in_container")),
+                (Code::InvalidPath, p(4, "source")),
+            ]
+        );
+    }
 }

@@ -69,7 +69,8 @@ pub struct RawStackVariable {
 /// A file placed into a container.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct RawStackFile {
-    /// Path of the file to copy into the container.
+    /// Path of the file placed into the stack's containers (as a Swarm config); a relative
+    /// path is relative to the configuration directory.
     pub source: String,
     /// Destination path inside the container (`/app/.env`).
     pub destination_in_container: String,
