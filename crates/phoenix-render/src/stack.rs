@@ -944,39 +944,52 @@ fn object_name(
     })
 }
 
+/// One entry of a top-level section: key, JSON pointer, definition.
+type TopEntry<'a> = (&'a String, String, &'a Map<String, Value>);
+
+/// The entries of a top-level section (`/networks`, `/volumes`): key, JSON pointer and
+/// definition (`key:` with no value is an empty one), `x-` extensions skipped, each checked to
+/// use only `allowed` keys.
+fn top_entries<'a>(
+    v: Option<&'a Value>,
+    base: &str,
+    allowed: &[&str],
+    what: &str,
+    empty: &'a Map<String, Value>,
+) -> Result<Vec<TopEntry<'a>>, StackError> {
+    let m = match v {
+        None | Some(Value::Null) => empty,
+        Some(v) => object(v, base)?,
+    };
+    let mut out = Vec::new();
+    for (key, v) in m.iter().filter(|(k, _)| !k.starts_with("x-")) {
+        let ptr = pointer_push(base, key);
+        let def = match v {
+            Value::Null => empty,
+            other => object(other, &ptr)?,
+        };
+        only(def, &ptr, allowed, what)?;
+        out.push((key, ptr, def));
+    }
+    Ok(out)
+}
+
 fn top_networks(
     namespace: &str,
     v: Option<&Value>,
 ) -> Result<BTreeMap<String, StackNetwork>, StackError> {
     let mut out = BTreeMap::new();
     let empty = Map::new();
-    let m = match v {
-        None | Some(Value::Null) => &empty,
-        Some(v) => object(v, "/networks")?,
-    };
-    for (key, v) in m {
-        if key.starts_with("x-") {
-            continue;
-        }
-        let ptr = pointer_push("/networks", key);
-        let def = match v {
-            Value::Null => &empty,
-            other => object(other, &ptr)?,
-        };
-        only(
-            def,
-            &ptr,
-            &[
-                "name",
-                "external",
-                "driver",
-                "driver_opts",
-                "attachable",
-                "internal",
-                "labels",
-            ],
-            "a network",
-        )?;
+    let allowed = [
+        "name",
+        "external",
+        "driver",
+        "driver_opts",
+        "attachable",
+        "internal",
+        "labels",
+    ];
+    for (key, ptr, def) in top_entries(v, "/networks", &allowed, "a network", &empty)? {
         let (name, external) = object_name(namespace, key, def, &ptr)?;
         let driver_opts = match def.get("driver_opts") {
             Some(v) => labels(v, &pointer_push(&ptr, "driver_opts"))?,
@@ -1045,25 +1058,8 @@ fn top_volumes(
 ) -> Result<BTreeMap<String, TopVolume>, StackError> {
     let mut out = BTreeMap::new();
     let empty = Map::new();
-    let m = match v {
-        None | Some(Value::Null) => &empty,
-        Some(v) => object(v, "/volumes")?,
-    };
-    for (key, v) in m {
-        if key.starts_with("x-") {
-            continue;
-        }
-        let ptr = pointer_push("/volumes", key);
-        let def = match v {
-            Value::Null => &empty,
-            other => object(other, &ptr)?,
-        };
-        only(
-            def,
-            &ptr,
-            &["name", "external", "driver", "driver_opts", "labels"],
-            "a volume",
-        )?;
+    let allowed = ["name", "external", "driver", "driver_opts", "labels"];
+    for (key, ptr, def) in top_entries(v, "/volumes", &allowed, "a volume", &empty)? {
         let (name, external) = object_name(namespace, key, def, &ptr)?;
         out.insert(
             key.clone(),
