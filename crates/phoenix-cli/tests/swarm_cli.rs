@@ -131,6 +131,17 @@ fn swarm(cfg: &Path, prefix: &str, args: &[&str]) -> std::process::Output {
     phoenix(&all)
 }
 
+/// `swarm deploy whoami --env production` succeeds and changes nothing.
+fn deploy_changes_nothing(cfg: &Path, prefix: &str) {
+    let o = swarm(cfg, prefix, &["deploy", "whoami", "--env", "production"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("no changes"),
+        "{}",
+        text(&o.stdout)
+    );
+}
+
 fn status(cfg: &Path, prefix: &str) -> Value {
     let o = swarm(cfg, prefix, &["status", "--output", "json"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
@@ -299,13 +310,7 @@ fn swarm_cli_status_deploy_rm_on_the_lab() {
         "MODE=first\n",
     );
 
-    let o = swarm(cfg, &prefix, &["deploy", "whoami", "--env", "production"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    assert!(
-        text(&o.stdout).contains("no changes"),
-        "{}",
-        text(&o.stdout)
-    );
+    deploy_changes_nothing(cfg, &prefix);
 
     // The PKI renews Portainer's certificate: the secret is rotated (a new version) and the
     // stack's service moves to it; the old version stays while the stand-in still uses it.
@@ -392,13 +397,7 @@ fn swarm_cli_status_deploy_rm_on_the_lab() {
         "/app/.env",
         "MODE=second\n",
     );
-    let o = swarm(cfg, &prefix, &["deploy", "whoami", "--env", "production"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    assert!(
-        text(&o.stdout).contains("no changes"),
-        "{}",
-        text(&o.stdout)
-    );
+    deploy_changes_nothing(cfg, &prefix);
 
     // An unreadable file: the deploy is refused, naming it.
     std::fs::remove_file(cfg.join(APP_ENV)).expect("rm app.env");
@@ -493,17 +492,7 @@ fn sync_pve_only_swarm_over_tls_from_the_hypervisor() {
     let o = sync(true);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let v: Value = serde_json::from_slice(&o.stdout).expect("json");
-    let a: Vec<(String, String)> = v["swarm"]["actions"]
-        .as_array()
-        .expect("actions")
-        .iter()
-        .map(|a| {
-            (
-                a["kind"].as_str().unwrap_or_default().to_string(),
-                a["subject"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
+    let a = actions(&v["swarm"]);
     assert_eq!(
         a,
         vec![
