@@ -130,9 +130,10 @@ fn swarm_results(
             &plan, si.guest, si.port,
         ));
     }
-    // The manager's Engine API over TLS, from the hypervisor (how phoenix manages the Swarm).
+    // The nodes' Engine API over TLS, from the hypervisor (how phoenix manages the Swarm).
     checks.extend(phoenix_lab::swarm::tls::check(&plan, &t.prefix, &t.hv));
     let mut out: Vec<ProbeResult> = swarm_policy(d);
+    out.extend(stack_replicas(d, &plan));
     out.extend(checks.into_iter().map(|c| ProbeResult {
         id: c.id,
         subject: Subject::Named(c.subject),
@@ -148,6 +149,73 @@ fn swarm_results(
         duration: std::time::Duration::from_millis(u64::try_from(c.duration_ms).unwrap_or(0)),
     }));
     out
+}
+
+/// `swarm/stack/<namespace>`: every service of each deployed stack of the model has all its
+/// replicas running. A stack the lab has not deployed gets no line: the lab serves the
+/// Portainer route with its stand-in service (checked as `swarm/service/…`), and
+/// `phoenix swarm status` lists what is not deployed.
+fn stack_replicas(
+    d: &phoenix_model::DesiredState,
+    plan: &phoenix_lab::swarm::SwarmPlan,
+) -> Vec<phoenix_verify::report::ProbeResult> {
+    use phoenix_verify::report::{ProbeResult, Status, Subject};
+    let Some(desired) = phoenix_plan::swarm::desired(d) else {
+        return Vec::new();
+    };
+    let client = plan.leader().map(phoenix_lab::swarm::client);
+    desired
+        .stacks
+        .iter()
+        .filter_map(|s| {
+            let start = std::time::Instant::now();
+            let id = format!("swarm/stack/{}", s.namespace);
+            let check = format!(
+                "every service of stack {} has its replicas running",
+                s.namespace
+            );
+            let subject = Subject::Named(s.manager.clone());
+            let listed = match &client {
+                Some(Ok(c)) => {
+                    phoenix_lab::swarm::stack::replicas(c, &s.namespace).map_err(|e| e.to_string())
+                }
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err("no manager".into()),
+            };
+            let (status, observed) = match listed {
+                Ok(l) if l.is_empty() => return None,
+                Ok(l) => {
+                    let shown: Vec<String> =
+                        l.iter().map(|(n, r, w)| format!("{n} {r}/{w}")).collect();
+                    let observed = shown.join(", ");
+                    if l.iter().all(|(_, r, w)| r == w && *w > 0) {
+                        (Status::Pass, observed)
+                    } else {
+                        (
+                            Status::Fail {
+                                evidence: observed.clone(),
+                            },
+                            observed,
+                        )
+                    }
+                }
+                Err(e) => (
+                    Status::Fail {
+                        evidence: e.clone(),
+                    },
+                    e,
+                ),
+            };
+            Some(ProbeResult {
+                id,
+                subject,
+                check,
+                status,
+                observed,
+                duration: start.elapsed(),
+            })
+        })
+        .collect()
 }
 
 /// `swarm/firewall/<from>-<to>/<port>/<proto>`: the ports Swarm needs between its nodes are

@@ -309,6 +309,26 @@ fn swarm_cli_status_deploy_rm_on_the_lab() {
         "/app/.env",
         "MODE=first\n",
     );
+    // `verify` checks the deployed stack's replicas (and lists no line for the Portainer
+    // stack, which the lab serves with its stand-in).
+    let o = phoenix(&[
+        "verify", "--target", "lab", "--config", &c, "--prefix", &prefix, "--output", "json",
+    ]);
+    let report: Value = serde_json::from_slice(&o.stdout).expect("verify json");
+    let stacks: Vec<&Value> = report["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter(|r| {
+            r["id"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("swarm/stack/"))
+        })
+        .collect();
+    assert_eq!(stacks.len(), 1, "{stacks:#?}");
+    assert_eq!(stacks[0]["id"], "swarm/stack/production_whoami");
+    assert_eq!(stacks[0]["status"], "pass", "{:#}", stacks[0]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
 
     deploy_changes_nothing(cfg, &prefix);
 
