@@ -560,6 +560,49 @@ fn sync_pve_only_swarm_over_tls_from_the_hypervisor() {
     );
     assert_eq!(v["swarm"]["applied"], serde_json::json!([]));
 
+    // The worker leaves the Swarm (its own engine, over its unix socket): the next run plans
+    // its join and rejoins it over TLS with the worker token and its labels.
+    let d = phoenix_model::validate_dir(std::path::Path::new(CONFIG))
+        .desired
+        .expect("homelab");
+    let t = phoenix_lab::status::load_state(&prefix).expect("state");
+    let plan = phoenix_lab::swarm::plan(&d, &t)
+        .expect("plan")
+        .expect("swarm");
+    let worker = plan.node(1002).expect("worker");
+    let left = std::process::Command::new("docker")
+        .arg("-H")
+        .arg(format!("unix://{}", worker.socket().display()))
+        .args(["swarm", "leave", "--force"])
+        .output();
+    match left {
+        Err(e) => eprintln!("note: no docker CLI ({e}): the rejoin part is skipped"),
+        Ok(l) => {
+            assert!(l.status.success(), "{}", text(&l.stderr));
+            let o = sync(true);
+            assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+            let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+            let a = actions(&v["swarm"]);
+            assert!(
+                a.contains(&("join".to_string(), "drphoenix".to_string())),
+                "{a:?}"
+            );
+            let applied = v["swarm"]["applied"].to_string();
+            assert!(
+                applied.contains("joined drphoenix (1002) as worker"),
+                "{applied}"
+            );
+            let o = sync(true);
+            let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+            assert_eq!(
+                v["swarm"]["actions"],
+                serde_json::json!([]),
+                "{:#}",
+                v["swarm"]
+            );
+        }
+    }
+
     let down = phoenix(&["lab", "down", "--prefix", &prefix]);
     assert!(down.status.success(), "{}", text(&down.stderr));
     drop(guard);

@@ -7,8 +7,9 @@
 //! - **join** every other node that is in no Swarm, as its role, with the manager's token for
 //!   that role, also with explicit addresses; a node that is a member already is left alone
 //!   (a node in *another* Swarm is refused with the reason, never forced out);
-//! - **labels**: each node's labels set to the model's when they differ (other labels of the
-//!   node are kept);
+//! - **labels and role**: each node's labels set to the model's when they differ (other labels
+//!   of the node are kept), and its role when it differs (promote / demote; Docker refuses to
+//!   demote the last manager, and that error is reported);
 //! - **overlays**: the model's overlay networks created when missing (see [`overlays`]).
 //!
 //! Returns change lines (empty when everything already held). Join tokens never appear in
@@ -159,28 +160,48 @@ pub fn join(desired: &SwarmDesired, engines: &[NodeEngine]) -> Result<Vec<String
                 n.name, n.guest, n.advertise_addr
             ));
         }
-        changes.extend(labels(desired, lc).await?);
+        changes.extend(labels(desired, engines, lc).await?);
         Ok(changes)
     })
 }
 
-/// Set each node's labels to the model's where they differ (through the manager `lc`).
-async fn labels(desired: &SwarmDesired, lc: &Docker) -> Result<Vec<String>, LabError> {
-    let nodes = lc
-        .list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
-        .await
-        .map_err(|e| swarm_err(format!("node list: {e}")))?;
+/// Set each node's labels (and role) to the model's where they differ, through the manager
+/// `lc`. Each node is found by the node id its own engine reports (a node that left and joined
+/// again is listed twice under one hostname), waiting a moment for a fresh join to be listed.
+async fn labels(
+    desired: &SwarmDesired,
+    engines: &[NodeEngine<'_>],
+    lc: &Docker,
+) -> Result<Vec<String>, LabError> {
     let mut changes = Vec::new();
     for n in &desired.nodes {
-        let Some(node) = nodes.iter().find(|x| {
-            x.description.as_ref().and_then(|d| d.hostname.as_deref()) == Some(n.name.as_str())
-        }) else {
+        let info = find(engines, n)?
+            .info()
+            .await
+            .map_err(|e| api(n, "info", e))?;
+        let id = info.swarm.and_then(|s| s.node_id).unwrap_or_default();
+        if id.is_empty() {
             continue;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let node = loop {
+            match lc.inspect_node(&id).await {
+                Ok(node) => break node,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(api(n, &format!("node inspect {id}"), e)),
+            }
         };
         let spec = node.spec.clone().unwrap_or_default();
         let mut have: HashMap<String, String> = spec.labels.clone().unwrap_or_default();
+        let role = match n.role {
+            SwarmRole::Manager => NodeSpecRoleEnum::MANAGER,
+            SwarmRole::Worker => NodeSpecRoleEnum::WORKER,
+        };
         let missing = n.labels.iter().any(|(k, v)| have.get(k) != Some(v));
-        if !missing {
+        let promote = spec.role != Some(role);
+        if !missing && !promote {
             continue;
         }
         for (k, v) in &n.labels {
@@ -191,13 +212,9 @@ async fn labels(desired: &SwarmDesired, lc: &Docker) -> Result<Vec<String>, LabE
             .as_ref()
             .and_then(|v| v.index)
             .ok_or_else(|| swarm_err(format!("node {} has no version", n.name)))?;
-        let id = node.id.clone().unwrap_or_default();
         let new = NodeSpec {
             labels: Some(have),
-            role: spec.role.or(Some(match n.role {
-                SwarmRole::Manager => NodeSpecRoleEnum::MANAGER,
-                SwarmRole::Worker => NodeSpecRoleEnum::WORKER,
-            })),
+            role: Some(role),
             ..spec
         };
         let opts = UpdateNodeOptionsBuilder::default()
@@ -206,6 +223,15 @@ async fn labels(desired: &SwarmDesired, lc: &Docker) -> Result<Vec<String>, LabE
         lc.update_node(&id, new, opts)
             .await
             .map_err(|e| swarm_err(format!("node {} update: {e}", n.name)))?;
+        if promote {
+            changes.push(format!(
+                "set the role of {} ({}) to {role}",
+                n.name, n.guest
+            ));
+        }
+        if !missing {
+            continue;
+        }
         let shown: Vec<String> = n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         changes.push(format!(
             "labelled {} ({}): {}",
