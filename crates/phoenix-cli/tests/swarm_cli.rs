@@ -212,12 +212,7 @@ fn actions(v: &Value) -> Vec<(String, String)> {
 
 #[test]
 fn swarm_cli_status_deploy_rm_on_the_lab() {
-    if !root_or_skip("swarm_cli") {
-        return;
-    }
-    if !phoenix_lab::swarm::dockerd_available() {
-        assert!(std::env::var_os("CI").is_none(), "CI installs docker.io");
-        eprintln!("note: swarm_cli skipped: no dockerd");
+    if !swarm_or_skip("swarm_cli") {
         return;
     }
     let cfg_dir = config_with_stack();
@@ -470,12 +465,7 @@ fn swarm_cli_status_deploy_rm_on_the_lab() {
 /// changes nothing. Without the client certificate the Swarm is left out, said so.
 #[test]
 fn sync_pve_only_swarm_over_tls_from_the_hypervisor() {
-    if !root_or_skip("swarm_cli pve") {
-        return;
-    }
-    if !phoenix_lab::swarm::dockerd_available() {
-        assert!(std::env::var_os("CI").is_none(), "CI installs docker.io");
-        eprintln!("note: swarm_cli pve skipped: no dockerd");
+    if !swarm_or_skip("swarm_cli pve") {
         return;
     }
     let prefix = unique_prefix('t');

@@ -299,12 +299,7 @@ fn sync_lab_probes_conclude_under_packet_loss() {
 /// on the worker's underlay → the overlay checks fail with evidence while the underlay passes.
 #[test]
 fn sync_lab_swarm_faults_are_named_and_repaired() {
-    if !root_or_skip("sync_lab swarm") {
-        return;
-    }
-    if !phoenix_lab::swarm::dockerd_available() {
-        assert!(std::env::var_os("CI").is_none(), "CI installs docker.io");
-        eprintln!("note: sync_lab swarm skipped: no dockerd");
+    if !swarm_or_skip("sync_lab swarm") {
         return;
     }
     let prefix = unique_prefix('w');

@@ -14,41 +14,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use phoenix_lab::LabGuard;
 use phoenix_lab::ingress::{STAND_IN_PAGE, TRUST_BUNDLE, guest_root, under};
-use phoenix_verify::NetnsEndpoint;
-use phoenix_verify::https::{HttpsOutcome, HttpsRequest, get};
 
-const NAME: &str = "portainer.internal.thinkheads.ai";
-
-/// GET through the gateway from the wan; retried while Traefik loads its dynamic file.
-fn fetch(
-    wan: &str,
-    addr: SocketAddr,
-    host: &str,
-    root_pem: &str,
-    want: Option<u16>,
-) -> HttpsOutcome {
-    let req = HttpsRequest {
-        addr,
-        sni: NAME.into(),
-        host: host.into(),
-        path: "/".into(),
-        root_pem: root_pem.into(),
-    };
-    let start = Instant::now();
-    loop {
-        let o = get(&NetnsEndpoint::new(wan), &req, Duration::from_secs(3), true).expect("probe");
-        let status = o
-            .result
-            .as_ref()
-            .ok()
-            .and_then(|r| r.as_ref())
-            .map(|r| r.status);
-        if want.is_none() || status == want || start.elapsed() > Duration::from_secs(5) {
-            return o;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+const NAME: &str = PORTAINER;
 
 fn pgrep(pattern: &str) -> String {
     let o = std::process::Command::new("pgrep")
@@ -110,7 +77,14 @@ fn portainer_through_gateway_traefik_and_stand_in() {
     let wan = format!("{prefix}-wan");
 
     let t1 = Instant::now();
-    let ok = fetch(&wan, addr, NAME, &root_pem, Some(200));
+    let ok = fetch(
+        &wan,
+        addr,
+        NAME,
+        &root_pem,
+        Some(200),
+        Duration::from_secs(5),
+    );
     eprintln!("GET https://{NAME}/ via {addr}: {ok} in {:?}", t1.elapsed());
     let resp = ok
         .result
@@ -123,7 +97,14 @@ fn portainer_through_gateway_traefik_and_stand_in() {
     let cert = ok.cert.as_ref().expect("gateway certificate");
     assert!(format!("{cert}").contains("nginx"), "{cert}");
 
-    let wrong = fetch(&wan, addr, "wrong.example.org", &root_pem, None);
+    let wrong = fetch(
+        &wan,
+        addr,
+        "wrong.example.org",
+        &root_pem,
+        None,
+        Duration::from_secs(5),
+    );
     eprintln!("wrong Host: {wrong}");
     if let Ok(Some(r)) = &wrong.result {
         assert!(

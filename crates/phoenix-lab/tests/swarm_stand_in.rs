@@ -19,31 +19,8 @@ use common::*;
 use phoenix_lab::LabGuard;
 use phoenix_lab::ingress::{STAND_IN_PAGE, TRUST_BUNDLE, guest_root, under};
 use phoenix_lab::swarm::service;
-use phoenix_verify::NetnsEndpoint;
-use phoenix_verify::https::{HttpsOutcome, HttpsRequest, get};
 
-const NAME: &str = "portainer.internal.thinkheads.ai";
 const PORT: u16 = service::STAND_IN_PORT;
-
-/// GET from `ns`, retried for up to 10 s.
-fn fetch(ns: &str, addr: SocketAddr, root_pem: &str) -> HttpsOutcome {
-    let req = HttpsRequest {
-        addr,
-        sni: NAME.into(),
-        host: NAME.into(),
-        path: "/".into(),
-        root_pem: root_pem.into(),
-    };
-    let start = Instant::now();
-    loop {
-        let o = get(&NetnsEndpoint::new(ns), &req, Duration::from_secs(3), true).expect("probe");
-        let ok = matches!(&o.result, Ok(Some(r)) if r.status == 200);
-        if ok || start.elapsed() > Duration::from_secs(10) {
-            return o;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn portainer_stand_in_runs_as_a_swarm_service() {
@@ -80,7 +57,14 @@ fn portainer_stand_in_runs_as_a_swarm_service() {
         .expect("trust bundle");
     let addr = SocketAddr::new("172.16.100.21".parse::<IpAddr>().unwrap(), PORT);
     let proxy = format!("{prefix}-g102");
-    let ok = fetch(&proxy, addr, &root_pem);
+    let ok = fetch(
+        &proxy,
+        addr,
+        PORTAINER,
+        &root_pem,
+        Some(200),
+        Duration::from_secs(10),
+    );
     let resp = ok
         .result
         .as_ref()
@@ -123,7 +107,14 @@ fn portainer_stand_in_runs_as_a_swarm_service() {
         phoenix_lab::ingress::deploy_swarm_stand_in(&plan, &si).expect("deploy after the fault");
     assert_eq!(healed.len(), 1, "{healed:?}");
     assert!(service::stand_in_running_on(&plan, 1001, PORT).pass);
-    let ok = fetch(&proxy, addr, &root_pem);
+    let ok = fetch(
+        &proxy,
+        addr,
+        PORTAINER,
+        &root_pem,
+        Some(200),
+        Duration::from_secs(10),
+    );
     assert!(matches!(&ok.result, Ok(Some(r)) if r.status == 200), "{ok}");
 
     drop(guard);

@@ -31,6 +31,20 @@ pub fn root_or_skip(name: &str) -> bool {
     false
 }
 
+/// Root and `dockerd` (the Swarm tests): a note and `false` when either is missing, unless
+/// `CI` is set (setup installs docker.io and CI runs as root), where it fails instead.
+pub fn swarm_or_skip(name: &str) -> bool {
+    if !root_or_skip(name) {
+        return false;
+    }
+    if phoenix_lab::swarm::dockerd_available() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI installs docker.io");
+    eprintln!("note: {name} skipped: no dockerd");
+    false
+}
+
 pub fn unique_prefix(tag: char) -> String {
     let mut h = RandomState::new().build_hasher();
     h.write_u32(std::process::id());

@@ -150,3 +150,47 @@ pub fn mode(path: &Path) -> u32 {
         .mode()
         & 0o777
 }
+
+/// The homelab's Portainer name (SNI of the route).
+pub const PORTAINER: &str = "portainer.internal.thinkheads.ai";
+
+/// `GET https://PORTAINER/` (SNI [`PORTAINER`], Host `host`) to `addr` from namespace `ns`,
+/// trusting `root_pem`; retried until the status is `want` (any answer when `None`) or
+/// `within` has passed (services that are still loading their configuration).
+pub fn fetch(
+    ns: &str,
+    addr: std::net::SocketAddr,
+    host: &str,
+    root_pem: &str,
+    want: Option<u16>,
+    within: std::time::Duration,
+) -> phoenix_verify::https::HttpsOutcome {
+    use phoenix_verify::https::{HttpsRequest, get};
+    let req = HttpsRequest {
+        addr,
+        sni: PORTAINER.into(),
+        host: host.into(),
+        path: "/".into(),
+        root_pem: root_pem.into(),
+    };
+    let start = std::time::Instant::now();
+    loop {
+        let o = get(
+            &phoenix_verify::NetnsEndpoint::new(ns),
+            &req,
+            std::time::Duration::from_secs(3),
+            true,
+        )
+        .expect("probe");
+        let status = o
+            .result
+            .as_ref()
+            .ok()
+            .and_then(|r| r.as_ref())
+            .map(|r| r.status);
+        if want.is_none() || status == want || start.elapsed() > within {
+            return o;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
