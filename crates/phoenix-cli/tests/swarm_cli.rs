@@ -579,7 +579,7 @@ fn sync_pve_only_swarm_over_tls_from_the_hypervisor() {
             );
             let applied = v["swarm"]["applied"].to_string();
             assert!(
-                applied.contains("joined drphoenix (1002) as worker"),
+                applied.contains("drphoenix (1002) joined as worker"),
                 "{applied}"
             );
             let o = sync(true);

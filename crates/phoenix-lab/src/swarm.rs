@@ -27,8 +27,9 @@
 //!
 //! Idempotent: a running engine is reused, the image imported only when missing, `init` only
 //! when the first manager is in no Swarm, `join` only for non-members, labels updated only when
-//! they differ, the network created only when missing; [`SwarmState::changes`] lists what was
-//! done, empty on a second run.
+//! they differ, the network created only when missing — through [`members`], the same code
+//! `phoenix swarm` and `sync all --target pve` use on a Proxmox node's engines;
+//! [`SwarmState::changes`] lists what was done, empty on a second run.
 //! `lab down` stops the engines with everything else in the lab's namespaces (and the
 //! containers under their shims, see [`crate::teardown`]).
 //! Every node also serves the Engine API over TCP + TLS on 2376 (`--tlsverify`) with
@@ -42,10 +43,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use bollard::errors::Error as ApiError;
-use bollard::models::{
-    LocalNodeState, NetworkCreateRequest, NodeSpec, SwarmInitRequest, SwarmJoinRequest,
-};
-use bollard::query_parameters::{CreateImageOptionsBuilder, UpdateNodeOptionsBuilder};
+use bollard::query_parameters::CreateImageOptionsBuilder;
 use bollard::{ClientVersion, Docker};
 use futures_util::StreamExt;
 use ipnet::IpNet;
@@ -429,7 +427,31 @@ pub fn up(d: &DesiredState, t: &LabTopology) -> Result<Option<SwarmState>, LabEr
     }
     engines.sort_by_key(|e| e.guest);
     mark("engines", &mut phases);
-    rt.block_on(converge(&plan, &mut changes, &mut phases, &mut mark))?;
+    rt.block_on(import_images(&plan, &mut changes))?;
+    mark("image", &mut phases);
+    // Membership, labels and the overlay: the same code as on a Proxmox node (`members`).
+    let desired = phoenix_plan::swarm::desired(d)
+        .ok_or_else(|| swarm_err("the model's Swarm has no node with a static address"))?;
+    let clients = plan
+        .nodes
+        .iter()
+        .map(client)
+        .collect::<Result<Vec<_>, _>>()?;
+    let nodes: Vec<members::NodeEngine> = plan
+        .nodes
+        .iter()
+        .zip(&clients)
+        .map(|(n, c)| members::NodeEngine {
+            guest: n.guest,
+            client: c,
+        })
+        .collect();
+    changes.extend(members::init(&desired, &nodes, &plan.addr_pool)?);
+    mark("init", &mut phases);
+    changes.extend(members::join(&desired, &nodes)?);
+    mark("join and labels", &mut phases);
+    changes.extend(members::overlays(&desired, &nodes)?);
+    mark("network", &mut phases);
     let state = SwarmState {
         plan,
         engines,
@@ -443,12 +465,8 @@ pub fn up(d: &DesiredState, t: &LabTopology) -> Result<Option<SwarmState>, LabEr
     Ok(Some(state))
 }
 
-async fn converge(
-    plan: &SwarmPlan,
-    changes: &mut Vec<String>,
-    phases: &mut Vec<(String, u128)>,
-    mark: &mut impl FnMut(&str, &mut Vec<(String, u128)>),
-) -> Result<(), LabError> {
+/// Import the image into every engine that lacks it.
+async fn import_images(plan: &SwarmPlan, changes: &mut Vec<String>) -> Result<(), LabError> {
     let image = format!("{IMAGE_REPO}:{IMAGE_TAG}");
     let imports = plan.nodes.iter().map(|n| import_image(n, &plan.rootfs_tar));
     for (n, r) in plan
@@ -460,17 +478,6 @@ async fn converge(
             changes.push(format!("imported {image} into {}", n.label()));
         }
     }
-    mark("image", phases);
-    let leader = plan.leader().ok_or_else(|| swarm_err("no manager"))?;
-    let ld = client(leader)?;
-    init(plan, leader, &ld, changes).await?;
-    mark("init", phases);
-    join_all(plan, leader, &ld, changes).await?;
-    mark("join", phases);
-    labels(plan, &ld, changes).await?;
-    mark("labels", phases);
-    network(plan, leader, &ld, changes).await?;
-    mark("network", phases);
     Ok(())
 }
 
@@ -521,234 +528,12 @@ async fn import_image(n: &SwarmNode, tar: &Path) -> Result<bool, LabError> {
     Ok(true)
 }
 
-/// The engine's own view of its Swarm membership: (state, is a manager, node id, node addr).
-pub(crate) async fn membership(
-    n: &SwarmNode,
-    c: &Docker,
-) -> Result<(LocalNodeState, bool, String, String), LabError> {
-    let info = c.info().await.map_err(|e| api_err(n, "info", e))?;
-    let s = info.swarm.unwrap_or_default();
-    Ok((
-        s.local_node_state.unwrap_or(LocalNodeState::INACTIVE),
-        s.control_available.unwrap_or(false),
-        s.node_id.unwrap_or_default(),
-        s.node_addr.unwrap_or_default(),
-    ))
-}
-
-async fn init(
-    plan: &SwarmPlan,
-    leader: &SwarmNode,
-    c: &Docker,
-    changes: &mut Vec<String>,
-) -> Result<(), LabError> {
-    let (state, manager, _, addr) = membership(leader, c).await?;
-    match state {
-        LocalNodeState::ACTIVE if manager => {
-            if addr != leader.addr.to_string() {
-                return Err(swarm_err(format!(
-                    "{} is a manager advertising {addr}, not {}",
-                    leader.label(),
-                    leader.addr
-                )));
-            }
-            Ok(())
-        }
-        LocalNodeState::INACTIVE => {
-            let a = leader.addr.to_string();
-            let req = SwarmInitRequest {
-                listen_addr: Some(format!("{a}:{MANAGER_PORT}")),
-                advertise_addr: Some(a.clone()),
-                data_path_addr: Some(a.clone()),
-                default_addr_pool: Some(vec![plan.addr_pool.clone()]),
-                subnet_size: Some(24),
-                ..Default::default()
-            };
-            c.init_swarm(req)
-                .await
-                .map_err(|e| api_err(leader, "swarm init", e))?;
-            changes.push(format!(
-                "swarm init on {} (advertise and data path {a} on {}, address pool {})",
-                leader.label(),
-                leader.nic,
-                plan.addr_pool
-            ));
-            Ok(())
-        }
-        other => Err(swarm_err(format!(
-            "{} is in Swarm state {other:?}, not a manager",
-            leader.label()
-        ))),
-    }
-}
-
-async fn join_all(
-    plan: &SwarmPlan,
-    leader: &SwarmNode,
-    ld: &Docker,
-    changes: &mut Vec<String>,
-) -> Result<(), LabError> {
-    let tokens = ld
-        .inspect_swarm()
-        .await
-        .map_err(|e| api_err(leader, "swarm inspect", e))?
-        .join_tokens
-        .unwrap_or_default();
-    for n in plan.nodes.iter().skip(1) {
-        let c = client(n)?;
-        let (state, manager, _, _) = membership(n, &c).await?;
-        let want_manager = n.role == SwarmRoleName::Manager;
-        match state {
-            LocalNodeState::ACTIVE | LocalNodeState::PENDING => {
-                if manager != want_manager && state == LocalNodeState::ACTIVE {
-                    changes.push(format!(
-                        "note: {} is a member with the wrong role (fixed by the label step)",
-                        n.label()
-                    ));
-                }
-                continue;
-            }
-            LocalNodeState::INACTIVE => {}
-            other => {
-                return Err(swarm_err(format!(
-                    "{} is in Swarm state {other:?}",
-                    n.label()
-                )));
-            }
-        }
-        let token = if want_manager {
-            tokens.manager.clone()
-        } else {
-            tokens.worker.clone()
-        }
-        .ok_or_else(|| swarm_err("the manager gave no join token"))?;
-        let a = n.addr.to_string();
-        let req = SwarmJoinRequest {
-            listen_addr: Some(format!("{a}:{MANAGER_PORT}")),
-            advertise_addr: Some(a.clone()),
-            data_path_addr: Some(a.clone()),
-            remote_addrs: Some(vec![format!("{}:{MANAGER_PORT}", leader.addr)]),
-            join_token: Some(token),
-        };
-        c.join_swarm(req)
-            .await
-            .map_err(|e| api_err(n, "swarm join", e))?;
-        changes.push(format!(
-            "{} joined as {} (advertise and data path {a} on {})",
-            n.label(),
-            n.role,
-            n.nic
-        ));
-    }
-    Ok(())
-}
-
-/// Node labels (and role) as the model says, through the first manager.
-async fn labels(plan: &SwarmPlan, ld: &Docker, changes: &mut Vec<String>) -> Result<(), LabError> {
-    let leader = plan.leader().ok_or_else(|| swarm_err("no manager"))?;
-    for n in &plan.nodes {
-        let (_, _, id, _) = membership(n, &client(n)?).await?;
-        let node = ld
-            .inspect_node(&id)
-            .await
-            .map_err(|e| api_err(leader, &format!("node inspect {}", n.name), e))?;
-        let spec = node.spec.unwrap_or_default();
-        let have: BTreeMap<String, String> = spec
-            .labels
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        let role = match n.role {
-            SwarmRoleName::Manager => bollard::models::NodeSpecRoleEnum::MANAGER,
-            SwarmRoleName::Worker => bollard::models::NodeSpecRoleEnum::WORKER,
-        };
-        if have == n.labels && spec.role == Some(role) {
-            continue;
-        }
-        let version = node.version.and_then(|v| v.index).unwrap_or(0);
-        let new = NodeSpec {
-            labels: Some(n.labels.clone().into_iter().collect::<HashMap<_, _>>()),
-            role: Some(role),
-            ..spec
-        };
-        let opts = UpdateNodeOptionsBuilder::new()
-            .version(i64::try_from(version).unwrap_or(i64::MAX))
-            .build();
-        ld.update_node(&id, new, opts)
-            .await
-            .map_err(|e| api_err(leader, &format!("node update {}", n.name), e))?;
-        let text: Vec<String> = n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        changes.push(format!(
-            "node {} labels [{}], role {}",
-            n.label(),
-            text.join(", "),
-            n.role
-        ));
-    }
-    Ok(())
-}
-
-/// The overlay options phoenix sets. Pure.
+/// The overlay options phoenix sets (the underlay MTU; Docker subtracts VXLAN's 50). Pure.
 pub fn overlay_options(plan: &SwarmPlan) -> HashMap<String, String> {
     HashMap::from([(
-        "com.docker.network.driver.mtu".to_string(),
+        phoenix_plan::swarm::MTU_OPTION.to_string(),
         plan.underlay_mtu.to_string(),
     )])
-}
-
-async fn network(
-    plan: &SwarmPlan,
-    leader: &SwarmNode,
-    ld: &Docker,
-    changes: &mut Vec<String>,
-) -> Result<(), LabError> {
-    match ld.inspect_network(&plan.overlay, None).await {
-        Ok(_) => return allocated(plan, leader, ld).await,
-        Err(e) if is_not_found(&e) => {}
-        Err(e) => return Err(api_err(leader, "network inspect", e)),
-    }
-    let req = NetworkCreateRequest {
-        name: plan.overlay.clone(),
-        driver: Some("overlay".into()),
-        attachable: Some(true),
-        options: Some(overlay_options(plan)),
-        labels: Some(HashMap::from([(
-            "phoenix.lab".to_string(),
-            plan.prefix.clone(),
-        )])),
-        ..Default::default()
-    };
-    ld.create_network(req)
-        .await
-        .map_err(|e| api_err(leader, "network create", e))?;
-    changes.push(format!(
-        "created the attachable overlay {} (MTU {} on a {} underlay)",
-        plan.overlay, plan.overlay_mtu, plan.underlay_mtu
-    ));
-    allocated(plan, leader, ld).await
-}
-
-/// Wait until the manager has allocated the overlay: right after the create its inspect may
-/// still show no driver and no options (seen here).
-async fn allocated(plan: &SwarmPlan, leader: &SwarmNode, ld: &Docker) -> Result<(), LabError> {
-    let start = Instant::now();
-    loop {
-        let n = ld
-            .inspect_network(&plan.overlay, None)
-            .await
-            .map_err(|e| api_err(leader, "network inspect", e))?;
-        if n.driver.as_deref() == Some("overlay") {
-            return Ok(());
-        }
-        if start.elapsed() > std::time::Duration::from_secs(10) {
-            return Err(swarm_err(format!(
-                "{} not allocated after 10 s (driver {:?})",
-                plan.overlay, n.driver
-            )));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
 }
 
 #[cfg(test)]

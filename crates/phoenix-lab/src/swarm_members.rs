@@ -1,9 +1,9 @@
 //! Swarm membership over any engines (the lab's unix sockets or a Proxmox node's VMs over
-//! TCP+TLS 2376): `phoenix swarm init|join` for the production path, driven by the model's
-//! [`phoenix_plan::swarm::SwarmDesired`] instead of the lab's [`super::SwarmPlan`].
+//! TCP+TLS 2376), driven by the model's [`phoenix_plan::swarm::SwarmDesired`].
 //! - **init** on the first manager when its engine is in no Swarm, with explicit
 //!   `advertise_addr` and `data_path_addr` (the NIC the model names: a two-NIC VM would
-//!   otherwise advertise whichever address the engine picks) and listening on 2377;
+//!   otherwise advertise whichever address the engine picks), listening on that address:2377;
+//!   an engine already in a Swarm as a manager advertising another address is an error;
 //! - **join** every other node that is in no Swarm, as its role, with the manager's token for
 //!   that role, also with explicit addresses; a node that is a member already is left alone
 //!   (a node in *another* Swarm is refused with the reason, never forced out);
@@ -11,6 +11,8 @@
 //!   of the node are kept), and its role when it differs (promote / demote; Docker refuses to
 //!   demote the last manager, and that error is reported);
 //! - **overlays**: the model's overlay networks created when missing (see [`overlays`]).
+//!
+//! The lab's Swarm ([`super::up`]) and `phoenix swarm` / `sync all --target pve` both use it.
 //!
 //! Returns change lines (empty when everything already held). Join tokens never appear in
 //! any line or error.
@@ -47,13 +49,28 @@ fn api(n: &DesiredNode, what: &str, e: bollard::errors::Error) -> LabError {
     swarm_err(format!("{} ({}) {what}: {e}", n.name, n.guest))
 }
 
-async fn state(c: &Docker, n: &DesiredNode) -> Result<(LocalNodeState, String), LabError> {
+/// An engine's own view of its membership (`GET /info`).
+struct Membership {
+    state: LocalNodeState,
+    cluster: String,
+    manager: bool,
+    addr: String,
+}
+
+async fn state(c: &Docker, n: &DesiredNode) -> Result<Membership, LabError> {
     let info = c.info().await.map_err(|e| api(n, "info", e))?;
     let s = info.swarm.unwrap_or_default();
-    Ok((
-        s.local_node_state.unwrap_or(LocalNodeState::INACTIVE),
-        s.cluster.and_then(|c| c.id).unwrap_or_default(),
-    ))
+    Ok(Membership {
+        state: s.local_node_state.unwrap_or(LocalNodeState::INACTIVE),
+        cluster: s.cluster.and_then(|c| c.id).unwrap_or_default(),
+        manager: s.control_available.unwrap_or(false),
+        addr: s.node_addr.unwrap_or_default(),
+    })
+}
+
+/// Swarm's cluster-management listener: the node's own Swarm address, not every address.
+fn listen(n: &DesiredNode) -> String {
+    std::net::SocketAddr::new(n.advertise_addr, MANAGER_PORT).to_string()
 }
 
 /// Initialise the Swarm on the first manager unless it is in one already; overlay subnets
@@ -68,8 +85,25 @@ pub fn init(
         .ok_or_else(|| swarm_err("the configuration has no Swarm manager"))?;
     let c = find(engines, leader)?;
     runtime()?.block_on(async {
-        match state(c, leader).await?.0 {
-            LocalNodeState::ACTIVE => return Ok(Vec::new()),
+        let m = state(c, leader).await?;
+        match m.state {
+            LocalNodeState::ACTIVE if m.manager && m.addr == leader.advertise_addr.to_string() => {
+                return Ok(Vec::new());
+            }
+            LocalNodeState::ACTIVE => {
+                return Err(swarm_err(format!(
+                    "{} ({}) is in a Swarm {} advertising {:?}, not a manager advertising {}",
+                    leader.name,
+                    leader.guest,
+                    if m.manager {
+                        "as a manager"
+                    } else {
+                        "as a worker"
+                    },
+                    m.addr,
+                    leader.advertise_addr
+                )));
+            }
             LocalNodeState::INACTIVE | LocalNodeState::EMPTY => {}
             other => {
                 return Err(swarm_err(format!(
@@ -79,18 +113,19 @@ pub fn init(
             }
         }
         let req = SwarmInitRequest {
-            listen_addr: Some(format!("0.0.0.0:{MANAGER_PORT}")),
+            listen_addr: Some(listen(leader)),
             advertise_addr: Some(leader.advertise_addr.to_string()),
             data_path_addr: Some(leader.data_path_addr.to_string()),
             default_addr_pool: Some(vec![addr_pool.to_string()]),
+            subnet_size: Some(24),
             ..Default::default()
         };
         c.init_swarm(req)
             .await
             .map_err(|e| api(leader, "swarm init", e))?;
         Ok(vec![format!(
-            "initialised the Swarm on {} ({}), advertising {} (data path {})",
-            leader.name, leader.guest, leader.advertise_addr, leader.data_path_addr
+            "swarm init on {} ({}) (advertise {}, data path {} on {}, address pool {addr_pool})",
+            leader.name, leader.guest, leader.advertise_addr, leader.data_path_addr, leader.nic
         )])
     })
 }
@@ -102,13 +137,14 @@ pub fn join(desired: &SwarmDesired, engines: &[NodeEngine]) -> Result<Vec<String
         .ok_or_else(|| swarm_err("the configuration has no Swarm manager"))?;
     let lc = find(engines, leader)?;
     runtime()?.block_on(async {
-        let (lstate, cluster) = state(lc, leader).await?;
-        if lstate != LocalNodeState::ACTIVE {
+        let lm = state(lc, leader).await?;
+        if lm.state != LocalNodeState::ACTIVE || !lm.manager {
             return Err(swarm_err(format!(
-                "{} ({}) is not an active manager (state {lstate}): run `phoenix swarm init` first",
-                leader.name, leader.guest
+                "{} ({}) is not an active manager (state {}): run `phoenix swarm init` first",
+                leader.name, leader.guest, lm.state
             )));
         }
+        let cluster = lm.cluster;
         let swarm = lc
             .inspect_swarm()
             .await
@@ -118,8 +154,9 @@ pub fn join(desired: &SwarmDesired, engines: &[NodeEngine]) -> Result<Vec<String
         let mut changes = Vec::new();
         for n in desired.nodes.iter().skip(1) {
             let c = find(engines, n)?;
-            let (st, theirs) = state(c, n).await?;
-            match st {
+            let m = state(c, n).await?;
+            let theirs = m.cluster;
+            match m.state {
                 LocalNodeState::ACTIVE | LocalNodeState::PENDING if theirs == cluster => continue,
                 LocalNodeState::ACTIVE | LocalNodeState::PENDING if !theirs.is_empty() => {
                     return Err(swarm_err(format!(
@@ -142,7 +179,7 @@ pub fn join(desired: &SwarmDesired, engines: &[NodeEngine]) -> Result<Vec<String
             }
             .ok_or_else(|| swarm_err("the manager returned no join token"))?;
             let req = SwarmJoinRequest {
-                listen_addr: Some(format!("0.0.0.0:{MANAGER_PORT}")),
+                listen_addr: Some(listen(n)),
                 advertise_addr: Some(n.advertise_addr.to_string()),
                 data_path_addr: Some(n.data_path_addr.to_string()),
                 remote_addrs: Some(vec![remote.clone()]),
@@ -156,8 +193,8 @@ pub fn join(desired: &SwarmDesired, engines: &[NodeEngine]) -> Result<Vec<String
                 SwarmRole::Worker => "worker",
             };
             changes.push(format!(
-                "joined {} ({}) as {role}, advertising {}",
-                n.name, n.guest, n.advertise_addr
+                "{} ({}) joined as {role} (advertise {}, data path {} on {})",
+                n.name, n.guest, n.advertise_addr, n.data_path_addr, n.nic
             ));
         }
         changes.extend(labels(desired, engines, lc).await?);
@@ -257,7 +294,9 @@ pub fn overlays(desired: &SwarmDesired, engines: &[NodeEngine]) -> Result<Vec<St
         for o in &desired.overlays {
             let want_mtu = o.mtu_option.to_string();
             match c.inspect_network(&o.name, None).await {
-                Ok(n) => {
+                Ok(_) => {
+                    // Right after a create the inspect may show no driver yet (seen here).
+                    let n = allocated(c, leader, &o.name).await?;
                     let mtu = n
                         .options
                         .as_ref()
@@ -288,6 +327,7 @@ pub fn overlays(desired: &SwarmDesired, engines: &[NodeEngine]) -> Result<Vec<St
                     c.create_network(req)
                         .await
                         .map_err(|e| api(leader, "network create", e))?;
+                    allocated(c, leader, &o.name).await?;
                     changes.push(format!(
                         "created the overlay {} (attachable: {}, MTU option {want_mtu}: containers {})",
                         o.name, o.attachable, o.container_mtu
@@ -298,4 +338,29 @@ pub fn overlays(desired: &SwarmDesired, engines: &[NodeEngine]) -> Result<Vec<St
         }
         Ok(changes)
     })
+}
+
+/// The network `name` once the manager has allocated it (its driver shows), up to 10 s.
+async fn allocated(
+    c: &Docker,
+    leader: &DesiredNode,
+    name: &str,
+) -> Result<bollard::models::NetworkInspect, LabError> {
+    let start = std::time::Instant::now();
+    loop {
+        let n = c
+            .inspect_network(name, None)
+            .await
+            .map_err(|e| api(leader, "network inspect", e))?;
+        if n.driver.as_deref().is_some_and(|d| !d.is_empty()) {
+            return Ok(n);
+        }
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            return Err(swarm_err(format!(
+                "{name} not allocated after 10 s (driver {:?})",
+                n.driver
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -218,7 +218,7 @@ fn judge_node_names_what_differs() {
     let p = homelab_plan();
     let n = p.node(1002).expect("worker");
     let ready = bollard::models::Node {
-        spec: Some(NodeSpec {
+        spec: Some(bollard::models::NodeSpec {
             labels: Some(HashMap::from([("role".to_string(), "apps".to_string())])),
             role: Some(bollard::models::NodeSpecRoleEnum::WORKER),
             ..Default::default()
