@@ -298,7 +298,7 @@ fn stack_hashes(ctx: &Ctx) -> (BTreeMap<String, String>, Vec<String>) {
         match phoenix_render::stack::render_with(&ctx.d, &s.stack, &s.environment, &resolve_var) {
             Ok(mut r) => {
                 match file_contents(&s.stack, &s.environment, &r) {
-                    Ok(files) => fold_file_contents(&mut r, &files),
+                    Ok(files) => r.fold_file_contents(&files),
                     Err((msg, _)) => notes.push(format!(
                         "stack {}: {msg}; its files are not compared",
                         s.namespace
@@ -588,7 +588,7 @@ fn file_contents(
 fn deploy_stack(ctx: &Ctx, stack: &str, env: &str) -> Result<(String, Vec<String>), Failure> {
     let mut rendered = render(ctx, stack, env)?;
     let files = file_contents(stack, env, &rendered)?;
-    fold_file_contents(&mut rendered, &files);
+    rendered.fold_file_contents(&files);
     let c = ctx.leader()?;
     let (contents, notes) = secret_contents(ctx, Some(&rendered.secrets));
     let mut changes =
@@ -614,34 +614,6 @@ fn deploy_stack(ctx: &Ctx, stack: &str, env: &str) -> Result<(String, Vec<String
         let _ = writeln!(anstream::stderr(), "note: {n}");
     }
     Ok((rendered.namespace, changes))
-}
-
-/// Fold the content of the environment's files into the hash of each service that mounts
-/// them: the hash the plan compares (`phoenix.spec.sha256`) then changes with a file's
-/// content, not only with its reference, so a changed file is planned as a stack update.
-fn fold_file_contents(
-    rendered: &mut phoenix_render::stack::RenderedStack,
-    files: &BTreeMap<String, Vec<u8>>,
-) {
-    for svc in &mut rendered.services {
-        let mut used: Vec<(&String, &Vec<u8>)> = svc
-            .configs
-            .iter()
-            .filter_map(|f| files.get_key_value(&f.source))
-            .collect();
-        if used.is_empty() {
-            continue;
-        }
-        used.sort();
-        let mut text = svc.sha256.clone();
-        for (base, content) in used {
-            text.push_str(&format!(
-                "\n{base} {}",
-                phoenix_lab::swarm::service::sha256_hex(content)
-            ));
-        }
-        svc.sha256 = phoenix_lab::swarm::service::sha256_hex(text.as_bytes());
-    }
 }
 
 fn rm(t: &SwarmTargetArgs, stack: &str, env: &str) -> Result<u8, Failure> {

@@ -471,7 +471,9 @@ pub fn plan_full(
 
 /// The Swarm actions against `obs`: stacks compared by their rendered services' hashes (a
 /// stack whose variables are secret references is compared only by existence, said in a
-/// note); secrets only by existence (their content is read when deployed).
+/// note); services that mount the environment's files and secrets only by existence (their
+/// content is read by `phoenix swarm` / `sync all --target pve`, which plan with it; the plan
+/// itself does no I/O).
 fn swarm_actions(
     d: &DesiredState,
     obs: &crate::swarm::SwarmObserved,
@@ -483,7 +485,12 @@ fn swarm_actions(
     let mut hashes = BTreeMap::new();
     for s in &desired.stacks {
         match phoenix_render::stack::render(d, &s.stack, &s.environment) {
-            Ok(r) => hashes.extend(r.services.into_iter().map(|svc| (svc.name, svc.sha256))),
+            Ok(r) => hashes.extend(
+                r.services
+                    .iter()
+                    .filter(|svc| !r.mounts_files(&svc.name))
+                    .map(|svc| (svc.name.clone(), svc.sha256.clone())),
+            ),
             Err(e) => notes.push(format!(
                 "stack {}: not compared by content ({e})",
                 s.namespace

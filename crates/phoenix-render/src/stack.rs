@@ -176,6 +176,44 @@ impl RenderedStack {
     pub fn service(&self, key: &str) -> Option<&RenderedService> {
         self.services.iter().find(|s| s.key == key)
     }
+
+    /// Fold the content of the environment's files (`contents`: config base → bytes, read by
+    /// the caller) into the hash of each service that mounts them, so the hash the plan
+    /// compares changes with a file's content and not only with its reference. Pure.
+    pub fn fold_file_contents(&mut self, contents: &BTreeMap<String, Vec<u8>>) {
+        let hex = |b: &[u8]| -> String {
+            Sha256::digest(b)
+                .iter()
+                .map(|x| format!("{x:02x}"))
+                .collect()
+        };
+        for svc in &mut self.services {
+            let mut used: Vec<(&String, &Vec<u8>)> = svc
+                .configs
+                .iter()
+                .filter_map(|f| contents.get_key_value(&f.source))
+                .collect();
+            if used.is_empty() {
+                continue;
+            }
+            used.sort();
+            let mut text = svc.sha256.clone();
+            for (base, content) in used {
+                text.push_str(&format!("\n{base} {}", hex(content)));
+            }
+            svc.sha256 = hex(text.as_bytes());
+        }
+    }
+
+    /// Do any of the environment's files go into service `name` (full name)?
+    pub fn mounts_files(&self, name: &str) -> bool {
+        self.services.iter().any(|s| {
+            s.name == name
+                && s.configs
+                    .iter()
+                    .any(|c| self.files.iter().any(|f| f.base == c.source))
+        })
+    }
 }
 
 /// One network of the stack.
@@ -2220,6 +2258,28 @@ mod tests {
         assert_ne!(m.services[0].sha256, s.services[0].sha256);
         // Deterministic.
         assert_eq!(render(&d, "portainer_service", "production").unwrap(), s);
+
+        // The files' content folded in: the hash follows the content; a service without
+        // files is left alone.
+        let name = s.services[0].name.clone();
+        assert!(s.mounts_files(&name) && !plain.mounts_files(&name));
+        let folded = |content: &str| {
+            let mut f = s.clone();
+            f.fold_file_contents(&BTreeMap::from([(
+                "production_portainer_service_app".to_string(),
+                content.as_bytes().to_vec(),
+            )]));
+            f.services[0].sha256.clone()
+        };
+        assert_ne!(folded("A=1"), s.services[0].sha256);
+        assert_ne!(folded("A=1"), folded("A=2"));
+        assert_eq!(folded("A=1"), folded("A=1"));
+        let mut untouched = plain.clone();
+        untouched.fold_file_contents(&BTreeMap::from([(
+            "production_portainer_service_app".to_string(),
+            b"A=1".to_vec(),
+        )]));
+        assert_eq!(untouched, plain);
     }
 
     #[test]
