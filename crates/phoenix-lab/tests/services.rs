@@ -21,22 +21,6 @@ use phoenix_verify::{NetnsEndpoint, with_net};
 const MESH_DNS: &str = "172.16.100.1:53";
 const DNS_DEADLINE: Duration = Duration::from_secs(2);
 
-/// Every process whose command line mentions the lab's state dir.
-fn processes_of(prefix: &str) -> Vec<String> {
-    let marker = phoenix_lab::state_dir(prefix)
-        .to_string_lossy()
-        .into_owned();
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| {
-            let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
-            cmd.contains(&marker).then(|| format!("{pid} {cmd}"))
-        })
-        .collect()
-}
-
 /// GET `http://addr/` from inside `ns` with a few lines of std::net.
 fn http_get(ns: &str, addr: SocketAddr) -> Result<String, String> {
     with_net(&NetnsEndpoint::new(ns), move || {

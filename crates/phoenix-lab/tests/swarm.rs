@@ -38,22 +38,6 @@ fn by_id<'a>(checks: &'a [SwarmCheck], id: &str) -> &'a SwarmCheck {
         .unwrap_or_else(|| panic!("no check {id}"))
 }
 
-/// Processes whose command line mentions the lab's state dir (dockerd, containerd, shims).
-fn processes_of(prefix: &str) -> Vec<String> {
-    let marker = phoenix_lab::state_dir(prefix)
-        .to_string_lossy()
-        .into_owned();
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| {
-            let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
-            cmd.contains(&marker).then(|| format!("{pid} {cmd}"))
-        })
-        .collect()
-}
-
 /// A long-running container on `guest`'s engine, left for the teardown; its pid.
 fn leave_container(plan: &SwarmPlan, guest: u32) -> u32 {
     use bollard::models::ContainerCreateBody;

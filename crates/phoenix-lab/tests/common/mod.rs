@@ -194,3 +194,20 @@ pub fn fetch(
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// Every process whose command line mentions the lab's state dir (services, dockerd,
+/// containerd, shims): `pid cmdline`.
+pub fn processes_of(prefix: &str) -> Vec<String> {
+    let marker = phoenix_lab::state_dir(prefix)
+        .to_string_lossy()
+        .into_owned();
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+            cmd.contains(&marker).then(|| format!("{pid} {cmd}"))
+        })
+        .collect()
+}
