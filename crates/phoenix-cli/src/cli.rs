@@ -410,6 +410,10 @@ pub enum LabCommand {
         /// Tear down an existing lab with this prefix first instead of refusing
         #[arg(long)]
         recreate: bool,
+        /// Only the network (namespaces, links, addresses, routes, NAT, guest firewalls):
+        /// no service is started, and `sync all` treats the lab as unfinished
+        #[arg(long)]
+        network_only: bool,
         /// Output format
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,

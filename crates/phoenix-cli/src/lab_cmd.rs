@@ -20,6 +20,7 @@ pub fn run(args: &LabArgs) -> u8 {
             config: dir,
             prefix,
             recreate,
+            network_only,
             output,
         } => {
             let d = match config::load(dir) {
@@ -30,7 +31,12 @@ pub fn run(args: &LabArgs) -> u8 {
                 prefix: prefix.prefix.clone(),
                 recreate: *recreate,
             };
-            match phoenix_lab::up(&d, &opts) {
+            let scope = if *network_only {
+                phoenix_lab::Scope::NetworkOnly
+            } else {
+                phoenix_lab::Scope::Full
+            };
+            match phoenix_lab::up_with(&d, &opts, scope) {
                 Ok(r) => emit(*output, &r, || {
                     let mut s = format!(
                         "lab {} up: {} namespaces, {} veth pairs, {} macvlans in {} ms\nstate: {}\n",

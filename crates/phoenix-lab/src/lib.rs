@@ -45,7 +45,7 @@ pub mod topology;
 pub mod traefik;
 
 pub use error::LabError;
-pub use realise::{UpOptions, UpReport, up};
+pub use realise::{Scope, UpOptions, UpReport, up, up_with};
 pub use status::{LabStatus, exec, status};
 pub use teardown::{DownReport, LabGuard, down};
 pub use topology::{LabTopology, validate_prefix};

@@ -235,22 +235,34 @@ pub fn route_msg(seq: u32, dest: Option<IpNet>, via: IpAddr) -> Vec<u8> {
     message(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, seq, &body)
 }
 
-/// The error code of an `NLMSG_ERROR` acknowledgement for `seq` (0: success), if `buf` holds one.
-pub fn ack(buf: &[u8], seq: u32) -> Option<i32> {
+/// Every `NLMSG_ERROR` acknowledgement in `buf`: sequence number and error code (0: success).
+pub fn acks(buf: &[u8]) -> Vec<(u32, i32)> {
+    let mut out = Vec::new();
     let mut off = 0;
-    while off + 16 <= buf.len() {
-        let len = u32::from_ne_bytes(buf[off..off + 4].try_into().ok()?) as usize;
-        let kind = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().ok()?);
-        let s = u32::from_ne_bytes(buf[off + 8..off + 12].try_into().ok()?);
+    let field = |from: usize| -> Option<[u8; 4]> { buf.get(from..from + 4)?.try_into().ok() };
+    while let (Some(len), Some(kind), Some(seq)) = (field(off), field(off + 4), field(off + 8)) {
+        let len = u32::from_ne_bytes(len) as usize;
+        let kind = u16::from_ne_bytes([kind[0], kind[1]]);
         if len < 16 || off + len > buf.len() {
-            return None;
+            break;
         }
-        if kind == NLMSG_ERROR && s == seq && len >= 20 {
-            return Some(i32::from_ne_bytes(buf[off + 16..off + 20].try_into().ok()?));
+        if kind == NLMSG_ERROR
+            && len >= 20
+            && let Some(code) = field(off + 16)
+        {
+            out.push((u32::from_ne_bytes(seq), i32::from_ne_bytes(code)));
         }
         off += (len + 3) & !3;
     }
-    None
+    out
+}
+
+/// The error code of an `NLMSG_ERROR` acknowledgement for `seq` (0: success), if `buf` holds one.
+pub fn ack(buf: &[u8], seq: u32) -> Option<i32> {
+    acks(buf)
+        .into_iter()
+        .find(|(s, _)| *s == seq)
+        .map(|(_, e)| e)
 }
 
 struct Sock {
@@ -271,23 +283,35 @@ impl Sock {
         Ok(Sock { fd, seq: 0 })
     }
 
-    fn request(&mut self, build: impl FnOnce(u32) -> Vec<u8>) -> Result<(), String> {
-        self.seq += 1;
-        let seq = self.seq;
-        let msg = build(seq);
-        send(self.fd.as_raw_fd(), &msg, MsgFlags::empty()).map_err(|e| format!("send: {e}"))?;
-        let mut buf = vec![0u8; 8192];
-        loop {
+    /// Send every message of `batch` in one `send` (the kernel handles them in order) and
+    /// wait for the acknowledgement of each sequence number in `seqs`; the first error (in
+    /// `seqs` order) is returned with its sequence number.
+    fn request_all(&mut self, batch: &[u8], seqs: &[u32]) -> Result<(), (Option<u32>, String)> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        send(self.fd.as_raw_fd(), batch, MsgFlags::empty())
+            .map_err(|e| (None, format!("send: {e}")))?;
+        let mut codes: std::collections::HashMap<u32, i32> = std::collections::HashMap::new();
+        let mut buf = vec![0u8; 65536];
+        while seqs.iter().any(|s| !codes.contains_key(s)) {
             let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty())
-                .map_err(|e| format!("recv: {e}"))?;
-            match ack(&buf[..n], seq) {
-                Some(0) => return Ok(()),
-                Some(e) => {
-                    return Err(nix::errno::Errno::from_raw(-e).desc().to_string());
-                }
-                None => continue,
+                .map_err(|e| (None, format!("recv: {e}")))?;
+            codes.extend(acks(&buf[..n]));
+        }
+        for s in seqs {
+            if let Some(&e) = codes.get(s)
+                && e != 0
+            {
+                return Err((Some(*s), nix::errno::Errno::from_raw(-e).desc().to_string()));
             }
         }
+        Ok(())
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq += 1;
+        self.seq
     }
 }
 
@@ -295,34 +319,53 @@ fn index(name: &str) -> Result<u32, String> {
     nix::net::if_::if_nametoindex(name).map_err(|e| format!("no link {name}: {e}"))
 }
 
-/// Apply `ops` in the namespace the calling thread is in.
+/// Apply `ops` in the namespace the calling thread is in: every netlink message in one
+/// batch, acknowledged one by one (an error names its operation).
 fn apply_here(ops: &[Op]) -> Result<(), (Op, String)> {
     let mut sock = Sock::open().map_err(|e| (Op::Forwarding, e))?;
+    let mut batch = Vec::new();
+    let mut sent: Vec<(u32, &Op)> = Vec::new();
     for op in ops {
-        let r = match op {
+        let seq = sock.next_seq();
+        let msg = match op {
             Op::Link { name, mac, master } => master
                 .as_deref()
                 .map(index)
                 .transpose()
-                .and_then(|m| sock.request(|seq| link_msg(seq, name, *mac, m))),
-            Op::Addr { dev, cidr } => {
-                index(dev).and_then(|i| sock.request(|seq| addr_msg(seq, i, *cidr)))
+                .map(|m| link_msg(seq, name, *mac, m)),
+            Op::Addr { dev, cidr } => index(dev).map(|i| addr_msg(seq, i, *cidr)),
+            Op::Route { dest, via } => Ok(route_msg(seq, *dest, *via)),
+            Op::Forwarding => {
+                File::options()
+                    .write(true)
+                    .open("/proc/sys/net/ipv4/ip_forward")
+                    .and_then(|mut f| f.write_all(b"1\n"))
+                    .map_err(|e| (op.clone(), e.to_string()))?;
+                continue;
             }
-            Op::Route { dest, via } => sock.request(|seq| route_msg(seq, *dest, *via)),
-            Op::Forwarding => File::options()
-                .write(true)
-                .open("/proc/sys/net/ipv4/ip_forward")
-                .and_then(|mut f| f.write_all(b"1\n"))
-                .map_err(|e| e.to_string()),
         };
-        r.map_err(|e| (op.clone(), e))?;
+        batch.extend(msg.map_err(|e| (op.clone(), e))?);
+        sent.push((seq, op));
     }
-    Ok(())
+    let seqs: Vec<u32> = sent.iter().map(|(s, _)| *s).collect();
+    sock.request_all(&batch, &seqs).map_err(|(seq, e)| {
+        let op = seq
+            .and_then(|s| sent.iter().find(|(q, _)| *q == s))
+            .map_or(Op::Forwarding, |(_, op)| (*op).clone());
+        (op, e)
+    })
 }
 
 /// Configure every namespace in `nss` (each with its [`ops`]) from a pool of `threads`
-/// threads; the first failure, naming the namespace and the operation, is returned.
-pub fn configure(t: &LabTopology, nss: &[String], threads: usize) -> Result<(), LabError> {
+/// threads, in the order given; the first failure, naming the namespace and the operation,
+/// is returned. `hv_batched`: the hypervisor's links were configured by its `ip -batch`
+/// (the one that creates the macvlans), so only its forwarding is left here.
+pub fn configure(
+    t: &LabTopology,
+    nss: &[String],
+    hv_batched: bool,
+    threads: usize,
+) -> Result<(), LabError> {
     let queue: Mutex<Vec<&String>> = Mutex::new(nss.iter().rev().collect());
     let first_err: Mutex<Option<LabError>> = Mutex::new(None);
     std::thread::scope(|s| {
@@ -331,7 +374,7 @@ pub fn configure(t: &LabTopology, nss: &[String], threads: usize) -> Result<(), 
                 loop {
                     let next = queue.lock().ok().and_then(|mut q| q.pop());
                     let Some(ns) = next else { break };
-                    if let Err(e) = configure_one(t, ns)
+                    if let Err(e) = configure_one(t, ns, hv_batched)
                         && let Ok(mut slot) = first_err.lock()
                     {
                         slot.get_or_insert(e);
@@ -346,9 +389,9 @@ pub fn configure(t: &LabTopology, nss: &[String], threads: usize) -> Result<(), 
     }
 }
 
-fn configure_one(t: &LabTopology, ns: &str) -> Result<(), LabError> {
-    let ops = if ns == t.hv {
-        // The hypervisor's links come from its `ip -batch` (macvlans into the guests).
+fn configure_one(t: &LabTopology, ns: &str, hv_batched: bool) -> Result<(), LabError> {
+    let ops = if ns == t.hv && hv_batched {
+        // The hypervisor's links came from its `ip -batch` (macvlans into the guests).
         ops(t, ns)
             .into_iter()
             .filter(|o| *o == Op::Forwarding)
@@ -433,6 +476,13 @@ mod tests {
         buf.extend_from_slice(&[0u8; 16]);
         assert_eq!(ack(&buf, 9), Some(-17));
         assert_eq!(ack(&buf, 8), None);
+        // A batch's acknowledgements arrive together: each is read with its sequence number.
+        let mut two = buf.clone();
+        two.extend_from_slice(&buf);
+        two[36 + 8..36 + 12].copy_from_slice(&10u32.to_ne_bytes());
+        two[36 + 16..36 + 20].copy_from_slice(&0i32.to_ne_bytes());
+        assert_eq!(acks(&two), vec![(9, -17), (10, 0)]);
+        assert_eq!(acks(&two[..40]), vec![(9, -17)]);
         assert_eq!(parse_mac("02:00:00:01:01:00"), Some([2, 0, 0, 1, 1, 0]));
         assert_eq!(parse_mac("zz"), None);
     }

@@ -47,24 +47,41 @@ pub struct UpReport {
     pub swarm: Option<crate::swarm::SwarmState>,
 }
 
-/// Realise the network of `d` under `opts.prefix`.
+/// How much of the model [`up_with`] realises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything: network, services, ingress, the Swarm; recorded as a finished run.
+    Full,
+    /// Namespaces, links, addresses, routes, forwarding, NAT and guest firewalls only: no
+    /// process is started in the lab, and no completion is recorded (a `sync all` on it
+    /// rebuilds).
+    NetworkOnly,
+}
+
+/// Realise the model `d` under `opts.prefix` (network, services, ingress, Swarm).
 pub fn up(d: &DesiredState, opts: &UpOptions) -> Result<UpReport, LabError> {
+    up_with(d, opts, Scope::Full)
+}
+
+/// Realise `d` under `opts.prefix`, as much as `scope` says.
+pub fn up_with(d: &DesiredState, opts: &UpOptions, scope: Scope) -> Result<UpReport, LabError> {
     validate_prefix(&opts.prefix)?;
     require_root()?;
     let t = topology(d, &opts.prefix)?;
-    realise_model(&t, opts.recreate, Some(d))
+    realise_model(&t, opts.recreate, Some(d), scope)
 }
 
 /// Build `t` (root only). On failure everything made so far is torn down.
 /// Network and base services only; [`up`] also starts the ingress path of the model.
 pub fn realise(t: &LabTopology, recreate: bool) -> Result<UpReport, LabError> {
-    realise_model(t, recreate, None)
+    realise_model(t, recreate, None, Scope::Full)
 }
 
 fn realise_model(
     t: &LabTopology,
     recreate: bool,
     d: Option<&DesiredState>,
+    scope: Scope,
 ) -> Result<UpReport, LabError> {
     require_root()?;
     let prefix = t.prefix.as_str();
@@ -83,8 +100,8 @@ fn realise_model(
     }
     let start = Instant::now();
     let mut phases = Phases(Vec::new(), Instant::now());
-    let built = build(t, d, &mut phases).and_then(|s| {
-        if let Some(d) = d {
+    let built = build(t, d, scope, &mut phases).and_then(|s| {
+        if let (Some(d), Scope::Full) = (d, scope) {
             crate::converge::record_completion(d, t)?;
         }
         Ok(s)
@@ -145,6 +162,7 @@ impl Phases {
 fn build(
     t: &LabTopology,
     d: Option<&DesiredState>,
+    scope: Scope,
     phases: &mut Phases,
 ) -> Result<
     (
@@ -214,24 +232,35 @@ fn build(
             ])?;
         }
     }
-    // The hypervisor first: the macvlans are created from its bridges into the guests.
-    let hv_file = dir.join("batch").join(format!("{}.ip", t.hv));
-    write(&hv_file, &ns_batch(t, &t.hv))?;
-    let configured = run("ip", &["-n", &t.hv, "-batch", &path_str(&hv_file)]).and_then(|_| {
-        // Every other namespace in-process over rtnetlink (no process per namespace), and
-        // forwarding where the topology wants it (the hypervisor included).
-        let nss: Vec<String> = t
+    // Macvlans are created from the hypervisor's bridges into the guests, by its own batch
+    // first; without them the hypervisor is configured over rtnetlink with everything else.
+    let hv_macvlans = t.macvlans.iter().any(|m| m.parent_ns == t.hv);
+    let hv_batch = if hv_macvlans {
+        let hv_file = dir.join("batch").join(format!("{}.ip", t.hv));
+        write(&hv_file, &ns_batch(t, &t.hv))?;
+        run("ip", &["-n", &t.hv, "-batch", &path_str(&hv_file)]).map(drop)
+    } else {
+        Ok(())
+    };
+    let configured = hv_batch.and_then(|()| {
+        // Every namespace in-process over rtnetlink (no process per namespace); the
+        // hypervisor first, the largest.
+        let mut nss: Vec<String> = t
             .namespaces
             .iter()
-            .filter(|n| n.name != t.hv || n.forwarding)
+            .filter(|n| n.name != t.hv)
             .map(|n| n.name.clone())
             .collect();
-        crate::netlink::configure(t, &nss, 4)
+        nss.insert(0, t.hv.clone());
+        crate::netlink::configure(t, &nss, hv_macvlans, 4)
     });
     // The base services start once the addresses exist; the rulesets finish loading meanwhile
     // (the lab's own services talk only to the wan and the hypervisor, which no guest table
     // filters, and nothing is verified before both are done).
-    let started = configured.and_then(|()| services::start(t));
+    let started = configured.and_then(|()| match scope {
+        Scope::Full => services::start(t),
+        Scope::NetworkOnly => Ok(ServicesState::default()),
+    });
     let mut loaded = Ok(());
     for (argv, child) in loads {
         let args: Vec<&str> = argv.iter().map(String::as_str).collect();
@@ -242,6 +271,10 @@ fn build(
     let mut s = started?;
     loaded?;
     phases.mark("hypervisor batch, namespaces (netlink), NAT, firewalls and services");
+    let d = match scope {
+        Scope::Full => d,
+        Scope::NetworkOnly => None,
+    };
     let ingress = match d {
         Some(d) => ingress::start(d, t, &mut s.services)?,
         None => None,
