@@ -176,8 +176,21 @@ fn sync_lab_killed_halfway_converges_next_time() {
     }
     let prefix = unique_prefix('k');
     let guard = LabGuard::new(&prefix);
-    // Kill the run at several points of the build; each time the next run converges.
-    for delay_ms in [40u64, 120] {
+    let state = phoenix_lab::state_dir(&prefix);
+    // Kill the run at several points of its apply — once the namespaces are being made, once
+    // the services run and the ingress is being set up, once the Swarm is being formed (with
+    // dockerd) — and each time the next run sees the unfinished lab and converges.
+    let mut points: Vec<(&str, std::path::PathBuf)> = vec![
+        (
+            "namespaces",
+            std::path::Path::new("/run/netns").join(format!("{prefix}-hv")),
+        ),
+        ("ingress", state.join("nginx-gw.conf")),
+    ];
+    if phoenix_lab::swarm::dockerd_available() {
+        points.push(("swarm", state.join("swarm")));
+    }
+    for (point, marker) in points {
         let mut child = Command::new(env!("CARGO_BIN_EXE_phoenix"))
             .args([
                 "sync", "all", "--target", "lab", "--config", CONFIG, "--prefix", &prefix,
@@ -187,19 +200,42 @@ fn sync_lab_killed_halfway_converges_next_time() {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn");
-        std::thread::sleep(Duration::from_millis(delay_ms));
+        let t = Instant::now();
+        while !marker.exists() && t.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let _ = child.kill();
-        let _ = child.wait();
+        let status = child.wait().expect("wait");
+        assert!(
+            marker.exists(),
+            "the run never reached {point} ({})",
+            marker.display()
+        );
+        // Killed inside the apply: something was made, nothing says it finished.
+        assert!(
+            status.code().is_none(),
+            "the run ended before the kill: {status}"
+        );
+        assert!(
+            std::path::Path::new("/run/netns")
+                .join(format!("{prefix}-hv"))
+                .exists(),
+            "killed at {point}: the half-built lab is there"
+        );
+        assert!(
+            !state.join(phoenix_lab::converge::MARKER).exists(),
+            "killed at {point}: no completion record"
+        );
         let (code, v) = sync(&prefix);
         assert_eq!(code, Some(0), "{:?}", failed_checks(&v["verify"]));
         let c = changes(&v);
         assert!(
-            c.len() == 1 && (c[0].0 == "rebuild" || c[0].0 == "build"),
-            "after a kill at {delay_ms} ms: {c:?}"
+            c.len() == 1 && c[0].0 == "rebuild",
+            "after a kill at {point}: {c:?}"
         );
         let (_, v) = sync(&prefix);
         assert!(changes(&v).is_empty(), "{:?}", changes(&v));
-        // Next round starts from scratch, the kill lands inside the build again.
+        // Next round starts from scratch.
         let down = phoenix(&["lab", "down", "--prefix", &prefix]);
         assert!(down.status.success(), "{}", text(&down.stderr));
         assert_gone(&prefix);
