@@ -557,7 +557,9 @@ pub struct SyncAllArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Also provision inside the guests (packages, files, services from `features`; pct
-    /// exec/push for containers, the guest agent for VMs; each step checked first) (--target pve)
+    /// exec/push for containers, the guest agent for VMs; each step checked first). In the
+    /// lab: files under each guest's root; packages and services are the lab's own, never
+    /// installed on this machine
     #[arg(long)]
     pub provision: bool,
     /// After applying, switch the staged /etc/network/interfaces live with try-and-rollback:

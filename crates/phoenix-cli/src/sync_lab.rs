@@ -169,6 +169,31 @@ pub fn run(args: &SyncAllArgs) -> u8 {
             applied.elapsed_ms
         ));
     }
+    // Opt-in, as on a node: the provision steps against each guest's namespace and file root.
+    let provisioned = if args.provision {
+        progress.step(format!("provisioning inside the guests of lab {prefix}"));
+        match phoenix_lab::provision::run(&d, prefix, &Default::default()) {
+            Ok(r) => {
+                progress.done(format!(
+                    "provisioning: {} applied, {} kept, {} skipped (provided by the lab)",
+                    r.applied(),
+                    r.kept(),
+                    r.skipped()
+                ));
+                Some(r)
+            }
+            Err(e) => {
+                progress.finish();
+                error(
+                    &format!("provision lab {prefix}: {e}"),
+                    "run `phoenix sync all --target lab --provision` again",
+                );
+                return APPLY_FAILED;
+            }
+        }
+    } else {
+        None
+    };
     progress.step(format!("verifying lab {prefix}"));
     let verified = crate::verify_cmd::lab_report(&d, prefix, &args.config);
     progress.finish();
@@ -181,7 +206,7 @@ pub fn run(args: &SyncAllArgs) -> u8 {
     };
     if json {
         let v = serde_json::json!({"target": "lab", "prefix": prefix, "plan": plan,
-            "applied": applied, "verify": report});
+            "applied": applied, "provision": provisioned, "verify": report});
         let _ = writeln!(
             std::io::stdout(),
             "{}",
@@ -194,6 +219,9 @@ pub fn run(args: &SyncAllArgs) -> u8 {
                 let _ = writeln!(out, "applied: {}", change_line(c));
             }
         }
+        if let Some(p) = &provisioned {
+            let _ = writeln!(out, "\nprovisioning inside guests:\n{p}");
+        }
         let _ = write!(out, "\n{}", report.render_text());
     }
     let _ = writeln!(
@@ -203,5 +231,8 @@ pub fn run(args: &SyncAllArgs) -> u8 {
         took.as_millis(),
         start.elapsed().as_millis()
     );
+    if provisioned.as_ref().is_some_and(|p| p.failed() > 0) {
+        return APPLY_FAILED;
+    }
     if report.ok() { exit::OK } else { exit::FAILED }
 }

@@ -51,6 +51,8 @@ pub enum LabError {
     Service { name: String, reason: String },
     #[error("lab ingress: {0}")]
     Ingress(String),
+    #[error("lab provisioning: {0}")]
+    Provision(String),
     #[error("cannot write the lab state: {0}")]
     State(#[source] serde_json::Error),
 }

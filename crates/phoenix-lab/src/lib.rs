@@ -34,6 +34,7 @@ mod error;
 pub mod guestfw;
 pub mod ingress;
 pub mod netlink;
+pub mod provision;
 pub mod realise;
 mod run;
 pub mod services;

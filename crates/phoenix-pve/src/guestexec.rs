@@ -11,12 +11,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use phoenix_model::model::GuestId;
+use phoenix_plan::provision::ProvisionStep;
 use reqwest::Method;
 use serde_json::Value;
 
 use crate::client::PveClient;
 use crate::error::PveError;
 use crate::hostshell::{CommandOutput, HostFile, HostShell, ShellError};
+use crate::provision::StepOutcome;
 
 /// What can go wrong reaching into a guest.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,18 @@ pub trait GuestExec: std::fmt::Debug {
     fn read_file(&self, path: &str) -> Result<Option<HostFile>, ProvisionError>;
     /// Put `file` at `path` (parent directories created) with its owner, group and mode.
     fn write_file(&self, path: &str, file: &HostFile) -> Result<(), ProvisionError>;
+    /// This executor's own handling of `step` in place of its planned check and apply, for a
+    /// guest that is not a machine of its own (the lab twin shares the host's packages and
+    /// systemd, so it must never run them): `None` (the default: [`LxcExec`],
+    /// [`QemuAgentExec`]) runs the step as planned. With `apply` false it only checks
+    /// (`Kept` means done); an `Applied` step counts as a change of its path.
+    fn own_step(
+        &self,
+        _step: &ProvisionStep,
+        _apply: bool,
+    ) -> Option<Result<StepOutcome, ProvisionError>> {
+        None
+    }
 }
 
 pub(crate) fn strings(parts: &[&str]) -> Vec<String> {

@@ -169,6 +169,15 @@ fn one_step(
     contents: Contents<'_>,
     changed: &mut BTreeSet<String>,
 ) -> Result<StepOutcome, ProvisionError> {
+    if let Some(outcome) = exec.own_step(step, true) {
+        let outcome = outcome?;
+        if outcome == StepOutcome::Applied
+            && let Some(path) = step.path()
+        {
+            changed.insert(path.to_string());
+        }
+        return Ok(outcome);
+    }
     let guest = exec.guest();
     match wanted_file(step, guest, contents) {
         Some(Want::Unavailable(why)) => return Ok(StepOutcome::Skipped(why)),
@@ -239,12 +248,15 @@ pub fn observe_provision(
 ) -> Result<ObservedProvision, ProvisionError> {
     let mut done = Vec::new();
     for step in steps {
-        let ok = match wanted_file(step, exec.guest(), contents) {
-            Some(Want::File(want)) => {
-                exec.read_file(step.path().unwrap_or_default())?.as_ref() == Some(&want)
-            }
-            Some(Want::Unavailable(_)) => false,
-            None => probes_pass(exec, &step.check)?,
+        let ok = match exec.own_step(step, false) {
+            Some(outcome) => outcome? == StepOutcome::Kept,
+            None => match wanted_file(step, exec.guest(), contents) {
+                Some(Want::File(want)) => {
+                    exec.read_file(step.path().unwrap_or_default())?.as_ref() == Some(&want)
+                }
+                Some(Want::Unavailable(_)) => false,
+                None => probes_pass(exec, &step.check)?,
+            },
         };
         if ok {
             done.push(step.done_key());

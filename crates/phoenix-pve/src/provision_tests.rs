@@ -630,3 +630,80 @@ fn apply_plan_provisions_a_container_through_the_host_shell() {
     )));
     assert_eq!(first.entries.len(), second.entries.len());
 }
+
+/// An executor that handles packages and services itself (as the lab twin does) around a
+/// container's `pct`: those steps never reach the guest, files still do.
+#[derive(Debug)]
+struct OwnSteps<'a>(LxcExec<'a>);
+
+impl GuestExec for OwnSteps<'_> {
+    fn guest(&self) -> GuestId {
+        self.0.guest()
+    }
+    fn run(&self, argv: &[String]) -> Result<CommandOutput, ProvisionError> {
+        self.0.run(argv)
+    }
+    fn read_file(&self, path: &str) -> Result<Option<HostFile>, ProvisionError> {
+        self.0.read_file(path)
+    }
+    fn write_file(&self, path: &str, file: &HostFile) -> Result<(), ProvisionError> {
+        self.0.write_file(path, file)
+    }
+    fn own_step(
+        &self,
+        step: &ProvisionStep,
+        _apply: bool,
+    ) -> Option<Result<StepOutcome, ProvisionError>> {
+        match &step.kind {
+            StepKind::Package { name } if name == "ca-certificates" => Some(Ok(StepOutcome::Kept)),
+            StepKind::Package { .. } | StepKind::Service { .. } => {
+                Some(Ok(StepOutcome::Skipped("provided elsewhere".into())))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[test]
+fn an_executor_may_handle_steps_itself() {
+    let d = homelab();
+    let opts = options();
+    let node = FakeNode::new(102);
+    let exec = OwnSteps(LxcExec::new(&node, GuestId(102)));
+    let (steps, files) = steps_of(&d, 102, &opts);
+    let contents = Contents {
+        rendered: &files,
+        materials: &NoMaterials,
+    };
+    let outcomes = apply_provision(&exec, &steps, contents);
+    for (s, o) in steps.iter().zip(&outcomes) {
+        let want = match &s.kind {
+            StepKind::Package { name } if name == "ca-certificates" => StepOutcome::Kept,
+            StepKind::Package { .. } | StepKind::Service { .. } => {
+                StepOutcome::Skipped("provided elsewhere".into())
+            }
+            _ => StepOutcome::Applied,
+        };
+        assert_eq!(*o, want, "{s}");
+    }
+    for argv in node.commands() {
+        let a = argv.join(" ");
+        assert!(
+            !a.contains("apt-get") && !a.contains("systemctl"),
+            "ran {a}"
+        );
+    }
+    // The observation counts a kept own step as done and a skipped one as not.
+    let seen = observe_provision(&exec, &steps, contents).unwrap();
+    for s in &steps {
+        let want = match &s.kind {
+            StepKind::Package { name } => name == "ca-certificates",
+            StepKind::Service { .. } => false,
+            _ => true,
+        };
+        assert_eq!(seen.done.contains(&s.done_key()), want, "{s}");
+    }
+    // The default leaves LxcExec's handling as it was.
+    let plain = LxcExec::new(&node, GuestId(102));
+    assert!(steps.iter().all(|s| plain.own_step(s, true).is_none()));
+}

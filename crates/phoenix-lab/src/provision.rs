@@ -1,0 +1,952 @@
+//! Provisioning inside the lab's guests: the same [`ProvisionStep`]s `sync all` runs in a real
+//! guest ([`phoenix_plan::provision`], executed by [`phoenix_pve::provision::apply_provision`])
+//! run against each lab guest's namespace and file root ([`run`]). Root only; does I/O.
+//!
+//! The lab shares the machine's filesystem, package database and systemd with every guest, so
+//! its executor ([`LabExec`]) never installs a package, enables or starts a unit, downloads or
+//! writes outside the guest's root. What each kind of step does in the lab (decision):
+//!
+//! | step | in the lab |
+//! |---|---|
+//! | file (rendered, inline, material) | **real**: written under the guest root ([`crate::ingress::guest_root`]) with its owner, group (chown) and mode (chmod), atomically (a temp file 0600, then rename); checked by content, owner, group and mode, so a file changed behind phoenix's back is rewritten |
+//! | package | **not applied**: `Skipped("provided by the lab: …")` when the lab has what the package stands for (nginx, step-ca, dockerd on `PATH`, the lab's own build; other packages by a read-only `dpkg-query` of the host), else `Skipped("not in the lab: …")` |
+//! | download (`Fetch`) | **not applied** (the lab downloads nothing): Traefik's binary is `Skipped("provided by the lab: …")` when [`crate::traefik::traefik_binary`] finds one |
+//! | service | **not applied** (no systemd unit is enabled, started or restarted): `Skipped("provided by the lab: …")` for the services `lab up` runs itself as processes in the guest's namespace (nginx, Traefik, step-ca, dockerd) |
+//! | command `useradd` (step's system user) | **real in the guest root**: an entry in `<root>/etc/passwd` and `<root>/etc/group` (never the host's), so owners like `step` resolve |
+//! | command `install -d -o U -g G -m M DIR` | **real**: the directory under the root with that owner and mode |
+//! | any other command | `Skipped("no lab equivalent: …")` |
+//!
+//! Owners are names in the guest: resolved through `<root>/etc/passwd` / `group` first, then
+//! the host's (root, daemon, …) — read only. Contents: the lab's running services read their
+//! files from the guest roots with in-guest paths rewritten into the root
+//! ([`crate::ingress::remap`]), so a file is written the way the lab runs it (the same remap,
+//! and for the proxy's Traefik static file the lab's adjustments) and read back in the guest's
+//! own form; a running lab service therefore never sees a file it cannot use.
+//! Commands (`GuestExec::run`, used by no lab step) run in the guest's namespace as argv under
+//! `ip netns exec`; package managers, `systemctl` and user tools are refused there.
+//!
+//! Materials (step_ca's files): from the lab's CA (`<state dir>/ca`): the root and
+//! intermediate certificates, the intermediate key, the lab's password text, and a `ca.json`
+//! rendered by phoenix-pki for the model's `step_ca.ca_dir` with the provisioner key the
+//! lab's step-ca uses (when it runs). They land under the model's `ca_dir` in the CA guest's
+//! root; the running step-ca keeps its own copy under [`crate::stepca::STEP_DIR`].
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use phoenix_model::model::{DesiredState, GuestId};
+use phoenix_plan::plan::{FileStatus, PlannedFile};
+use phoenix_plan::provision::{ProvisionOptions, ProvisionStep, StepKind, TRAEFIK_BINARY};
+use phoenix_pve::HostFile;
+use phoenix_pve::hostshell::CommandOutput;
+use phoenix_pve::provision::{
+    Contents, GuestExec, Materials, ProvisionError, StepOutcome, apply_provision,
+};
+use phoenix_render::{FileTarget, RenderOptions, RenderedFile};
+use serde::Serialize;
+
+use crate::ingress::{TRUST_BUNDLE, guest_root, under};
+use crate::topology::{LabTopology, NsRole};
+use crate::{LabError, require_root, state_dir};
+
+/// What one step did in the lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome", content = "reason")]
+pub enum LabOutcome {
+    /// Already as wanted: nothing changed.
+    Kept,
+    /// Changed in the guest root.
+    Applied,
+    /// Not done in the lab, with the reason (provided by the lab, not in the lab, …).
+    Skipped(String),
+    Failed(String),
+}
+
+impl From<StepOutcome> for LabOutcome {
+    fn from(o: StepOutcome) -> Self {
+        match o {
+            StepOutcome::Kept => LabOutcome::Kept,
+            StepOutcome::Applied => LabOutcome::Applied,
+            StepOutcome::Skipped(r) => LabOutcome::Skipped(r),
+            StepOutcome::Failed(r) => LabOutcome::Failed(r),
+        }
+    }
+}
+
+/// One step and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LabStep {
+    /// [`ProvisionStep::key`].
+    pub key: String,
+    /// The step as `plan` shows it.
+    pub step: String,
+    #[serde(flatten)]
+    pub outcome: LabOutcome,
+}
+
+/// One guest's steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuestReport {
+    pub guest: u32,
+    pub ns: String,
+    /// The guest's file root (host path).
+    pub root: PathBuf,
+    pub steps: Vec<LabStep>,
+    pub notes: Vec<String>,
+}
+
+/// What [`run`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LabProvisionReport {
+    pub prefix: String,
+    pub guests: Vec<GuestReport>,
+    pub notes: Vec<String>,
+}
+
+impl LabProvisionReport {
+    fn count(&self, f: impl Fn(&LabOutcome) -> bool) -> usize {
+        self.guests
+            .iter()
+            .flat_map(|g| &g.steps)
+            .filter(|s| f(&s.outcome))
+            .count()
+    }
+    pub fn applied(&self) -> usize {
+        self.count(|o| *o == LabOutcome::Applied)
+    }
+    pub fn kept(&self) -> usize {
+        self.count(|o| *o == LabOutcome::Kept)
+    }
+    pub fn skipped(&self) -> usize {
+        self.count(|o| matches!(o, LabOutcome::Skipped(_)))
+    }
+    pub fn failed(&self) -> usize {
+        self.count(|o| matches!(o, LabOutcome::Failed(_)))
+    }
+    /// The steps of guest `id`.
+    pub fn guest(&self, id: u32) -> Option<&GuestReport> {
+        self.guests.iter().find(|g| g.guest == id)
+    }
+}
+
+impl std::fmt::Display for LabProvisionReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for g in &self.guests {
+            writeln!(f, "guest {} ({}):", g.guest, g.ns)?;
+            for s in &g.steps {
+                let o = match &s.outcome {
+                    LabOutcome::Kept => "kept".to_string(),
+                    LabOutcome::Applied => "applied".to_string(),
+                    LabOutcome::Skipped(r) => format!("skipped: {r}"),
+                    LabOutcome::Failed(r) => format!("FAILED: {r}"),
+                };
+                writeln!(f, "  {}: {o}", s.step)?;
+            }
+            for n in &g.notes {
+                writeln!(f, "  note: {n}")?;
+            }
+        }
+        for n in &self.notes {
+            writeln!(f, "note: {n}")?;
+        }
+        write!(
+            f,
+            "{} applied, {} kept, {} skipped, {} failed",
+            self.applied(),
+            self.kept(),
+            self.skipped(),
+            self.failed()
+        )
+    }
+}
+
+fn err(reason: impl Into<String>) -> LabError {
+    LabError::Provision(reason.into())
+}
+
+// ------------------------------------------------------------------------ the executor
+
+/// A lab guest's inside: files under its root, commands in its namespace (see the module doc).
+#[derive(Debug)]
+pub struct LabExec {
+    pub guest: GuestId,
+    pub ns: String,
+    pub root: PathBuf,
+    /// In-guest paths rewritten into the root in file contents ([`crate::ingress::remap`]).
+    pub known: Vec<String>,
+    /// The rendered files of this guest (path → content): read back in their own form.
+    pub rendered: BTreeMap<String, String>,
+    /// This guest is the ingress proxy (Traefik's static file gets the lab's adjustments).
+    pub proxy: bool,
+}
+
+fn guest_err(guest: GuestId, what: impl Into<String>) -> ProvisionError {
+    ProvisionError::Guest {
+        guest,
+        what: what.into(),
+    }
+}
+
+/// One `name:x:id:…` database (`/etc/passwd` or `/etc/group`): (name, id).
+fn id_db(path: &Path) -> Vec<(String, u32)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split(':');
+            let name = it.next()?;
+            let id = it.nth(1)?.parse().ok()?;
+            Some((name.to_string(), id))
+        })
+        .collect()
+}
+
+/// Programs the lab must never run (they act on the machine shared by every lab guest).
+const REFUSED: &[&str] = &[
+    "apt-get",
+    "apt",
+    "dpkg",
+    "systemctl",
+    "useradd",
+    "groupadd",
+    "usermod",
+    "update-ca-certificates",
+    "curl",
+    "env",
+];
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+fn host_package_installed(name: &str) -> bool {
+    std::process::Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", name])
+        .output()
+        .is_ok_and(|o| o.status.success() && o.stdout.trim_ascii() == b"install ok installed")
+}
+
+fn show(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+impl LabExec {
+    /// `in_guest` under the root; refuses relative paths, `..` and symlinks leading out.
+    pub fn host_path(&self, in_guest: &str) -> Result<PathBuf, ProvisionError> {
+        let p = Path::new(in_guest);
+        if !p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
+            return Err(guest_err(
+                self.guest,
+                format!("{in_guest}: not an absolute path inside the guest"),
+            ));
+        }
+        let host = under(&self.root, in_guest);
+        let root = self
+            .root
+            .canonicalize()
+            .map_err(|e| guest_err(self.guest, format!("{}: {e}", show(&self.root))))?;
+        let existing = host.ancestors().find(|a| a.exists()).unwrap_or(&self.root);
+        let real = existing
+            .canonicalize()
+            .map_err(|e| guest_err(self.guest, format!("{}: {e}", show(existing))))?;
+        if !real.starts_with(&root) {
+            return Err(guest_err(
+                self.guest,
+                format!("{in_guest}: leads out of the guest root ({})", show(&real)),
+            ));
+        }
+        Ok(host)
+    }
+
+    /// The file's text as the lab runs it.
+    pub fn to_lab(&self, path: &str, content: &str) -> String {
+        let mut text = crate::ingress::remap(content, &self.root, &self.known);
+        if self.proxy && path == phoenix_render::traefik::STATIC_CONFIG_PATH {
+            text = crate::traefik::with_short_grace(&crate::traefik::without_swarm(&text).0).0;
+        }
+        text
+    }
+
+    /// The file's text in the guest's own form.
+    pub fn from_lab(&self, path: &str, text: &str) -> String {
+        if let Some(r) = self.rendered.get(path)
+            && self.to_lab(path, r) == text
+        {
+            return r.clone();
+        }
+        text.replace(&format!("{}/", show(&self.root)), "/")
+    }
+
+    fn db(&self, which: &str) -> Vec<(String, u32)> {
+        let mut v = id_db(&under(&self.root, which));
+        v.extend(id_db(Path::new(which)));
+        v
+    }
+
+    fn id_of(&self, which: &str, name: &str) -> Result<u32, ProvisionError> {
+        if let Ok(n) = name.parse() {
+            return Ok(n);
+        }
+        self.db(which)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| id)
+            .ok_or_else(|| guest_err(self.guest, format!("no {name} in the guest's {which}")))
+    }
+
+    fn name_of(&self, which: &str, id: u32) -> String {
+        self.db(which)
+            .into_iter()
+            .find(|(_, i)| *i == id)
+            .map_or_else(|| id.to_string(), |(n, _)| n)
+    }
+
+    fn chown_chmod(
+        &self,
+        p: &Path,
+        owner: &str,
+        group: &str,
+        mode: u32,
+    ) -> Result<(), ProvisionError> {
+        let uid = self.id_of("/etc/passwd", owner)?;
+        let gid = self.id_of("/etc/group", group)?;
+        std::os::unix::fs::chown(p, Some(uid), Some(gid))
+            .map_err(|e| guest_err(self.guest, format!("chown {}: {e}", show(p))))?;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| guest_err(self.guest, format!("chmod {}: {e}", show(p))))
+    }
+
+    fn mkdirs(&self, p: &Path) -> Result<(), ProvisionError> {
+        std::fs::create_dir_all(p).map_err(|e| guest_err(self.guest, format!("{}: {e}", show(p))))
+    }
+
+    /// `useradd --system … NAME` as entries in the guest root's passwd and group.
+    fn system_user(&self, argv: &[String], apply: bool) -> Result<StepOutcome, ProvisionError> {
+        let name = argv.last().cloned().unwrap_or_default();
+        let passwd = under(&self.root, "/etc/passwd");
+        let group = under(&self.root, "/etc/group");
+        if id_db(&passwd).iter().any(|(n, _)| *n == name) {
+            return Ok(StepOutcome::Kept);
+        }
+        if !apply {
+            return Ok(StepOutcome::Skipped(format!("no user {name}")));
+        }
+        let flag = |f: &str| {
+            argv.iter()
+                .position(|a| a == f)
+                .and_then(|i| argv.get(i + 1))
+                .cloned()
+        };
+        let home = flag("--home-dir").unwrap_or_else(|| "/".into());
+        let shell = flag("--shell").unwrap_or_else(|| "/usr/sbin/nologin".into());
+        // A system id (as useradd --system: the highest free below 1000), free in the guest's
+        // databases and in the host's, so a number never names two users.
+        let taken: Vec<u32> = [self.db("/etc/passwd"), self.db("/etc/group")]
+            .concat()
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        let id = (100..1000u32)
+            .rev()
+            .find(|i| !taken.contains(i))
+            .ok_or_else(|| guest_err(self.guest, "no free system id"))?;
+        let append = |p: &Path, line: String| -> Result<(), ProvisionError> {
+            self.mkdirs(p.parent().unwrap_or(&self.root))?;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o644)
+                .open(p)
+                .map_err(|e| guest_err(self.guest, format!("{}: {e}", show(p))))?;
+            f.write_all(line.as_bytes())
+                .map_err(|e| guest_err(self.guest, format!("{}: {e}", show(p))))
+        };
+        append(&group, format!("{name}:x:{id}:\n"))?;
+        append(&passwd, format!("{name}:x:{id}:{id}::{home}:{shell}\n"))?;
+        Ok(StepOutcome::Applied)
+    }
+
+    /// `install -d -o U -g G -m M DIR` under the root.
+    fn directory(&self, argv: &[String], apply: bool) -> Result<StepOutcome, ProvisionError> {
+        let flag = |f: &str| {
+            argv.iter()
+                .position(|a| a == f)
+                .and_then(|i| argv.get(i + 1))
+                .cloned()
+        };
+        let owner = flag("-o").unwrap_or_else(|| "root".into());
+        let group = flag("-g").unwrap_or_else(|| "root".into());
+        let mode = flag("-m")
+            .and_then(|m| u32::from_str_radix(&m, 8).ok())
+            .unwrap_or(0o755);
+        let dir = argv.last().cloned().unwrap_or_default();
+        let host = self.host_path(&dir)?;
+        if let Ok(m) = std::fs::metadata(&host)
+            && m.is_dir()
+            && m.mode() & 0o7777 == mode
+            && self.name_of("/etc/passwd", m.uid()) == owner
+            && self.name_of("/etc/group", m.gid()) == group
+        {
+            return Ok(StepOutcome::Kept);
+        }
+        if !apply {
+            return Ok(StepOutcome::Skipped(format!("{dir} not as wanted")));
+        }
+        self.mkdirs(&host)?;
+        self.chown_chmod(&host, &owner, &group, mode)?;
+        Ok(StepOutcome::Applied)
+    }
+
+    /// What the lab does for a package, download or service (never applied; see the table).
+    fn provided(&self, step: &ProvisionStep) -> String {
+        let lab = |what: &str, found: Option<PathBuf>| match found {
+            Some(p) => format!(
+                "provided by the lab: {what} from {} (started by `lab up` in {}, not installed in the guest)",
+                show(&p),
+                self.ns
+            ),
+            None => format!(
+                "not in the lab: {what} is not available on this machine and the lab never installs"
+            ),
+        };
+        match &step.kind {
+            StepKind::Package { name } => match name.as_str() {
+                "nginx" => lab("nginx", on_path("nginx")),
+                "step-ca" => lab("step-ca", crate::stepca::step_ca_binary()),
+                "docker.io" => lab("dockerd", on_path("dockerd")),
+                _ if host_package_installed(name) => format!(
+                    "provided by the lab: the host's package {name} (the lab's guests share the host's filesystem; the lab never installs packages)"
+                ),
+                _ => format!(
+                    "not in the lab: package {name} is not installed on this machine, and the lab never installs packages"
+                ),
+            },
+            StepKind::Fetch { dest, source, .. } if dest == TRAEFIK_BINARY => {
+                match crate::traefik::traefik_binary() {
+                    Some(p) => format!(
+                        "provided by the lab: Traefik from {} (the lab downloads nothing; {} not fetched)",
+                        show(&p),
+                        source.url
+                    ),
+                    None => format!(
+                        "not in the lab: no Traefik binary (the lab downloads nothing; {} not fetched)",
+                        source.url
+                    ),
+                }
+            }
+            StepKind::Fetch { source, .. } => {
+                format!(
+                    "not in the lab: the lab downloads nothing ({} not fetched)",
+                    source.url
+                )
+            }
+            StepKind::Service { name, .. } => {
+                let what = match name.as_str() {
+                    "nginx" => "nginx",
+                    "traefik" => "Traefik",
+                    "step-ca" => "step-ca",
+                    "docker" => "dockerd",
+                    _ => {
+                        return format!(
+                            "not in the lab: service {name} (the lab never enables or starts systemd units)"
+                        );
+                    }
+                };
+                format!(
+                    "provided by the lab: {what} runs as a process `lab up` starts in {} (when the model asks for it), not as a systemd unit; the lab never enables, starts or restarts units",
+                    self.ns
+                )
+            }
+            _ => String::new(),
+        }
+    }
+}
+
+impl GuestExec for LabExec {
+    fn guest(&self) -> GuestId {
+        self.guest
+    }
+
+    fn run(&self, argv: &[String]) -> Result<CommandOutput, ProvisionError> {
+        let program = argv.first().map_or("", String::as_str);
+        let base = program.rsplit('/').next().unwrap_or(program);
+        if REFUSED.contains(&base) {
+            return Err(guest_err(
+                self.guest,
+                format!(
+                    "{program}: not run in the lab (it would act on the host shared by every guest)"
+                ),
+            ));
+        }
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .args(argv)
+            .output()
+            .map_err(|e| guest_err(self.guest, format!("ip netns exec {}: {e}", self.ns)))?;
+        Ok(CommandOutput {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    fn read_file(&self, path: &str) -> Result<Option<HostFile>, ProvisionError> {
+        let host = self.host_path(path)?;
+        let meta = match std::fs::symlink_metadata(&host) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(guest_err(self.guest, format!("{}: {e}", show(&host)))),
+        };
+        if !meta.is_file() {
+            return Err(guest_err(
+                self.guest,
+                format!("{path}: not a regular file in the guest root"),
+            ));
+        }
+        let text = std::fs::read_to_string(&host)
+            .map_err(|e| guest_err(self.guest, format!("{}: {e}", show(&host))))?;
+        Ok(Some(HostFile {
+            content: self.from_lab(path, &text),
+            owner: self.name_of("/etc/passwd", meta.uid()),
+            group: self.name_of("/etc/group", meta.gid()),
+            mode: meta.mode() & 0o7777,
+        }))
+    }
+
+    fn write_file(&self, path: &str, file: &HostFile) -> Result<(), ProvisionError> {
+        let host = self.host_path(path)?;
+        let parent = host.parent().unwrap_or(&self.root).to_path_buf();
+        self.mkdirs(&parent)?;
+        let name = host
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = parent.join(format!(".{name}.phoenix-tmp"));
+        let io = |e: std::io::Error| guest_err(self.guest, format!("{}: {e}", show(&tmp)));
+        // Readable by root alone until owner and mode are set (it may be a key).
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io)?;
+        let written = f
+            .write_all(self.to_lab(path, &file.content).as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(io)
+            .and_then(|()| self.chown_chmod(&tmp, &file.owner, &file.group, file.mode))
+            .and_then(|()| {
+                std::fs::rename(&tmp, &host)
+                    .map_err(|e| guest_err(self.guest, format!("{}: {e}", show(&host))))
+            });
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
+    }
+
+    fn own_step(
+        &self,
+        step: &ProvisionStep,
+        apply: bool,
+    ) -> Option<Result<StepOutcome, ProvisionError>> {
+        match &step.kind {
+            StepKind::File { .. } => None,
+            StepKind::Package { .. } | StepKind::Fetch { .. } | StepKind::Service { .. } => {
+                Some(Ok(StepOutcome::Skipped(self.provided(step))))
+            }
+            StepKind::Command { what } => {
+                let argv = step.apply.first().cloned().unwrap_or_default();
+                match argv.first().map(String::as_str) {
+                    Some("useradd") => Some(self.system_user(&argv, apply)),
+                    Some("install") if argv.iter().any(|a| a == "-d") => {
+                        Some(self.directory(&argv, apply))
+                    }
+                    _ => Some(Ok(StepOutcome::Skipped(format!(
+                        "no lab equivalent: {what}"
+                    )))),
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------ materials
+
+/// step_ca's apply-time files from the lab's CA (see the module doc).
+#[derive(Debug, Default)]
+pub struct LabMaterials {
+    pub guest: Option<GuestId>,
+    pub files: BTreeMap<String, String>,
+}
+
+impl Materials for LabMaterials {
+    fn material(&self, guest: GuestId, name: &str) -> Option<String> {
+        (self.guest == Some(guest))
+            .then(|| self.files.get(name).cloned())
+            .flatten()
+    }
+}
+
+/// The lab CA's material for the CA guest of `d`, and notes on what is missing.
+pub fn lab_materials(d: &DesiredState, prefix: &str) -> (LabMaterials, Vec<String>) {
+    use phoenix_pki::stepca::{
+        CaJsonParams, LeafClaims, ProvisionerKey, StepCaPaths, ca_guest_mesh_address, ca_json,
+    };
+    let mut notes = Vec::new();
+    let Ok((id, addr)) = ca_guest_mesh_address(d) else {
+        return (LabMaterials::default(), notes);
+    };
+    let dir = state_dir(prefix);
+    let mut m = LabMaterials {
+        guest: Some(id),
+        files: BTreeMap::new(),
+    };
+    match phoenix_pki::CaStore::open(&dir.join("ca"), None) {
+        Ok(ca) => {
+            let public = ca.public();
+            m.files
+                .insert("root certificate".into(), public.root_pem().to_string());
+            m.files.insert(
+                "intermediate certificate".into(),
+                public.intermediate_pem().to_string(),
+            );
+            m.files.insert(
+                "intermediate key".into(),
+                ca.intermediate_key_pem().expose().to_string(),
+            );
+        }
+        Err(e) => notes.push(format!(
+            "step_ca's certificates and key not supplied: the lab has no CA ({e})"
+        )),
+    }
+    let lab_password = under(
+        &guest_root(prefix, id.0),
+        &format!("{}/secrets/password", crate::stepca::STEP_DIR),
+    );
+    let password = std::fs::read_to_string(&lab_password)
+        .unwrap_or_else(|_| "unused: the intermediate key is not encrypted\n".into());
+    m.files.insert("step-ca password".into(), password);
+    let key = std::fs::read_to_string(dir.join(crate::stepca::PROVISIONER_KEY_FILE))
+        .ok()
+        .and_then(|jwk| ProvisionerKey::from_file_contents(&d.step_ca.provisioner, &jwk).ok());
+    match key {
+        Some(key) => {
+            let rendered = ca_json(&CaJsonParams {
+                settings: &d.step_ca,
+                mesh_address: addr,
+                paths: &StepCaPaths::under(&d.step_ca.ca_dir),
+                provisioner_key: &key.public_jwk(),
+                claims: LeafClaims::default(),
+                acme_provisioner: "acme",
+            });
+            m.files.insert("ca.json".into(), rendered.to_file_text());
+        }
+        None => notes.push(format!(
+            "guest {id}: ca.json not supplied (step-ca does not run in this lab, so there is no provisioner key)"
+        )),
+    }
+    (m, notes)
+}
+
+// ------------------------------------------------------------------------ run
+
+/// The in-guest paths rewritten into guest `g`'s root (as [`crate::ingress::start`] does).
+fn known_paths(
+    d: &DesiredState,
+    g: GuestId,
+    rendered: &[RenderedFile],
+    roots: &Path,
+) -> Vec<String> {
+    let mut known = vec![TRUST_BUNDLE.to_string()];
+    for c in d.certificates.iter().filter(|c| c.guest == g) {
+        if let Ok(dst) = phoenix_pki::materialise::destination(d, c, roots) {
+            known.push(dst.cert_path);
+            known.push(dst.key_path);
+        }
+    }
+    for f in rendered.iter().filter(|f| f.target == FileTarget::Guest(g)) {
+        if let Some(parent) = Path::new(&f.path).parent() {
+            known.push(show(parent));
+        }
+    }
+    if phoenix_pki::stepca::ca_guest_mesh_address(d).is_ok_and(|(id, _)| id == g) {
+        known.push(d.step_ca.ca_dir.trim_end_matches('/').to_string());
+    }
+    known.retain(|k| k.len() > 1);
+    known.sort();
+    known.dedup();
+    known
+}
+
+fn make_exec(
+    d: &DesiredState,
+    prefix: &str,
+    id: GuestId,
+    ns: String,
+    rendered: &[RenderedFile],
+    proxy: Option<GuestId>,
+) -> LabExec {
+    LabExec {
+        guest: id,
+        ns,
+        root: guest_root(prefix, id.0),
+        known: known_paths(d, id, rendered, &state_dir(prefix).join("root")),
+        rendered: rendered
+            .iter()
+            .filter(|f| f.target == FileTarget::Guest(id))
+            .map(|f| (f.path.clone(), f.content.clone()))
+            .collect(),
+        proxy: proxy == Some(id),
+    }
+}
+
+/// The executor [`run`] uses for guest `id` of the lab `prefix` (to read a guest's files the
+/// way provisioning sees them, e.g. for an observation with
+/// [`phoenix_pve::provision::observe_provision`]).
+pub fn lab_exec(d: &DesiredState, prefix: &str, id: GuestId) -> Result<LabExec, LabError> {
+    let t = crate::topology::topology(d, prefix)?;
+    let ns = t
+        .namespaces
+        .iter()
+        .find_map(|n| match n.role {
+            NsRole::Guest { id: g, .. } if g == id.0 => Some(n.name.clone()),
+            _ => None,
+        })
+        .ok_or_else(|| LabError::UnknownGuest {
+            prefix: prefix.to_string(),
+            guest: id.to_string(),
+        })?;
+    let rendered = phoenix_render::render_all(d, &RenderOptions::default())
+        .map_err(|e| err(format!("render: {e}")))?;
+    let proxy = phoenix_render::traefik::ingress::ingress(d)
+        .ok()
+        .map(|i| i.proxy);
+    Ok(make_exec(d, prefix, id, ns, &rendered, proxy))
+}
+
+/// Run every guest's provision steps of `d` in the running lab `prefix` (root only): each
+/// step checked first and applied only when the check fails, files under the guest's root,
+/// nothing on the host (see the module doc). A second run keeps everything.
+pub fn run(
+    d: &DesiredState,
+    prefix: &str,
+    opts: &ProvisionOptions,
+) -> Result<LabProvisionReport, LabError> {
+    require_root()?;
+    let t: LabTopology = crate::topology::topology(d, prefix)?;
+    let dir = state_dir(prefix);
+    if !dir.is_dir() {
+        return Err(err(format!(
+            "the lab {prefix:?} is not up (no {}): run `phoenix lab up` first",
+            show(&dir)
+        )));
+    }
+    let rendered = phoenix_render::render_all(d, &RenderOptions::default())
+        .map_err(|e| err(format!("render: {e}")))?;
+    let planned: Vec<PlannedFile> = rendered
+        .iter()
+        .map(|f| PlannedFile {
+            file: f.clone(),
+            sha256: phoenix_plan::observed::sha256_hex(&f.content),
+            status: FileStatus::Create,
+            diff: None,
+        })
+        .collect();
+    let (materials, notes) = lab_materials(d, prefix);
+    let contents = Contents {
+        rendered: &planned,
+        materials: &materials,
+    };
+    let proxy = phoenix_render::traefik::ingress::ingress(d)
+        .ok()
+        .map(|i| i.proxy);
+    let mut report = LabProvisionReport {
+        prefix: prefix.to_string(),
+        guests: Vec::new(),
+        notes,
+    };
+    for (id, gp) in phoenix_plan::provision::plan_steps(d, &rendered, opts) {
+        let ns = t.namespaces.iter().find_map(|n| match n.role {
+            NsRole::Guest { id: g, .. } if g == id.0 => Some(n.name.clone()),
+            _ => None,
+        });
+        let root = guest_root(prefix, id.0);
+        let mut g = GuestReport {
+            guest: id.0,
+            ns: ns.clone().unwrap_or_default(),
+            root: root.clone(),
+            steps: Vec::new(),
+            notes: gp.notes.clone(),
+        };
+        let running = ns
+            .as_deref()
+            .is_some_and(|n| Path::new("/run/netns").join(n).exists());
+        let outcomes: Vec<LabOutcome> = if !running {
+            let why = format!("guest {id} has no namespace in the lab {prefix:?}");
+            gp.steps
+                .iter()
+                .map(|_| LabOutcome::Skipped(why.clone()))
+                .collect()
+        } else {
+            std::fs::create_dir_all(&root).map_err(|e| LabError::io(&root, e))?;
+            let exec = make_exec(d, prefix, id, g.ns.clone(), &rendered, proxy);
+            apply_provision(&exec, &gp.steps, contents)
+                .into_iter()
+                .map(LabOutcome::from)
+                .collect()
+        };
+        g.steps = gp
+            .steps
+            .iter()
+            .zip(outcomes)
+            .map(|(s, outcome)| LabStep {
+                key: s.key(),
+                step: s.to_string(),
+                outcome,
+            })
+            .collect();
+        report.guests.push(g);
+    }
+    // The converge record lists every file under the guest roots; provisioned files are the
+    // lab's own, so a finished lab's record is renewed (an unfinished one stays unfinished).
+    if report.applied() > 0 && dir.join(crate::converge::MARKER).exists() {
+        crate::converge::record_completion(d, &t)?;
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn exec(root: &Path) -> LabExec {
+        LabExec {
+            guest: GuestId(102),
+            ns: "none".into(),
+            root: root.to_path_buf(),
+            known: vec!["/etc/traefik".into()],
+            rendered: BTreeMap::new(),
+            proxy: false,
+        }
+    }
+
+    #[test]
+    fn paths_stay_under_the_root() {
+        let dir = std::env::temp_dir().join(format!("phx-lab-prov-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let e = exec(&dir);
+        assert_eq!(e.host_path("/etc/x").unwrap(), dir.join("etc/x"));
+        assert!(e.host_path("etc/x").is_err());
+        assert!(e.host_path("/etc/../../x").is_err());
+        std::os::unix::fs::symlink("/etc", dir.join("out")).unwrap();
+        assert!(e.host_path("/out/passwd").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn contents_are_remapped_and_read_back() {
+        let root = Path::new("/run/phoenix-lab/x/root/102");
+        let e = exec(root);
+        let text = "certFile: /etc/traefik/certs/a.crt\nother: /etc/traefikx\n";
+        let lab = e.to_lab("/etc/traefik/dynamic/tls.yml", text);
+        assert_eq!(
+            lab,
+            "certFile: /run/phoenix-lab/x/root/102/etc/traefik/certs/a.crt\nother: /etc/traefikx\n"
+        );
+        assert_eq!(e.from_lab("/etc/traefik/dynamic/tls.yml", &lab), text);
+    }
+
+    fn temp_root(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("phx-lab-prov-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_system_user_lives_in_the_guest_root_only() {
+        let dir = temp_root("user");
+        let e = exec(&dir);
+        let argv: Vec<String> = ["useradd", "--system", "--home-dir", "/var/lib/x", "step"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert!(matches!(
+            e.system_user(&argv, false).unwrap(),
+            StepOutcome::Skipped(_)
+        ));
+        assert_eq!(e.system_user(&argv, true).unwrap(), StepOutcome::Applied);
+        assert_eq!(e.system_user(&argv, true).unwrap(), StepOutcome::Kept);
+        let passwd = std::fs::read_to_string(dir.join("etc/passwd")).unwrap();
+        assert!(passwd.starts_with("step:x:"), "{passwd}");
+        assert!(passwd.contains(":/var/lib/x:"), "{passwd}");
+        let id = e.id_of("/etc/passwd", "step").unwrap();
+        assert_eq!(e.id_of("/etc/group", "step").unwrap(), id);
+        assert_eq!(e.name_of("/etc/passwd", id), "step");
+        assert!((100..1000).contains(&id));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn packages_downloads_and_services_are_never_applied() {
+        let e = exec(Path::new("/nonexistent"));
+        let steps = [
+            phoenix_plan::provision::package("base_setup", "ca-certificates"),
+            phoenix_plan::provision::package("x", "surely-no-such-package-phx"),
+        ];
+        for s in &steps {
+            for apply in [false, true] {
+                let Some(Ok(StepOutcome::Skipped(why))) = e.own_step(s, apply) else {
+                    panic!("{s} not skipped");
+                };
+                assert!(
+                    why.starts_with("provided by the lab") || why.starts_with("not in the lab"),
+                    "{why}"
+                );
+            }
+        }
+        let missing = e.own_step(&steps[1], true).unwrap().unwrap();
+        assert!(matches!(missing, StepOutcome::Skipped(w) if w.starts_with("not in the lab")));
+    }
+
+    #[test]
+    fn files_round_trip_with_owner_and_mode() {
+        if !crate::is_root() {
+            return;
+        }
+        let dir = temp_root("file");
+        let e = exec(&dir);
+        let want = HostFile {
+            content: "key: /etc/traefik/certs/k.pem\n".into(),
+            owner: "root".into(),
+            group: "root".into(),
+            mode: 0o600,
+        };
+        assert_eq!(e.read_file("/etc/traefik/k.yml").unwrap(), None);
+        e.write_file("/etc/traefik/k.yml", &want).unwrap();
+        assert_eq!(e.read_file("/etc/traefik/k.yml").unwrap(), Some(want));
+        let host = dir.join("etc/traefik/k.yml");
+        let m = std::fs::metadata(&host).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o600);
+        let disk = std::fs::read_to_string(&host).unwrap();
+        assert!(disk.contains(&format!("{}/etc/traefik/certs", dir.display())));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn package_managers_and_units_are_refused() {
+        let e = exec(Path::new("/nonexistent"));
+        for p in ["apt-get", "/usr/bin/systemctl", "useradd", "env"] {
+            assert!(e.run(&[p.to_string(), "x".into()]).is_err(), "{p}");
+        }
+    }
+}
