@@ -61,3 +61,42 @@ pub fn resolve_secret(s: &Secret) -> Result<Vec<u8>, String> {
             .map_err(|e| format!("cannot read secret file {path}: {e}")),
     }
 }
+
+/// The connection values the configuration names (`proxmox_api`), by the `PROXMOX_VE_*`
+/// variable they stand for: the defaults under flags and the environment. Its secrets are
+/// resolved here, so a reference that cannot be read is an error naming the key, not a
+/// missing setting.
+pub fn pve_defaults(
+    d: &phoenix_model::DesiredState,
+) -> Result<std::collections::BTreeMap<&'static str, String>, String> {
+    use phoenix_pve::connection as c;
+    let mut out = std::collections::BTreeMap::new();
+    let Some(p) = &d.proxmox_api else {
+        return Ok(out);
+    };
+    let plain = [
+        (c::ENV_ENDPOINT, &p.endpoint),
+        (c::ENV_NODE, &p.node),
+        (c::ENV_USERNAME, &p.username),
+        (c::ENV_CA_FILE, &p.ca_file),
+        (c::ENV_FINGERPRINT, &p.fingerprint),
+    ];
+    for (name, value) in plain {
+        if let Some(v) = value {
+            out.insert(name, v.clone());
+        }
+    }
+    let secrets = [
+        (c::ENV_API_TOKEN, &p.api_token, "api_token"),
+        (c::ENV_PASSWORD, &p.password, "password"),
+    ];
+    for (name, secret, key) in secrets {
+        if let Some(s) = secret {
+            let bytes = resolve_secret(s).map_err(|e| format!("proxmox_api.{key}: {e}"))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| format!("proxmox_api.{key}: the secret is not UTF-8"))?;
+            out.insert(name, text);
+        }
+    }
+    Ok(out)
+}

@@ -52,7 +52,19 @@ pub(crate) fn connect(config: &std::path::Path, pve: &PveConnArgs) -> Result<Pve
         username: pve.username.clone(),
         password_file: pve.password_file.clone(),
     };
-    let settings = match ConnectionSettings::resolve(&flags, |k| std::env::var(k).ok()) {
+    // Flags first, then `PROXMOX_VE_*`, then what the configuration names (`proxmox_api`).
+    let defaults = match config::pve_defaults(&desired) {
+        Ok(d) => d,
+        Err(e) => {
+            error(
+                &e,
+                "set the environment variable or file the configuration's proxmox_api names",
+            );
+            return Err(exit::USAGE);
+        }
+    };
+    let env = |k: &str| std::env::var(k).ok().or_else(|| defaults.get(k).cloned());
+    let settings = match ConnectionSettings::resolve(&flags, env) {
         Ok(s) => s,
         Err(e) => {
             error(

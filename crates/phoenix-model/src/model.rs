@@ -26,6 +26,8 @@ pub struct DesiredState {
     pub traefik: TraefikSettings,
     pub step_ca: StepCaSettings,
     pub portainer: Option<PortainerApi>,
+    /// How to reach the Proxmox VE API, when the configuration says (`proxmox_api`).
+    pub proxmox_api: Option<ProxmoxApi>,
     pub certificates: Vec<Certificate>,
     pub stacks: BTreeMap<String, Stack>,
 }
@@ -510,6 +512,19 @@ pub struct StepCaSettings {
     pub port: u16,
     pub ca_dir: String,
     pub password: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxmoxApi {
+    pub endpoint: Option<String>,
+    pub node: Option<String>,
+    pub api_token: Option<Secret>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub ca_file: Option<String>,
+    pub fingerprint: Option<String>,
+    #[serde(skip)]
+    pub loc: Location,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -159,6 +159,35 @@ impl Builder<'_> {
                 self.secret(s, &ploc.child("api_key"), "portainer_api.api_key");
             }
         }
+        let proxmox_api = h.proxmox_api.as_ref().map(|p| {
+            let loc = root.child("proxmox_api");
+            if let Some(s) = &p.api_token {
+                self.secret(s, &loc.child("api_token"), "proxmox_api.api_token");
+            }
+            if let Some(s) = &p.password {
+                self.secret(s, &loc.child("password"), "proxmox_api.password");
+            }
+            if let Some(path) = &p.ca_file
+                && let Err(m) = values::abs_path(path)
+            {
+                self.err(
+                    Code::InvalidValue,
+                    &loc.child("ca_file"),
+                    m,
+                    "give the absolute path of the CA's PEM file",
+                );
+            }
+            ProxmoxApi {
+                endpoint: p.endpoint.clone(),
+                node: p.node.clone(),
+                api_token: p.api_token.clone(),
+                username: p.username.clone(),
+                password: p.password.clone(),
+                ca_file: p.ca_file.clone(),
+                fingerprint: p.fingerprint.clone(),
+                loc,
+            }
+        });
         let portainer = h.portainer_api.as_ref().map(|p| PortainerApi {
             admin_user: p.admin_user.clone().unwrap_or_else(|| "admin".into()),
             admin_password: p.admin_password.clone(),
@@ -186,6 +215,7 @@ impl Builder<'_> {
             traefik: TraefikSettings { entrypoints },
             step_ca,
             portainer,
+            proxmox_api,
             certificates,
             stacks,
         }

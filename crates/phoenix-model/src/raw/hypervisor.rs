@@ -35,6 +35,8 @@ pub struct RawHypervisor {
     pub roles: Option<RawRoles>,
     /// New: Traefik settings (entrypoints).
     pub traefik: Option<RawTraefik>,
+    /// phoenix: how to reach the Proxmox VE API (flags and `PROXMOX_VE_*` take precedence).
+    pub proxmox_api: Option<RawProxmoxApi>,
 
     /// Host setup (not applied yet): host timezone.
     pub timezone: Option<Value>,
@@ -214,6 +216,26 @@ pub struct RawClusterFirewall {
     /// Rules of `cluster.fw`, in order.
     #[serde(default)]
     pub global_firewall_rules: Vec<RawRule>,
+}
+
+/// `proxmox_api` (phoenix): the node `phoenix sync all --target pve` talks to. Every value is
+/// a default: a flag or a `PROXMOX_VE_*` variable with the same meaning wins.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct RawProxmoxApi {
+    /// `https://host:8006` (`PROXMOX_VE_ENDPOINT`).
+    pub endpoint: Option<String>,
+    /// Node name (`PROXMOX_VE_NODE`).
+    pub node: Option<String>,
+    /// API token `user@realm!tokenid=secret` (a secret; `PROXMOX_VE_API_TOKEN`).
+    pub api_token: Option<Secret>,
+    /// `user@realm` for a ticket login (`PROXMOX_VE_USERNAME`).
+    pub username: Option<String>,
+    /// Password for the ticket login (a secret; `PROXMOX_VE_PASSWORD`).
+    pub password: Option<Secret>,
+    /// PEM file of the CA that signed the node's certificate (`PROXMOX_VE_CA_FILE`).
+    pub ca_file: Option<String>,
+    /// SHA-256 fingerprint of the node's certificate, `AA:BB:…` (`PROXMOX_VE_FINGERPRINT`).
+    pub fingerprint: Option<String>,
 }
 
 /// `portainer_api`.
