@@ -597,63 +597,61 @@ impl Materials for LabMaterials {
 
 /// The lab CA's material for the CA guest of `d`, and notes on what is missing.
 pub fn lab_materials(d: &DesiredState, prefix: &str) -> (LabMaterials, Vec<String>) {
-    use phoenix_pki::stepca::{
-        CaJsonParams, LeafClaims, ProvisionerKey, StepCaPaths, ca_guest_mesh_address, ca_json,
-    };
+    use phoenix_pki::stepca::{ProvisionerKey, ca_guest_mesh_address};
     let mut notes = Vec::new();
-    let Ok((id, addr)) = ca_guest_mesh_address(d) else {
+    let Ok((id, _)) = ca_guest_mesh_address(d) else {
         return (LabMaterials::default(), notes);
     };
     let dir = state_dir(prefix);
-    let mut m = LabMaterials {
-        guest: Some(id),
-        files: BTreeMap::new(),
-    };
-    match phoenix_pki::CaStore::open(&dir.join("ca"), None) {
-        Ok(ca) => {
-            let public = ca.public();
-            m.files
-                .insert("root certificate".into(), public.root_pem().to_string());
-            m.files.insert(
-                "intermediate certificate".into(),
-                public.intermediate_pem().to_string(),
-            );
-            m.files.insert(
-                "intermediate key".into(),
-                ca.intermediate_key_pem().expose().to_string(),
-            );
+    let ca = match phoenix_pki::CaStore::open(&dir.join("ca"), None) {
+        Ok(ca) => ca,
+        Err(e) => {
+            notes.push(format!(
+                "step_ca's certificates and key not supplied: the lab has no CA ({e})"
+            ));
+            return (LabMaterials::default(), notes);
         }
-        Err(e) => notes.push(format!(
-            "step_ca's certificates and key not supplied: the lab has no CA ({e})"
-        )),
-    }
+    };
     let lab_password = under(
         &guest_root(prefix, id.0),
         &format!("{}/secrets/password", crate::stepca::STEP_DIR),
     );
     let password = std::fs::read_to_string(&lab_password)
         .unwrap_or_else(|_| "unused: the intermediate key is not encrypted\n".into());
-    m.files.insert("step-ca password".into(), password);
     let key = std::fs::read_to_string(dir.join(crate::stepca::PROVISIONER_KEY_FILE))
         .ok()
-        .and_then(|jwk| ProvisionerKey::from_file_contents(&d.step_ca.provisioner, &jwk).ok());
-    match key {
-        Some(key) => {
-            let rendered = ca_json(&CaJsonParams {
-                settings: &d.step_ca,
-                mesh_address: addr,
-                paths: &StepCaPaths::under(&d.step_ca.ca_dir),
-                provisioner_key: &key.public_jwk(),
-                claims: LeafClaims::default(),
-                acme_provisioner: "acme",
-            });
-            m.files.insert("ca.json".into(), rendered.to_file_text());
-        }
-        None => notes.push(format!(
+        .and_then(|jwk| ProvisionerKey::from_file_contents(&d.step_ca.provisioner, &jwk).ok())
+        .map(|k| k.public_jwk());
+    if key.is_none() {
+        notes.push(format!(
             "guest {id}: ca.json not supplied (step-ca does not run in this lab, so there is no provisioner key)"
-        )),
+        ));
     }
-    (m, notes)
+    let public = ca.public();
+    let key_pem = ca.intermediate_key_pem();
+    let material = phoenix_plan::provision::StepCaMaterial {
+        root_pem: public.root_pem(),
+        intermediate_pem: public.intermediate_pem(),
+        intermediate_key: key_pem.expose(),
+        password: &password,
+        provisioner: key.as_ref(),
+    };
+    match phoenix_plan::provision::step_ca_materials(d, &material) {
+        Ok((guest, files)) => (
+            LabMaterials {
+                guest: Some(guest),
+                files: files
+                    .into_iter()
+                    .map(|(name, text)| (name.to_string(), text))
+                    .collect(),
+            },
+            notes,
+        ),
+        Err(e) => {
+            notes.push(format!("step_ca's material not supplied: {e}"));
+            (LabMaterials::default(), notes)
+        }
+    }
 }
 
 // ------------------------------------------------------------------------ run

@@ -545,3 +545,44 @@ pub fn plan_steps(
 #[cfg(test)]
 #[path = "provision_tests.rs"]
 mod tests;
+
+/// The CA material step-ca's steps name ([`FileSource::Material`]), for the CA guest: what an
+/// executor supplies at apply time. Pure: the caller reads the CA (certificates, the
+/// intermediate key as step-ca will read it, the password that opens it) and the JWK
+/// provisioner's public key; without a provisioner key there is no `ca.json` (its step is then
+/// skipped for want of it).
+pub struct StepCaMaterial<'a> {
+    pub root_pem: &'a str,
+    pub intermediate_pem: &'a str,
+    /// The intermediate key file's text (encrypted PKCS#8 when `password` opens it).
+    pub intermediate_key: &'a str,
+    pub password: &'a str,
+    pub provisioner: Option<&'a phoenix_pki::stepca::PublicJwk>,
+}
+
+/// `(CA guest, [(material name, content)])` for `m`, or why there is none (no CA guest).
+pub fn step_ca_materials(
+    d: &DesiredState,
+    m: &StepCaMaterial<'_>,
+) -> Result<(GuestId, Vec<(&'static str, String)>), String> {
+    use phoenix_pki::stepca::{CaJsonParams, LeafClaims, StepCaPaths, ca_guest_mesh_address};
+    let (id, addr) = ca_guest_mesh_address(d).map_err(|e| e.to_string())?;
+    let mut out = vec![
+        ("root certificate", m.root_pem.to_string()),
+        ("intermediate certificate", m.intermediate_pem.to_string()),
+        ("intermediate key", m.intermediate_key.to_string()),
+        ("step-ca password", format!("{}\n", m.password.trim_end())),
+    ];
+    if let Some(key) = m.provisioner {
+        let rendered = phoenix_pki::stepca::ca_json(&CaJsonParams {
+            settings: &d.step_ca,
+            mesh_address: addr,
+            paths: &StepCaPaths::under(&d.step_ca.ca_dir),
+            provisioner_key: key,
+            claims: LeafClaims::default(),
+            acme_provisioner: "acme",
+        });
+        out.push(("ca.json", rendered.to_file_text()));
+    }
+    Ok((id, out))
+}
