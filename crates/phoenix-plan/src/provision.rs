@@ -560,11 +560,14 @@ pub struct StepCaMaterial<'a> {
     pub provisioner: Option<&'a phoenix_pki::stepca::PublicJwk>,
 }
 
+/// Material files by name ([`FileSource::Material`]'s `name`) with their content.
+pub type MaterialFiles = Vec<(&'static str, String)>;
+
 /// `(CA guest, [(material name, content)])` for `m`, or why there is none (no CA guest).
 pub fn step_ca_materials(
     d: &DesiredState,
     m: &StepCaMaterial<'_>,
-) -> Result<(GuestId, Vec<(&'static str, String)>), String> {
+) -> Result<(GuestId, MaterialFiles), String> {
     use phoenix_pki::stepca::{CaJsonParams, LeafClaims, StepCaPaths, ca_guest_mesh_address};
     let (id, addr) = ca_guest_mesh_address(d).map_err(|e| e.to_string())?;
     let mut out = vec![
