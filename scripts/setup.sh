@@ -45,6 +45,25 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# OpenSSH's server for the host shell's ssh test (crates/phoenix-cli/tests/ssh_pve.rs): the test
+# runs its own sshd on a loopback address with a throwaway host key and configuration; the
+# machine's own ssh service is disabled and stopped right after the install, like dockerd below.
+if [ ! -x /usr/sbin/sshd ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: /usr/sbin/sshd missing (run this script as root, or apt-get install openssh-server without starting it)" >&2
+    exit 1
+  fi
+  echo "setup: installing openssh-server (sshd for the ssh host-shell test; the machine's ssh service stays off)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends openssh-server >/dev/null
+  if command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --quiet ssh.service ssh.socket 2>/dev/null || true
+    if [ -d /run/systemd/system ]; then
+      systemctl stop ssh.socket ssh.service 2>/dev/null || true
+    fi
+  fi
+fi
+
 # Docker for the lab's Swarm (LAB.md): phoenix-lab starts one dockerd per Swarm VM namespace
 # (crates/phoenix-lab/src/swarm.rs), never one here. Debian's docker.io is installed only when
 # dockerd is missing; policy-rc.d (above) keeps the package scripts from starting it, its systemd

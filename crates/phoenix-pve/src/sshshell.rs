@@ -40,6 +40,9 @@ pub struct SshShell {
     pub known_hosts: Option<PathBuf>,
     /// Deadline of file reads and writes.
     pub io_deadline: Duration,
+    /// A directory on the node under which node paths are read and written (as
+    /// [`crate::LocalShell`]'s root; `None`: `/`). Commands run as they are.
+    pub root: Option<String>,
 }
 
 impl SshShell {
@@ -50,7 +53,19 @@ impl SshShell {
             identity: None,
             known_hosts: None,
             io_deadline: Duration::from_secs(60),
+            root: None,
         }
+    }
+
+    /// The path on the node of node path `path` (checked first).
+    pub fn resolve(&self, path: &str) -> Result<String, ShellError> {
+        check_path(path)?;
+        Ok(match &self.root {
+            Some(root) if root.trim_end_matches('/') != "" => {
+                format!("{}{path}", root.trim_end_matches('/'))
+            }
+            _ => path.to_string(),
+        })
     }
 
     /// The local argv running `remote` (already quoted) on the node.
@@ -114,8 +129,7 @@ pub fn write_script(path: &str, file: &HostFile) -> Result<String, ShellError> {
 
 impl HostShell for SshShell {
     fn read_file(&self, path: &str) -> Result<Option<HostFile>, ShellError> {
-        check_path(path)?;
-        let q = quote(path);
+        let q = quote(&self.resolve(path)?);
         // One round trip: the metadata line, then the content.
         let remote = format!(
             "if [ -e {q} ]; then stat -c '%U %G %a' -- {q} && cat -- {q}; else echo ABSENT; fi"
@@ -145,7 +159,7 @@ impl HostShell for SshShell {
     }
 
     fn write_file(&self, path: &str, file: &HostFile) -> Result<(), ShellError> {
-        let script = write_script(path, file)?;
+        let script = write_script(&self.resolve(path)?, file)?;
         let out = self.exec(&script, Some(file.content.as_bytes()), self.io_deadline)?;
         if out.status != 0 {
             return Err(ShellError::Failed {
@@ -158,8 +172,12 @@ impl HostShell for SshShell {
     }
 
     fn remove_file(&self, path: &str) -> Result<(), ShellError> {
-        check_path(path)?;
-        let argv = ["rm".to_string(), "-f".into(), "--".into(), path.into()];
+        let argv = [
+            "rm".to_string(),
+            "-f".into(),
+            "--".into(),
+            self.resolve(path)?,
+        ];
         let out = self.run(&argv, self.io_deadline)?;
         if out.status != 0 {
             return Err(ShellError::Failed {
@@ -188,6 +206,19 @@ mod tests {
         assert!(out.status.success(), "{line}");
         let text = String::from_utf8(out.stdout).unwrap();
         text.split_terminator('\0').map(String::from).collect()
+    }
+
+    #[test]
+    fn paths_are_checked_and_put_under_the_root() {
+        let mut s = SshShell::new("root@pve1");
+        assert_eq!(s.resolve("/etc/hosts").unwrap(), "/etc/hosts");
+        s.root = Some("/srv/scratch/".into());
+        assert_eq!(
+            s.resolve("/etc/network/interfaces").unwrap(),
+            "/srv/scratch/etc/network/interfaces"
+        );
+        assert!(s.resolve("etc/hosts").is_err());
+        assert!(s.resolve("/etc/../root/.ssh/authorized_keys").is_err());
     }
 
     #[test]
