@@ -61,7 +61,7 @@ impl SshShell {
     pub fn resolve(&self, path: &str) -> Result<String, ShellError> {
         check_path(path)?;
         Ok(match &self.root {
-            Some(root) if root.trim_end_matches('/') != "" => {
+            Some(root) if !root.trim_end_matches('/').is_empty() => {
                 format!("{}{path}", root.trim_end_matches('/'))
             }
             _ => path.to_string(),
