@@ -82,7 +82,19 @@ pub fn lab_report(
         ));
     };
     let places = phoenix_lab::status::verify_places(prefix, &t);
-    let p = plan(d, &places);
+    let mut p = plan(d, &places);
+    // Traefik's access log (JSON in the lab: `phoenix_lab::traefik::with_json_access_log`):
+    // a broken route's cause then says which Host Traefik received.
+    // The gateway nginx's error log (`phoenix_lab::ingress::nginx_main`): why it answered 502.
+    let dir = phoenix_lab::state_dir(prefix);
+    let traefik_log = dir.join("traefik.out");
+    if traefik_log.is_file() {
+        p.proxy_access_log = Some(traefik_log);
+    }
+    let gateway_log = dir.join("nginx-gw.error.log");
+    if gateway_log.is_file() {
+        p.gateway_error_log = Some(gateway_log);
+    }
     let start = Instant::now();
     // The Swarm's checks run beside the network's (they share nothing but the clock).
     let (mut report, swarm) = std::thread::scope(|s| {

@@ -2,7 +2,9 @@
 //! file without a Swarm provider ([`without_swarm`]), a fast shutdown ([`with_short_grace`]:
 //! every entrypoint with a zero graceful timeout, and no provider throttle — Traefik 3.7 does
 //! not exit on SIGTERM before the default 2 s `providersThrottleDuration` after its start has
-//! passed, measured), and where the binary is found ([`traefik_binary`], [`find_binary`]).
+//! passed, measured), a JSON access log ([`with_json_access_log`], applied by
+//! [`with_short_grace`]: `phoenix verify` reads which Host Traefik received and which router
+//! matched), and where the binary is found ([`traefik_binary`], [`find_binary`]).
 //! Pure text functions plus a file lookup (`PATH`, the working directory's ancestors).
 
 use std::path::PathBuf;
@@ -56,6 +58,29 @@ pub fn without_swarm(yaml: &str) -> (String, bool) {
     (out, removed)
 }
 
+/// The lab's access log: JSON on stdout (the lab's `traefik.out`), keeping the one request
+/// header `phoenix verify` needs to tell its requests from others (`User-Agent`, which the
+/// gateway passes on); every other header is dropped.
+const JSON_ACCESS_LOG: &str = "accessLog:\n  format: json\n  fields:\n    headers:\n      defaultMode: drop\n      names:\n        User-Agent: keep\n";
+
+/// The static configuration with its top-level `accessLog: {}` (as rendered) replaced by a
+/// JSON access log ([`JSON_ACCESS_LOG`]); `true` when replaced. A file without that exact line
+/// (no access log, or one configured otherwise) is left alone.
+pub fn with_json_access_log(yaml: &str) -> (String, bool) {
+    let mut out = String::with_capacity(yaml.len() + 128);
+    let mut replaced = false;
+    for line in yaml.lines() {
+        if !replaced && line.trim_end() == "accessLog: {}" {
+            out.push_str(JSON_ACCESS_LOG);
+            replaced = true;
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    (out, replaced)
+}
+
 /// What every entrypoint gets in the lab: no graceful drain on SIGTERM.
 const SHORT_GRACE: &str = "    transport:\n      lifeCycle:\n        requestAcceptGraceTimeout: 0s\n        graceTimeOut: 0s\n";
 
@@ -65,7 +90,11 @@ const SHORT_GRACE: &str = "    transport:\n      lifeCycle:\n        requestAcce
 /// rendered). Traefik reads its static configuration from
 /// one source only, so command-line flags next to `--configFile` would be ignored. An
 /// entrypoint that already has a `transport:` key is left alone. Also returns the count.
+/// The lab's other static adjustment rides along: a rendered `accessLog: {}` becomes the
+/// JSON access log of [`with_json_access_log`].
 pub fn with_short_grace(yaml: &str) -> (String, usize) {
+    let (json_log, _) = with_json_access_log(yaml);
+    let yaml = json_log.as_str();
     let mut out = String::with_capacity(yaml.len() + 256);
     let mut in_eps = false;
     let mut pending = false;
@@ -130,5 +159,22 @@ mod tests {
         assert!(tail.ends_with("graceTimeOut: 0s\n"));
         let (p, n) = with_short_grace("providers:\n  file: {}\n");
         assert_eq!((p.matches("providersThrottleDuration").count(), n), (1, 0));
+    }
+
+    #[test]
+    fn the_rendered_access_log_becomes_json_keeping_the_user_agent() {
+        let yaml = "log:\n  level: INFO\naccessLog: {}\nentryPoints:\n  websecure:\n    address: \":443\"\n";
+        let (out, replaced) = with_json_access_log(yaml);
+        assert!(replaced);
+        assert!(
+            out.contains("accessLog:\n  format: json\n  fields:\n    headers:\n      defaultMode: drop\n      names:\n        User-Agent: keep\nentryPoints:\n"),
+            "{out}"
+        );
+        // Applied with the short grace; a file without the rendered line is left alone.
+        let (both, n) = with_short_grace(yaml);
+        assert_eq!(n, 1);
+        assert!(both.contains("format: json") && both.contains("graceTimeOut: 0s"));
+        let none = "accessLog:\n  filePath: /x\n";
+        assert_eq!(with_json_access_log(none), (none.to_string(), false));
     }
 }

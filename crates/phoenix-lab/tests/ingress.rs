@@ -1,8 +1,8 @@
 //! The ingress path with `examples/homelab` up: from the wan, `https://portainer.<domain>/`
 //! through the gateway's DHCP address (SNI and Host = that name, trusting the lab CA's root)
 //! goes Nginx → Traefik → the Portainer stand-in and returns 200 with the stand-in's page; a
-//! wrong Host does not reach it; `lab down` leaves no process behind. Root only; see
-//! `common::lab_available`.
+//! wrong Host does not reach it (the gateway answers 502: Traefik's certificate does not cover
+//! that name); `lab down` leaves no process behind. Root only; see `common::lab_available`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
@@ -97,22 +97,41 @@ fn portainer_through_gateway_traefik_and_stand_in() {
     let cert = ok.cert.as_ref().expect("gateway certificate");
     assert!(format!("{cert}").contains("nginx"), "{cert}");
 
+    // A wrong Host (SNI still the name): the gateway's only TLS server takes it and, with
+    // `proxy_ssl_name $host`, checks Traefik's certificate for that Host, which it does not
+    // cover: nginx answers 502 itself and says why in its error log. A response must come
+    // back (a transport failure does not pass), and it must not be the stand-in's.
     let wrong = fetch(
         &wan,
         addr,
         "wrong.example.org",
         &root_pem,
-        None,
+        Some(502),
         Duration::from_secs(5),
     );
     eprintln!("wrong Host: {wrong}");
-    if let Ok(Some(r)) = &wrong.result {
-        assert!(
-            !r.body.contains(STAND_IN_PAGE),
-            "wrong Host reached the stand-in"
-        );
-        assert_ne!(r.status, 200, "{wrong}");
-    }
+    let r = match &wrong.result {
+        Ok(Some(r)) => r,
+        other => panic!("wrong Host: no HTTP response: {other:?}"),
+    };
+    assert!(
+        !r.body.contains(STAND_IN_PAGE),
+        "wrong Host reached the stand-in"
+    );
+    assert_eq!(r.status, 502, "{wrong}: {}", r.body);
+    assert_eq!(
+        phoenix_verify::route::answered_by(r).as_deref(),
+        Some("nginx"),
+        "the gateway's own 502: {}",
+        r.body
+    );
+    let gw_log =
+        std::fs::read_to_string(phoenix_lab::state_dir(&prefix).join("nginx-gw.error.log"))
+            .unwrap_or_default();
+    assert!(
+        gw_log.contains("upstream SSL certificate does not match \"wrong.example.org\""),
+        "nginx-gw.error.log: {gw_log}"
+    );
 
     // Each hop saw the request: Traefik's access log (its stdout) and the stand-in's.
     let state = phoenix_lab::state_dir(&prefix);

@@ -10,14 +10,18 @@
 //!    opens to a mesh listener (the proxy, the backend, the gateway's mesh side, the mesh DNS)
 //!    — each a *denied* check;
 //! 4. the route trace ([`crate::route`]) of the Portainer name: wan → gateway's leased
-//!    address → proxy → backend;
+//!    address → proxy → backend; a broken route names the hop, who answered and the cause
+//!    ([`crate::route::diagnose`]), with what Traefik received and what the gateway's nginx
+//!    logged when their logs are known ([`LabPlan::proxy_access_log`],
+//!    [`LabPlan::gateway_error_log`]);
 //! 5. TLS ([`crate::tls`]): every TLS service (gateway nginx, Traefik, HTTPS route backends,
 //!    step-ca) presents a chain to the lab root holding the SANs the model expects.
 //!
 //! 6. fw: the firewall's reachability matrix ([`crate::matrix::reachability`]) — every
 //!    allowed (source, guest, TCP port) pair connects, every denied one does not (ids
 //!    `fw/<from>/<addr>:<port>`, the check names the deciding rule or policy; the `host`
-//!    source runs in the hypervisor namespace). Each probed port is held for the group: by
+//!    source runs in the hypervisor namespace); first a summary line `fw/matrix` counting
+//!    both kinds ("firewall matrix: N allowed connect (n ok), M denied blocked (m ok)"). Each probed port is held for the group: by
 //!    its real service, else by a temporary listener inside the destination's namespace, so
 //!    a denial is the firewall's doing and not a closed port. Expects the guests' rulesets
 //!    loaded (`phoenix_lab::guestfw`).
@@ -38,7 +42,7 @@ use serde::Serialize;
 use crate::endpoint::ProbeTarget;
 use crate::expect::{DnsExpectations, dns_expectations};
 use crate::hostinfo::{self, parse_inet4};
-use crate::matrix::{Reach, reachability};
+use crate::matrix::{Reach, matrix_summary, reachability};
 use crate::netns::NetnsTarget;
 use crate::report::{ProbeResult, Report, Status, Subject};
 use crate::route::{self, Hop, RouteSpec};
@@ -116,6 +120,12 @@ pub struct LabPlan {
     /// The firewall's reachability matrix ([`reachability`]): each allowed pair must connect,
     /// each denied one must not (the `fw` group).
     pub fw: Vec<Reach>,
+    /// Traefik's JSON access log (the lab's copy writes one), read after the route trace so a
+    /// broken route's cause says which Host Traefik received; `None` from [`plan`], the caller
+    /// sets it when it knows where the log is.
+    pub proxy_access_log: Option<std::path::PathBuf>,
+    /// The gateway nginx's error log, likewise: a 502 from the gateway then says why.
+    pub gateway_error_log: Option<std::path::PathBuf>,
 }
 
 fn guest(id: GuestId) -> Subject {
@@ -180,6 +190,8 @@ pub fn plan(d: &DesiredState, p: &LabPlaces) -> LabPlan {
         tls: tls::plan(d),
         root_pem: p.root_pem.clone(),
         fw: reachability(d),
+        proxy_access_log: None,
+        gateway_error_log: None,
     }
 }
 
@@ -204,6 +216,7 @@ fn route_spec(d: &DesiredState, gw: &Option<(Subject, String)>) -> Result<RouteS
         name: r.host.clone(),
         path: "/".into(),
         want: 200,
+        entrypoints: r.entrypoints.clone(),
         hops: vec![
             Hop {
                 label: format!("{WAN} → gateway ({gw_subject}, nginx)"),
@@ -377,7 +390,13 @@ pub fn verify(plan: &LabPlan, dl: &Deadlines) -> Report {
             })
         });
         let traced = s.spawn(|| match (&route, &plan.root_pem) {
-            (Ok(r), Ok(pem)) => route::trace(t, r, pem, dl.route),
+            (Ok(r), Ok(pem)) => {
+                let logs = route::LogPaths {
+                    proxy_access: plan.proxy_access_log.as_deref(),
+                    gateway_error: plan.gateway_error_log.as_deref(),
+                };
+                route::trace(t, r, pem, dl.route, logs)
+            }
             (Err(why), _) | (_, Err(why)) => vec![ProbeResult::skip(
                 "route".into(),
                 Subject::Named(WAN.into()),
@@ -470,7 +489,9 @@ fn fw_group(t: &NetnsTarget, pairs: &[Reach], dl: &Deadlines) -> Vec<ProbeResult
     });
     // The temporary listeners close here, after the last probe.
     drop(held);
-    results
+    let mut out = vec![matrix_summary(pairs, &results)];
+    out.extend(results);
+    out
 }
 
 fn fw_pair(

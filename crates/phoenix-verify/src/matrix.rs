@@ -365,3 +365,135 @@ pub fn reachability(d: &DesiredState) -> Vec<Reach> {
     }
     out.into_iter().collect()
 }
+
+/// How the probed matrix went: allowed and denied pairs, each counted with how many held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MatrixCounts {
+    pub allowed: usize,
+    pub allowed_ok: usize,
+    pub denied: usize,
+    pub denied_ok: usize,
+}
+
+impl MatrixCounts {
+    /// Count `pairs` against their results (same order, one result per pair).
+    pub fn of(pairs: &[Reach], results: &[crate::report::ProbeResult]) -> Self {
+        let mut c = MatrixCounts::default();
+        for (p, r) in pairs.iter().zip(results) {
+            let ok = matches!(r.status, crate::report::Status::Pass);
+            match p.expect {
+                Expect::Allow => {
+                    c.allowed += 1;
+                    c.allowed_ok += usize::from(ok);
+                }
+                Expect::Deny => {
+                    c.denied += 1;
+                    c.denied_ok += usize::from(ok);
+                }
+            }
+        }
+        c
+    }
+
+    pub fn holds(&self) -> bool {
+        self.allowed_ok == self.allowed && self.denied_ok == self.denied
+    }
+}
+
+impl std::fmt::Display for MatrixCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "firewall matrix: {} allowed connect ({} ok), {} denied blocked ({} ok)",
+            self.allowed, self.allowed_ok, self.denied, self.denied_ok
+        )
+    }
+}
+
+/// The matrix's summary line (`fw/matrix`): both kinds of pair counted, passing when every
+/// pair held; the failing pairs are the `fw/…` lines that failed.
+pub fn matrix_summary(
+    pairs: &[Reach],
+    results: &[crate::report::ProbeResult],
+) -> crate::report::ProbeResult {
+    use crate::report::{ProbeResult, Status};
+    let c = MatrixCounts::of(pairs, results);
+    let text = c.to_string();
+    let status = if c.holds() {
+        Status::Pass
+    } else {
+        let failed: Vec<&str> = results
+            .iter()
+            .filter(|r| r.is_fail())
+            .map(|r| r.id.as_str())
+            .collect();
+        Status::Fail {
+            evidence: format!("{text}; failed: {}", failed.join(", ")),
+        }
+    };
+    ProbeResult {
+        id: "fw/matrix".into(),
+        subject: Subject::Named("fw".into()),
+        check: text.clone(),
+        status,
+        observed: text,
+        duration: results.iter().map(|r| r.duration).max().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod summary_tests {
+    use super::*;
+    use crate::report::{ProbeResult, Status};
+
+    #[test]
+    fn the_matrix_summary_counts_both_kinds() {
+        let pair = |expect| Reach {
+            to: GuestId(102),
+            port: 443,
+            expect,
+            from: Subject::Host,
+            from_addr: "10.0.0.1".parse().unwrap(),
+            addr: "10.0.0.2".parse().unwrap(),
+            why: "x".into(),
+        };
+        let res = |id: &str, status| ProbeResult {
+            id: id.into(),
+            subject: Subject::Host,
+            check: "c".into(),
+            status,
+            observed: String::new(),
+            duration: std::time::Duration::ZERO,
+        };
+        let pairs = [pair(Expect::Allow), pair(Expect::Allow), pair(Expect::Deny)];
+        let ok = [
+            res("fw/a", Status::Pass),
+            res("fw/b", Status::Pass),
+            res("fw/c", Status::Pass),
+        ];
+        let s = matrix_summary(&pairs, &ok);
+        assert_eq!(s.status, Status::Pass);
+        assert_eq!(
+            s.check,
+            "firewall matrix: 2 allowed connect (2 ok), 1 denied blocked (1 ok)"
+        );
+        let bad = [
+            res("fw/a", Status::Pass),
+            res(
+                "fw/b",
+                Status::Fail {
+                    evidence: "e".into(),
+                },
+            ),
+            res("fw/c", Status::Pass),
+        ];
+        let s = matrix_summary(&pairs, &bad);
+        assert_eq!(
+            s.status,
+            Status::Fail {
+                evidence: "firewall matrix: 2 allowed connect (1 ok), 1 denied blocked (1 ok); failed: fw/b".into()
+            }
+        );
+    }
+}
