@@ -10,8 +10,13 @@
 //!   they never reach logs or errors. A login counts as a request, not as a write.
 //! - Replies are `{"data": …}`; HTTP 400 `{"errors": {param: msg}}` becomes
 //!   [`PveError::Parameters`].
-//! - Lock timeouts (HTTP 500 `… got timeout`), 596 and 502–504 are retried with bounded
-//!   exponential backoff (attempt count and deadline).
+//! - Lock timeouts (HTTP 500 `… got timeout`) and 503 are retried with bounded exponential
+//!   backoff (attempt count and deadline); 502, 504 and 596 (a proxy's: the node may have
+//!   acted) only for reads. Every request has a deadline
+//!   ([`PveClient::request_timeout`]). A `GET` whose reply was lost (reset, timeout) is sent
+//!   again; a write is only resent when it never reached the server (connect failure, or a
+//!   status that says nothing was done: lock timeout, 503): a lost reply to a `POST` create
+//!   may mean the guest exists, and a second create would fail or duplicate work.
 //! - Long operations return a UPID: [`PveClient::wait_task`] polls
 //!   `GET /nodes/{node}/tasks/{upid}/status` until `stopped` (PROXMOX.md "API transport").
 //! - Every request and every write (non-GET) is counted: [`PveClient::counts`].
@@ -113,6 +118,9 @@ impl RequestCounts {
     }
 }
 
+/// Default deadline of one HTTP attempt.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Renew a login ticket (PVE: 2 h lifetime) once it is this old.
 pub const TICKET_RENEWAL: Duration = Duration::from_secs(105 * 60);
 
@@ -128,6 +136,8 @@ pub struct PveClient {
     counters: Arc<Counters>,
     pub retry: RetryPolicy,
     pub task: TaskPolicy,
+    /// Deadline of one HTTP attempt (connect, send, reply), default [`REQUEST_TIMEOUT`].
+    pub request_timeout: Duration,
     /// Ticket auth: log in again once the ticket is this old (default [`TICKET_RENEWAL`]).
     pub ticket_renewal: Duration,
 }
@@ -187,7 +197,7 @@ impl PveClient {
         let http = Client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
+            .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| PveError::Tls {
                 message: e.to_string(),
@@ -217,6 +227,7 @@ impl PveClient {
             counters: Arc::default(),
             retry: RetryPolicy::default(),
             task: TaskPolicy::default(),
+            request_timeout: REQUEST_TIMEOUT,
             ticket_renewal: TICKET_RENEWAL,
         })
     }
@@ -318,13 +329,14 @@ impl PveClient {
                     if start.elapsed() < self.task.not_found_grace => {}
                 Err(e) => return Err(e),
             }
-            if start.elapsed() + interval > self.task.deadline {
+            // Poll up to the deadline itself (the last pause is shortened to end there).
+            let Some(left) = self.task.deadline.checked_sub(start.elapsed()) else {
                 return Err(PveError::TaskTimeout {
                     upid: upid.to_string(),
                     waited: start.elapsed(),
                 });
-            }
-            std::thread::sleep(interval);
+            };
+            std::thread::sleep(interval.min(left));
             interval = (interval * 2).min(self.task.max_interval);
         }
     }
@@ -483,7 +495,10 @@ impl PveClient {
             if attempt > 1 {
                 self.counters.retries.fetch_add(1, Ordering::Relaxed);
             }
-            let rb = self.http.request(method.clone(), &url);
+            let rb = self
+                .http
+                .request(method.clone(), &url)
+                .timeout(self.request_timeout);
             let rb = match headers {
                 AuthHeaders::None => rb,
                 AuthHeaders::Token(value) => rb.header(AUTHORIZATION, value.clone()),
@@ -498,12 +513,13 @@ impl PveClient {
             let (retryable, err) = match outcome {
                 Ok(resp) => match decode(method, path, resp, attempt) {
                     Ok(v) => return Ok(v),
-                    Err(e) => (is_retryable(&e), e),
+                    // A reply body cut off in transit: a read is sent again.
+                    Err(e @ PveError::Transport { .. }) => (*method == Method::GET, e),
+                    Err(e) => (is_retryable(method, &e), e),
                 },
                 Err(source) => (
-                    // Nothing reached the server: safe to retry even a write. A refused
-                    // certificate is final: retrying cannot fix trust.
-                    source.is_connect() && !is_tls_failure(&source),
+                    // A refused certificate is final: retrying cannot fix trust.
+                    !is_tls_failure(&source) && transport_retryable(method, &source),
                     PveError::Transport {
                         method: method.to_string(),
                         path: path.to_string(),
@@ -543,12 +559,25 @@ fn is_tls_failure(e: &reqwest::Error) -> bool {
     false
 }
 
-fn is_retryable(e: &PveError) -> bool {
+/// Whether a request that failed in transport may be sent again: one that never reached the
+/// server (connect failure) always; a `GET` (reads change nothing) also after a lost reply
+/// (reset, timeout; a body cut off after the headers is handled where the reply is read). A
+/// write whose reply was lost may have been applied.
+fn transport_retryable(method: &Method, e: &reqwest::Error) -> bool {
+    e.is_connect() || (*method == Method::GET && (e.is_timeout() || e.is_request()))
+}
+
+/// Whether an HTTP error reply may be retried. A lock timeout (HTTP 500 `… got timeout`) and
+/// 503 mean nothing was done; 502, 504 and 596 come from a proxy that may have passed the
+/// request on, so only reads are retried on them.
+fn is_retryable(method: &Method, e: &PveError) -> bool {
     match e {
         PveError::Http {
             status, message, ..
         } => {
-            matches!(status, 502..=504 | 596) || (*status == 500 && message.contains("got timeout"))
+            let nothing_done =
+                *status == 503 || (*status == 500 && message.contains("got timeout"));
+            nothing_done || (*method == Method::GET && matches!(status, 502 | 504 | 596))
         }
         _ => false,
     }
@@ -632,13 +661,128 @@ mod tests {
             message: message.into(),
             attempts: 1,
         };
-        assert!(is_retryable(&http(596, "")));
-        assert!(is_retryable(&http(503, "")));
-        assert!(is_retryable(&http(
-            500,
-            "can't lock file '/var/lock/qemu-server/lock-104.conf' - got timeout"
-        )));
-        assert!(!is_retryable(&http(500, "VM 104 already running")));
-        assert!(!is_retryable(&http(401, "")));
+        let (get, post, put) = (&Method::GET, &Method::POST, &Method::PUT);
+        assert!(is_retryable(get, &http(596, "")));
+        assert!(is_retryable(get, &http(504, "")));
+        assert!(is_retryable(post, &http(503, "")));
+        assert!(is_retryable(
+            put,
+            &http(
+                500,
+                "can't lock file '/var/lock/qemu-server/lock-104.conf' - got timeout"
+            )
+        ));
+        assert!(!is_retryable(post, &http(500, "VM 104 already running")));
+        assert!(!is_retryable(get, &http(401, "")));
+    }
+
+    /// A proxy's 502/504/596 may come after the node acted on the request: a `POST` (a
+    /// create, a start) is not sent twice.
+    #[test]
+    fn writes_are_not_resent_after_a_proxy_error() {
+        let http = |status: u16| PveError::Http {
+            method: "POST".into(),
+            path: "/nodes/pve1/lxc".into(),
+            status,
+            message: "Gateway Timeout".into(),
+            attempts: 1,
+        };
+        for status in [502, 504, 596] {
+            assert!(!is_retryable(&Method::POST, &http(status)), "{status}");
+            assert!(!is_retryable(&Method::PUT, &http(status)), "{status}");
+            assert!(is_retryable(&Method::GET, &http(status)), "{status}");
+        }
+    }
+
+    /// A reply cut off after its headers: the client sends a `GET` again (and counts the
+    /// retry), but not a `POST`, whose request the server may have acted on.
+    #[test]
+    fn truncated_replies_are_resent_for_reads_only() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Every odd connection gets a body cut short, every even one a whole reply.
+        std::thread::spawn(move || {
+            for (n, conn) in listener.incoming().enumerate() {
+                let Ok(mut conn) = conn else { break };
+                let mut buf = [0u8; 8192];
+                let _ = conn.read(&mut buf);
+                let body = r#"{"data":{"version":"9.0"}}"#;
+                let reply = if n % 2 == 0 {
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{}",
+                        body.len() + 40,
+                        &body[..10]
+                    )
+                } else {
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let _ = conn.write_all(reply.as_bytes());
+            }
+        });
+        let settings = ConnectionSettings {
+            endpoint: format!("http://{addr}"),
+            auth: PveAuth::Token(
+                crate::connection::ApiToken::parse("root@pam!t=secret-1234").unwrap(),
+            ),
+            node: "pve1".into(),
+            trust: crate::tls::TlsTrust::InsecureAcceptAny,
+        };
+        let mut client = PveClient::new(&settings).unwrap();
+        client.retry.initial_delay = Duration::from_millis(1);
+        let v = client
+            .get("/version", &[])
+            .expect("the second attempt is whole");
+        assert_eq!(v["version"], "9.0");
+        assert_eq!(client.counts().retries, 1);
+        assert_eq!(client.counts().requests, 2);
+        // Connection 3 is cut short again: the POST is not resent.
+        let err = client
+            .write(Method::POST, "/nodes/pve1/lxc", &BTreeMap::new())
+            .expect_err("cut short");
+        assert!(matches!(err, PveError::Transport { .. }), "{err:?}");
+        assert_eq!(client.counts().requests, 3, "sent once");
+        assert_eq!(client.counts().retries, 1);
+    }
+
+    /// A lost reply (the server closed the connection, or the deadline passed): a `GET` is sent
+    /// again, a `POST` is not; a connect failure is retried for both.
+    #[test]
+    fn lost_replies_are_retried_for_reads_only() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Accepts, reads the request, closes without a reply.
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { break };
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(b"");
+                drop(conn);
+            }
+        });
+        let tls = client_config(&crate::tls::TlsTrust::InsecureAcceptAny).unwrap();
+        let http = Client::builder()
+            .tls_backend_preconfigured(tls)
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let url = format!("http://{addr}/x");
+        let get = http.get(&url).send().expect_err("no reply");
+        assert!(transport_retryable(&Method::GET, &get), "{get:?}");
+        let post = http.post(&url).send().expect_err("no reply");
+        assert!(!transport_retryable(&Method::POST, &post), "{post:?}");
+        // Nothing listens here: a connect failure.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead = format!("http://{}/x", closed.local_addr().unwrap());
+        drop(closed);
+        let refused = http.post(&dead).send().expect_err("refused");
+        assert!(transport_retryable(&Method::POST, &refused), "{refused:?}");
     }
 }

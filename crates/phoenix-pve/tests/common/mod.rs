@@ -48,7 +48,49 @@ async def main():
         vm.agent = v.get('agent')
     await pve.start(cert, key)
     print('PORT', pve.port, flush=True)
-    await asyncio.Event().wait()
+    # Control lines (JSON, one per line) from the test: fault modes switched on and off while
+    # running, and fakepve's own records read back. Each is answered with one `CTL json` line.
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            await asyncio.Event().wait()
+        try:
+            answer = await control(pve, json.loads(line))
+        except Exception as e:  # noqa: BLE001 - reported to the test
+            answer = {'error': repr(e)}
+        print('CTL', json.dumps(answer), flush=True)
+
+async def control(pve, cmd):
+    op = cmd['op']
+    if op == 'flaky':
+        pve.flaky_network(cmd.get('drop_rate', 0.0), cmd.get('hang_rate', 0.0),
+                          cmd.get('hang_secs', 120), cmd.get('seed'))
+        pve._random.seed(cmd.get('seed'))
+    elif op == 'slow':
+        pve.slow_network(cmd['latency'], cmd.get('jitter', 0.0))
+    elif op == 'time_scale':
+        pve.time_scale = float(cmd['value'])
+    elif op == 'lock_wait':
+        pve.lock_wait = cmd['value']
+    elif op == 'hold_lock':
+        await pve.hold_config_lock(cmd['vmid'], cmd.get('secs'))
+    elif op == 'release_lock':
+        pve.release_config_lock(cmd['vmid'])
+    elif op == 'fail':
+        pve.fail(cmd['method'], cmd['suffix'], cmd.get('status'), cmd.get('message'),
+                 error=cmd.get('error'), times=cmd.get('times'))
+    elif op == 'guest_attr':
+        setattr(pve.guest(cmd['vmid']), cmd['attr'], cmd['value'])
+    elif op == 'clear_failures':
+        pve.failures.clear()
+    elif op == 'tasks':
+        return [{k: t.get(k) for k in ('type', 'id', 'status', 'exitstatus')} for t in pve.tasklog]
+    elif op == 'requests':
+        return [[m, p] for (m, p, _) in pve.requests]
+    else:
+        raise ValueError('unknown op ' + op)
+    return {'ok': True}
 
 asyncio.run(main())
 "#;
@@ -121,6 +163,8 @@ pub struct FakePve {
     child: Child,
     pub port: u16,
     pub pki: TestPki,
+    /// The launcher's stdin (control lines) and its stdout lines.
+    control: std::sync::Mutex<(std::process::ChildStdin, mpsc::Receiver<String>)>,
 }
 
 impl Drop for FakePve {
@@ -191,7 +235,7 @@ impl FakePve {
         let mut stdin = child.stdin.take().unwrap();
         writeln!(stdin, "{SECRET}").unwrap();
         writeln!(stdin, "{USERNAME} {PASSWORD}").unwrap();
-        drop(stdin);
+        stdin.flush().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -205,6 +249,7 @@ impl FakePve {
             child,
             port: 0,
             pki,
+            control: std::sync::Mutex::new((stdin, rx)),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while guard.port == 0 {
@@ -213,7 +258,13 @@ impl FakePve {
             if let Ok(Some(status)) = guard.child.try_wait() {
                 panic!("fakepve exited early: {status}");
             }
-            if let Ok(line) = rx.recv_timeout(left.min(Duration::from_millis(200)))
+            let line = guard
+                .control
+                .lock()
+                .unwrap()
+                .1
+                .recv_timeout(left.min(Duration::from_millis(200)));
+            if let Ok(line) = line
                 && let Some(p) = line.strip_prefix("PORT ")
             {
                 guard.port = p.trim().parse().unwrap();
@@ -233,6 +284,53 @@ impl FakePve {
             }
         }
         guard
+    }
+
+    /// Send one control command to the running fakepve (`{"op": …}`: `flaky` {drop_rate,
+    /// hang_rate, hang_secs, seed}, `slow` {latency}, `time_scale` {value}, `lock_wait`
+    /// {value}, `guest_attr` {vmid, attr, value} (e.g. `start_secs`), `hold_lock` {vmid, secs}, `release_lock` {vmid}, `fail` {method, suffix, status,
+    /// message | error, times}, `clear_failures`, `tasks` (fakepve's task log in start order:
+    /// type, id, status, exitstatus), `requests` ([method, path] in arrival order)) and return
+    /// its answer.
+    pub fn control(&self, cmd: &serde_json::Value) -> serde_json::Value {
+        let mut ctl = self.control.lock().unwrap();
+        writeln!(ctl.0, "{cmd}").unwrap();
+        ctl.0.flush().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "fakepve did not answer {cmd} in 30 s");
+            if let Ok(line) = ctl.1.recv_timeout(left)
+                && let Some(answer) = line.strip_prefix("CTL ")
+            {
+                let v: serde_json::Value = serde_json::from_str(answer).unwrap();
+                assert!(v.get("error").is_none(), "fakepve control {cmd}: {v}");
+                return v;
+            }
+        }
+    }
+
+    /// fakepve's task log, in start order: `(type, id, exitstatus)`.
+    pub fn tasks(&self) -> Vec<(String, String, String)> {
+        let v = self.control(&serde_json::json!({"op": "tasks"}));
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let s = |k: &str| t[k].as_str().unwrap_or_default().to_string();
+                (s("type"), s("id"), s("exitstatus"))
+            })
+            .collect()
+    }
+
+    /// Every request fakepve recorded, `(method, path)` in arrival order.
+    pub fn requests(&self) -> Vec<(String, String)> {
+        let v = self.control(&serde_json::json!({"op": "requests"}));
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r[0].as_str().unwrap().into(), r[1].as_str().unwrap().into()))
+            .collect()
     }
 
     pub fn settings(&self, trust: TlsTrust) -> ConnectionSettings {

@@ -1,0 +1,308 @@
+//! Helpers for the CLI tests against fakepve (`drift_pve`, `faults_pve`, `verbs_pve`): the
+//! homelab's storages, `phoenix … --target pve` with the connection as flags and the token in
+//! the environment, and readers for the JSON reports. fakepve itself is started by the
+//! launcher shared with phoenix-pve's tests (`common`, included by each test file).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use phoenix_plan::{Action, ObservedState, Request};
+use phoenix_render::RenderOptions;
+
+use crate::common::{self, FakePve, SECRET, TOKEN_ID};
+
+pub fn homelab_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/homelab")
+}
+
+/// Storage ids the homelab's create calls name, for fakepve's storage.cfg; `local` accepts
+/// imported cloud images.
+pub fn storages() -> serde_json::Value {
+    let d = phoenix_model::validate_dir(&homelab_dir()).desired.unwrap();
+    let opts = RenderOptions {
+        node: "pve1".into(),
+    };
+    let plan = phoenix_plan::plan(&d, &ObservedState::default(), &Request::SyncAll, &opts).unwrap();
+    let mut names = BTreeSet::new();
+    for a in plan.actions() {
+        if let Action::CreateGuest { calls, .. } = a {
+            for v in calls.iter().flat_map(|c| c.params.values()) {
+                for part in v.split(',') {
+                    let part = part.split_once('=').map_or(part, |(_, v)| v);
+                    if let Some((sid, _)) = part.split_once(':')
+                        && sid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                        && !["local", "local-lvm"].contains(&sid)
+                        && sid.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                    {
+                        names.insert(sid.to_string());
+                    }
+                }
+            }
+        }
+    }
+    let mut map: serde_json::Map<String, serde_json::Value> = names
+        .into_iter()
+        .map(|n| {
+            let path = format!("/mnt/pve/{n}");
+            let v = serde_json::json!({"type": "dir", "path": path,
+                "content": "images,rootdir,vztmpl,iso,snippets,import"});
+            (n, v)
+        })
+        .collect();
+    map.insert(
+        "local".into(),
+        serde_json::json!({"type": "dir", "path": "/var/lib/vz",
+            "content": "iso,vztmpl,backup,import"}),
+    );
+    serde_json::Value::Object(map)
+}
+
+/// The homelab's guests: id → kind (`lxc`/`vm`).
+pub fn homelab_guests() -> BTreeMap<u64, &'static str> {
+    let d = phoenix_model::validate_dir(&homelab_dir()).desired.unwrap();
+    d.guests
+        .iter()
+        .map(|(id, g)| {
+            let kind = match g.kind {
+                phoenix_model::model::GuestKind::Lxc => "lxc",
+                phoenix_model::model::GuestKind::Vm => "qemu",
+            };
+            (u64::from(id.0), kind)
+        })
+        .collect()
+}
+
+/// `phoenix ARGS… --config CONFIG` against `pve`; the token through the environment.
+pub fn node_cmd(pve: &FakePve, root: &Path, config: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_phoenix"));
+    c.args(args)
+        .arg("--config")
+        .arg(config)
+        .args([
+            "--endpoint",
+            &format!("https://{}:{}", common::HOST, pve.port),
+        ])
+        .args(["--node", "pve1"])
+        .arg("--ca-file")
+        .arg(&pve.pki.ca_pem)
+        .arg("--host-root")
+        .arg(root)
+        .env("PROXMOX_VE_API_TOKEN", format!("{TOKEN_ID}={SECRET}"))
+        .env_remove("PROXMOX_VE_FINGERPRINT")
+        .env_remove("PROXMOX_VE_CA_FILE")
+        .env_remove("PROXMOX_VE_USERNAME")
+        .env_remove("PROXMOX_VE_PASSWORD")
+        .env_remove("PROXMOX_VE_PASSWORD_FILE");
+    c
+}
+
+/// Exit code, stdout as JSON, stderr.
+pub fn run_json(mut cmd: Command) -> (i32, serde_json::Value, String) {
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains(SECRET), "the secret was printed");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(SECRET));
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}); exit {:?}; stdout: {}; stderr: {stderr}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (out.status.code().unwrap_or(-1), json, stderr)
+}
+
+/// `phoenix sync all --target pve --output json --image-store local`.
+pub fn sync(pve: &FakePve, root: &Path) -> (i32, serde_json::Value, String) {
+    run_json(node_cmd(
+        pve,
+        root,
+        &homelab_dir(),
+        &[
+            "sync",
+            "all",
+            "--target",
+            "pve",
+            "--output",
+            "json",
+            "--image-store",
+            "local",
+        ],
+    ))
+}
+
+/// `phoenix apply --target pve --output json --image-store local VERB…`.
+pub fn apply(pve: &FakePve, root: &Path, verb: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut c = node_cmd(
+        pve,
+        root,
+        &homelab_dir(),
+        &[
+            "apply",
+            "--target",
+            "pve",
+            "--output",
+            "json",
+            "--image-store",
+            "local",
+        ],
+    );
+    c.args(verb);
+    run_json(c)
+}
+
+/// `phoenix status --target pve --output json`.
+pub fn status(pve: &FakePve, root: &Path) -> (i32, serde_json::Value) {
+    let (code, json, _) = run_json(node_cmd(
+        pve,
+        root,
+        &homelab_dir(),
+        &[
+            "status",
+            "--target",
+            "pve",
+            "--output",
+            "json",
+            "--detailed-exitcode",
+        ],
+    ));
+    (code, json)
+}
+
+/// The plan's actions, in wave order.
+pub fn actions(report: &serde_json::Value) -> Vec<serde_json::Value> {
+    report["plan"]["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| w["actions"].as_array().unwrap().clone())
+        .collect()
+}
+
+/// The plan's guest actions (not files, certificates or provisioning steps).
+pub fn guest_actions(report: &serde_json::Value) -> Vec<serde_json::Value> {
+    actions(report)
+        .into_iter()
+        .filter(|a| {
+            let kind = a["action"].as_str().unwrap_or_default();
+            !matches!(
+                kind,
+                "write_file" | "issue_certificate" | "provision" | "update_trust_store"
+            ) && !kind.contains("reload")
+        })
+        .collect()
+}
+
+pub fn journal(report: &serde_json::Value) -> Vec<serde_json::Value> {
+    report["journal"]["entries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+pub fn print_journal(label: &str, report: &serde_json::Value) {
+    println!(
+        "{label}: requests {} (retries {}), writes {}, failed wave {}",
+        report["requests"]["total"]["requests"],
+        report["requests"]["total"]["retries"],
+        report["requests"]["total"]["writes"],
+        report["journal"]["failed_wave"]
+    );
+    for e in journal(report) {
+        println!(
+            "  [{}] {} {} → {} {}",
+            e["wave"],
+            e["action"]["action"],
+            e["action"]["id"],
+            e["outcome"],
+            e["detail"].as_str().unwrap_or_default()
+        );
+    }
+}
+
+/// Every planned action has exactly one journal entry (same order); once a wave failed, every
+/// entry of a later wave is `not_started`.
+pub fn assert_journal_complete(report: &serde_json::Value) {
+    let planned = actions(report);
+    let entries = journal(report);
+    assert_eq!(planned.len(), entries.len(), "an action without an entry");
+    for (a, e) in planned.iter().zip(&entries) {
+        assert_eq!(a, &e["action"], "journal order differs from the plan");
+    }
+    if let Some(failed) = report["journal"]["failed_wave"].as_str() {
+        let mut after = false;
+        let mut seen = false;
+        for e in &entries {
+            if e["wave"] == failed {
+                seen = true;
+            } else if seen {
+                after = true;
+            }
+            if after {
+                assert_eq!(e["outcome"], "not_started", "{e:#}");
+            }
+        }
+        assert!(seen, "the failed wave {failed} has entries");
+    }
+}
+
+/// A guest's config through the API.
+pub fn guest_config(pve: &FakePve, kind: &str, id: u64) -> serde_json::Value {
+    let client = pve.client(phoenix_pve::TlsTrust::CaFile(pve.pki.ca_pem.clone()));
+    client
+        .get(&format!("/nodes/pve1/{kind}/{id}/config"), &[])
+        .expect("config")
+}
+
+/// A guest's status (`running`/`stopped`) through the API.
+pub fn guest_status(pve: &FakePve, kind: &str, id: u64) -> Option<String> {
+    let client = pve.client(phoenix_pve::TlsTrust::CaFile(pve.pki.ca_pem.clone()));
+    client
+        .get(&format!("/nodes/pve1/{kind}/{id}/status/current"), &[])
+        .ok()
+        .and_then(|v| v["status"].as_str().map(str::to_string))
+}
+
+/// PUT `params` on a guest's config behind phoenix's back.
+pub fn put_config(pve: &FakePve, kind: &str, id: u64, params: &[(&str, &str)]) {
+    let client = pve.client(phoenix_pve::TlsTrust::CaFile(pve.pki.ca_pem.clone()));
+    let params: BTreeMap<String, String> = params
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
+    client
+        .write_and_wait(
+            reqwest::Method::PUT,
+            &format!("/nodes/pve1/{kind}/{id}/config"),
+            &params,
+        )
+        .expect("drift write");
+}
+
+/// One `key=value` option of a PVE property string (`net0`).
+pub fn prop<'a>(value: &'a str, key: &str) -> Option<&'a str> {
+    value
+        .split(',')
+        .find_map(|p| p.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
+}
+
+/// `value` with option `key` set to `new` (added when missing).
+pub fn with_prop(value: &str, key: &str, new: &str) -> String {
+    let mut found = false;
+    let mut parts: Vec<String> = value
+        .split(',')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if k == key => {
+                found = true;
+                format!("{key}={new}")
+            }
+            _ => p.to_string(),
+        })
+        .collect();
+    if !found {
+        parts.push(format!("{key}={new}"));
+    }
+    parts.join(",")
+}
