@@ -30,17 +30,16 @@ fn fail(msg: impl std::fmt::Display, hint: &str) -> u8 {
 /// The passphrase: `--passphrase-env`/`--passphrase-file`, else `step_ca.password` of
 /// `--config`, else none (unencrypted keys).
 fn passphrase(a: &PassphraseArgs, config_dir: Option<&Path>) -> Result<Option<Passphrase>, String> {
-    let secret = if let Some(name) = &a.passphrase_env {
-        Some(phoenix_model::model::Secret::Env(name.clone()))
-    } else if let Some(path) = &a.passphrase_file {
-        Some(phoenix_model::model::Secret::File(
-            path.display().to_string(),
-        ))
-    } else if let Some(dir) = config_dir {
-        let d = config::load(dir).map_err(|_| "the configuration has errors".to_string())?;
-        d.step_ca.password.clone()
-    } else {
-        None
+    let secret = match passphrase_secret(a, None) {
+        Some(s) => Some(s),
+        None => match config_dir {
+            Some(dir) => {
+                let d =
+                    config::load(dir).map_err(|_| "the configuration has errors".to_string())?;
+                d.step_ca.password.clone()
+            }
+            None => None,
+        },
     };
     secret
         .map(|s| config::resolve_secret(&s).map(Passphrase::new))
@@ -223,5 +222,22 @@ fn issue(a: &CaIssueArgs) -> u8 {
         exit::FAILED
     } else {
         exit::OK
+    }
+}
+
+/// Where the CA passphrase comes from: `--passphrase-env`, `--passphrase-file`, else the
+/// configuration's `step_ca.password` when given.
+pub(crate) fn passphrase_secret(
+    a: &PassphraseArgs,
+    config_password: Option<&phoenix_model::model::Secret>,
+) -> Option<phoenix_model::model::Secret> {
+    if let Some(name) = &a.passphrase_env {
+        Some(phoenix_model::model::Secret::Env(name.clone()))
+    } else if let Some(path) = &a.passphrase_file {
+        Some(phoenix_model::model::Secret::File(
+            path.display().to_string(),
+        ))
+    } else {
+        config_password.cloned()
     }
 }

@@ -499,6 +499,28 @@ pub struct PveConnArgs {
     /// The node's root directory for host files (default /; a scratch directory in tests)
     #[arg(long)]
     pub host_root: Option<PathBuf>,
+    /// Give up on one API request after SECONDS (reads are retried, writes only when they
+    /// never reached the node)
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout: u64,
+    /// Give up waiting for one Proxmox task (create, start, shutdown…) after SECONDS; the
+    /// journal names the task
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub task_deadline: u64,
+    /// Reach the node's host files and commands over OpenSSH as USER@HOST (batch mode: keys
+    /// from the agent or --ssh-identity; the host key must be known) instead of running on
+    /// the node
+    #[arg(long, value_name = "USER@HOST")]
+    pub ssh: Option<String>,
+    /// With --ssh: the node's ssh port
+    #[arg(long, requires = "ssh")]
+    pub ssh_port: Option<u16>,
+    /// With --ssh: the private key to log in with
+    #[arg(long, value_name = "FILE", requires = "ssh")]
+    pub ssh_identity: Option<PathBuf>,
+    /// With --ssh: the known_hosts file holding the node's host key
+    #[arg(long, value_name = "FILE", requires = "ssh")]
+    pub ssh_known_hosts: Option<PathBuf>,
 }
 
 /// What `status` looks at.
@@ -562,6 +584,18 @@ pub struct SyncAllArgs {
     /// installed on this machine
     #[arg(long)]
     pub provision: bool,
+    /// With --provision (--target pve): phoenix's CA directory (`phoenix ca init`), whose
+    /// certificates and intermediate key step-ca's steps place in the CA guest; without it
+    /// those steps are skipped, said so
+    #[arg(long, value_name = "DIR")]
+    pub ca_dir: Option<PathBuf>,
+    /// The CA directory's passphrase (when its keys are encrypted; also step-ca's password)
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+    /// With --provision and --ca-dir: the JWK provisioner's key (JSON JWK or PKCS#8 PEM), whose
+    /// public half goes into step-ca's ca.json
+    #[arg(long, value_name = "FILE", requires = "ca_dir")]
+    pub provisioner_key: Option<PathBuf>,
     /// After applying, switch the staged /etc/network/interfaces live with try-and-rollback:
     /// ifreload, probe the gateway and the management address, restore the previous file if a
     /// probe fails (--target pve, phoenix running on the node: --host-root must be /)

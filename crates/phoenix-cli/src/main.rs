@@ -8,6 +8,7 @@ mod ca_cmd;
 mod cli;
 mod config;
 mod lab_cmd;
+mod materials;
 mod netswitch_cmd;
 mod plan_cmd;
 mod report;

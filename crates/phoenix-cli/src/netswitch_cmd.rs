@@ -41,6 +41,14 @@ pub fn precheck(args: &SyncAllArgs) -> Result<(), u8> {
         );
         return Err(exit::USAGE);
     }
+    if args.pve.ssh.is_some() {
+        error(
+            "--switch-network with --ssh: the switch must run on the node, where a lost \
+             connection cannot stop its rollback",
+            "run phoenix on the Proxmox node itself for the switch (the rest works over --ssh)",
+        );
+        return Err(exit::USAGE);
+    }
     if args
         .pve
         .host_root

@@ -40,7 +40,7 @@ fn pve(args: &StatusArgs) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let shell = CountingShell::new(&session.local);
+    let shell = CountingShell::new(session.shell.as_ref());
     let (observation, plan) = match observe_and_plan(
         &session,
         &shell,

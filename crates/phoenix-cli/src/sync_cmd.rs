@@ -35,7 +35,8 @@ fn error(message: &str, hint: &str) {
 pub(crate) struct PveSession {
     pub desired: phoenix_model::DesiredState,
     pub client: PveClient,
-    pub local: LocalShell,
+    /// The node's host shell: this machine (`--host-root`) or OpenSSH (`--ssh`).
+    pub shell: Box<dyn phoenix_pve::HostShell>,
     pub opts: RenderOptions,
 }
 
@@ -80,13 +81,15 @@ pub(crate) fn connect(config: &std::path::Path, pve: &PveConnArgs) -> Result<Pve
             "warning: TLS certificate verification is OFF (--insecure-skip-tls-verify): anyone on the path can read the credentials"
         );
     }
-    let client = match PveClient::new(&settings) {
+    let mut client = match PveClient::new(&settings) {
         Ok(c) => c,
         Err(e) => {
             error(&e.to_string(), "check the CA file or fingerprint");
             return Err(exit::USAGE);
         }
     };
+    client.request_timeout = std::time::Duration::from_secs(pve.request_timeout);
+    client.task.deadline = std::time::Duration::from_secs(pve.task_deadline);
     if let Err(e @ phoenix_pve::PveError::Login { .. }) = client.login() {
         error(
             &e.to_string(),
@@ -95,10 +98,21 @@ pub(crate) fn connect(config: &std::path::Path, pve: &PveConnArgs) -> Result<Pve
         return Err(exit::USAGE);
     }
     let root = pve.host_root.clone().unwrap_or_else(|| "/".into());
+    let shell: Box<dyn phoenix_pve::HostShell> = match &pve.ssh {
+        Some(destination) => {
+            let mut ssh = phoenix_pve::sshshell::SshShell::new(destination.clone());
+            ssh.port = pve.ssh_port;
+            ssh.identity = pve.ssh_identity.clone();
+            ssh.known_hosts = pve.ssh_known_hosts.clone();
+            ssh.root = pve.host_root.as_ref().map(|r| r.display().to_string());
+            Box::new(ssh)
+        }
+        None => Box::new(LocalShell::new(root)),
+    };
     Ok(PveSession {
         desired,
         client,
-        local: LocalShell::new(root),
+        shell,
         opts: RenderOptions {
             node: settings.node.clone(),
         },
@@ -229,7 +243,7 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let shell = CountingShell::new(&session.local);
+    let shell = CountingShell::new(session.shell.as_ref());
     let swarm_ctx =
         if (only.is_empty() || only.contains(&Subsystem::Swarm)) && *request == Request::SyncAll {
             swarm_context(&session.desired, args)
@@ -259,20 +273,55 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
     let observe_counts = client.counts();
 
     // Apply.
+    // step-ca's CA files for the provision steps, from `--ca-dir` (else skipped, said so).
+    let materials = match (&args.ca_dir, args.provision && !args.dry_run) {
+        (Some(dir), true) => {
+            let d = &session.desired;
+            let pass =
+                crate::ca_cmd::passphrase_secret(&args.passphrase, d.step_ca.password.as_ref())
+                    .map(|s| config::resolve_secret(&s))
+                    .transpose();
+            let step_ca_password = d
+                .step_ca
+                .password
+                .as_ref()
+                .map(config::resolve_secret)
+                .transpose();
+            let loaded = pass
+                .and_then(|p| step_ca_password.map(|s| (p, s)))
+                .and_then(|(p, s)| {
+                    crate::materials::from_ca_dir(
+                        d,
+                        dir,
+                        p.as_deref(),
+                        s.as_deref(),
+                        args.provisioner_key.as_deref(),
+                    )
+                });
+            match loaded {
+                Ok((m, notes)) => {
+                    plan.notes.extend(notes);
+                    m
+                }
+                Err(e) => {
+                    error(
+                        &format!("step-ca material: {e}"),
+                        "check --ca-dir, the passphrase (--passphrase-env/--passphrase-file or step_ca.password) and --provisioner-key",
+                    );
+                    return exit::USAGE;
+                }
+            }
+        }
+        _ => crate::materials::MaterialMap::new(),
+    };
     let journal = (!args.dry_run).then(|| {
         let options = ApplyOptions {
             parallelism: args.parallelism,
             image_store: args.image_store.clone(),
             shell: Some(&shell),
         };
-        // CA material for step-ca's files is not supplied yet: those steps are skipped, said so.
-        apply_plan_with(
-            client,
-            &plan,
-            &observation,
-            &options,
-            &phoenix_pve::provision::NoMaterials,
-        )
+        // Without material (no --ca-dir) step-ca's files are skipped, said so.
+        apply_plan_with(client, &plan, &observation, &options, &materials)
     });
     // The Swarm, once the guests are in place.
     let mut swarm_applied = Vec::new();

@@ -110,15 +110,15 @@ fn status_connects_with_what_the_configuration_names() {
         "{stderr}"
     );
 
-    // A flag wins over the configuration: a wrong node from the command line is used (and
-    // fails), the configuration's right one is not silently preferred.
+    // A flag wins over the configuration: an endpoint on the command line where nothing
+    // listens is used (and refused), the configuration's working one is not silently preferred.
     let out = status(
         config.path(),
         root.path(),
-        &["--node", "no-such-node"],
+        &["--endpoint", "https://127.0.0.2:9"],
         Some(&token),
     );
     assert_ne!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("no-such-node"), "{stderr}");
+    assert!(stderr.contains("Connection refused"), "{stderr}");
 }

@@ -18,7 +18,7 @@ pub enum PveError {
     Tls { message: String },
 
     /// The request could not be sent or the reply not read (DNS, TCP, TLS handshake, timeout).
-    #[error("{method} {path}: transport error: {source}")]
+    #[error("{method} {path}: transport error: {}", chain(source))]
     Transport {
         method: String,
         path: String,
@@ -96,4 +96,20 @@ impl PveError {
             _ => Vec::new(),
         }
     }
+}
+
+/// An error with its causes (`error sending request: … : Connection refused (os error 111)`):
+/// reqwest's own text names only the outermost step.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
 }

@@ -1,0 +1,163 @@
+//! Apply-time material for the provision steps on a node: step-ca's CA files for the CA
+//! guest, from phoenix's CA directory (`phoenix ca init`: root and intermediate certificates,
+//! the intermediate key as it lies on disk — passphrase-encrypted PKCS#8 when the CA is
+//! encrypted, so step-ca opens it with the same passphrase as its password file) and the JWK
+//! provisioner's key (for `ca.json`). Nothing here is printed; the caller passes the map to
+//! the executor, which writes each file 0600/0644 owned by `step` in the CA guest only.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use phoenix_model::DesiredState;
+use phoenix_model::model::GuestId;
+use phoenix_pki::stepca::ProvisionerKey;
+use phoenix_pki::{CaStore, Passphrase};
+use phoenix_plan::provision::{StepCaMaterial, step_ca_materials};
+
+/// Material by (guest, name), as [`phoenix_pve::provision::Materials`] reads it.
+pub type MaterialMap = BTreeMap<(GuestId, String), String>;
+
+/// step-ca's material from `ca_dir` (opened with `passphrase` when its keys are encrypted)
+/// and the provisioner key file; `step_ca_password` is the password file's text for an
+/// unencrypted CA. Notes say what is left out and why.
+pub fn from_ca_dir(
+    d: &DesiredState,
+    ca_dir: &Path,
+    passphrase: Option<&[u8]>,
+    step_ca_password: Option<&[u8]>,
+    provisioner_key: Option<&Path>,
+) -> Result<(MaterialMap, Vec<String>), String> {
+    let ca = CaStore::open(ca_dir, passphrase.map(Passphrase::new))
+        .map_err(|e| format!("CA directory {}: {e}", ca_dir.display()))?;
+    let public = ca.public();
+    let mut notes = Vec::new();
+    let encrypted = public.is_encrypted();
+    let key_text = if encrypted {
+        let path = ca_dir.join(phoenix_pki::ca::INTERMEDIATE_KEY);
+        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?
+    } else {
+        ca.intermediate_key_pem().expose().to_string()
+    };
+    let password = match (encrypted, passphrase, step_ca_password) {
+        (true, Some(p), _) => String::from_utf8(p.to_vec())
+            .map_err(|_| "the CA passphrase is not UTF-8 (step-ca reads it as text)".to_string())?,
+        (_, _, Some(p)) => String::from_utf8(p.to_vec())
+            .map_err(|_| "step_ca.password is not UTF-8".to_string())?,
+        _ => "unused: the intermediate key is not encrypted".to_string(),
+    };
+    let provisioner = match provisioner_key {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let key = ProvisionerKey::from_file_contents(&d.step_ca.provisioner, &text)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(key.public_jwk())
+        }
+        None => {
+            notes.push(
+                "ca.json not supplied: pass --provisioner-key (the JWK provisioner's key)"
+                    .to_string(),
+            );
+            None
+        }
+    };
+    let (guest, files) = step_ca_materials(
+        d,
+        &StepCaMaterial {
+            root_pem: public.root_pem(),
+            intermediate_pem: public.intermediate_pem(),
+            intermediate_key: &key_text,
+            password: &password,
+            provisioner: provisioner.as_ref(),
+        },
+    )?;
+    let map = files
+        .into_iter()
+        .map(|(name, text)| ((guest, name.to_string()), text))
+        .collect();
+    Ok((map, notes))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use phoenix_pki::CaOptions;
+
+    fn homelab() -> DesiredState {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/homelab");
+        phoenix_model::validate_dir(&dir).desired.unwrap()
+    }
+
+    fn names(m: &MaterialMap) -> Vec<(u32, &str)> {
+        m.keys().map(|(g, n)| (g.0, n.as_str())).collect()
+    }
+
+    #[test]
+    fn encrypted_ca_gives_its_key_as_on_disk_and_the_passphrase_as_password() {
+        let d = homelab();
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = CaOptions::from_settings(&d.step_ca);
+        opts.passphrase = Some(Passphrase::new("correct horse"));
+        opts.kdf_iterations = 1000;
+        CaStore::init(dir.path(), &opts, std::time::SystemTime::now()).unwrap();
+        let key = ProvisionerKey::generate(&d.step_ca.provisioner).unwrap();
+        let key_file = dir.path().join("provisioner.pem");
+        std::fs::write(&key_file, key.pkcs8_pem.expose().as_str()).unwrap();
+
+        let (m, notes) = from_ca_dir(
+            &d,
+            dir.path(),
+            Some(b"correct horse"),
+            None,
+            Some(&key_file),
+        )
+        .unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        let ca = d.roles.ca.unwrap().0;
+        assert_eq!(
+            names(&m),
+            vec![
+                (ca, "ca.json"),
+                (ca, "intermediate certificate"),
+                (ca, "intermediate key"),
+                (ca, "root certificate"),
+                (ca, "step-ca password"),
+            ]
+        );
+        let get = |n: &str| m[&(GuestId(ca), n.to_string())].clone();
+        assert!(get("intermediate key").contains("BEGIN ENCRYPTED PRIVATE KEY"));
+        assert_eq!(
+            get("intermediate key"),
+            std::fs::read_to_string(dir.path().join("intermediate.key")).unwrap()
+        );
+        assert_eq!(get("step-ca password"), "correct horse\n");
+        let ca_json: serde_json::Value = serde_json::from_str(&get("ca.json")).unwrap();
+        assert_eq!(
+            ca_json["authority"]["provisioners"][0]["key"]["x"],
+            serde_json::to_value(key.key.public_jwk()).unwrap()["x"]
+        );
+
+        // The wrong passphrase opens nothing; no provisioner key: no ca.json, said so.
+        assert!(from_ca_dir(&d, dir.path(), Some(b"wrong"), None, None).is_err());
+        let (m, notes) = from_ca_dir(&d, dir.path(), Some(b"correct horse"), None, None).unwrap();
+        assert!(!m.contains_key(&(GuestId(ca), "ca.json".to_string())));
+        assert!(notes[0].contains("--provisioner-key"), "{notes:?}");
+    }
+
+    #[test]
+    fn unencrypted_ca_gives_the_plain_key_and_the_configured_password() {
+        let d = homelab();
+        let dir = tempfile::tempdir().unwrap();
+        CaStore::init(
+            dir.path(),
+            &CaOptions::from_settings(&d.step_ca),
+            std::time::SystemTime::now(),
+        )
+        .unwrap();
+        let (m, _) = from_ca_dir(&d, dir.path(), None, Some(b"s3cret"), None).unwrap();
+        let ca = d.roles.ca.unwrap();
+        assert!(m[&(ca, "intermediate key".to_string())].contains("BEGIN PRIVATE KEY"));
+        assert_eq!(m[&(ca, "step-ca password".to_string())], "s3cret\n");
+    }
+}
