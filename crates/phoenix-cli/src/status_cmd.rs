@@ -1,5 +1,6 @@
 //! `phoenix status`: desired vs actual, read-only. `--target pve` observes the node exactly as
-//! `sync all` does (one inventory call, one config per managed guest, the managed host files)
+//! `sync all` does (one inventory call, one config per managed guest, the firewall through the
+//! API per scope, the managed host files other than the `.fw` files)
 //! and derives the status from the plan (`phoenix_plan::status`); `--target lab` lists what
 //! `sync all --target lab` would change. Nothing is written. Exit 0, or with
 //! `--detailed-exitcode` 2 when anything differs.
@@ -41,7 +42,7 @@ fn pve(args: &StatusArgs) -> u8 {
         Err(code) => return code,
     };
     let shell = CountingShell::new(session.shell.as_ref());
-    let (observation, plan) = match observe_and_plan(
+    let (observation, plan, firewall) = match observe_and_plan(
         &session,
         &shell,
         &Default::default(),
@@ -52,7 +53,10 @@ fn pve(args: &StatusArgs) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let st = phoenix_plan::status::status(&session.desired, &observation.state, &plan);
+    let mut st = phoenix_plan::status::status(&session.desired, &observation.state, &plan);
+    if let Some(fw) = &firewall {
+        phoenix_plan::status::with_firewall(&mut st, fw, &plan);
+    }
     let counts = session.client.counts();
     match args.output {
         OutputFormat::Json => emit_json(&serde_json::json!({

@@ -1,5 +1,5 @@
-//! `phoenix sync all --target pve`: observe the node (guests through the API, host files
-//! through the host shell), plan, print the plan, apply it and print the journal with the
+//! `phoenix sync all --target pve`: observe the node (guests and the firewall through the
+//! API, host files through the host shell), plan, print the plan, apply it and print the journal with the
 //! request and write counters. Does network and file I/O (through `phoenix-pve`).
 
 use std::collections::BTreeSet;
@@ -119,7 +119,15 @@ pub(crate) fn connect(config: &std::path::Path, pve: &PveConnArgs) -> Result<Pve
     })
 }
 
-/// Observe the node (guests, host files) and plan a whole sync.
+/// The observation, the plan and (when the firewall was observed through the API) the
+/// desired firewall, for `status`.
+pub(crate) type ObservedPlan = (
+    phoenix_pve::observe::Observation,
+    Plan,
+    Option<phoenix_plan::firewall_api::FirewallState>,
+);
+
+/// Observe the node (guests, the firewall through the API, host files) and plan.
 pub(crate) fn observe_and_plan(
     s: &PveSession,
     shell: &dyn phoenix_pve::HostShell,
@@ -127,7 +135,7 @@ pub(crate) fn observe_and_plan(
     request: &Request,
     provision: bool,
     swarm: Option<phoenix_plan::swarm::SwarmObserved>,
-) -> Result<(phoenix_pve::observe::Observation, Plan), u8> {
+) -> Result<ObservedPlan, u8> {
     let (desired, client, opts) = (&s.desired, &s.client, &s.opts);
     // Observe.
     let managed: BTreeSet<_> = desired.guests.keys().copied().collect();
@@ -155,9 +163,11 @@ pub(crate) fn observe_and_plan(
             return Err(exit::FAILED);
         }
     };
-    // Host files are read only when a subsystem that owns one is part of the run.
+    // Host files are read only when a subsystem that owns one is part of the run; the `.fw`
+    // files never: the firewall goes through the API (which stores those files on a node).
     let host_paths: Vec<_> = host_paths
         .into_iter()
+        .filter(|(t, p)| subsystem::of_file(t, p) != Subsystem::Firewall)
         .filter(|(t, p)| only.is_empty() || only.contains(&subsystem::of_file(t, p)))
         .collect();
     match observe_host_files(shell, &host_paths) {
@@ -195,10 +205,70 @@ pub(crate) fn observe_and_plan(
     };
 
     let mut plan = plan;
+    let mut firewall = None;
+    if *request == Request::SyncAll {
+        let wanted = only.is_empty() || only.contains(&Subsystem::Firewall);
+        let fw_plan = if wanted {
+            let mut desired_fw = phoenix_plan::firewall_api::desired(desired, opts);
+            // A guest's firewall is written once the guest exists or is created in this run
+            // (its wave follows the creates); a guest neither gets none, said in a note.
+            let creating = only.is_empty() || only.contains(&Subsystem::Guests);
+            let present: BTreeSet<_> = observation
+                .inventory
+                .iter()
+                .map(|e| e.id)
+                .chain(plan.actions().filter_map(|a| match a {
+                    phoenix_plan::Action::CreateGuest { id, .. } if creating => Some(*id),
+                    _ => None,
+                }))
+                .collect();
+            let absent: Vec<String> = desired_fw
+                .guests
+                .iter()
+                .filter(|g| !present.contains(&g.id))
+                .map(|g| g.id.to_string())
+                .collect();
+            if !absent.is_empty() {
+                plan.notes.push(format!(
+                    "firewall of guest(s) {} not planned: they do not exist and are not created in this run",
+                    absent.join(", ")
+                ));
+            }
+            desired_fw.guests.retain(|g| present.contains(&g.id));
+            let observed_fw = observe_firewall(client, &observation, &managed)?;
+            let fw_plan = phoenix_plan::firewall_api::plan(&desired_fw, &observed_fw);
+            firewall = Some(desired_fw);
+            fw_plan
+        } else {
+            Default::default()
+        };
+        phoenix_plan::firewall_api::merge_into(&mut plan, fw_plan);
+    }
     if !only.is_empty() {
         subsystem::restrict(&mut plan, only);
     }
-    Ok((observation, plan))
+    Ok((observation, plan, firewall))
+}
+
+/// The firewall through the API: cluster, this node, and the managed guests that exist.
+fn observe_firewall(
+    client: &PveClient,
+    observation: &phoenix_pve::observe::Observation,
+    managed: &BTreeSet<phoenix_model::model::GuestId>,
+) -> Result<phoenix_plan::firewall_api::FirewallState, u8> {
+    let guests: Vec<_> = observation
+        .inventory
+        .iter()
+        .filter(|e| managed.contains(&e.id))
+        .map(|e| (e.id, e.kind, e.node.clone()))
+        .collect();
+    phoenix_pve::firewall::observe_firewall(client, client.node(), &guests, 8).map_err(|e| {
+        error(
+            &format!("observe the firewall: {e}"),
+            "is the token allowed to read /cluster/firewall and the guests' firewall (Sys.Audit, VM.Audit)?",
+        );
+        APPLY_FAILED
+    })
 }
 
 fn sync_all(args: &SyncAllArgs) -> u8 {
@@ -251,7 +321,7 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
             None
         };
     let swarm_observed = swarm_ctx.as_ref().map(crate::swarm_cmd::observe);
-    let (observation, mut plan) = match observe_and_plan(
+    let (observation, mut plan, _) = match observe_and_plan(
         &session,
         &shell,
         &only,

@@ -1,7 +1,10 @@
 //! `phoenix sync all --target pve` twice against fakepve (an external process, started by the
 //! launcher shared with phoenix-pve's tests) with `--host-root` a scratch directory: the first
 //! run applies without failure, the second makes zero writes (API and host files) and plans no
-//! guest or host-file change besides the staged `/etc/network/interfaces` awaiting its switch.
+//! guest, firewall or host-file change besides the staged `/etc/network/interfaces` awaiting
+//! its switch. The firewall goes through the API only (no `.fw` host file): the guests'
+//! firewall reads back through fakepve's API as the model's intent, and drift planted by hand
+//! through the API is reported by `status` (scope and position or key) and repaired by `sync`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../../phoenix-pve/tests/common/mod.rs"]
@@ -160,6 +163,16 @@ fn sync_all_twice_second_run_writes_nothing() {
         "the live interfaces file is never written by sync (the switch is separate)"
     );
 
+    assert!(
+        !root.path().join("etc/pve").exists(),
+        "no .fw host file: the firewall goes through the API"
+    );
+    assert!(
+        actions(&first).iter().any(|a| a["action"] == "firewall"),
+        "the firewall is in the plan"
+    );
+    assert_guest_firewall_is_the_models(&pve);
+
     let (code, second, stderr) = sync(&pve, root.path());
     print_summary("second run", &second);
     assert_eq!(code, 0, "{stderr}");
@@ -202,6 +215,226 @@ fn sync_all_twice_second_run_writes_nothing() {
             "{path}: the live file is only written by the switch"
         );
     }
+}
+
+/// The model's firewall intent (as the API stores it), from the same planner module the CLI
+/// uses.
+fn desired_firewall() -> phoenix_plan::firewall_api::FirewallState {
+    let d = phoenix_model::validate_dir(&homelab_dir()).desired.unwrap();
+    phoenix_plan::firewall_api::desired(
+        &d,
+        &RenderOptions {
+            node: "pve1".into(),
+        },
+    )
+}
+
+fn api(pve: &FakePve) -> phoenix_pve::PveClient {
+    pve.client(phoenix_pve::TlsTrust::CaFile(pve.pki.ca_pem.clone()))
+}
+
+/// Every guest's firewall through fakepve's API: options (enable=1, the policies) and the
+/// rules, position by position, equal the model's intent; the cluster is enabled.
+fn assert_guest_firewall_is_the_models(pve: &FakePve) {
+    let client = api(pve);
+    let desired = desired_firewall();
+    let cluster = client.get("/cluster/firewall/options", &[]).unwrap();
+    assert_eq!(cluster["enable"], 1, "{cluster}");
+    for g in &desired.guests {
+        let seg = if g.kind == phoenix_model::model::GuestKind::Lxc {
+            "lxc"
+        } else {
+            "qemu"
+        };
+        let base = format!("/nodes/pve1/{seg}/{}/firewall", g.id);
+        let opts = client.get(&format!("{base}/options"), &[]).unwrap();
+        for (k, v) in &g.state.options {
+            let got = match &opts[k] {
+                serde_json::Value::Number(n) => n.to_string(),
+                other => other.as_str().unwrap_or_default().to_string(),
+            };
+            assert_eq!(&got, v, "{base}/options {k}: {opts}");
+        }
+        let rules = client.get(&format!("{base}/rules"), &[]).unwrap();
+        let rules = rules.as_array().unwrap();
+        assert_eq!(rules.len(), g.state.rules.len(), "{base}/rules");
+        for (pos, (got, want)) in rules.iter().zip(&g.state.rules).enumerate() {
+            assert_eq!(got["pos"], pos);
+            for (k, v) in want {
+                let got = match &got[k] {
+                    serde_json::Value::Number(n) => n.to_string(),
+                    other => other.as_str().unwrap_or_default().to_string(),
+                };
+                assert_eq!(&got, v, "{base}/rules/{pos} {k}");
+            }
+        }
+    }
+    let g102 = desired
+        .guest(phoenix_model::model::GuestId(102))
+        .expect("guest 102 has a firewall");
+    assert!(!g102.state.rules.is_empty(), "Traefik (102) has rules");
+    assert_eq!(
+        g102.state.options.get("enable").map(String::as_str),
+        Some("1")
+    );
+}
+
+/// The firewall rows `status` reports as differing: scope and differences.
+fn firewall_drift(st: &serde_json::Value) -> Vec<(String, Vec<String>)> {
+    st["status"]["firewall"]
+        .as_array()
+        .expect("status has firewall rows")
+        .iter()
+        .filter(|r| r["state"] != "in_sync")
+        .map(|r| {
+            let diffs = r["differences"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap().to_string())
+                .collect();
+            (r["scope"].as_str().unwrap().to_string(), diffs)
+        })
+        .collect()
+}
+
+/// The firewall actions of a sync report, as the plan words them.
+fn firewall_actions(report: &serde_json::Value) -> Vec<serde_json::Value> {
+    actions(report)
+        .into_iter()
+        .filter(|a| a["action"] == "firewall")
+        .collect()
+}
+
+/// A rule deleted by hand through the API (`DELETE …/firewall/rules/0`) is drift of exactly
+/// that scope and position: `status` says so, `sync` plans exactly its re-creation, restores
+/// it, and the next run changes nothing; an option changed by hand (`policy_in`) likewise.
+#[test]
+fn firewall_drift_by_hand_is_detected_and_repaired() {
+    if !fakepve_available() {
+        return;
+    }
+    let pve = FakePve::start(&storages());
+    let root = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = sync(&pve, root.path());
+    assert_eq!(code, 0, "{stderr}");
+    let (_, st) = status(&pve, root.path());
+    assert!(firewall_drift(&st).is_empty(), "{st:#}");
+    let rows = st["status"]["firewall"].as_array().unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r["scope"] == "lxc 102" && r["state"] == "in_sync")
+    );
+
+    let client = api(&pve);
+    let rules = "/nodes/pve1/lxc/102/firewall/rules";
+    let before = client.get(rules, &[]).unwrap();
+    let first = before[0].clone();
+    client
+        .write(
+            reqwest::Method::DELETE,
+            &format!("{rules}/0"),
+            &Default::default(),
+        )
+        .expect("delete rule 0 by hand");
+
+    let (code, st) = status(&pve, root.path());
+    assert_eq!(code, 2);
+    assert_eq!(st["requests"]["writes"], 0);
+    let drift = firewall_drift(&st);
+    assert_eq!(drift.len(), 1, "{drift:#?}");
+    assert_eq!(drift[0].0, "lxc 102");
+    assert_eq!(drift[0].1.len(), 1, "{drift:#?}");
+    assert!(
+        drift[0].1[0].starts_with("create rule at position 0: in ACCEPT"),
+        "{drift:#?}"
+    );
+    assert!(
+        drift[0].1[0].contains(first["comment"].as_str().unwrap()),
+        "{drift:#?}"
+    );
+
+    let (code, report, stderr) = sync(&pve, root.path());
+    assert_eq!(code, 0, "{stderr}");
+    let planned = firewall_actions(&report);
+    assert_eq!(planned.len(), 1, "{planned:#?}");
+    assert_eq!(planned[0]["change"]["op"], "create_rule");
+    assert_eq!(planned[0]["change"]["pos"], 0);
+    assert_eq!(planned[0]["scope"]["id"], 102);
+    let after = client.get(rules, &[]).unwrap();
+    let strip = |v: &serde_json::Value| {
+        let mut v = v.clone();
+        for r in v.as_array_mut().unwrap() {
+            r.as_object_mut().unwrap().remove("digest");
+        }
+        v
+    };
+    assert_eq!(strip(&after), strip(&before), "the rule is back, in place");
+    let (code, report, stderr) = sync(&pve, root.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(firewall_actions(&report).is_empty());
+    assert_eq!(report["requests"]["total"]["writes"], 0);
+
+    // An option changed by hand.
+    let options = "/nodes/pve1/lxc/102/firewall/options";
+    let was = client.get(options, &[]).unwrap()["policy_in"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = if was == "ACCEPT" { "REJECT" } else { "ACCEPT" };
+    client
+        .write(
+            reqwest::Method::PUT,
+            options,
+            &std::collections::BTreeMap::from([("policy_in".to_string(), other.to_string())]),
+        )
+        .expect("policy_in by hand");
+    let (code, st) = status(&pve, root.path());
+    assert_eq!(code, 2);
+    let drift = firewall_drift(&st);
+    assert_eq!(
+        drift,
+        vec![(
+            "lxc 102".to_string(),
+            vec![format!("set options: policy_in: {other} → {was}")]
+        )]
+    );
+    let (code, report, stderr) = sync(&pve, root.path());
+    assert_eq!(code, 0, "{stderr}");
+    let planned = firewall_actions(&report);
+    assert_eq!(planned.len(), 1, "{planned:#?}");
+    assert_eq!(planned[0]["change"]["op"], "set_options");
+    assert_eq!(client.get(options, &[]).unwrap()["policy_in"], was.as_str());
+    let (_, report, _) = sync(&pve, root.path());
+    assert_eq!(report["requests"]["total"]["writes"], 0);
+    let (code, st) = status(&pve, root.path());
+    assert!(firewall_drift(&st).is_empty(), "{st:#}");
+    // Only the staged host network files remain (their switch is pending).
+    assert_eq!(code, 2);
+}
+
+/// `--only firewall`: the firewall actions alone, through the API; no host file is read or
+/// written and no guest action is planned.
+#[test]
+fn only_firewall_plans_firewall_actions_alone() {
+    if !fakepve_available() {
+        return;
+    }
+    let pve = FakePve::start(&storages());
+    let root = tempfile::tempdir().unwrap();
+    let (code, r, stderr) = sync_with(&pve, root.path(), &["--only", "firewall"]);
+    assert_eq!(code, 0, "{stderr}");
+    let all = actions(&r);
+    assert!(!all.is_empty());
+    assert!(all.iter().all(|a| a["action"] == "firewall"), "{all:#?}");
+    assert_eq!(r["journal"]["success"], true);
+    assert_eq!(r["host_writes"], 0);
+    assert!(r["plan"]["files"].as_array().unwrap().is_empty());
+    assert!(!root.path().join("etc").exists());
+    let (code, r, stderr) = sync_with(&pve, root.path(), &["--only", "firewall"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(actions(&r).is_empty(), "{r:#}");
+    assert_eq!(r["requests"]["total"]["writes"], 0);
 }
 
 fn status(pve: &FakePve, root: &std::path::Path) -> (i32, serde_json::Value) {
@@ -273,39 +506,6 @@ fn status_reports_missing_then_drift_by_key() {
             "/etc/phoenix/nat.nft",
             "/etc/dnsmasq.d/phoenix.conf"
         ]
-    );
-
-    // A firewall rule deleted by hand from a guest's .fw file is drift of exactly that file.
-    let fw = root.path().join("etc/pve/firewall/102.fw");
-    let text = std::fs::read_to_string(&fw).expect("102.fw was written by the sync");
-    let rule = text
-        .lines()
-        .position(|l| l.starts_with("IN ACCEPT"))
-        .expect("an IN ACCEPT rule");
-    let kept: Vec<&str> = text
-        .lines()
-        .enumerate()
-        .filter(|(i, _)| *i != rule)
-        .map(|(_, l)| l)
-        .collect();
-    std::fs::write(&fw, kept.join("\n") + "\n").unwrap();
-    let (_, st) = status(&pve, root.path());
-    let differing = differing_host_files(&st);
-    assert_eq!(
-        differing,
-        vec![
-            "/etc/network/interfaces",
-            "/etc/phoenix/nat.nft",
-            "/etc/dnsmasq.d/phoenix.conf",
-            "/etc/pve/firewall/102.fw"
-        ]
-    );
-    let (code, _, stderr) = sync(&pve, root.path());
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(
-        std::fs::read_to_string(&fw).unwrap(),
-        text,
-        "the rule is back"
     );
 
     // Drift: memory of one guest changed through the API.

@@ -10,6 +10,7 @@ use phoenix_pki::postrenewal::PostRenewalAction;
 use phoenix_render::FileTarget;
 use phoenix_render::guestparams::ApiCall;
 
+use crate::firewall_api::{FirewallChange, FirewallScope};
 use crate::provision::ProvisionStep;
 use serde::Serialize;
 
@@ -182,6 +183,16 @@ pub enum Action {
         step: ProvisionStep,
         reason: Reason,
     },
+    /// One firewall API call in one scope ([`crate::firewall_api`]); a scope's actions run in
+    /// plan order (rule positions count the earlier ones). `digest`: the observed digest of
+    /// the list or options, sent with the scope's first write (optimistic lock).
+    Firewall {
+        scope: FirewallScope,
+        change: FirewallChange,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        digest: Option<String>,
+        reason: Reason,
+    },
 }
 
 /// How an action counts in the summary line.
@@ -207,6 +218,8 @@ impl Action {
                 ..
             } => Effect::Create,
             Action::DeleteGuest { .. } => Effect::Delete,
+            Action::Firewall { change, .. } if change.is_create() => Effect::Create,
+            Action::Firewall { change, .. } if change.is_delete() => Effect::Delete,
             Action::Provision {
                 reason: Reason::Unchecked,
                 ..
@@ -223,6 +236,11 @@ impl Action {
                 ..
             } => Some(*id),
             Action::WriteFile { .. } => None,
+            Action::Firewall {
+                scope: FirewallScope::Guest { id, .. },
+                ..
+            } => Some(*id),
+            Action::Firewall { .. } => None,
             Action::UpdateTrustStore { target, .. } | Action::ReloadService { target, .. } => {
                 match target {
                     FileTarget::Guest(id) => Some(*id),
@@ -333,6 +351,12 @@ impl fmt::Display for Action {
                 reason,
                 ..
             } => write!(f, "in guest {guest}: {step} ({reason})"),
+            Action::Firewall {
+                scope,
+                change,
+                reason,
+                ..
+            } => write!(f, "firewall {scope}: {change} ({reason})"),
         }
     }
 }

@@ -128,6 +128,10 @@ fn details(out: &mut String, a: &Action, node: &str) {
         | Action::WriteRawLxc {
             reason: Reason::Differs { changes },
             ..
+        }
+        | Action::Firewall {
+            reason: Reason::Differs { changes },
+            ..
         } => {
             for c in changes {
                 let _ = writeln!(out, "      {c}");
@@ -154,6 +158,15 @@ fn details(out: &mut String, a: &Action, node: &str) {
                 for (k, v) in &c.params {
                     let _ = writeln!(out, "        {k} = {v}");
                 }
+            }
+        }
+        Action::Firewall {
+            change: crate::firewall_api::FirewallChange::SetOptions { set, .. },
+            reason: Reason::Missing,
+            ..
+        } => {
+            for (k, v) in set {
+                let _ = writeln!(out, "      {k} = {v}");
             }
         }
         Action::WriteRawLxc {

@@ -1,7 +1,8 @@
 //! `phoenix status`: desired vs actual, derived from a whole-sync [`Plan`] against the observed
 //! state (pure, no I/O). Per guest: exists, running, config drift key by key and every other
 //! pending difference (raw `lxc.*` lines, start/stop, files inside it); per managed file: in
-//! sync, missing or differs; the orphans the configuration does not know.
+//! sync, missing or differs; per firewall scope observed through the API ([`with_firewall`]):
+//! in sync, or the differing positions and keys; the orphans the configuration does not know.
 
 use phoenix_model::DesiredState;
 use phoenix_model::model::{GuestId, GuestKind};
@@ -43,11 +44,24 @@ pub struct FileRow {
     pub state: &'static str,
 }
 
+/// One firewall scope (cluster, host, a security group, a guest), observed through the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FirewallRow {
+    pub scope: String,
+    /// `in_sync` or `differs`.
+    pub state: &'static str,
+    /// The differences as the plan words them: positions, keys (from → to).
+    pub differences: Vec<String>,
+}
+
 /// The whole status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Status {
     pub guests: Vec<GuestRow>,
     pub files: Vec<FileRow>,
+    /// Empty when the firewall was not observed through the API (see [`with_firewall`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub firewall: Vec<FirewallRow>,
     /// Guests on the target the configuration does not know (left alone).
     pub orphans: Vec<GuestId>,
     pub in_sync: bool,
@@ -90,8 +104,11 @@ pub fn status(d: &DesiredState, observed: &ObservedState, plan: &Plan) -> Status
                 reason: Reason::Differs { changes },
                 ..
             } => row.drift.extend(changes.iter().cloned()),
-            // Certificates and files inside the guest are listed with the files.
-            Action::IssueCertificate { .. } | Action::WriteFile { .. } => {}
+            // Certificates and files inside the guest are listed with the files, its
+            // firewall with the firewall scopes.
+            Action::IssueCertificate { .. }
+            | Action::WriteFile { .. }
+            | Action::Firewall { .. } => {}
             other => row.pending.push(other.to_string()),
         }
     }
@@ -114,9 +131,35 @@ pub fn status(d: &DesiredState, observed: &ObservedState, plan: &Plan) -> Status
     Status {
         guests,
         files,
+        firewall: Vec::new(),
         orphans: plan.orphans.clone(),
         in_sync,
     }
+}
+
+/// Add a row per firewall scope of `desired` (in sync unless the plan has actions for it,
+/// then with the plan's wording of each difference).
+pub fn with_firewall(s: &mut Status, desired: &crate::firewall_api::FirewallState, plan: &Plan) {
+    let actions: Vec<&Action> = plan.actions().collect();
+    let mut drift = crate::firewall_api::drift(&actions);
+    let mut scopes = crate::firewall_api::scopes(desired);
+    scopes.extend(drift.keys().cloned());
+    s.firewall = scopes
+        .into_iter()
+        .map(|scope| {
+            let differences = drift.remove(&scope).unwrap_or_default();
+            FirewallRow {
+                scope: scope.to_string(),
+                state: if differences.is_empty() {
+                    "in_sync"
+                } else {
+                    "differs"
+                },
+                differences,
+            }
+        })
+        .collect();
+    s.in_sync &= s.firewall.iter().all(|r| r.state == "in_sync");
 }
 
 /// A plain text table.
@@ -167,6 +210,15 @@ pub fn text(s: &Status) -> String {
                 f.target,
                 f.path
             ));
+        }
+    }
+    if !s.firewall.is_empty() {
+        out.push_str("\nFIREWALL\n");
+        for r in &s.firewall {
+            out.push_str(&format!("{:<8} {}\n", r.state.replace('_', " "), r.scope));
+            for d in &r.differences {
+                out.push_str(&format!("         {d}\n"));
+            }
         }
     }
     if !s.orphans.is_empty() {

@@ -2,7 +2,7 @@
 //! belongs to (pure). `host-network` = interfaces, NAT, sysctl; `dns` = the mesh dnsmasq;
 //! `guests` = the guests through the API (create, config, raw `lxc.*` lines, start/stop);
 //! `provision` = files and steps inside guests that are not ingress or PKI; `firewall` =
-//! the `.fw` files; `pki` = certificates and trust stores; `ingress` = Traefik and Nginx
+//! the Proxmox firewall (through the API on a node, the `.fw` files offline); `pki` = certificates and trust stores; `ingress` = Traefik and Nginx
 //! files and reloads; `swarm` = Docker Swarm (the plan's Swarm wave, when it was observed).
 
 use std::collections::BTreeSet;
@@ -115,6 +115,7 @@ pub fn of_action(a: &Action) -> Subsystem {
         Action::IssueCertificate { .. } | Action::UpdateTrustStore { .. } => Subsystem::Pki,
         Action::ReloadService { .. } => Subsystem::Ingress,
         Action::Provision { .. } => Subsystem::Provision,
+        Action::Firewall { .. } => Subsystem::Firewall,
     }
 }
 

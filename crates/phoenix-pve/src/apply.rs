@@ -6,6 +6,9 @@
 //! independent guests still complete) and no later wave starts. The [`Journal`] records every
 //! action as done, failed (with the error), skipped (not an API action) or not started.
 //!
+//! Firewall actions run through [`crate::firewall`]: a guest's in plan order with its other
+//! actions, the cluster's, host's and groups' as one serial group.
+//!
 //! Provision actions (wave "provisioning inside guests") run per guest through
 //! [`crate::provision`]: `pct exec`/`pct push` via the host shell for containers, the guest
 //! agent for VMs. Each step is checked first; a kept step is journaled as skipped with the
@@ -190,11 +193,17 @@ struct WaveContext<'a> {
 fn run_wave(ctx: &WaveContext<'_>, actions: &[Action]) -> Vec<Outcome> {
     let (client, plan, observation, options) = (ctx.client, ctx.plan, ctx.observation, ctx.options);
     // Action indexes per group; actions without a guest form their own group.
+    // The cluster-wide firewall actions (cluster, host, groups) form one group: rule
+    // positions and references (alias before the rule using it) depend on their order.
+    let cluster_firewall = actions
+        .iter()
+        .position(|a| matches!(a, Action::Firewall { .. }) && a.guest().is_none());
     let mut groups: BTreeMap<(Option<GuestId>, usize), Vec<usize>> = BTreeMap::new();
     for (i, a) in actions.iter().enumerate() {
-        let key = match a.guest() {
-            Some(id) => (Some(id), 0),
-            None => (None, i),
+        let key = match (a.guest(), a) {
+            (Some(id), _) => (Some(id), 0),
+            (None, Action::Firewall { .. }) => (None, cluster_firewall.unwrap_or(i)),
+            (None, _) => (None, i),
         };
         groups.entry(key).or_default().push(i);
     }
@@ -345,6 +354,13 @@ fn run_action(
                 .write_and_wait(Method::POST, &path, &none)
                 .map(drop)
                 .map_err(Step::Failed)
+        }
+        Action::Firewall { scope, .. } => {
+            let node = match scope {
+                phoenix_plan::firewall_api::FirewallScope::Guest { id, .. } => node_of(*id),
+                _ => plan.node.clone(),
+            };
+            crate::firewall::apply_action(client, &node, action).map_err(Step::Failed)
         }
         other => Err(skip(format!(
             "{} is not an API action (host shell / provisioning layer)",

@@ -1,6 +1,7 @@
 //! Proxmox VE target: a typed API client (rustls with ring; CA file or pinned fingerprint; API
 //! token or login ticket), connection settings from flags or `PROXMOX_VE_*`, guest observation into
-//! [`phoenix_plan::ObservedState`], execution of the planner's guest actions with a journal, and
+//! [`phoenix_plan::ObservedState`], execution of the planner's guest actions with a journal, the firewall through the API
+//! (`firewall`), and
 //! provisioning inside guests (`provision`: `pct exec`/`pct push`, the QEMU guest agent).
 //! `hostshell` and `sshshell` reach the node's files and commands (locally or over OpenSSH).
 //! Every module but `connection` (which only reads a password file) and `tls` does I/O.
@@ -9,6 +10,7 @@ pub mod apply;
 pub mod client;
 pub mod connection;
 pub mod error;
+pub mod firewall;
 pub mod guestexec;
 pub mod hostfiles;
 pub mod hostshell;

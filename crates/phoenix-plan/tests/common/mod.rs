@@ -149,9 +149,12 @@ pub fn execute_with(
                     }),
                 }
             }
+            // The firewall through the API is not modelled here (`plan` never plans it; the
+            // CLI merges it in from `phoenix_plan::firewall_api`).
             Action::WriteFile { .. }
             | Action::UpdateTrustStore { .. }
-            | Action::ReloadService { .. } => {}
+            | Action::ReloadService { .. }
+            | Action::Firewall { .. } => {}
             Action::IssueCertificate {
                 guest,
                 common_name,
