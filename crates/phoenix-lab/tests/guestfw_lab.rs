@@ -52,13 +52,32 @@ fn fw_results(d: &DesiredState, p: &LabPlaces) -> Vec<ProbeResult> {
         .collect()
 }
 
+/// The failing pairs (the `fw/matrix` summary aside; see [`matrix_names`]).
 fn failing(fw: &[ProbeResult]) -> Vec<(&str, &str)> {
     fw.iter()
+        .filter(|r| r.id != "fw/matrix")
         .filter_map(|r| match &r.status {
             Status::Fail { evidence } => Some((r.id.as_str(), evidence.as_str())),
             _ => None,
         })
         .collect()
+}
+
+/// The matrix summary fails exactly when a pair fails, and names the failing pairs.
+fn matrix_names(fw: &[ProbeResult], pairs: &[&str]) {
+    let m = fw
+        .iter()
+        .find(|r| r.id == "fw/matrix")
+        .expect("the fw/matrix summary");
+    match &m.status {
+        Status::Fail { evidence } => {
+            assert!(!pairs.is_empty(), "{evidence}");
+            for p in pairs {
+                assert!(evidence.contains(p), "{evidence}");
+            }
+        }
+        other => assert!(pairs.is_empty(), "{other:?}"),
+    }
 }
 
 #[test]
@@ -97,6 +116,7 @@ fn guest_firewalls_realise_the_matrix_and_faults_show() {
     }
     assert_eq!(failing(&fw), Vec::<(&str, &str)>::new());
     assert!(fw.iter().all(|r| r.status == Status::Pass), "{fw:#?}");
+    matrix_names(&fw, &[]);
     let allowed = fw.iter().filter(|r| r.check.contains(" allowed (")).count();
     let denied = fw.iter().filter(|r| r.check.contains(" denied (")).count();
     eprintln!("fw: {allowed} allowed, {denied} denied, all pass");
@@ -135,6 +155,7 @@ fn guest_firewalls_realise_the_matrix_and_faults_show() {
         ["fw/host/172.16.100.21:9443"],
         "{fails:#?}"
     );
+    matrix_names(&fw, &["fw/host/172.16.100.21:9443"]);
     let evidence = fails[0].1;
     assert!(
         evidence.contains("expected allowed, timed out")
@@ -158,6 +179,7 @@ fn guest_firewalls_realise_the_matrix_and_faults_show() {
         ["fw/guest:103/172.16.100.12:443"],
         "{fails:#?}"
     );
+    matrix_names(&fw, &["fw/guest:103/172.16.100.12:443"]);
     assert!(
         fails[0].1.contains("expected denied, connected") && fails[0].1.contains("policy DROP"),
         "{}",
