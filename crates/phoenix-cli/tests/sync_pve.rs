@@ -173,7 +173,10 @@ fn sync_all_twice_second_run_writes_nothing() {
     );
     assert_guest_firewall_is_the_models(&pve);
 
+    // A figure for docs/benchmarks.md, not an assertion: the whole no-op run's wall time.
+    let t = std::time::Instant::now();
     let (code, second, stderr) = sync(&pve, root.path());
+    println!("second run wall time (whole process): {:?}", t.elapsed());
     print_summary("second run", &second);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(second["requests"]["total"]["writes"], 0, "API writes");
