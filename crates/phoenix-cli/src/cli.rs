@@ -203,6 +203,8 @@ pub enum PlanVerb {
     /// Create everything, then start every guest in boot order
     #[command(name = "LetsGo", alias = "letsgo")]
     LetsGo,
+    /// Stop every running guest in reverse boot order
+    Shutdown,
 }
 
 #[derive(Debug, clap::Args)]

@@ -27,6 +27,7 @@ pub fn request_of(verb: Option<&PlanVerb>) -> Request {
         Some(PlanVerb::Stop { id }) => Request::Stop(*id),
         Some(PlanVerb::Restart { id }) => Request::Restart(*id),
         Some(PlanVerb::LetsGo) => Request::LetsGo,
+        Some(PlanVerb::Shutdown) => Request::Shutdown,
     }
 }
 

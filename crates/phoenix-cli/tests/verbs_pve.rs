@@ -3,7 +3,8 @@
 //! first; `converge 102` repairs drift of that guest only; `restart 102` stops and starts it
 //! (running afterwards, by fakepve's status and task log); `LetsGo` on an empty node creates
 //! everything and starts it in boot order (fakepve's task log), and a second `LetsGo` makes
-//! zero writes.
+//! zero writes; `shutdown` stops them all in the reverse order, and a second one writes
+//! nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../../phoenix-pve/tests/common/mod.rs"]
@@ -290,4 +291,25 @@ fn lets_go_on_an_empty_node_starts_in_boot_order_then_does_nothing() {
     assert!(guest_actions(&r).is_empty(), "{:#?}", guest_actions(&r));
     assert_eq!(r["requests"]["total"]["writes"], 0, "API writes");
     assert_eq!(r["host_writes"], 0, "host file writes");
+
+    // `shutdown`: every running guest stopped, in the reverse of the start order.
+    let (code, r, stderr) = apply(&pve, root.path(), &["shutdown"]);
+    print_journal("shutdown", &r);
+    assert_eq!(code, 0, "{stderr}");
+    assert_journal_complete(&r);
+    let stopped = task_ids(&pve, &["vzshutdown", "qmshutdown"]);
+    let mut reverse = expected.clone();
+    reverse.reverse();
+    assert_eq!(stopped, reverse, "stop order");
+    for id in &expected {
+        assert_eq!(
+            guest_status(&pve, guests[id], *id).as_deref(),
+            Some("stopped"),
+            "{id}"
+        );
+    }
+    let (code, r, stderr) = apply(&pve, root.path(), &["shutdown"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(guest_actions(&r).is_empty(), "{:#?}", guest_actions(&r));
+    assert_eq!(r["requests"]["total"]["writes"], 0, "API writes");
 }

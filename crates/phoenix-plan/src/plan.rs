@@ -42,6 +42,8 @@ pub enum Request {
     Start(GuestId),
     Stop(GuestId),
     Restart(GuestId),
+    /// Stop every running guest in reverse boot order (the opposite of `LetsGo`).
+    Shutdown,
     /// Delete the guest; refused while others depend on it unless `force`.
     Delete {
         id: GuestId,
@@ -233,7 +235,9 @@ pub fn plan_full(
         .collect();
 
     let scope: BTreeSet<GuestId> = match request {
-        Request::SyncAll | Request::LetsGo => d.guests.keys().copied().collect(),
+        Request::SyncAll | Request::LetsGo | Request::Shutdown => {
+            d.guests.keys().copied().collect()
+        }
         Request::Create(id)
         | Request::Converge(id)
         | Request::Start(id)
@@ -340,6 +344,24 @@ pub fn plan_full(
                 })
                 .collect();
             push_starts(d, observed, &set, &mut waves);
+        }
+        Request::Shutdown => {
+            // The reverse of the start waves: last started, first stopped.
+            let running: BTreeSet<GuestId> = scope
+                .iter()
+                .copied()
+                .filter(|g| stop_action(d, observed, *g, Reason::Requested).is_some())
+                .collect();
+            for group in order::start_groups(d, &running).into_iter().rev() {
+                let actions = group
+                    .into_iter()
+                    .filter_map(|id| stop_action(d, observed, id, Reason::Requested))
+                    .collect();
+                waves.push(Wave {
+                    name: "stop (reverse boot order)".into(),
+                    actions,
+                });
+            }
         }
         Request::Stop(id) => {
             if let Some(a) = stop_action(d, observed, *id, Reason::Requested) {

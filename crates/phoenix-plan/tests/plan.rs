@@ -274,3 +274,47 @@ fn plan_text_golden_with_ca() {
         );
     }
 }
+
+#[test]
+fn shutdown_stops_running_guests_in_reverse_boot_order() {
+    let d = desired("rootesting-2025-11-25");
+    let first = phoenix_plan::plan(
+        &d,
+        &ObservedState::default(),
+        &Request::LetsGo,
+        &RenderOptions::default(),
+    )
+    .unwrap();
+    let running = execute(&d, &first, &ObservedState::default());
+    let p =
+        phoenix_plan::plan(&d, &running, &Request::Shutdown, &RenderOptions::default()).unwrap();
+    let stopped: Vec<u32> = p
+        .actions()
+        .filter_map(|a| match a {
+            Action::StopGuest { id, .. } => Some(id.0),
+            _ => None,
+        })
+        .collect();
+    let started: Vec<u32> = first
+        .actions()
+        .filter_map(|a| match a {
+            Action::StartGuest { id, .. } => Some(id.0),
+            _ => None,
+        })
+        .collect();
+    assert!(!stopped.is_empty());
+    // Every started guest is stopped, the last started first (boot order 3, 2, 1: 102, 101, 103).
+    let mut want = started.clone();
+    want.sort();
+    let mut got = stopped.clone();
+    got.sort();
+    assert_eq!(got, want);
+    let pos = |id: u32| stopped.iter().position(|g| *g == id).unwrap();
+    assert!(pos(102) < pos(101) && pos(101) < pos(103), "{stopped:?}");
+    assert!(p.actions().all(|a| matches!(a, Action::StopGuest { .. })));
+    // Nothing running: nothing to stop.
+    let after = execute(&d, &p, &running);
+    let again =
+        phoenix_plan::plan(&d, &after, &Request::Shutdown, &RenderOptions::default()).unwrap();
+    assert!(again.is_empty(), "{:#?}", again.waves);
+}
