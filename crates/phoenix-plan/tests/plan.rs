@@ -284,10 +284,10 @@ fn shutdown_stops_running_guests_in_reverse_boot_order() {
         &Request::LetsGo,
         &RenderOptions::default(),
     )
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e}"));
     let running = execute(&d, &first, &ObservedState::default());
-    let p =
-        phoenix_plan::plan(&d, &running, &Request::Shutdown, &RenderOptions::default()).unwrap();
+    let p = phoenix_plan::plan(&d, &running, &Request::Shutdown, &RenderOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
     let stopped: Vec<u32> = p
         .actions()
         .filter_map(|a| match a {
@@ -309,12 +309,12 @@ fn shutdown_stops_running_guests_in_reverse_boot_order() {
     let mut got = stopped.clone();
     got.sort();
     assert_eq!(got, want);
-    let pos = |id: u32| stopped.iter().position(|g| *g == id).unwrap();
+    let pos = |id: u32| stopped.iter().position(|g| *g == id).unwrap_or(usize::MAX);
     assert!(pos(102) < pos(101) && pos(101) < pos(103), "{stopped:?}");
     assert!(p.actions().all(|a| matches!(a, Action::StopGuest { .. })));
     // Nothing running: nothing to stop.
     let after = execute(&d, &p, &running);
-    let again =
-        phoenix_plan::plan(&d, &after, &Request::Shutdown, &RenderOptions::default()).unwrap();
+    let again = phoenix_plan::plan(&d, &after, &Request::Shutdown, &RenderOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(again.is_empty(), "{:#?}", again.waves);
 }
