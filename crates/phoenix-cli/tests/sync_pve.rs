@@ -9,91 +9,13 @@
 
 #[path = "../../phoenix-pve/tests/common/mod.rs"]
 mod common;
+mod pve_support;
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::Command;
 
-use common::{FakePve, SECRET, TOKEN_ID, fakepve_available};
-use phoenix_plan::{Action, ObservedState, Request};
+use common::{FakePve, SECRET, fakepve_available};
 use phoenix_render::RenderOptions;
-
-fn homelab_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/homelab")
-}
-
-/// Storage ids the homelab's create calls name, for fakepve's storage.cfg (as in
-/// phoenix-pve's guests test); `local` accepts imported cloud images.
-fn storages() -> serde_json::Value {
-    let d = phoenix_model::validate_dir(&homelab_dir()).desired.unwrap();
-    let opts = RenderOptions {
-        node: "pve1".into(),
-    };
-    let plan = phoenix_plan::plan(&d, &ObservedState::default(), &Request::SyncAll, &opts).unwrap();
-    let mut names = BTreeSet::new();
-    for a in plan.actions() {
-        if let Action::CreateGuest { calls, .. } = a {
-            for v in calls.iter().flat_map(|c| c.params.values()) {
-                for part in v.split(',') {
-                    let part = part.split_once('=').map_or(part, |(_, v)| v);
-                    if let Some((sid, _)) = part.split_once(':')
-                        && sid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                        && !["local", "local-lvm"].contains(&sid)
-                        && sid.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                    {
-                        names.insert(sid.to_string());
-                    }
-                }
-            }
-        }
-    }
-    let mut map: serde_json::Map<String, serde_json::Value> = names
-        .into_iter()
-        .map(|n| {
-            let path = format!("/mnt/pve/{n}");
-            let v = serde_json::json!({"type": "dir", "path": path,
-                "content": "images,rootdir,vztmpl,iso,snippets,import"});
-            (n, v)
-        })
-        .collect();
-    map.insert(
-        "local".into(),
-        serde_json::json!({"type": "dir", "path": "/var/lib/vz",
-            "content": "iso,vztmpl,backup,import"}),
-    );
-    serde_json::Value::Object(map)
-}
-
-/// `phoenix ARGS… --config CONFIG` against `pve` (endpoint, node, CA file and the node's root
-/// as flags; the token through the environment, never argv). Callers append what comes last
-/// (a verb) and adjust the environment (a ticket login removes the token).
-fn node_cmd(
-    pve: &FakePve,
-    root: &std::path::Path,
-    config: &std::path::Path,
-    args: &[&str],
-) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_phoenix"));
-    c.args(args)
-        .arg("--config")
-        .arg(config)
-        .args([
-            "--endpoint",
-            &format!("https://{}:{}", common::HOST, pve.port),
-        ])
-        .args(["--node", "pve1"])
-        .arg("--ca-file")
-        .arg(&pve.pki.ca_pem)
-        .arg("--host-root")
-        .arg(root)
-        .env("PROXMOX_VE_API_TOKEN", format!("{TOKEN_ID}={SECRET}"))
-        .env_remove("PROXMOX_VE_FINGERPRINT")
-        .env_remove("PROXMOX_VE_CA_FILE")
-        .env_remove("PROXMOX_VE_USERNAME")
-        .env_remove("PROXMOX_VE_PASSWORD")
-        .env_remove("PROXMOX_VE_PASSWORD_FILE");
-    c
-}
+use pve_support::{actions, homelab_dir, node_cmd, run_json, storages};
 
 fn sync(pve: &FakePve, root: &std::path::Path) -> (i32, serde_json::Value, String) {
     sync_with(pve, root, &[])
@@ -107,22 +29,7 @@ fn sync_with(
     let mut args = vec!["sync", "all", "--target", "pve", "--output", "json"];
     args.extend_from_slice(extra);
     args.extend(["--image-store", "local"]);
-    let out = node_cmd(pve, root, &homelab_dir(), &args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains(SECRET), "the secret was printed");
-    assert!(!String::from_utf8_lossy(&out.stdout).contains(SECRET));
-    let json = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}); stderr: {stderr}"));
-    (out.status.code().unwrap_or(-1), json, stderr)
-}
-
-fn actions(report: &serde_json::Value) -> Vec<serde_json::Value> {
-    report["plan"]["waves"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|w| w["actions"].as_array().unwrap().clone())
-        .collect()
+    run_json(node_cmd(pve, root, &homelab_dir(), &args))
 }
 
 fn print_summary(label: &str, report: &serde_json::Value) {

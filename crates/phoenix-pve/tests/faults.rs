@@ -38,37 +38,7 @@ fn opts() -> RenderOptions {
 }
 
 fn storages(plan: &Plan) -> serde_json::Value {
-    let mut names = BTreeSet::new();
-    for a in plan.actions() {
-        if let Action::CreateGuest { calls, .. } = a {
-            for v in calls.iter().flat_map(|c| c.params.values()) {
-                for part in v.split(',') {
-                    let part = part.split_once('=').map_or(part, |(_, v)| v);
-                    if let Some((sid, _)) = part.split_once(':')
-                        && sid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                        && !["local", "local-lvm"].contains(&sid)
-                        && sid.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                    {
-                        names.insert(sid.to_string());
-                    }
-                }
-            }
-        }
-    }
-    let mut map: serde_json::Map<String, serde_json::Value> = names
-        .into_iter()
-        .map(|n| {
-            let path = format!("/mnt/pve/{n}");
-            let v = json!({"type": "dir", "path": path,
-                "content": "images,rootdir,vztmpl,iso,snippets,import"});
-            (n, v)
-        })
-        .collect();
-    map.insert(
-        "local".into(),
-        json!({"type": "dir", "path": "/var/lib/vz", "content": "iso,vztmpl,backup,import"}),
-    );
-    serde_json::Value::Object(map)
+    common::storages_for(plan)
 }
 
 fn start() -> (FakePve, DesiredState) {

@@ -33,45 +33,8 @@ fn opts() -> RenderOptions {
     RenderOptions { node: NODE.into() }
 }
 
-/// Storage ids the planned calls refer to (`STORAGE:…` values), for fakepve's storage.cfg.
 fn storages(plan: &Plan) -> serde_json::Value {
-    let mut names = BTreeSet::new();
-    for a in plan.actions() {
-        if let Action::CreateGuest { calls, .. } = a {
-            for c in calls {
-                for v in c.params.values() {
-                    for part in v.split(',') {
-                        let part = part.split_once('=').map_or(part, |(_, v)| v);
-                        if let Some((sid, _)) = part.split_once(':')
-                            && sid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                            && !["local", "local-lvm"].contains(&sid)
-                            && sid.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                        {
-                            names.insert(sid.to_string());
-                        }
-                    }
-                }
-            }
-        }
-    }
-    let mut map: serde_json::Map<String, serde_json::Value> = names
-        .into_iter()
-        .map(|n| {
-            let path = format!("/mnt/pve/{n}");
-            (
-                n,
-                serde_json::json!({"type": "dir", "path": path,
-                    "content": "images,rootdir,vztmpl,iso,snippets,import"}),
-            )
-        })
-        .collect();
-    // The host step's part, done up front: `local` accepts imported cloud images.
-    map.insert(
-        "local".into(),
-        serde_json::json!({"type": "dir", "path": "/var/lib/vz",
-            "content": "iso,vztmpl,backup,import"}),
-    );
-    serde_json::Value::Object(map)
+    common::storages_for(plan)
 }
 
 fn print_journal(journal: &phoenix_pve::apply::Journal) {

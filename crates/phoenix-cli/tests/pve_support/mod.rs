@@ -4,11 +4,11 @@
 //! launcher shared with phoenix-pve's tests (`common`, included by each test file).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use phoenix_plan::{Action, ObservedState, Request};
+use phoenix_plan::{ObservedState, Request};
 use phoenix_render::RenderOptions;
 
 use crate::common::{self, FakePve, SECRET, TOKEN_ID};
@@ -17,46 +17,14 @@ pub fn homelab_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/homelab")
 }
 
-/// Storage ids the homelab's create calls name, for fakepve's storage.cfg; `local` accepts
-/// imported cloud images.
+/// fakepve's storage.cfg for the homelab's create calls (`local` accepts imported cloud images).
 pub fn storages() -> serde_json::Value {
     let d = phoenix_model::validate_dir(&homelab_dir()).desired.unwrap();
     let opts = RenderOptions {
         node: "pve1".into(),
     };
     let plan = phoenix_plan::plan(&d, &ObservedState::default(), &Request::SyncAll, &opts).unwrap();
-    let mut names = BTreeSet::new();
-    for a in plan.actions() {
-        if let Action::CreateGuest { calls, .. } = a {
-            for v in calls.iter().flat_map(|c| c.params.values()) {
-                for part in v.split(',') {
-                    let part = part.split_once('=').map_or(part, |(_, v)| v);
-                    if let Some((sid, _)) = part.split_once(':')
-                        && sid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                        && !["local", "local-lvm"].contains(&sid)
-                        && sid.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                    {
-                        names.insert(sid.to_string());
-                    }
-                }
-            }
-        }
-    }
-    let mut map: serde_json::Map<String, serde_json::Value> = names
-        .into_iter()
-        .map(|n| {
-            let path = format!("/mnt/pve/{n}");
-            let v = serde_json::json!({"type": "dir", "path": path,
-                "content": "images,rootdir,vztmpl,iso,snippets,import"});
-            (n, v)
-        })
-        .collect();
-    map.insert(
-        "local".into(),
-        serde_json::json!({"type": "dir", "path": "/var/lib/vz",
-            "content": "iso,vztmpl,backup,import"}),
-    );
-    serde_json::Value::Object(map)
+    common::storages_for(&plan)
 }
 
 /// The homelab's guests: id → kind (`lxc`/`vm`).
