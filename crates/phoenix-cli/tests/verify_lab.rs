@@ -214,47 +214,6 @@ fn verify_lab_tls_every_service_presents_its_expected_chain() {
     tls_down(&prefix, guard);
 }
 
-/// Replace the certificate and key the Portainer stand-in serves: a new deployment with them
-/// as its secrets when it is a Swarm service, else whatever files its nginx configuration
-/// names, reloaded.
-fn replace_backend_cert(prefix: &str, cert_pem: &str, key_pem: &str) {
-    if let Some(si) = phoenix_lab::ingress::swarm_stand_in(prefix) {
-        let plan = phoenix_lab::swarm::load(prefix).expect("swarm record").plan;
-        let changes = phoenix_lab::swarm::service::deploy(
-            &plan,
-            &phoenix_lab::swarm::service::StandIn {
-                guest: si.guest,
-                port: si.port,
-                cert_pem,
-                key_pem,
-                page: phoenix_lab::ingress::STAND_IN_PAGE,
-            },
-        )
-        .expect("redeploy with the replaced certificate");
-        assert!(!changes.is_empty());
-        return;
-    }
-    let site = phoenix_lab::state_dir(prefix).join("portainer-stand-in.site.conf");
-    let conf = std::fs::read_to_string(&site).expect("stand-in site");
-    let path = |directive: &str| {
-        conf.lines()
-            .find_map(|l| l.trim().strip_prefix(directive))
-            .map(|p| p.trim().trim_end_matches(';').to_string())
-            .unwrap_or_else(|| panic!("no {directive} in {conf}"))
-    };
-    std::fs::write(path("ssl_certificate "), cert_pem).expect("write cert");
-    std::fs::write(path("ssl_certificate_key "), key_pem).expect("write key");
-    let pid = pid_of(prefix, "portainer-stand-in");
-    let ok = Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok);
-    // nginx re-reads its configuration and starts new workers; give it a moment.
-    std::thread::sleep(std::time::Duration::from_millis(500));
-}
-
 /// Exactly the backend's TLS check fails; its evidence is returned.
 fn only_backend_tls_fails(prefix: &str) -> String {
     let (_, json) = verify(prefix, "json");

@@ -1,5 +1,6 @@
-//! Helpers shared by the lab tests of the CLI (`sync_lab`, `verify_lab`): the binary, root
-//! checks, unique prefixes, service pids and the "nothing left" assertion.
+//! Helpers shared by the lab tests of the CLI (`sync_lab`, `verify_lab`, `route_faults`, …): the
+//! binary, root checks, unique prefixes, service pids, the "nothing left" assertion and the
+//! Portainer stand-in's certificate swap.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // not every test uses each; tests may panic
 
 use std::collections::hash_map::RandomState;
@@ -107,4 +108,45 @@ pub fn assert_gone(prefix: &str) {
             .stdout,
     );
     assert!(procs.trim().is_empty(), "processes left: {procs}");
+}
+
+/// Replace the certificate and key the Portainer stand-in serves: a new deployment with them
+/// as its secrets when it is a Swarm service, else whatever files its nginx configuration
+/// names, reloaded.
+pub fn replace_backend_cert(prefix: &str, cert_pem: &str, key_pem: &str) {
+    if let Some(si) = phoenix_lab::ingress::swarm_stand_in(prefix) {
+        let plan = phoenix_lab::swarm::load(prefix).expect("swarm record").plan;
+        let changes = phoenix_lab::swarm::service::deploy(
+            &plan,
+            &phoenix_lab::swarm::service::StandIn {
+                guest: si.guest,
+                port: si.port,
+                cert_pem,
+                key_pem,
+                page: phoenix_lab::ingress::STAND_IN_PAGE,
+            },
+        )
+        .expect("redeploy with the replaced certificate");
+        assert!(!changes.is_empty());
+        return;
+    }
+    let site = phoenix_lab::state_dir(prefix).join("portainer-stand-in.site.conf");
+    let conf = std::fs::read_to_string(&site).expect("stand-in site");
+    let path = |directive: &str| {
+        conf.lines()
+            .find_map(|l| l.trim().strip_prefix(directive))
+            .map(|p| p.trim().trim_end_matches(';').to_string())
+            .unwrap_or_else(|| panic!("no {directive} in {conf}"))
+    };
+    std::fs::write(path("ssl_certificate "), cert_pem).expect("write cert");
+    std::fs::write(path("ssl_certificate_key "), key_pem).expect("write key");
+    let pid = pid_of(prefix, "portainer-stand-in");
+    let ok = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok);
+    // nginx re-reads its configuration and starts new workers; give it a moment.
+    std::thread::sleep(std::time::Duration::from_millis(500));
 }
