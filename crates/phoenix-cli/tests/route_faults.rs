@@ -22,7 +22,6 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -288,11 +287,7 @@ fn route_fault_wrong_host_from_the_gateway() {
     let log = phoenix_lab::state_dir(&lab.prefix).join("nginx-gw.error.log");
     let before = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
     let pid = pid_of(&lab.prefix, "nginx-gw");
-    let hup = Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(hup.success());
+    hup(pid);
     wait_nginx_reload(&lab.prefix, "nginx-gw", before);
 
     let (code, v) = lab.verify_json();
@@ -332,11 +327,7 @@ fn route_fault_wrong_host_from_the_gateway() {
     assert_ne!(wrong_sni, site, "no `proxy_ssl_name $host` in {site}");
     let before = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
     std::fs::write(&conf, wrong_sni).expect("write site");
-    let hup = Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(hup.success());
+    hup(pid);
     wait_nginx_reload(&lab.prefix, "nginx-gw", before);
     let (code, v) = lab.verify_json();
     assert_eq!(code, Some(1), "{v:#}");
@@ -421,39 +412,11 @@ fn route_fault_missing_router() {
 
 #[test]
 fn route_fault_untrusted_backend_certificate() {
-    use phoenix_model::model::{CertKind, San};
-    use phoenix_pki::{CaOptions, CaStore, LeafIssuer, LeafRequest};
-
     let Some(lab) = Lab::up("route_faults untrusted backend", 'c') else {
         return;
     };
-    let now = std::time::SystemTime::now();
-    let other_dir = tempfile::tempdir().expect("tempdir");
-    let other = CaStore::init(
-        other_dir.path(),
-        &CaOptions {
-            root_name: "Some Other Root".into(),
-            intermediate_name: "Some Other Intermediate".into(),
-            ..CaOptions::default()
-        },
-        now,
-    )
-    .expect("other CA");
-    let leaf = other
-        .issue(
-            &LeafRequest {
-                common_name: NAME,
-                sans: &[
-                    San::Dns(NAME.into()),
-                    San::Ip("172.16.100.21".parse().expect("ip")),
-                ],
-                kind: CertKind::Server,
-                lifetime_hours: 1,
-            },
-            now,
-        )
-        .expect("issue");
-    replace_backend_cert(&lab.prefix, &leaf.cert_file(false), leaf.key.expose());
+    let (cert, key) = foreign_backend_cert(NAME);
+    replace_backend_cert(&lab.prefix, &cert, &key);
     // The backend presents the other CA's certificate (polled from the proxy's namespace).
     lab.wait_for("backend certificate replaced", 102, BACKEND, |o| {
         o.cert

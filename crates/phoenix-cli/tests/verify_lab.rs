@@ -231,7 +231,7 @@ fn only_backend_tls_fails(prefix: &str) -> String {
 #[test]
 fn verify_lab_tls_pins_a_bad_backend_certificate() {
     use phoenix_model::model::{CertKind, San};
-    use phoenix_pki::{CaOptions, CaStore, LeafIssuer, LeafRequest};
+    use phoenix_pki::{CaStore, LeafIssuer, LeafRequest};
 
     let Some((prefix, guard)) = tls_lab('y') else {
         return;
@@ -260,32 +260,8 @@ fn verify_lab_tls_pins_a_bad_backend_certificate() {
     );
 
     // (b) Every SAN, but from another CA.
-    let other_dir = tempfile::tempdir().expect("tempdir");
-    let other = CaStore::init(
-        other_dir.path(),
-        &CaOptions {
-            root_name: "Some Other Root".into(),
-            intermediate_name: "Some Other Intermediate".into(),
-            ..CaOptions::default()
-        },
-        now,
-    )
-    .expect("other CA");
-    let leaf = other
-        .issue(
-            &LeafRequest {
-                common_name: name,
-                sans: &[
-                    San::Dns(name.into()),
-                    San::Ip("172.16.100.21".parse().expect("ip")),
-                ],
-                kind: CertKind::Server,
-                lifetime_hours: 1,
-            },
-            now,
-        )
-        .expect("issue");
-    replace_backend_cert(&prefix, &leaf.cert_file(false), leaf.key.expose());
+    let (cert, key) = foreign_backend_cert(name);
+    replace_backend_cert(&prefix, &cert, &key);
     let evidence = only_backend_tls_fails(&prefix);
     assert!(
         evidence.contains("untrusted issuer")

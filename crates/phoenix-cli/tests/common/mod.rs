@@ -75,6 +75,51 @@ pub fn stop(pid: u32) {
     }
 }
 
+/// SIGHUP to `pid` (nginx re-reads its configuration).
+pub fn hup(pid: u32) {
+    let ok = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -HUP {pid}");
+}
+
+/// A server certificate for `name` and the Portainer backend's address (172.16.100.21), issued
+/// by a throwaway CA that is not the lab's ("Some Other Root" / "Some Other Intermediate"):
+/// (certificate chain PEM, key PEM).
+pub fn foreign_backend_cert(name: &str) -> (String, String) {
+    use phoenix_model::model::{CertKind, San};
+    use phoenix_pki::{CaOptions, CaStore, LeafIssuer, LeafRequest};
+    let now = std::time::SystemTime::now();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let other = CaStore::init(
+        dir.path(),
+        &CaOptions {
+            root_name: "Some Other Root".into(),
+            intermediate_name: "Some Other Intermediate".into(),
+            ..CaOptions::default()
+        },
+        now,
+    )
+    .expect("other CA");
+    let leaf = other
+        .issue(
+            &LeafRequest {
+                common_name: name,
+                sans: &[
+                    San::Dns(name.into()),
+                    San::Ip("172.16.100.21".parse().expect("ip")),
+                ],
+                kind: CertKind::Server,
+                lifetime_hours: 1,
+            },
+            now,
+        )
+        .expect("issue");
+    (leaf.cert_file(false), leaf.key.expose().to_string())
+}
+
 pub fn assert_gone(prefix: &str) {
     let listed = text(
         &Command::new("ip")
@@ -140,13 +185,7 @@ pub fn replace_backend_cert(prefix: &str, cert_pem: &str, key_pem: &str) {
     };
     std::fs::write(path("ssl_certificate "), cert_pem).expect("write cert");
     std::fs::write(path("ssl_certificate_key "), key_pem).expect("write key");
-    let pid = pid_of(prefix, "portainer-stand-in");
-    let ok = Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok);
+    hup(pid_of(prefix, "portainer-stand-in"));
     // nginx re-reads its configuration and starts new workers; give it a moment.
     std::thread::sleep(std::time::Duration::from_millis(500));
 }
