@@ -145,6 +145,91 @@ mod tests {
         assert!(notes[0].contains("--provisioner-key"), "{notes:?}");
     }
 
+    /// The material as a node gets it, read by a real step-ca (the one `scripts/setup.sh`
+    /// builds): it decrypts the intermediate key with the password file and serves HTTPS. The
+    /// CA directory is a temporary one and the address a loopback one (rewritten in ca.json).
+    #[test]
+    fn a_real_step_ca_starts_from_the_encrypted_material() {
+        let Some(bin) = phoenix_lab::stepca::step_ca_binary() else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI: step-ca is missing (scripts/build-step-ca.sh)"
+            );
+            eprintln!("skipping: no step-ca binary");
+            return;
+        };
+        let mut d = homelab();
+        let node = tempfile::tempdir().unwrap();
+        let dir = node.path().join("ca");
+        d.step_ca.ca_dir = dir.display().to_string();
+        let ca_dir = tempfile::tempdir().unwrap();
+        let mut opts = CaOptions::from_settings(&d.step_ca);
+        opts.passphrase = Some(Passphrase::new("correct horse"));
+        opts.kdf_iterations = 1000;
+        CaStore::init(ca_dir.path(), &opts, std::time::SystemTime::now()).unwrap();
+        let key = ProvisionerKey::generate(&d.step_ca.provisioner).unwrap();
+        let key_file = ca_dir.path().join("provisioner.pem");
+        std::fs::write(&key_file, key.pkcs8_pem.expose().as_str()).unwrap();
+        let (m, _) = from_ca_dir(
+            &d,
+            ca_dir.path(),
+            Some(b"correct horse"),
+            None,
+            Some(&key_file),
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.4:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // Where step-ca's provision steps put each material (phoenix-plan's step list).
+        let ca = d.roles.ca.unwrap();
+        for (name, rel) in [
+            ("ca.json", "config/ca.json"),
+            ("root certificate", "certs/root_ca.crt"),
+            ("intermediate certificate", "certs/intermediate_ca.crt"),
+            ("intermediate key", "secrets/intermediate_ca_key"),
+            ("step-ca password", "secrets/password"),
+        ] {
+            let mut text = m[&(ca, name.to_string())].clone();
+            if name == "ca.json" {
+                let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                v["address"] = format!("127.0.0.4:{port}").into();
+                text = v.to_string();
+            }
+            let path = dir.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, text).unwrap();
+        }
+        std::fs::create_dir_all(dir.join("db")).unwrap();
+        let log = node.path().join("step-ca.log");
+        let mut child = std::process::Command::new(bin)
+            .arg(dir.join("config/ca.json"))
+            .arg("--password-file")
+            .arg(dir.join("secrets/password"))
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(node.path().join("step-ca.err")).unwrap())
+            .spawn()
+            .unwrap();
+        let t = std::time::Instant::now();
+        let mut up = false;
+        while t.elapsed() < std::time::Duration::from_secs(20) {
+            if std::net::TcpStream::connect(("127.0.0.4", port)).is_ok() {
+                up = true;
+                break;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let err = std::fs::read_to_string(node.path().join("step-ca.err")).unwrap_or_default();
+        assert!(up, "step-ca did not serve: {err}");
+    }
+
     #[test]
     fn unencrypted_ca_gives_the_plain_key_and_the_configured_password() {
         let d = homelab();
