@@ -63,11 +63,14 @@ pub fn resolve_secret(s: &Secret) -> Result<Vec<u8>, String> {
 }
 
 /// The connection values the configuration names (`proxmox_api`), by the `PROXMOX_VE_*`
-/// variable they stand for: the defaults under flags and the environment. Its secrets are
-/// resolved here, so a reference that cannot be read is an error naming the key, not a
-/// missing setting.
+/// variable they stand for: the defaults under flags and the environment. Credentials are a
+/// unit: with `credentials_given` (a token, username or password from a flag or the
+/// environment) the configuration's are ignored, never mixed in or resolved. Its secrets are
+/// resolved here otherwise, so a reference that cannot be read is an error naming the key,
+/// not a missing setting.
 pub fn pve_defaults(
     d: &phoenix_model::DesiredState,
+    credentials_given: bool,
 ) -> Result<std::collections::BTreeMap<&'static str, String>, String> {
     use phoenix_pve::connection as c;
     let mut out = std::collections::BTreeMap::new();
@@ -77,7 +80,6 @@ pub fn pve_defaults(
     let plain = [
         (c::ENV_ENDPOINT, &p.endpoint),
         (c::ENV_NODE, &p.node),
-        (c::ENV_USERNAME, &p.username),
         (c::ENV_CA_FILE, &p.ca_file),
         (c::ENV_FINGERPRINT, &p.fingerprint),
     ];
@@ -85,6 +87,12 @@ pub fn pve_defaults(
         if let Some(v) = value {
             out.insert(name, v.clone());
         }
+    }
+    if credentials_given {
+        return Ok(out);
+    }
+    if let Some(u) = &p.username {
+        out.insert(c::ENV_USERNAME, u.clone());
     }
     let secrets = [
         (c::ENV_API_TOKEN, &p.api_token, "api_token"),

@@ -54,7 +54,18 @@ pub(crate) fn connect(config: &std::path::Path, pve: &PveConnArgs) -> Result<Pve
         password_file: pve.password_file.clone(),
     };
     // Flags first, then `PROXMOX_VE_*`, then what the configuration names (`proxmox_api`).
-    let defaults = match config::pve_defaults(&desired) {
+    let credentials_given = flags.api_token.is_some()
+        || flags.username.is_some()
+        || flags.password_file.is_some()
+        || [
+            phoenix_pve::connection::ENV_API_TOKEN,
+            phoenix_pve::connection::ENV_USERNAME,
+            phoenix_pve::connection::ENV_PASSWORD,
+            phoenix_pve::connection::ENV_PASSWORD_FILE,
+        ]
+        .iter()
+        .any(|k| std::env::var(k).is_ok_and(|v| !v.trim().is_empty()));
+    let defaults = match config::pve_defaults(&desired, credentials_given) {
         Ok(d) => d,
         Err(e) => {
             error(

@@ -110,6 +110,24 @@ fn status_connects_with_what_the_configuration_names() {
         "{stderr}"
     );
 
+    // Credentials from the environment replace the configuration's as a unit: its token
+    // reference (unset here) is then not even read.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_phoenix"));
+    c.args(["status", "--target", "pve", "--output", "json", "--config"])
+        .arg(config.path())
+        .arg("--host-root")
+        .arg(root.path())
+        .env_remove(TOKEN_VAR)
+        .env_remove("PHOENIX_CONFIG")
+        .env("PROXMOX_VE_API_TOKEN", &token);
+    let out = c.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // A flag wins over the configuration: an endpoint on the command line where nothing
     // listens is used (and refused), the configuration's working one is not silently preferred.
     let out = status(
