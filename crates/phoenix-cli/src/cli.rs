@@ -589,7 +589,7 @@ pub struct SyncAllArgs {
     /// With --provision (--target pve): phoenix's CA directory (`phoenix ca init`), whose
     /// certificates and intermediate key step-ca's steps place in the CA guest; without it
     /// those steps are skipped, said so
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", requires = "provision")]
     pub ca_dir: Option<PathBuf>,
     /// The CA directory's passphrase (when its keys are encrypted; also step-ca's password)
     #[command(flatten)]
