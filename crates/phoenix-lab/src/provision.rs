@@ -22,8 +22,8 @@
 //! ([`crate::ingress::remap`]), so a file is written the way the lab runs it (the same remap,
 //! and for the proxy's Traefik static file the lab's adjustments) and read back in the guest's
 //! own form; a running lab service therefore never sees a file it cannot use.
-//! Commands (`GuestExec::run`, used by no lab step) run in the guest's namespace as argv under
-//! `ip netns exec`; package managers, `systemctl` and user tools are refused there.
+//! Commands (`GuestExec::run`) are never run: every step kind is handled above, and any
+//! program would act on the shared host.
 //!
 //! Materials (step_ca's files): from the lab's CA (`<state dir>/ca`): the root and
 //! intermediate certificates, the intermediate key, the lab's password text, and a `ca.json`
