@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::batch::{ns_batch, root_batch};
 use crate::ingress::{self, IngressState};
-use crate::run::{finish, run, spawn};
+use crate::run::{finish, run};
 use crate::services::{self, ServicesState};
 use crate::teardown::{NETNS_ETC, down, entries_with_prefix, namespaces};
 use crate::topology::{LabTopology, Namespace, topology, validate_prefix};
@@ -203,33 +203,20 @@ fn build(
     // The NAT ruleset and the guest firewalls load in their own processes while the links and
     // addresses are configured (tables need only their namespace).
     let mut loads: Vec<(Vec<String>, std::process::Child)> = Vec::new();
-    let mut load = |argv: Vec<String>| -> Result<(), LabError> {
+    let mut load = |ns: &str, file: &Path| -> Result<(), LabError> {
+        let argv = vec!["-f".to_string(), path_str(file)];
         let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let child = spawn("ip", &args)?;
+        let child = crate::run::spawn_in(ns, "nft", &args)?;
         loads.push((argv, child));
         Ok(())
     };
-    load(vec![
-        "netns".into(),
-        "exec".into(),
-        t.hv.clone(),
-        "nft".into(),
-        "-f".into(),
-        path_str(&nat),
-    ])?;
+    load(&t.hv, &nat)?;
     if let Some(d) = d {
         // Guest firewalls: the policy of the `.fw` files as an nftables table per guest.
         for (ns, text) in crate::guestfw::rulesets(d, t) {
             let file = dir.join(format!("fw-{ns}.nft"));
             write(&file, &text)?;
-            load(vec![
-                "netns".into(),
-                "exec".into(),
-                ns,
-                "nft".into(),
-                "-f".into(),
-                path_str(&file),
-            ])?;
+            load(&ns, &file)?;
         }
     }
     // Macvlans are created from the hypervisor's bridges into the guests, by its own batch
@@ -264,7 +251,7 @@ fn build(
     let mut loaded = Ok(());
     for (argv, child) in loads {
         let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-        if let Err(e) = finish("ip", &args, child) {
+        if let Err(e) = finish("nft", &args, child) {
             loaded = loaded.and(Err(e));
         }
     }

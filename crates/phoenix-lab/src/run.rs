@@ -44,6 +44,33 @@ pub fn spawn(program: &str, args: &[&str]) -> Result<Child, LabError> {
         })
 }
 
+/// Start `program args…` inside network namespace `ns` without `ip netns exec` (no extra
+/// process, no mount namespace): a short-lived thread enters the namespace (`setns` changes
+/// only the calling thread) and spawns the child there, which inherits it. For programs that
+/// need the namespace's network only (nft), not its `/etc/netns` files.
+pub fn spawn_in(ns: &str, program: &str, args: &[&str]) -> Result<Child, LabError> {
+    let path = std::path::Path::new("/run/netns").join(ns);
+    let handle = std::fs::File::open(&path).map_err(|e| LabError::io(&path, e))?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::setns(&handle, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+                LabError::Service {
+                    name: format!("{program} in {ns}"),
+                    reason: format!("setns: {e}"),
+                }
+            })?;
+            spawn(program, args)
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(LabError::Service {
+                name: format!("{program} in {ns}"),
+                reason: "the spawning thread panicked".into(),
+            })
+        })
+    })
+}
+
 /// Wait for a spawned child and check its status.
 pub fn finish(program: &str, args: &[&str], child: Child) -> Result<String, LabError> {
     let out = child.wait_with_output().map_err(|source| LabError::Spawn {
