@@ -15,14 +15,17 @@
 //! in CI.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod nstest;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use nstest::*;
 use phoenix_pve::hostshell::{CommandOutput, HostFile, HostShell, LocalShell, ShellError};
 use phoenix_pve::netswitch::{
-    Probe, RollbackCause, Side, Switch, SwitchError, SwitchOutcome, SwitchReport, argv, run_switch,
+    Probe, RollbackCause, Side, Switch, SwitchError, SwitchOutcome, argv, run_switch,
 };
 
 const SERVER: &str = "172.16.100.1";
@@ -78,13 +81,6 @@ while i < len(r):
 sys.exit(1)
 "#;
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
-}
-
 /// Root and dnsmasq, or `false` with a note (a failure under CI).
 fn lab_available() -> bool {
     let dnsmasq = Command::new("dnsmasq").arg("--version").output().is_ok();
@@ -98,16 +94,6 @@ fn lab_available() -> bool {
         return false;
     }
     true
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Two namespaces joined by a veth, a scratch directory; dropping it stops dnsmasq and
@@ -292,35 +278,12 @@ impl HostShell for NsShell {
     }
 }
 
-fn root_file(content: &str) -> HostFile {
-    HostFile {
-        content: content.into(),
-        owner: "root".into(),
-        group: "root".into(),
-        mode: 0o644,
-    }
-}
-
 /// A dnsmasq file serving [`NAME`] as `addr`, listening on `listen`:`port`.
 fn conf(listen: &str, port: u16, addr: &str) -> String {
     format!(
         "# phoenix lab\nport={port}\nlisten-address={listen}\nbind-interfaces\nno-resolv\nno-hosts\n\
          user=root\nlocal=/lab.internal/\nhost-record={NAME},{addr}\n"
     )
-}
-
-fn print_report(label: &str, r: &SwitchReport) {
-    eprintln!("== {label}: {:.2}s", r.elapsed.as_secs_f64());
-    for s in &r.steps {
-        eprintln!(
-            "  {:>6}ms {:<24} {:<5} {} {}",
-            s.at.as_millis(),
-            s.step,
-            if s.ok { "ok" } else { "FAIL" },
-            s.argv.join(" "),
-            s.detail.trim()
-        );
-    }
 }
 
 fn content(shell: &NsShell, path: &str) -> Option<String> {

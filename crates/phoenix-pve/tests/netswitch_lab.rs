@@ -15,11 +15,14 @@
 //! go to the same scratch tree ([`LocalShell`] rooted there).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod nstest;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use nstest::*;
 use phoenix_pve::hostshell::{CommandOutput, HostFile, HostShell, LocalShell, ShellError};
 use phoenix_pve::netswitch::{
     Confirm, Probe, RollbackCause, Side, Switch, SwitchError, SwitchOutcome, SwitchReport, argv,
@@ -47,13 +50,6 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
-}
-
 /// The unpacked ifupdown2, or `None` (with a note) when this machine cannot run the test.
 fn ifupdown2() -> Option<PathBuf> {
     let tools = repo().join(".tools/ifupdown2");
@@ -78,16 +74,6 @@ fn ifupdown2() -> Option<PathBuf> {
         return None;
     }
     Some(tools.canonicalize().unwrap())
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The lab: two namespaces, a veth, a scratch tree. Dropping it deletes all of them.
@@ -256,15 +242,6 @@ impl HostShell for NetnsShell {
     }
 }
 
-fn root_file(content: &str) -> HostFile {
-    HostFile {
-        content: content.into(),
-        owner: "root".into(),
-        group: "root".into(),
-        mode: 0o644,
-    }
-}
-
 /// The production render for examples/homelab minus what this kernel lacks (LAB.md): the
 /// VLAN-aware bridge options and the `vmbr0.20` VLAN device.
 fn homelab_interfaces() -> String {
@@ -311,38 +288,6 @@ fn interfaces_switch(deadline: Duration) -> Switch {
     sw.command_timeout = Duration::from_secs(30);
     sw.probe_interval = Duration::from_millis(200);
     sw
-}
-
-fn print_report(label: &str, r: &SwitchReport) {
-    eprintln!(
-        "== {label}: {:?} in {:.2}s",
-        outcome_name(&r.outcome),
-        r.elapsed.as_secs_f64()
-    );
-    for s in &r.steps {
-        eprintln!(
-            "  {:>6}ms +{:>5}ms {:<34} {:<5} {}{}",
-            s.at.as_millis(),
-            s.took.as_millis(),
-            s.step,
-            if s.ok { "ok" } else { "FAIL" },
-            s.argv.join(" "),
-            if s.detail.is_empty() {
-                String::new()
-            } else {
-                format!(" — {}", s.detail.replace('\n', " | "))
-            }
-        );
-    }
-}
-
-fn outcome_name(o: &SwitchOutcome) -> &'static str {
-    match o {
-        SwitchOutcome::Switched { .. } => "switched",
-        SwitchOutcome::Unchanged => "unchanged",
-        SwitchOutcome::RolledBack { .. } => "rolled back",
-        SwitchOutcome::RollbackFailed { .. } => "ROLLBACK FAILED",
-    }
 }
 
 /// Apply the lab-compatible homelab file from a bare loopback-only file; asserts it switched.
