@@ -232,9 +232,13 @@ fn matrix_holds(v: &Value) {
     assert_eq!(pairs, allowed + denied);
 }
 
-/// The nginx master `pid` has started a new worker since its error log was `before` bytes.
-fn wait_nginx_reload(prefix: &str, name: &str, before: usize) {
-    let log = phoenix_lab::state_dir(prefix).join(format!("{name}.error.log"));
+/// Replace the gateway's site file `conf` with `text` and reload the gateway's nginx: SIGHUP,
+/// then wait (bounded) until its error log shows new workers started.
+fn rewrite_gateway_site(prefix: &str, conf: &std::path::Path, text: &str) {
+    let log = phoenix_lab::state_dir(prefix).join("nginx-gw.error.log");
+    let before = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
+    std::fs::write(conf, text).expect("write site");
+    hup(pid_of(prefix, "nginx-gw"));
     let t = Instant::now();
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -246,7 +250,7 @@ fn wait_nginx_reload(prefix: &str, name: &str, before: usize) {
         }
         assert!(
             t.elapsed() < Duration::from_secs(10),
-            "{name} did not reload: {new}"
+            "nginx-gw did not reload: {new}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -279,16 +283,11 @@ fn route_fault_wrong_host_from_the_gateway() {
     let site = std::fs::read_to_string(&conf).expect("gateway site");
     let good = "proxy_set_header Host $host;";
     assert!(site.contains(good), "{site}");
-    std::fs::write(
+    rewrite_gateway_site(
+        &lab.prefix,
         &conf,
-        site.replace(good, "proxy_set_header Host wrong.example;"),
-    )
-    .expect("write site");
-    let log = phoenix_lab::state_dir(&lab.prefix).join("nginx-gw.error.log");
-    let before = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
-    let pid = pid_of(&lab.prefix, "nginx-gw");
-    hup(pid);
-    wait_nginx_reload(&lab.prefix, "nginx-gw", before);
+        &site.replace(good, "proxy_set_header Host wrong.example;"),
+    );
 
     let (code, v) = lab.verify_json();
     assert_eq!(code, Some(1), "{v:#}");
@@ -325,10 +324,7 @@ fn route_fault_wrong_host_from_the_gateway() {
     // quotes its error log.
     let wrong_sni = site.replace("proxy_ssl_name $host;", "proxy_ssl_name wrong.example;");
     assert_ne!(wrong_sni, site, "no `proxy_ssl_name $host` in {site}");
-    let before = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
-    std::fs::write(&conf, wrong_sni).expect("write site");
-    hup(pid);
-    wait_nginx_reload(&lab.prefix, "nginx-gw", before);
+    rewrite_gateway_site(&lab.prefix, &conf, &wrong_sni);
     let (code, v) = lab.verify_json();
     assert_eq!(code, Some(1), "{v:#}");
     let e = route_fails_at(

@@ -13,9 +13,9 @@ mod pve_support;
 
 use std::process::Command;
 
-use common::{FakePve, SECRET, fakepve_available};
+use common::{FakePve, fakepve_available};
 use phoenix_render::RenderOptions;
-use pve_support::{actions, homelab_dir, node_cmd, run_json, storages};
+use pve_support::{actions, homelab_dir, node_cmd, run_json, status, storages};
 
 fn sync(pve: &FakePve, root: &std::path::Path) -> (i32, serde_json::Value, String) {
     sync_with(pve, root, &[])
@@ -345,29 +345,6 @@ fn only_firewall_plans_firewall_actions_alone() {
     assert_eq!(code, 0, "{stderr}");
     assert!(actions(&r).is_empty(), "{r:#}");
     assert_eq!(r["requests"]["total"]["writes"], 0);
-}
-
-fn status(pve: &FakePve, root: &std::path::Path) -> (i32, serde_json::Value) {
-    let out = node_cmd(
-        pve,
-        root,
-        &homelab_dir(),
-        &[
-            "status",
-            "--target",
-            "pve",
-            "--output",
-            "json",
-            "--detailed-exitcode",
-        ],
-    )
-    .output()
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains(SECRET));
-    let json = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}); stderr: {stderr}"));
-    (out.status.code().unwrap_or(-1), json)
 }
 
 /// The host files `status` reports as not in sync, in its order.
