@@ -247,9 +247,7 @@ impl Drop for Lab {
             std::thread::sleep(Duration::from_millis(50));
         }
         for role in ["dns", "cli"] {
-            let ns = self.ns(role);
-            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
-            let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&ns));
+            delete_netns(&self.ns(role));
         }
     }
 }

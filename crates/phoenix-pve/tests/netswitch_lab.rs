@@ -173,9 +173,7 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         for role in ["hv", "gw"] {
-            let ns = self.ns(role);
-            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
-            let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&ns));
+            delete_netns(&self.ns(role));
         }
     }
 }

@@ -68,3 +68,9 @@ pub fn print_report(label: &str, r: &SwitchReport) {
         );
     }
 }
+
+/// Delete namespace `ns` and its `/etc/netns` directory (teardown: errors ignored).
+pub fn delete_netns(ns: &str) {
+    let _ = Command::new("ip").args(["netns", "del", ns]).status();
+    let _ = std::fs::remove_dir_all(std::path::Path::new("/etc/netns").join(ns));
+}
