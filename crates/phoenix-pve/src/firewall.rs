@@ -15,8 +15,6 @@
 //! <https://pve.proxmox.com/pve-docs/api-viewer/#/cluster/firewall/rules>.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use phoenix_model::model::{GuestId, GuestKind};
 use phoenix_plan::action::Action;
@@ -186,35 +184,19 @@ fn observe_guests(
     guests: &[(GuestId, GuestKind, String)],
     parallelism: usize,
 ) -> Result<Vec<GuestScope>, PveError> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Result<GuestScope, PveError>)>> = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..parallelism.clamp(1, 16).min(guests.len().max(1)) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((id, kind, node)) = guests.get(i) else {
-                        break;
-                    };
-                    let scope = FirewallScope::Guest {
-                        id: *id,
-                        kind: *kind,
-                    };
-                    let r = scope_state(client, &scope, node).map(|state| GuestScope {
-                        id: *id,
-                        kind: *kind,
-                        state,
-                    });
-                    if let Ok(mut out) = results.lock() {
-                        out.push((i, r));
-                    }
-                }
-            });
-        }
-    });
-    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
+    crate::observe::bounded_map(guests, parallelism, |(id, kind, node)| {
+        let scope = FirewallScope::Guest {
+            id: *id,
+            kind: *kind,
+        };
+        scope_state(client, &scope, node).map(|state| GuestScope {
+            id: *id,
+            kind: *kind,
+            state,
+        })
+    })
+    .into_iter()
+    .collect()
 }
 
 /// Run one [`Action::Firewall`]; `node` is the node of its scope (a guest's own node).

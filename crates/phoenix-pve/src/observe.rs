@@ -94,6 +94,34 @@ pub fn inventory(client: &PveClient) -> Result<Vec<InventoryEntry>, PveError> {
 /// One guest's observation and its config digest.
 type GuestResult = Result<(ObservedGuest, Option<String>), PveError>;
 
+/// `f` over `items` from at most `parallelism` threads (1–16), results in the order of
+/// `items`: the bounded parallel reads of the observation (guest configs, guest firewalls).
+pub(crate) fn bounded_map<T: Sync, R: Send>(
+    items: &[T],
+    parallelism: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let results: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::with_capacity(items.len()));
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..parallelism.clamp(1, 16).min(items.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    if let Ok(mut all) = results.lock() {
+                        all.push((i, r));
+                    }
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Observe the inventory and the configs of the `managed` guests, `parallelism` at a time.
 pub fn observe_guests(
     client: &PveClient,
@@ -105,23 +133,9 @@ pub fn observe_guests(
         .iter()
         .filter(|e| managed.contains(&e.id))
         .collect();
-    let results: Mutex<Vec<(GuestId, GuestResult)>> = Mutex::new(Vec::new());
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..parallelism.clamp(1, 16).min(wanted.len().max(1)) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(entry) = wanted.get(i) else { break };
-                    let r = observe_one(client, entry);
-                    if let Ok(mut all) = results.lock() {
-                        all.push((entry.id, r));
-                    }
-                }
-            });
-        }
+    let mut results: Vec<(GuestId, GuestResult)> = bounded_map(&wanted, parallelism, |entry| {
+        (entry.id, observe_one(client, entry))
     });
-    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
     results.sort_by_key(|(id, _)| *id);
     let mut obs = Observation {
         inventory,
