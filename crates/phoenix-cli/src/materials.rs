@@ -14,7 +14,7 @@ use phoenix_pki::stepca::ProvisionerKey;
 use phoenix_pki::{CaStore, Passphrase};
 use phoenix_plan::provision::{StepCaMaterial, step_ca_materials};
 
-/// Material by (guest, name), as [`phoenix_pve::provision::Materials`] reads it.
+/// Material by (guest, name), as [`phoenix_exec::guest::provision::Materials`] reads it.
 pub type MaterialMap = BTreeMap<(GuestId, String), String>;
 
 /// step-ca's material from `ca_dir` (opened with `passphrase` when its keys are encrypted)

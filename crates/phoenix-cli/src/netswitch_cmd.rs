@@ -61,7 +61,7 @@ pub fn precheck(args: &SyncAllArgs) -> Result<(), u8> {
         );
         return Err(exit::USAGE);
     }
-    if !phoenix_lab::is_root() {
+    if !phoenix_exec::root::is_root() {
         error(
             "--switch-network must run as root (ifreload)",
             "run it with sudo on the node",

@@ -78,7 +78,7 @@ fn pve(args: &StatusArgs) -> u8 {
 }
 
 fn lab(args: &StatusArgs) -> u8 {
-    if !phoenix_lab::is_root() {
+    if !phoenix_exec::root::is_root() {
         let _ = writeln!(
             anstream::stderr(),
             "error: `phoenix status --target lab` must run as root\n  hint: run it with sudo"

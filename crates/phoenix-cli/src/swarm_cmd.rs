@@ -129,7 +129,7 @@ fn context(t: &SwarmTargetArgs) -> Result<Ctx, Failure> {
     let desired = phoenix_plan::swarm::desired(&d).ok_or_else(no_swarm)?;
     match t.target {
         SwarmTarget::Lab => {
-            if !phoenix_lab::is_root() {
+            if !phoenix_exec::root::is_root() {
                 return Err((
                     "`phoenix swarm --target lab` must run as root (the engines' sockets are root's)".into(),
                     "run it with sudo, as the lab was brought up".into(),

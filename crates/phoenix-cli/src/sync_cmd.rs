@@ -111,7 +111,7 @@ pub(crate) fn connect(config: &std::path::Path, pve: &PveConnArgs) -> Result<Pve
     let root = pve.host_root.clone().unwrap_or_else(|| "/".into());
     let shell: Box<dyn phoenix_pve::HostShell> = match &pve.ssh {
         Some(destination) => {
-            let mut ssh = phoenix_pve::sshshell::SshShell::new(destination.clone());
+            let mut ssh = phoenix_exec::SshShell::new(destination.clone());
             ssh.port = pve.ssh_port;
             ssh.identity = pve.ssh_identity.clone();
             ssh.known_hosts = pve.ssh_known_hosts.clone();

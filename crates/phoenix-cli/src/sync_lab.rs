@@ -88,7 +88,7 @@ fn plan_text(p: &LabPlan) -> String {
 }
 
 pub fn run(args: &SyncAllArgs) -> u8 {
-    if !phoenix_lab::is_root() {
+    if !phoenix_exec::root::is_root() {
         error(
             "`phoenix sync all --target lab` must run as root (it creates network namespaces)",
             "run it with sudo; everything it makes is named after --prefix and removed by `phoenix lab down`",

@@ -25,7 +25,7 @@ pub fn run(args: &VerifyArgs) -> u8 {
 }
 
 fn lab(args: &VerifyArgs) -> u8 {
-    if !phoenix_lab::is_root() {
+    if !phoenix_exec::root::is_root() {
         return error(
             "`phoenix verify --target lab` must run as root (it enters the lab's network namespaces)",
             "run it with sudo, as `phoenix lab up` was",

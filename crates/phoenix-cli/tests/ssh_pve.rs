@@ -8,7 +8,7 @@
 #[path = "../../phoenix-pve/tests/common/mod.rs"]
 mod common;
 mod pve_support;
-#[path = "../../phoenix-pve/tests/sshd/mod.rs"]
+#[path = "../../phoenix-exec/tests/sshd/mod.rs"]
 mod sshd;
 
 use common::{FakePve, fakepve_available};

@@ -62,17 +62,7 @@ pub fn state_dir(prefix: &str) -> std::path::PathBuf {
     std::path::Path::new(STATE_ROOT).join(prefix)
 }
 
-/// Is the effective user root? Read from `/proc/self/status` (no libc needed).
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|rest| rest.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
-}
+pub use phoenix_exec::root::is_root;
 
 /// Fails with [`LabError::NotRoot`] unless running as root.
 pub fn require_root() -> Result<(), LabError> {

@@ -1,5 +1,5 @@
 //! Provisioning inside the lab's guests: the same [`ProvisionStep`]s `sync all` runs in a real
-//! guest ([`phoenix_plan::provision`], executed by [`phoenix_pve::provision::apply_provision`])
+//! guest ([`phoenix_plan::provision`], executed by [`phoenix_exec::guest::provision::apply_provision`])
 //! run against each lab guest's namespace and file root ([`run`]). Root only; does I/O.
 //!
 //! The lab shares the machine's filesystem, package database and systemd with every guest, so
@@ -36,14 +36,14 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
+use phoenix_exec::guest::provision::{
+    Contents, GuestExec, Materials, ProvisionError, StepOutcome, apply_provision,
+};
+use phoenix_exec::shell::CommandOutput;
+use phoenix_exec::shell::HostFile;
 use phoenix_model::model::{DesiredState, GuestId};
 use phoenix_plan::plan::{FileStatus, PlannedFile};
 use phoenix_plan::provision::{ProvisionOptions, ProvisionStep, StepKind, TRAEFIK_BINARY};
-use phoenix_pve::HostFile;
-use phoenix_pve::hostshell::CommandOutput;
-use phoenix_pve::provision::{
-    Contents, GuestExec, Materials, ProvisionError, StepOutcome, apply_provision,
-};
 use phoenix_render::{FileTarget, RenderOptions, RenderedFile};
 use serde::Serialize;
 
@@ -686,7 +686,7 @@ fn make_exec(
 
 /// The executor [`run`] uses for guest `id` of the lab `prefix` (to read a guest's files the
 /// way provisioning sees them, e.g. for an observation with
-/// [`phoenix_pve::provision::observe_provision`]).
+/// [`phoenix_exec::guest::provision::observe_provision`]).
 pub fn lab_exec(d: &DesiredState, prefix: &str, id: GuestId) -> Result<LabExec, LabError> {
     let t = crate::topology::topology(d, prefix)?;
     let ns = t

@@ -17,12 +17,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
+use phoenix_exec::guest::GuestExec;
 use phoenix_lab::LabGuard;
 use phoenix_lab::ingress::{STAND_IN_PAGE, TRUST_BUNDLE, guest_root, under};
 use phoenix_lab::provision::{LabOutcome, LabProvisionReport, lab_exec, run};
 use phoenix_model::model::GuestId;
 use phoenix_plan::provision::{ProvisionOptions, TRAEFIK_UNIT, traefik_unit};
-use phoenix_pve::provision::GuestExec;
 
 /// Host places provisioning would touch on a real guest: (path, size, mtime, mode, uid) of
 /// every entry below, to compare before and after.

@@ -3,7 +3,7 @@
 //! downloads, services to enable and reload, and a command only where nothing declarative
 //! fits. Each step carries its `check` (run first; when it passes the step is kept, so a second
 //! run changes nothing) and its `apply` (argv vectors, never shell strings). Pure: no I/O; the
-//! executors live in `phoenix_pve::provision`.
+//! runner lives in `phoenix_exec::guest::provision`.
 //!
 //! | feature | steps |
 //! |---|---|

@@ -10,7 +10,7 @@
 //! actions, the cluster's, host's and groups' as one serial group.
 //!
 //! Provision actions (wave "provisioning inside guests") run per guest through
-//! [`crate::provision`]: `pct exec`/`pct push` via the host shell for containers, the guest
+//! [`phoenix_exec::guest::provision`]: `pct exec`/`pct push` via the host shell for containers, the guest
 //! agent for VMs. Each step is checked first; a kept step is journaled as skipped with the
 //! reason "kept: already done", an applied one as done.
 
@@ -26,12 +26,13 @@ use reqwest::Method;
 
 use crate::client::PveClient;
 use crate::error::PveError;
+use crate::guestexec::{LxcExec, QemuAgentExec};
 use crate::hostfiles;
-use crate::hostshell::HostShell;
 use crate::observe::{Observation, kind_segment};
-use crate::provision::{
-    Contents, LxcExec, Materials, NoMaterials, QemuAgentExec, StepOutcome, apply_provision,
+use phoenix_exec::guest::provision::{
+    Contents, Materials, NoMaterials, StepOutcome, apply_provision,
 };
+use phoenix_exec::shell::HostShell;
 
 /// What happened to one action.
 #[derive(Debug)]

@@ -70,7 +70,7 @@ pub enum PveError {
     #[error("task {upid} still running after {waited:?}")]
     TaskTimeout { upid: String, waited: Duration },
     #[error("host shell: {0}")]
-    Shell(#[from] crate::hostshell::ShellError),
+    Shell(#[from] phoenix_exec::shell::ShellError),
 
     /// A provision step inside a guest failed (the message names the step and the command).
     #[error("guest {guest}: {message}")]

@@ -1,7 +1,7 @@
-//! Reaching into a guest: the [`GuestExec`] trait and its two implementations, containers
-//! through the node's shell ([`LxcExec`]: `pct exec ID -- argv…`, `pct push`) and VMs through
-//! the QEMU guest agent API ([`QemuAgentExec`]: `agent/exec` + `agent/exec-status`,
-//! `agent/file-read`, `agent/file-write`). Does I/O. Argv vectors only, never a shell.
+//! A node's guests from inside: containers through the node's shell ([`LxcExec`]: `pct exec
+//! ID -- argv…`, `pct push`) and VMs through the QEMU guest agent API ([`QemuAgentExec`]:
+//! `agent/exec` + `agent/exec-status`, `agent/file-read`, `agent/file-write`), both
+//! [`GuestExec`]s of `phoenix-exec`. Does I/O. Argv vectors only, never a shell.
 //!
 //! References: `pct(1)` (<https://pve.proxmox.com/pve-docs/pct.1.html>: `exec`, `push
 //! --perms --user --group`) and the agent endpoints of the PVE API
@@ -10,117 +10,20 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+pub use phoenix_exec::guest::{GuestExec, ProvisionError};
+use phoenix_exec::guest::{guest_error, parent, run_ok, stat, strings};
+use phoenix_exec::shell::{CommandOutput, HostFile, HostShell};
 use phoenix_model::model::GuestId;
-use phoenix_plan::provision::ProvisionStep;
 use reqwest::Method;
 use serde_json::Value;
 
 use crate::client::PveClient;
 use crate::error::PveError;
-use crate::hostshell::{CommandOutput, HostFile, HostShell, ShellError};
-use crate::provision::StepOutcome;
 
-/// What can go wrong reaching into a guest.
-#[derive(Debug, thiserror::Error)]
-pub enum ProvisionError {
-    #[error(transparent)]
-    Shell(#[from] ShellError),
-    #[error(transparent)]
-    Api(#[from] PveError),
-    #[error("guest {guest}: {what}")]
-    Guest { guest: GuestId, what: String },
-}
-
-/// A guest's inside, as the executor needs it.
-pub trait GuestExec: std::fmt::Debug {
-    fn guest(&self) -> GuestId;
-    /// Run `argv` inside the guest (no shell) and wait for it.
-    fn run(&self, argv: &[String]) -> Result<CommandOutput, ProvisionError>;
-    /// The file at `path` with its owner, group and mode, or `None` when it does not exist.
-    fn read_file(&self, path: &str) -> Result<Option<HostFile>, ProvisionError>;
-    /// Put `file` at `path` (parent directories created) with its owner, group and mode.
-    fn write_file(&self, path: &str, file: &HostFile) -> Result<(), ProvisionError>;
-    /// This executor's own handling of `step` in place of its planned check and apply, for a
-    /// guest that is not a machine of its own (the lab twin shares the host's packages and
-    /// systemd, so it must never run them): `None` (the default: [`LxcExec`],
-    /// [`QemuAgentExec`]) runs the step as planned. With `apply` false it only checks
-    /// (`Kept` means done); an `Applied` step counts as a change of its path.
-    fn own_step(
-        &self,
-        _step: &ProvisionStep,
-        _apply: bool,
-    ) -> Option<Result<StepOutcome, ProvisionError>> {
-        None
+impl From<PveError> for ProvisionError {
+    fn from(e: PveError) -> Self {
+        ProvisionError::Api(Box::new(e))
     }
-}
-
-pub(crate) fn strings(parts: &[&str]) -> Vec<String> {
-    parts.iter().map(|s| s.to_string()).collect()
-}
-
-pub(crate) fn parent(path: &str) -> &str {
-    match path.rfind('/') {
-        Some(0) | None => "/",
-        Some(i) => &path[..i],
-    }
-}
-
-pub(crate) fn file_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
-}
-
-/// `stat -c %U:%G:%a PATH` inside the guest: `None` when the file does not exist.
-fn stat(exec: &dyn GuestExec, path: &str) -> Result<Option<(String, String, u32)>, ProvisionError> {
-    let out = exec.run(&strings(&["stat", "-c", "%U:%G:%a", path]))?;
-    if out.status != 0 {
-        return Ok(None);
-    }
-    let line = out.stdout.trim();
-    let mut it = line.splitn(3, ':');
-    match (it.next(), it.next(), it.next()) {
-        (Some(u), Some(g), Some(m)) => match u32::from_str_radix(m, 8) {
-            Ok(mode) => Ok(Some((u.to_string(), g.to_string(), mode))),
-            Err(_) => Err(guest_error(
-                exec,
-                format!("stat {path}: unexpected `{line}`"),
-            )),
-        },
-        _ => Err(guest_error(
-            exec,
-            format!("stat {path}: unexpected `{line}`"),
-        )),
-    }
-}
-
-pub(crate) fn guest_error(exec: &dyn GuestExec, what: String) -> ProvisionError {
-    ProvisionError::Guest {
-        guest: exec.guest(),
-        what,
-    }
-}
-
-/// Run `argv`; a non-zero exit is an error naming the program and the end of its stderr.
-pub(crate) fn run_ok(
-    exec: &dyn GuestExec,
-    argv: &[String],
-) -> Result<CommandOutput, ProvisionError> {
-    let out = exec.run(argv)?;
-    if out.status == 0 {
-        return Ok(out);
-    }
-    let tail: String = {
-        let s = out.stderr.trim();
-        let start = s.char_indices().rev().nth(400).map_or(0, |(i, _)| i);
-        s[start..].to_string()
-    };
-    Err(guest_error(
-        exec,
-        format!(
-            "{} exited with {}: {tail}",
-            argv.first().map_or("", String::as_str),
-            out.status
-        ),
-    ))
 }
 
 // ------------------------------------------------------------------------ containers

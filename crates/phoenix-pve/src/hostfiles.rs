@@ -12,10 +12,10 @@ use phoenix_plan::plan::Plan;
 use phoenix_render::FileTarget;
 
 use crate::error::PveError;
-use crate::hostshell::{
+use crate::observe::Observation;
+use phoenix_exec::shell::{
     CommandOutput, HostFile, HostShell, ShellError, raw_lxc_lines, rewrite_raw_lxc, staged_path,
 };
-use crate::observe::Observation;
 
 /// Files only ever written as `PATH.new`: switching them needs try-and-rollback (a broken
 /// `/etc/network/interfaces` cuts the node off, a broken NAT ruleset cuts the mesh off the
@@ -191,7 +191,7 @@ impl HostShell for CountingShell<'_> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::hostshell::LocalShell;
+    use phoenix_exec::shell::LocalShell;
 
     #[test]
     fn raw_lxc_is_written_once_then_left_alone() {

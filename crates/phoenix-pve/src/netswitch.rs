@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::hostshell::{HostFile, HostShell, ShellError, previous_path, staged_path};
+use phoenix_exec::shell::{HostFile, HostShell, ShellError, previous_path, staged_path};
 
 /// Where a probe runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -823,7 +823,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::hostshell::{CommandOutput, LocalShell};
+    use phoenix_exec::shell::{CommandOutput, LocalShell};
 
     /// A scripted command: `argv[0]` and its exit status given the live file's content.
     type Rule = (&'static str, fn(&str) -> i32);

@@ -15,8 +15,11 @@ use phoenix_plan::provision::{ProvisionOptions, ProvisionStep, guest_steps};
 use phoenix_plan::{ObservedState, PlanContext, Request};
 use phoenix_render::RenderOptions;
 
-use super::*;
-use crate::hostshell::{CommandOutput, HostShell, ShellError};
+use crate::guestexec::LxcExec;
+use phoenix_exec::guest::provision::*;
+use phoenix_exec::shell::{CommandOutput, HostFile, HostShell, ShellError};
+use phoenix_plan::plan::PlannedFile;
+use phoenix_plan::provision::{BinarySource, StepKind};
 
 #[derive(Debug, Default)]
 struct GuestState {

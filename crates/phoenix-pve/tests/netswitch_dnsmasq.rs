@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use nstest::*;
-use phoenix_pve::hostshell::{CommandOutput, HostFile, HostShell, LocalShell, ShellError};
+use phoenix_exec::shell::{CommandOutput, HostFile, HostShell, LocalShell, ShellError};
 use phoenix_pve::netswitch::{
     Probe, RollbackCause, Side, Switch, SwitchError, SwitchOutcome, argv, run_switch,
 };

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use nstest::*;
-use phoenix_pve::hostshell::{CommandOutput, HostFile, HostShell, LocalShell, ShellError};
+use phoenix_exec::shell::{CommandOutput, HostFile, HostShell, LocalShell, ShellError};
 use phoenix_pve::netswitch::{
     Confirm, Probe, RollbackCause, Side, Switch, SwitchError, SwitchOutcome, SwitchReport, argv,
     confirm_flag_path, run_switch,

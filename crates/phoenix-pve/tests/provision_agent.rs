@@ -11,13 +11,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{FakePve, fakepve_available};
+use phoenix_exec::guest::provision::{
+    Contents, GuestExec, NoMaterials, ProvisionError, StepOutcome, apply_provision,
+};
 use phoenix_model::model::{DesiredState, GuestId};
 use phoenix_plan::provision::{ProvisionOptions, StepKind, guest_steps};
 use phoenix_plan::{ObservedState, PlanContext, Request};
-use phoenix_pve::provision::{
-    AGENT_WRITE_LIMIT, Contents, GuestExec, NoMaterials, ProvisionError, QemuAgentExec,
-    StepOutcome, apply_provision,
-};
+use phoenix_pve::guestexec::{AGENT_WRITE_LIMIT, QemuAgentExec};
 use phoenix_pve::tls::TlsTrust;
 use phoenix_pve::{HostFile, PveError};
 use phoenix_render::RenderOptions;
@@ -65,9 +65,12 @@ fn strings(parts: &[&str]) -> Vec<String> {
 }
 
 fn no_rejection(e: &ProvisionError) -> bool {
+    let ProvisionError::Api(source) = e else {
+        return true;
+    };
     !matches!(
-        e,
-        ProvisionError::Api(PveError::Parameters { .. } | PveError::Http { status: 400, .. })
+        source.downcast_ref::<PveError>(),
+        Some(PveError::Parameters { .. } | PveError::Http { status: 400, .. })
     )
 }
 

@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use phoenix_pve::hostshell::HostFile;
+use phoenix_exec::shell::HostFile;
 use phoenix_pve::netswitch::{SwitchOutcome, SwitchReport};
 
 pub fn is_root() -> bool {

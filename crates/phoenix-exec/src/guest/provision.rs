@@ -1,8 +1,7 @@
 //! Execute provision steps inside guests ([`phoenix_plan::provision`]): every step's check
 //! runs first and only a failed check leads to its apply, so a second run changes nothing.
 //! [`observe_provision`] runs the checks alone (the planner's observation of a guest's inside).
-//! Does I/O through a [`GuestExec`] ([`crate::guestexec`]): `pct` for containers, the QEMU
-//! guest agent for VMs.
+//! Does I/O through a [`GuestExec`] (a node's `pct` and guest agent, a lab guest's root).
 
 use std::collections::BTreeSet;
 
@@ -12,9 +11,9 @@ use phoenix_plan::plan::PlannedFile;
 use phoenix_plan::provision::{BinarySource, Check, FileSource, ProvisionStep, StepKind};
 use phoenix_render::FileTarget;
 
-pub use crate::guestexec::{AGENT_WRITE_LIMIT, GuestExec, LxcExec, ProvisionError, QemuAgentExec};
-use crate::guestexec::{file_name, guest_error, parent, run_ok, strings};
-use crate::hostshell::HostFile;
+pub use super::{GuestExec, ProvisionError};
+use super::{file_name, guest_error, parent, run_ok, strings};
+use crate::shell::HostFile;
 
 /// Content phoenix only has when applying (CA material, secrets).
 pub trait Materials: Sync {
@@ -294,7 +293,3 @@ pub fn apply_provision(
         })
         .collect()
 }
-
-#[cfg(test)]
-#[path = "provision_tests.rs"]
-mod tests;

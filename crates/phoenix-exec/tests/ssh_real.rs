@@ -8,8 +8,8 @@ mod sshd;
 
 use std::time::Duration;
 
-use phoenix_pve::hostshell::{HostFile, HostShell};
-use phoenix_pve::sshshell::SshShell;
+use phoenix_exec::shell::ssh::SshShell;
+use phoenix_exec::shell::{HostFile, HostShell};
 use sshd::{Sshd, sshd_available};
 
 fn shell(s: &Sshd, root: &std::path::Path) -> SshShell {

@@ -9,9 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::hostshell::{
-    CommandOutput, HostFile, HostShell, ShellError, check_path, run_with_deadline,
-};
+use super::{CommandOutput, HostFile, HostShell, ShellError, check_path, run_with_deadline};
 
 /// Quote one word for a POSIX shell: safe words stay as they are, everything else is put in
 /// single quotes (a `'` becomes `'\''`). Newlines, `$`, backquotes and globs lose their meaning
@@ -41,7 +39,7 @@ pub struct SshShell {
     /// Deadline of file reads and writes.
     pub io_deadline: Duration,
     /// A directory on the node under which node paths are read and written (as
-    /// [`crate::LocalShell`]'s root; `None`: `/`). Commands run as they are.
+    /// [`super::LocalShell`]'s root; `None`: `/`). Commands run as they are.
     pub root: Option<String>,
 }
 

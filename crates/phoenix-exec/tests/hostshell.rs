@@ -5,7 +5,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
-use phoenix_pve::hostshell::{
+use phoenix_exec::shell::{
     HostFile, HostShell, LocalShell, ShellError, previous_path, raw_lxc_lines, rewrite_raw_lxc,
     staged_path,
 };

@@ -1,9 +1,9 @@
-//! The host shell: read, write (atomically), stage and switch files on the Proxmox node and run
-//! argv commands with a deadline. Does file and process I/O.
+//! The host shell: read, write (atomically), stage and switch files on a hypervisor (a Proxmox
+//! node, or the lab's hypervisor root) and run argv commands with a deadline. Does file and
+//! process I/O.
 //!
 //! Two implementations: [`LocalShell`] (phoenix on the node; every path resolved under `root`,
-//! so tests run against a scratch directory) and [`crate::sshshell::SshShell`] (OpenSSH in
-//! batch mode). Writes go to a temp file in the target's directory, are fsynced, renamed over
+//! so tests run against a scratch directory) and [`ssh::SshShell`] (OpenSSH in batch mode). Writes go to a temp file in the target's directory, are fsynced, renamed over
 //! the target and the directory is fsynced. No `O_TMPFILE`: `/etc/pve` is a FUSE file system
 //! (pmxcfs) that does not support it.
 
@@ -12,6 +12,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub mod ssh;
 
 /// A file as read from the host.
 #[derive(Debug, Clone, PartialEq, Eq)]

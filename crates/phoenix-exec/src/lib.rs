@@ -1,0 +1,19 @@
+//! # phoenix-exec
+//!
+//! The execution layer below both targets (the Proxmox node in `phoenix-pve`, the lab twin in
+//! `phoenix-lab`): what runs the same way wherever the plan is applied.
+//!
+//! - [`shell`]: the hypervisor's shell (files written atomically, argv commands), local or over
+//!   OpenSSH;
+//! - [`guest`]: reaching into a guest ([`guest::GuestExec`]) and the provisioning runner;
+//! - [`root`]: privilege checks.
+//!
+//! Does file and process I/O.
+
+pub mod guest;
+pub mod root;
+pub mod shell;
+
+pub use guest::{GuestExec, ProvisionError};
+pub use shell::ssh::SshShell;
+pub use shell::{CommandOutput, HostFile, HostShell, LocalShell, ShellError};
