@@ -29,8 +29,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
-use phoenix_lab::swarm::observe::Engine;
-use phoenix_lab::swarm::stack::DeployOptions;
+use phoenix_exec::docker::observe::Engine;
+use phoenix_exec::docker::stack::DeployOptions;
 use phoenix_model::DesiredState;
 use phoenix_plan::swarm::{SecretSource, SwarmAction, SwarmDesired, SwarmObserved};
 use serde::Serialize;
@@ -208,11 +208,11 @@ pub(crate) fn pve_ctx(
                     "tcp://{}",
                     std::net::SocketAddr::new(
                         n.advertise_addr,
-                        phoenix_lab::swarm::tls::ENGINE_TLS_PORT
+                        phoenix_exec::docker::ENGINE_TLS_PORT
                     )
                 ),
             };
-            let client = phoenix_lab::swarm::tls::connect(&at, certs).map_err(|e| e.to_string());
+            let client = phoenix_exec::docker::connect_tls(&at, certs).map_err(|e| e.to_string());
             Engine {
                 guest: n.guest.0,
                 name: n.name.clone(),
@@ -228,6 +228,13 @@ pub(crate) fn pve_ctx(
         lab: None,
         label: "pve".into(),
     }
+}
+
+fn engine_err(e: phoenix_exec::docker::DockerError) -> Failure {
+    (
+        e.to_string(),
+        "`phoenix swarm status` shows the engines and what the plan wants".into(),
+    )
 }
 
 fn lab_err(e: phoenix_lab::LabError) -> Failure {
@@ -333,7 +340,7 @@ pub(crate) fn plan_actions(ctx: &Ctx, observed: &SwarmObserved) -> (Vec<SwarmAct
     let (contents, _) = secret_contents(ctx, None);
     let secret_hashes: BTreeMap<String, String> = contents
         .iter()
-        .map(|(k, v)| (k.clone(), phoenix_lab::swarm::service::sha256_hex(v)))
+        .map(|(k, v)| (k.clone(), phoenix_exec::docker::sha256_hex(v)))
         .collect();
     let actions = phoenix_plan::swarm::plan(&ctx.desired, observed, &hashes, &secret_hashes);
     (actions, notes)
@@ -348,7 +355,7 @@ fn status(t: &SwarmTargetArgs, detailed: bool) -> Result<u8, Failure> {
         && let Ok(c) = ctx.leader()
     {
         for s in &ctx.desired.stacks {
-            match phoenix_lab::swarm::stack::replicas(c, &s.namespace) {
+            match phoenix_exec::docker::stack::replicas(c, &s.namespace) {
                 Ok(r) if !r.is_empty() => {
                     replicas.insert(s.namespace.clone(), r);
                 }
@@ -467,11 +474,11 @@ fn membership(t: &SwarmTargetArgs, init: bool) -> Result<u8, Failure> {
 }
 
 /// The clients of every node; an error naming the first node whose engine cannot be reached.
-fn clients(ctx: &Ctx) -> Result<Vec<phoenix_lab::swarm::members::NodeEngine<'_>>, Failure> {
+fn clients(ctx: &Ctx) -> Result<Vec<phoenix_exec::docker::members::NodeEngine<'_>>, Failure> {
     ctx.engines
         .iter()
         .map(|e| match &e.client {
-            Ok(c) => Ok(phoenix_lab::swarm::members::NodeEngine {
+            Ok(c) => Ok(phoenix_exec::docker::members::NodeEngine {
                 guest: e.guest,
                 client: c,
             }),
@@ -486,17 +493,19 @@ fn clients(ctx: &Ctx) -> Result<Vec<phoenix_lab::swarm::members::NodeEngine<'_>>
 /// Init on the first manager, then the model's overlays.
 fn init_remote(ctx: &Ctx) -> Result<Vec<String>, Failure> {
     let engines = clients(ctx)?;
-    let pool = phoenix_lab::swarm::addr_pool(&ctx.d).map_err(lab_err)?;
+    let pool = phoenix_exec::docker::members::addr_pool(&ctx.d).map_err(engine_err)?;
     let mut changes =
-        phoenix_lab::swarm::members::init(&ctx.desired, &engines, pool).map_err(lab_err)?;
-    changes.extend(phoenix_lab::swarm::members::overlays(&ctx.desired, &engines).map_err(lab_err)?);
+        phoenix_exec::docker::members::init(&ctx.desired, &engines, pool).map_err(engine_err)?;
+    changes.extend(
+        phoenix_exec::docker::members::overlays(&ctx.desired, &engines).map_err(engine_err)?,
+    );
     Ok(changes)
 }
 
 /// Join the other nodes and set the labels.
 fn join_remote(ctx: &Ctx) -> Result<Vec<String>, Failure> {
     let engines = clients(ctx)?;
-    phoenix_lab::swarm::members::join(&ctx.desired, &engines).map_err(lab_err)
+    phoenix_exec::docker::members::join(&ctx.desired, &engines).map_err(engine_err)
 }
 
 /// Carry out the plan's Swarm actions on a Proxmox node's Swarm (`sync all --target pve`):
@@ -527,7 +536,7 @@ pub(crate) fn apply_actions(ctx: &Ctx, actions: &[SwarmAction]) -> Result<Vec<St
     }
     for a in actions.iter().filter(|a| a.kind == K::StackRemove) {
         let c = ctx.leader()?;
-        changes.extend(phoenix_lab::swarm::stack::remove(c, &a.subject).map_err(lab_err)?);
+        changes.extend(phoenix_exec::docker::stack::remove(c, &a.subject).map_err(engine_err)?);
     }
     Ok(changes)
 }
@@ -591,25 +600,26 @@ fn deploy_stack(ctx: &Ctx, stack: &str, env: &str) -> Result<(String, Vec<String
     rendered.fold_file_contents(&files);
     let c = ctx.leader()?;
     let (contents, notes) = secret_contents(ctx, Some(&rendered.secrets));
-    let mut changes =
-        phoenix_lab::swarm::stack::rotate_secrets(c, &mut rendered, &contents).map_err(lab_err)?;
+    let mut changes = phoenix_exec::docker::stack::rotate_secrets(c, &mut rendered, &contents)
+        .map_err(engine_err)?;
     changes.extend(
-        phoenix_lab::swarm::stack::rotate_configs(c, &mut rendered, &files).map_err(lab_err)?,
+        phoenix_exec::docker::stack::rotate_configs(c, &mut rendered, &files)
+            .map_err(engine_err)?,
     );
     changes.extend(
-        phoenix_lab::swarm::stack::deploy(
+        phoenix_exec::docker::stack::deploy(
             c,
             &rendered,
             &DeployOptions {
                 resolve_local: ctx.lab.is_some(),
             },
         )
-        .map_err(lab_err)?,
+        .map_err(engine_err)?,
     );
     let bases: Vec<String> = contents.keys().cloned().collect();
-    changes.extend(phoenix_lab::swarm::stack::prune_secrets(c, &bases).map_err(lab_err)?);
+    changes.extend(phoenix_exec::docker::stack::prune_secrets(c, &bases).map_err(engine_err)?);
     let bases: Vec<String> = files.keys().cloned().collect();
-    changes.extend(phoenix_lab::swarm::stack::prune_configs(c, &bases).map_err(lab_err)?);
+    changes.extend(phoenix_exec::docker::stack::prune_configs(c, &bases).map_err(engine_err)?);
     for n in notes {
         let _ = writeln!(anstream::stderr(), "note: {n}");
     }
@@ -620,7 +630,7 @@ fn rm(t: &SwarmTargetArgs, stack: &str, env: &str) -> Result<u8, Failure> {
     let ctx = context(t)?;
     let namespace = phoenix_render::stack::namespace(stack, env);
     let c = ctx.leader()?;
-    let changes = phoenix_lab::swarm::stack::remove(c, &namespace).map_err(lab_err)?;
+    let changes = phoenix_exec::docker::stack::remove(c, &namespace).map_err(engine_err)?;
     Ok(print_changes(
         t.output,
         &format!("rm {namespace}"),

@@ -188,9 +188,8 @@ fn stack_replicas(
             );
             let subject = Subject::Named(s.manager.clone());
             let listed = match &client {
-                Some(Ok(c)) => {
-                    phoenix_lab::swarm::stack::replicas(c, &s.namespace).map_err(|e| e.to_string())
-                }
+                Some(Ok(c)) => phoenix_exec::docker::stack::replicas(c, &s.namespace)
+                    .map_err(|e| e.to_string()),
                 Some(Err(e)) => Err(e.to_string()),
                 None => Err("no manager".into()),
             };

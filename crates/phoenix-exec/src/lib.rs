@@ -6,10 +6,12 @@
 //! - [`shell`]: the hypervisor's shell (files written atomically, argv commands), local or over
 //!   OpenSSH;
 //! - [`guest`]: reaching into a guest ([`guest::GuestExec`]) and the provisioning runner;
+//! - [`docker`]: the Docker Engine API of a Swarm's nodes (membership, stacks, observation);
 //! - [`root`]: privilege checks.
 //!
 //! Does file and process I/O.
 
+pub mod docker;
 pub mod guest;
 pub mod root;
 pub mod shell;

@@ -90,3 +90,12 @@ impl LabError {
         }
     }
 }
+
+impl From<phoenix_exec::docker::DockerError> for LabError {
+    fn from(e: phoenix_exec::docker::DockerError) -> Self {
+        LabError::Service {
+            name: "swarm".into(),
+            reason: e.0,
+        }
+    }
+}

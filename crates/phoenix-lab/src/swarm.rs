@@ -42,11 +42,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use bollard::Docker;
 use bollard::errors::Error as ApiError;
 use bollard::query_parameters::CreateImageOptionsBuilder;
-use bollard::{ClientVersion, Docker};
 use futures_util::StreamExt;
-use ipnet::IpNet;
 use phoenix_model::model::{DesiredState, Guest, SwarmRole};
 use serde::{Deserialize, Serialize};
 
@@ -57,14 +56,10 @@ use crate::{LabError, state_dir};
 pub mod checks;
 #[path = "swarm_engine.rs"]
 pub mod engine;
-#[path = "swarm_members.rs"]
-pub mod members;
 #[path = "swarm_observe.rs"]
 pub mod observe;
 #[path = "swarm_service.rs"]
 pub mod service;
-#[path = "swarm_stack.rs"]
-pub mod stack;
 #[path = "swarm_tls.rs"]
 pub mod tls;
 pub use checks::{SwarmCheck, checks};
@@ -73,6 +68,8 @@ pub use engine::{
     stop_engine,
 };
 use engine::{running_engine, start_engine, stop_leftovers, wait_engine};
+pub use phoenix_exec::docker::members::ADDR_POOLS;
+pub use phoenix_exec::docker::{MANAGER_PORT, is_not_found, members, runtime, stack};
 pub use service::{deploy_stand_in, stand_in_running};
 
 /// Is a `dockerd` binary on `PATH` (Debian `docker.io`, installed by `scripts/setup.sh`)?
@@ -90,17 +87,6 @@ pub const IMAGE_TAG: &str = "1";
 pub const DF_PING: &str = "/usr/bin/ping-df";
 /// Bytes of VXLAN encapsulation (outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14).
 pub const VXLAN_OVERHEAD: u16 = 50;
-/// The Swarm's overlay address pools, first one that overlaps no subnet of the model wins.
-pub const ADDR_POOLS: [&str; 3] = ["10.200.0.0/16", "10.201.0.0/16", "172.30.0.0/16"];
-/// Swarm's cluster-management port.
-pub const MANAGER_PORT: u16 = 2377;
-/// The Engine API of Debian's docker.io 20.10 (bollard's default is newer than it accepts).
-const API_VERSION: ClientVersion = ClientVersion {
-    major_version: 1,
-    minor_version: 41,
-};
-/// Per-request timeout of the Engine API client, seconds.
-const API_TIMEOUT_S: u64 = 60;
 
 /// One Swarm VM of the model, as the lab runs it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,22 +212,9 @@ pub fn plan(d: &DesiredState, t: &LabTopology) -> Result<Option<SwarmPlan>, LabE
     }))
 }
 
-fn overlaps(a: &IpNet, b: &IpNet) -> bool {
-    a.contains(&b.network()) || b.contains(&a.network())
-}
-
-/// The first of [`ADDR_POOLS`] that overlaps no subnet of the model: the Swarm's
-/// `default_addr_pool` (Docker's own 10.0.0.0/8 would overlap a 10.0.0.0/24 management net).
+/// The Swarm's overlay address pool for `d` ([`members::addr_pool`]).
 pub fn addr_pool(d: &DesiredState) -> Result<&'static str, LabError> {
-    let subnets: Vec<IpNet> = d.bridges.iter().filter_map(|b| b.subnet).collect();
-    ADDR_POOLS
-        .iter()
-        .copied()
-        .find(|p| {
-            p.parse::<IpNet>()
-                .is_ok_and(|pool| !subnets.iter().any(|s| overlaps(&pool, s)))
-        })
-        .ok_or_else(|| swarm_err("every overlay address pool overlaps a subnet of the model"))
+    Ok(members::addr_pool(d)?)
 }
 
 fn node(d: &DesiredState, t: &LabTopology, g: &Guest, dir: &Path) -> Result<SwarmNode, LabError> {
@@ -328,32 +301,14 @@ pub fn load(prefix: &str) -> Option<SwarmState> {
     serde_json::from_str(&text).ok()
 }
 
-/// A current-thread runtime for the Engine API calls of one operation.
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, LabError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| swarm_err(format!("cannot start the async runtime: {e}")))
-}
-
 /// An Engine API client for `n`'s socket.
 pub fn client(n: &SwarmNode) -> Result<Docker, LabError> {
-    Docker::connect_with_unix(&p(&n.socket()), API_TIMEOUT_S, &API_VERSION)
-        .map_err(|e| api_err(n, "connect", e))
+    phoenix_exec::docker::connect_unix(&n.socket())
+        .map_err(|e| swarm_err(format!("{} connect: {e}", n.label())))
 }
 
 pub(crate) fn api_err(n: &SwarmNode, what: &str, e: ApiError) -> LabError {
     swarm_err(format!("{} {what}: {e}", n.label()))
-}
-
-pub(crate) fn is_not_found(e: &ApiError) -> bool {
-    matches!(
-        e,
-        ApiError::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
 }
 
 /// Bring the Swarm of `d` up in the running lab `t` (after [`crate::up`] or

@@ -52,7 +52,6 @@ use bollard::query_parameters::{
     ListTasksOptionsBuilder, UpdateServiceOptionsBuilder,
 };
 use futures_util::StreamExt;
-use sha2::{Digest, Sha256};
 
 use super::checks::SwarmCheck;
 use super::engine::{copy_into, which};
@@ -125,41 +124,7 @@ pub fn deploy_stand_in(
     )
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// SHA-256 of `data`, lower-case hex. Pure.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex(&Sha256::digest(data))
-}
-
-/// `<base>-<first 12 hex of the content's SHA-256>`: the name of an immutable object. Pure.
-pub fn versioned_name(base: &str, content: &[u8]) -> String {
-    format!("{base}-{}", &sha256_hex(content)[..12])
-}
-
-/// Standard base64 with padding (what the Engine API wants for secret and config data). Pure.
-pub fn base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(A[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
+pub use phoenix_exec::docker::{base64, sha256_hex, versioned_name};
 
 /// `text` safe inside an HTML paragraph and an nginx double-quoted string (no `"`, `\`, `$`,
 /// `<`, `>`, `&` left). Pure.
@@ -952,21 +917,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc4648() {
-        for (raw, enc) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(raw.as_bytes()), enc);
-        }
-    }
 
     #[test]
     fn page_is_escaped_for_html_and_nginx() {

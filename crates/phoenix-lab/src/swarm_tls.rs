@@ -26,12 +26,6 @@
 //! client certificate (node id, manager or not) and then makes a request with no client
 //! certificate at all, which dockerd must refuse.
 //!
-//! Known limitation: bollard's `connect_with_ssl` trusts the system's native roots *besides*
-//! the given `ca.pem` (it has no option to trust only the given CA). The endpoint is a private
-//! mesh address whose certificate must carry that IP as a SAN, which no public CA issues, so
-//! this widens nothing in practice — but the trust is "lab root or any public root", not
-//! "lab root only".
-//!
 //! I/O: the lab CA and certificate files, namespaces (setns), the Engine API over TLS.
 
 use std::fs::OpenOptions;
@@ -47,17 +41,12 @@ use phoenix_pki::{CaStore, LeafIssuer, LeafRequest};
 use phoenix_verify::NetnsEndpoint;
 use phoenix_verify::endpoint::with_net;
 
-use super::{
-    API_TIMEOUT_S, API_VERSION, SwarmCheck, SwarmNode, SwarmPlan, SwarmRoleName, runtime, swarm_err,
-};
+use phoenix_exec::docker::{API_TIMEOUT_S, API_VERSION, chain};
+pub use phoenix_exec::docker::{CA_FILE, CERT_FILE, ENGINE_TLS_PORT, KEY_FILE};
+
+use super::{SwarmCheck, SwarmNode, SwarmPlan, SwarmRoleName, runtime, swarm_err};
 use crate::{LabError, state_dir};
 
-/// The Engine API's TLS port (Docker's convention).
-pub const ENGINE_TLS_PORT: u16 = 2376;
-/// The CA bundle, certificate and key file names (`DOCKER_CERT_PATH` layout).
-pub const CA_FILE: &str = "ca.pem";
-pub const CERT_FILE: &str = "cert.pem";
-pub const KEY_FILE: &str = "key.pem";
 /// The client certificate's common name (and DNS SAN).
 pub const CLIENT_NAME: &str = "phoenix";
 /// Lifetime of the issued certificates, hours (lab-only; reissued by [`prepare`] when less
@@ -207,28 +196,11 @@ fn write_mode(path: &Path, content: &str, mode: u32) -> Result<(), LabError> {
         .map_err(|e| LabError::io(path, e))
 }
 
-/// An Engine API client for `endpoint` (`tcp://host:port` or `host:port`) with the
-/// certificate files in `dir` (`ca.pem`, `cert.pem`, `key.pem`). No connection is made yet.
+/// An Engine API client for `endpoint` with the certificate files in `dir` (see
+/// [`phoenix_exec::docker::connect_tls`]).
 pub fn connect(endpoint: &str, dir: &Path) -> Result<Docker, LabError> {
-    for f in [CA_FILE, CERT_FILE, KEY_FILE] {
-        let path = dir.join(f);
-        if !path.is_file() {
-            return Err(swarm_err(format!(
-                "Engine API over TLS: missing {} (run `lab up` with the lab CA)",
-                path.display()
-            )));
-        }
-    }
-    let addr = endpoint.strip_prefix("tcp://").unwrap_or(endpoint);
-    Docker::connect_with_ssl(
-        addr,
-        &dir.join(KEY_FILE),
-        &dir.join(CERT_FILE),
-        &dir.join(CA_FILE),
-        API_TIMEOUT_S,
-        &API_VERSION,
-    )
-    .map_err(|e| swarm_err(format!("Engine API over TLS at {endpoint}: {e}")))
+    phoenix_exec::docker::connect_tls(endpoint, dir)
+        .map_err(|e| swarm_err(format!("{e} (run `lab up` with the lab CA)")))
 }
 
 /// What the engine at `endpoint` says about itself over TLS.
@@ -313,20 +285,6 @@ async fn anonymous(endpoint: &str, dir: &Path) -> Result<String, String> {
         Ok(Err(e)) => Ok(format!("refused: {}", chain(&e))),
         Err(_) => Ok("no answer within 5000 ms".to_string()),
     }
-}
-
-/// An error with its causes (`a: b: c`), the innermost being the TLS alert when there is one.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let text = c.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = c.source();
-    }
-    parts.join(": ")
 }
 
 /// `tcp://<addr>:2376` of `n`.

@@ -23,7 +23,7 @@
 //!   service of the stack at their destination (uid/gid 0, mode 0444) as Swarm configs named
 //!   after the stack and the file: the base name `<namespace>_<file stem>` ([`config_base`]),
 //!   listed with the host file in [`RenderedStack::files`]. The deploy turns each base into a
-//!   content version `<base>-<12 hex of SHA-256>` (`phoenix_lab::swarm::stack::rotate_configs`)
+//!   content version `<base>-<12 hex of SHA-256>` (`phoenix_exec::docker::stack::rotate_configs`)
 //!   — the render itself reads no file, so a service's hash covers the reference (name,
 //!   destination, mode), not the file's content.
 //!

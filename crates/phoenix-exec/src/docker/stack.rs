@@ -1,4 +1,4 @@
-//! Docker stacks on the lab's Swarm: a [`RenderedStack`] (see [`phoenix_render::stack`]) deployed
+//! Docker stacks on a Swarm: a [`RenderedStack`] (see [`phoenix_render::stack`]) deployed
 //! over the Engine API of a manager, the way `docker stack deploy --prune` does it, and removed
 //! the way `docker stack rm` does it.
 //! - every service, and every network the stack creates, carries the label
@@ -14,7 +14,7 @@
 //!   missing one;
 //! - [`DeployOptions::resolve_local`]: the lab has no registry, and a Swarm task pulls a
 //!   tagged image before it starts, but never an image referenced by ID (see
-//!   [`super::service`]); so a tagged image present in the manager's engine is referenced by
+//!   the lab's stand-in); so a tagged image present in the manager's engine is referenced by
 //!   its image ID. Such a service must be placed on nodes holding that ID (an imported image
 //!   has a different ID on every engine): constrain it, e.g. `node.role == manager`;
 //! - as `docker stack deploy` does, each service is reachable on each of its networks under
@@ -47,15 +47,18 @@ use bollard::query_parameters::{
     ListNetworksOptionsBuilder, ListServicesOptionsBuilder, UpdateServiceOptionsBuilder,
 };
 use phoenix_render::stack::{
-    EndpointMode, FileRef, MountKind, MountSpec, Protocol, PublishMode, RenderedService,
-    RenderedStack, RestartCondition, SECRETS_DIR, ServiceMode,
+    EndpointMode, MountKind, MountSpec, Protocol, PublishMode, RenderedService, RenderedStack,
+    RestartCondition, SECRETS_DIR, ServiceMode,
 };
 use sha2::{Digest, Sha256};
 
 pub use phoenix_render::stack::NAMESPACE_LABEL;
 
-use super::{is_not_found, runtime, swarm_err};
-use crate::LabError;
+pub use super::versions::{
+    LABEL_CONFIG_BASE, LABEL_SECRET_BASE, MAX_CONFIG_BYTES, prune_configs, prune_secrets,
+    rotate_configs, rotate_secrets,
+};
+use super::{DockerError, err as swarm_err, is_not_found, runtime};
 
 /// Label with the SHA-256 of everything a stack service's spec is made of.
 pub const LABEL_STACK_HASH: &str = "phoenix.stack.sha256";
@@ -78,7 +81,7 @@ pub struct ObjectIds {
     pub configs: BTreeMap<String, String>,
 }
 
-fn api(what: &str, e: ApiError) -> LabError {
+pub(super) fn api(what: &str, e: ApiError) -> DockerError {
     swarm_err(format!("{what}: {e}"))
 }
 
@@ -357,7 +360,7 @@ pub fn deploy(
     docker: &Docker,
     stack: &RenderedStack,
     opts: &DeployOptions,
-) -> Result<Vec<String>, LabError> {
+) -> Result<Vec<String>, DockerError> {
     runtime()?.block_on(deploy_async(docker, stack, opts))
 }
 
@@ -365,7 +368,7 @@ async fn deploy_async(
     c: &Docker,
     stack: &RenderedStack,
     opts: &DeployOptions,
-) -> Result<Vec<String>, LabError> {
+) -> Result<Vec<String>, DockerError> {
     let mut changes = Vec::new();
     let ids = check_external(c, stack).await?;
     ensure_networks(c, stack, &mut changes).await?;
@@ -391,7 +394,7 @@ async fn deploy_async(
 
 /// The IDs of the external secrets and configs; an error naming every missing external
 /// network, secret and config.
-async fn check_external(c: &Docker, stack: &RenderedStack) -> Result<ObjectIds, LabError> {
+async fn check_external(c: &Docker, stack: &RenderedStack) -> Result<ObjectIds, DockerError> {
     let mut missing = Vec::new();
     for n in stack.networks.iter().filter(|n| n.external) {
         match c.inspect_network(&n.name, None).await {
@@ -434,7 +437,7 @@ async fn ensure_networks(
     c: &Docker,
     stack: &RenderedStack,
     changes: &mut Vec<String>,
-) -> Result<(), LabError> {
+) -> Result<(), DockerError> {
     for n in stack.networks.iter().filter(|n| !n.external) {
         match c.inspect_network(&n.name, None).await {
             Ok(_) => continue,
@@ -464,7 +467,7 @@ async fn ensure_networks(
 }
 
 /// The image reference a service runs: the image ID when asked for and present locally.
-async fn image_ref(c: &Docker, image: &str, opts: &DeployOptions) -> Result<String, LabError> {
+async fn image_ref(c: &Docker, image: &str, opts: &DeployOptions) -> Result<String, DockerError> {
     if !opts.resolve_local {
         return Ok(image.into());
     }
@@ -482,7 +485,7 @@ async fn ensure_service(
     image: &str,
     ids: &ObjectIds,
     changes: &mut Vec<String>,
-) -> Result<(), LabError> {
+) -> Result<(), DockerError> {
     let spec = service_spec(stack, svc, image, ids);
     let want = deployed_hash(svc, image, ids);
     let existing = match c.inspect_service(&svc.name, None).await {
@@ -529,7 +532,7 @@ fn namespace_filter(namespace: &str) -> HashMap<String, Vec<String>> {
 async fn namespace_services(
     c: &Docker,
     namespace: &str,
-) -> Result<Vec<(String, (u64, u64))>, LabError> {
+) -> Result<Vec<(String, (u64, u64))>, DockerError> {
     let opts = ListServicesOptionsBuilder::new()
         .filters(&namespace_filter(namespace))
         .status(true)
@@ -554,11 +557,11 @@ async fn namespace_services(
 
 /// Remove the services of `namespace`, then its networks (waiting for their endpoints to go,
 /// and for the networks to vanish); the changes made.
-pub fn remove(docker: &Docker, namespace: &str) -> Result<Vec<String>, LabError> {
+pub fn remove(docker: &Docker, namespace: &str) -> Result<Vec<String>, DockerError> {
     runtime()?.block_on(remove_async(docker, namespace))
 }
 
-async fn remove_async(c: &Docker, namespace: &str) -> Result<Vec<String>, LabError> {
+async fn remove_async(c: &Docker, namespace: &str) -> Result<Vec<String>, DockerError> {
     let mut changes = Vec::new();
     for (name, _) in namespace_services(c, namespace).await? {
         match c.delete_service(&name).await {
@@ -599,7 +602,7 @@ async fn remove_async(c: &Docker, namespace: &str) -> Result<Vec<String>, LabErr
 
 /// Wait until the manager no longer knows `name`: a removed overlay lingers on the node until
 /// the last task container on it is gone.
-async fn wait_network_gone(c: &Docker, name: &str, deadline: Instant) -> Result<(), LabError> {
+async fn wait_network_gone(c: &Docker, name: &str, deadline: Instant) -> Result<(), DockerError> {
     loop {
         match c.inspect_network(name, None).await {
             Err(e) if is_not_found(&e) => return Ok(()),
@@ -615,354 +618,8 @@ async fn wait_network_gone(c: &Docker, name: &str, deadline: Instant) -> Result<
     }
 }
 
-/// Label naming the base name of a versioned secret (`portainer_tls_cert` for
-/// `portainer_tls_cert-<hash>`), so older versions are found again.
-pub const LABEL_SECRET_BASE: &str = "phoenix.secret.base";
-/// Label naming the base name of a versioned config (`production_whoami_app` for
-/// `production_whoami_app-<hash>`), as [`LABEL_SECRET_BASE`] does for secrets.
-pub const LABEL_CONFIG_BASE: &str = "phoenix.config.base";
-/// Largest config Swarm accepts (swarmkit's `MaxConfigSize`, 1000 KiB).
-pub const MAX_CONFIG_BYTES: usize = 1000 * 1024;
-
-/// The two kinds of Swarm objects phoenix keeps as content versions (see [`rotate_secrets`]
-/// and [`rotate_configs`]): the same naming, labels, rotation and pruning for both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Versioned {
-    Secret,
-    Config,
-}
-
-/// One object of a [`Versioned`] kind as listed.
-struct VersionObject {
-    id: String,
-    name: String,
-    base: String,
-    created_at: Option<bollard::models::BollardDate>,
-}
-
-impl Versioned {
-    fn word(self) -> &'static str {
-        match self {
-            Versioned::Secret => "secret",
-            Versioned::Config => "config",
-        }
-    }
-
-    fn base_label(self) -> &'static str {
-        match self {
-            Versioned::Secret => LABEL_SECRET_BASE,
-            Versioned::Config => LABEL_CONFIG_BASE,
-        }
-    }
-
-    /// Whether the object `name` exists.
-    async fn exists(self, docker: &Docker, name: &str) -> Result<bool, LabError> {
-        let r = match self {
-            Versioned::Secret => docker.inspect_secret(name).await.map(|_| ()),
-            Versioned::Config => docker.inspect_config(name).await.map(|_| ()),
-        };
-        match r {
-            Ok(()) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(api(&format!("{} inspect {name}", self.word()), e)),
-        }
-    }
-
-    async fn create(
-        self,
-        docker: &Docker,
-        name: &str,
-        labels: HashMap<String, String>,
-        content: &[u8],
-    ) -> Result<(), LabError> {
-        let data = Some(super::service::base64(content));
-        let r = match self {
-            Versioned::Secret => docker
-                .create_secret(bollard::models::SecretSpec {
-                    name: Some(name.into()),
-                    labels: Some(labels),
-                    data,
-                    ..Default::default()
-                })
-                .await
-                .map(|_| ()),
-            Versioned::Config => docker
-                .create_config(bollard::models::ConfigSpec {
-                    name: Some(name.into()),
-                    labels: Some(labels),
-                    data,
-                    ..Default::default()
-                })
-                .await
-                .map(|_| ()),
-        };
-        r.map_err(|e| api(&format!("{} create {name}", self.word()), e))
-    }
-
-    /// The objects carrying `label` (`key` or `key=value`).
-    async fn list(self, docker: &Docker, label: String) -> Result<Vec<VersionObject>, LabError> {
-        type Listed = (
-            Option<String>,
-            Option<String>,
-            Option<HashMap<String, String>>,
-            Option<bollard::models::BollardDate>,
-        );
-        let filters = HashMap::from([("label".to_string(), vec![label])]);
-        let fail = |e| api(&format!("{} list", self.word()), e);
-        // (id, name, labels, created) of either kind.
-        let listed: Vec<Listed> = match self {
-            Versioned::Secret => docker
-                .list_secrets(Some(
-                    bollard::query_parameters::ListSecretsOptionsBuilder::default()
-                        .filters(&filters)
-                        .build(),
-                ))
-                .await
-                .map_err(fail)?
-                .into_iter()
-                .map(|o| {
-                    let spec = o.spec.unwrap_or_default();
-                    (o.id, spec.name, spec.labels, o.created_at)
-                })
-                .collect(),
-            Versioned::Config => docker
-                .list_configs(Some(
-                    bollard::query_parameters::ListConfigsOptionsBuilder::default()
-                        .filters(&filters)
-                        .build(),
-                ))
-                .await
-                .map_err(fail)?
-                .into_iter()
-                .map(|o| {
-                    let spec = o.spec.unwrap_or_default();
-                    (o.id, spec.name, spec.labels, o.created_at)
-                })
-                .collect(),
-        };
-        Ok(listed
-            .into_iter()
-            .filter_map(|(id, name, labels, created_at)| {
-                Some(VersionObject {
-                    id: id?,
-                    name: name?,
-                    base: labels
-                        .and_then(|mut l| l.remove(self.base_label()))
-                        .unwrap_or_default(),
-                    created_at,
-                })
-            })
-            .collect())
-    }
-
-    async fn delete(self, docker: &Docker, o: &VersionObject) -> Result<(), LabError> {
-        match self {
-            Versioned::Secret => docker.delete_secret(&o.id).await,
-            Versioned::Config => docker.delete_config(&o.id).await,
-        }
-        .map_err(|e| api(&format!("{} remove {}", self.word(), o.name), e))
-    }
-
-    /// The names of the objects of this kind a container spec mounts.
-    fn mounted(self, c: &TaskSpecContainerSpec) -> Vec<String> {
-        match self {
-            Versioned::Secret => c
-                .secrets
-                .iter()
-                .flatten()
-                .filter_map(|s| s.secret_name.clone())
-                .collect(),
-            Versioned::Config => c
-                .configs
-                .iter()
-                .flatten()
-                .filter_map(|s| s.config_name.clone())
-                .collect(),
-        }
-    }
-
-    /// For each of `bases`: the version of its content in `contents` (created when missing,
-    /// labelled with the base and the content's SHA-256), or, without content, the newest
-    /// version deployed (none: the base stays as it is). The base → version names and the
-    /// change lines (names only, never content).
-    fn rotate(
-        self,
-        docker: &Docker,
-        bases: &[String],
-        contents: &BTreeMap<String, Vec<u8>>,
-    ) -> Result<(BTreeMap<String, String>, Vec<String>), LabError> {
-        let rt = runtime()?;
-        let mut changes = Vec::new();
-        let mut renamed = BTreeMap::new();
-        for base in bases {
-            let Some(content) = contents.get(base) else {
-                // Content not readable here: the newest version phoenix deployed, if any, stays.
-                if let Some(name) = rt.block_on(self.newest_version(docker, base))? {
-                    renamed.insert(base.clone(), name);
-                }
-                continue;
-            };
-            let hash = super::service::sha256_hex(content);
-            let name = phoenix_plan::swarm::versioned_secret(base, &hash);
-            let created = rt.block_on(async {
-                if self.exists(docker, &name).await? {
-                    return Ok::<_, LabError>(false);
-                }
-                let labels = HashMap::from([
-                    (self.base_label().to_string(), base.clone()),
-                    (
-                        phoenix_plan::swarm::LABEL_SECRET_HASH.to_string(),
-                        hash.clone(),
-                    ),
-                ]);
-                self.create(docker, &name, labels, content).await?;
-                Ok(true)
-            })?;
-            if created {
-                changes.push(format!(
-                    "created {} {name} (version of {base})",
-                    self.word()
-                ));
-            }
-            renamed.insert(base.clone(), name);
-        }
-        Ok((renamed, changes))
-    }
-
-    /// The newest object labelled as a version of `base`, by creation.
-    async fn newest_version(self, docker: &Docker, base: &str) -> Result<Option<String>, LabError> {
-        let list = self
-            .list(docker, format!("{}={base}", self.base_label()))
-            .await?;
-        Ok(list
-            .into_iter()
-            .filter_map(|o| Some((o.created_at?, o.name)))
-            .max()
-            .map(|(_, name)| name))
-    }
-
-    /// Remove the versions of `bases` no service mounts; the change lines.
-    fn prune(self, docker: &Docker, bases: &[String]) -> Result<Vec<String>, LabError> {
-        let rt = runtime()?;
-        rt.block_on(async {
-            let services = docker
-                .list_services(None::<bollard::query_parameters::ListServicesOptions>)
-                .await
-                .map_err(|e| api("service list", e))?;
-            let used: BTreeSet<String> = services
-                .iter()
-                .filter_map(|s| {
-                    s.spec
-                        .as_ref()?
-                        .task_template
-                        .as_ref()?
-                        .container_spec
-                        .as_ref()
-                })
-                .flat_map(|c| self.mounted(c))
-                .collect();
-            let mut changes = Vec::new();
-            for o in self.list(docker, self.base_label().to_string()).await? {
-                if !bases.contains(&o.base) || used.contains(&o.name) {
-                    continue;
-                }
-                self.delete(docker, &o).await?;
-                changes.push(format!(
-                    "removed {} {} (no service uses it)",
-                    self.word(),
-                    o.name
-                ));
-            }
-            Ok(changes)
-        })
-    }
-}
-
-/// Rename the references in `names` and `refs` by `renamed` (base → version).
-fn use_versions(
-    names: &mut [String],
-    refs: &mut dyn Iterator<Item = &mut FileRef>,
-    renamed: &BTreeMap<String, String>,
-) {
-    for s in names {
-        if let Some(n) = renamed.get(s) {
-            *s = n.clone();
-        }
-    }
-    for f in refs {
-        if let Some(n) = renamed.get(&f.source) {
-            f.source = n.clone();
-        }
-    }
-}
-
-/// Secrets the stack takes from phoenix (Portainer's TLS material, its admin password), as
-/// immutable versions: for each base name in `contents`, a Swarm secret
-/// `<base>-<first 12 hex of the content's SHA-256>` is created when missing (labels
-/// [`LABEL_SECRET_BASE`] and `phoenix.sha256`), and `stack` is rewritten to use it (the file
-/// in the container keeps the base name, so the compose file's paths hold). New content is a
-/// new name, so [`deploy`] then updates exactly the services using it — the rotation when the
-/// PKI renews a certificate. A base whose content phoenix cannot read here keeps the newest
-/// version already deployed (none: the base name, which must exist). Returns the change lines
-/// (names only, never content).
-/// Anyone who can read the labels can already mount the secret, so the hash tells them nothing
-/// more. Bases in `contents` the stack does not use are ignored.
-pub fn rotate_secrets(
-    docker: &Docker,
-    stack: &mut RenderedStack,
-    contents: &BTreeMap<String, Vec<u8>>,
-) -> Result<Vec<String>, LabError> {
-    let (renamed, changes) = Versioned::Secret.rotate(docker, &stack.secrets, contents)?;
-    let mut refs = stack.services.iter_mut().flat_map(|s| s.secrets.iter_mut());
-    use_versions(&mut stack.secrets, &mut refs, &renamed);
-    Ok(changes)
-}
-
-/// The environment's files ([`RenderedStack::files`]) as immutable Swarm configs, the way
-/// [`rotate_secrets`] does it for secrets: for each file's base name
-/// (`<namespace>_<file stem>`) with its content in `contents`, a config
-/// `<base>-<first 12 hex of the content's SHA-256>` is created when missing (labels
-/// [`LABEL_CONFIG_BASE`] and `phoenix.sha256`) and every service mounting the base is
-/// rewritten to mount that version at the same destination. A changed file is a new config,
-/// so [`deploy`] updates the services; [`prune_configs`] then removes the old version. A base
-/// without content in `contents` keeps the newest version deployed. Configs are not
-/// encrypted at rest: files holding secrets belong in secrets. Returns the change lines
-/// (names only, never content); an error when a file is larger than Swarm accepts.
-pub fn rotate_configs(
-    docker: &Docker,
-    stack: &mut RenderedStack,
-    contents: &BTreeMap<String, Vec<u8>>,
-) -> Result<Vec<String>, LabError> {
-    let bases: Vec<String> = stack.files.iter().map(|f| f.base.clone()).collect();
-    for f in &stack.files {
-        if let Some(c) = contents.get(&f.base).filter(|c| c.len() > MAX_CONFIG_BYTES) {
-            return Err(swarm_err(format!(
-                "{} ({} bytes) is larger than a Swarm config may be ({MAX_CONFIG_BYTES} bytes)",
-                f.path.display(),
-                c.len()
-            )));
-        }
-    }
-    let (renamed, changes) = Versioned::Config.rotate(docker, &bases, contents)?;
-    let mut refs = stack.services.iter_mut().flat_map(|s| s.configs.iter_mut());
-    use_versions(&mut stack.configs, &mut refs, &renamed);
-    Ok(changes)
-}
-
-/// Remove the versions of the secrets `bases` that no service uses any more (after a
-/// [`deploy`] moved the services to new ones); a version still in use stays. The change lines.
-pub fn prune_secrets(docker: &Docker, bases: &[String]) -> Result<Vec<String>, LabError> {
-    Versioned::Secret.prune(docker, bases)
-}
-
-/// [`prune_secrets`] for the configs of [`rotate_configs`]: the versions of `bases` no
-/// service mounts any more are removed. The change lines.
-pub fn prune_configs(docker: &Docker, bases: &[String]) -> Result<Vec<String>, LabError> {
-    Versioned::Config.prune(docker, bases)
-}
-
 /// The services of `namespace` with their running and desired task counts, by name.
-pub fn replicas(docker: &Docker, namespace: &str) -> Result<Vec<(String, u64, u64)>, LabError> {
+pub fn replicas(docker: &Docker, namespace: &str) -> Result<Vec<(String, u64, u64)>, DockerError> {
     let list = runtime()?.block_on(namespace_services(docker, namespace))?;
     Ok(list
         .into_iter()
@@ -975,7 +632,8 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
 
     use super::*;
-    use phoenix_render::stack::render_compose;
+    use crate::docker::versions::*;
+    use phoenix_render::stack::{FileRef, render_compose};
     use serde_json::json;
 
     fn stack() -> RenderedStack {
@@ -1075,6 +733,24 @@ mod tests {
     }
 
     #[test]
+    fn global_mode_and_secret_paths() {
+        assert_eq!(secret_file_name("/run/secrets/x"), "x");
+        assert_eq!(secret_file_name("/etc/x"), "/etc/x");
+        let compose = json!({"services": {"a": {"image": "i", "deploy": {"mode": "global"}}}});
+        let s = render_compose("n", &compose, &BTreeMap::new(), &BTreeMap::new()).unwrap();
+        let spec = service_spec(&s, &s.services[0], "i", &ObjectIds::default());
+        let mode = spec.mode.unwrap();
+        assert!(mode.global.is_some() && mode.replicated.is_none());
+        // The default network.
+        assert_eq!(
+            spec.task_template.unwrap().networks.unwrap()[0]
+                .target
+                .as_deref(),
+            Some("n_default")
+        );
+    }
+
+    #[test]
     fn versions_replace_bases_in_names_and_refs() {
         let mut s = stack();
         s.configs.push("lab_demo_app".into());
@@ -1112,23 +788,5 @@ mod tests {
         assert_eq!(file.mode, Some(0o444));
         assert_eq!(Versioned::Config.base_label(), LABEL_CONFIG_BASE);
         assert_eq!(Versioned::Secret.base_label(), LABEL_SECRET_BASE);
-    }
-
-    #[test]
-    fn global_mode_and_secret_paths() {
-        assert_eq!(secret_file_name("/run/secrets/x"), "x");
-        assert_eq!(secret_file_name("/etc/x"), "/etc/x");
-        let compose = json!({"services": {"a": {"image": "i", "deploy": {"mode": "global"}}}});
-        let s = render_compose("n", &compose, &BTreeMap::new(), &BTreeMap::new()).unwrap();
-        let spec = service_spec(&s, &s.services[0], "i", &ObjectIds::default());
-        let mode = spec.mode.unwrap();
-        assert!(mode.global.is_some() && mode.replicated.is_none());
-        // The default network.
-        assert_eq!(
-            spec.task_template.unwrap().networks.unwrap()[0]
-                .target
-                .as_deref(),
-            Some("n_default")
-        );
     }
 }

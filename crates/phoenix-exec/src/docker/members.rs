@@ -12,7 +12,7 @@
 //!   demote the last manager, and that error is reported);
 //! - **overlays**: the model's overlay networks created when missing (see [`overlays`]).
 //!
-//! The lab's Swarm ([`super::up`]) and `phoenix swarm` / `sync all --target pve` both use it.
+//! The lab's Swarm (`phoenix_lab::swarm::up`) and `phoenix swarm` / `sync all --target pve` both use it.
 //!
 //! Returns change lines (empty when everything already held). Join tokens never appear in
 //! any line or error.
@@ -25,11 +25,32 @@ use bollard::models::{
     LocalNodeState, NodeSpec, NodeSpecRoleEnum, SwarmInitRequest, SwarmJoinRequest,
 };
 use bollard::query_parameters::UpdateNodeOptionsBuilder;
-use phoenix_model::model::SwarmRole;
+use ipnet::IpNet;
+use phoenix_model::model::{DesiredState, SwarmRole};
 use phoenix_plan::swarm::{DesiredNode, SwarmDesired};
 
-use super::{MANAGER_PORT, runtime, swarm_err};
-use crate::LabError;
+use super::{DockerError, MANAGER_PORT, err as swarm_err, runtime};
+
+/// The Swarm's overlay address pools, first one that overlaps no subnet of the model wins.
+pub const ADDR_POOLS: [&str; 3] = ["10.200.0.0/16", "10.201.0.0/16", "172.30.0.0/16"];
+
+fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// The first of [`ADDR_POOLS`] that overlaps no subnet of the model: the Swarm's
+/// `default_addr_pool` (Docker's own 10.0.0.0/8 would overlap a 10.0.0.0/24 management net).
+pub fn addr_pool(d: &DesiredState) -> Result<&'static str, DockerError> {
+    let subnets: Vec<IpNet> = d.bridges.iter().filter_map(|b| b.subnet).collect();
+    ADDR_POOLS
+        .iter()
+        .copied()
+        .find(|p| {
+            p.parse::<IpNet>()
+                .is_ok_and(|pool| !subnets.iter().any(|s| overlaps(&pool, s)))
+        })
+        .ok_or_else(|| swarm_err("every overlay address pool overlaps a subnet of the model"))
+}
 
 /// An engine client for one node of the model (by guest id).
 pub struct NodeEngine<'a> {
@@ -37,7 +58,7 @@ pub struct NodeEngine<'a> {
     pub client: &'a Docker,
 }
 
-fn find<'a>(engines: &'a [NodeEngine<'a>], n: &DesiredNode) -> Result<&'a Docker, LabError> {
+fn find<'a>(engines: &'a [NodeEngine<'a>], n: &DesiredNode) -> Result<&'a Docker, DockerError> {
     engines
         .iter()
         .find(|e| e.guest == n.guest.0)
@@ -45,7 +66,7 @@ fn find<'a>(engines: &'a [NodeEngine<'a>], n: &DesiredNode) -> Result<&'a Docker
         .ok_or_else(|| swarm_err(format!("no engine for {} ({})", n.name, n.guest)))
 }
 
-fn api(n: &DesiredNode, what: &str, e: bollard::errors::Error) -> LabError {
+fn api(n: &DesiredNode, what: &str, e: bollard::errors::Error) -> DockerError {
     swarm_err(format!("{} ({}) {what}: {e}", n.name, n.guest))
 }
 
@@ -57,7 +78,7 @@ struct Membership {
     addr: String,
 }
 
-async fn state(c: &Docker, n: &DesiredNode) -> Result<Membership, LabError> {
+async fn state(c: &Docker, n: &DesiredNode) -> Result<Membership, DockerError> {
     let info = c.info().await.map_err(|e| api(n, "info", e))?;
     let s = info.swarm.unwrap_or_default();
     Ok(Membership {
@@ -74,12 +95,12 @@ fn listen(n: &DesiredNode) -> String {
 }
 
 /// Initialise the Swarm on the first manager unless it is in one already; overlay subnets
-/// from `addr_pool` ([`super::addr_pool`]).
+/// from `addr_pool` ([`addr_pool`]).
 pub fn init(
     desired: &SwarmDesired,
     engines: &[NodeEngine],
     addr_pool: &str,
-) -> Result<Vec<String>, LabError> {
+) -> Result<Vec<String>, DockerError> {
     let leader = desired
         .leader()
         .ok_or_else(|| swarm_err("the configuration has no Swarm manager"))?;
@@ -131,7 +152,7 @@ pub fn init(
 }
 
 /// Join every other node of the model (managers first) and set every node's labels.
-pub fn join(desired: &SwarmDesired, engines: &[NodeEngine]) -> Result<Vec<String>, LabError> {
+pub fn join(desired: &SwarmDesired, engines: &[NodeEngine]) -> Result<Vec<String>, DockerError> {
     let leader = desired
         .leader()
         .ok_or_else(|| swarm_err("the configuration has no Swarm manager"))?;
@@ -209,7 +230,7 @@ async fn labels(
     desired: &SwarmDesired,
     engines: &[NodeEngine<'_>],
     lc: &Docker,
-) -> Result<Vec<String>, LabError> {
+) -> Result<Vec<String>, DockerError> {
     let mut changes = Vec::new();
     for n in &desired.nodes {
         let info = find(engines, n)?
@@ -284,7 +305,10 @@ async fn labels(
 /// driver, attachable as the model says, the MTU option from the underlay); one that exists
 /// with another driver or MTU is an error naming the difference — recreating a network
 /// disconnects every service on it, which phoenix does not do behind the operator's back.
-pub fn overlays(desired: &SwarmDesired, engines: &[NodeEngine]) -> Result<Vec<String>, LabError> {
+pub fn overlays(
+    desired: &SwarmDesired,
+    engines: &[NodeEngine],
+) -> Result<Vec<String>, DockerError> {
     let leader = desired
         .leader()
         .ok_or_else(|| swarm_err("the configuration has no Swarm manager"))?;
@@ -345,7 +369,7 @@ async fn allocated(
     c: &Docker,
     leader: &DesiredNode,
     name: &str,
-) -> Result<bollard::models::NetworkInspect, LabError> {
+) -> Result<bollard::models::NetworkInspect, DockerError> {
     let start = std::time::Instant::now();
     loop {
         let n = c
@@ -362,5 +386,20 @@ async fn allocated(
             )));
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn pools_that_contain_each_other_overlap() {
+        let a: IpNet = "10.0.0.0/8".parse().unwrap();
+        let b: IpNet = "10.0.0.0/24".parse().unwrap();
+        let c: IpNet = "10.200.0.0/16".parse().unwrap();
+        assert!(overlaps(&a, &b) && overlaps(&b, &a));
+        assert!(!overlaps(&b, &c));
     }
 }
