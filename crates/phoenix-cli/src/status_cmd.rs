@@ -10,7 +10,9 @@ use std::io::Write;
 use phoenix_pve::hostfiles::CountingShell;
 
 use crate::cli::{OutputFormat, StatusArgs, StatusTarget};
-use crate::sync_cmd::{connect, observe_and_plan};
+use phoenix_exec::target::{SyncRequest, Target};
+
+use crate::sync_cmd::{connect, report_failure};
 use crate::{config, exit};
 
 fn emit_json(v: &serde_json::Value) {
@@ -42,18 +44,22 @@ fn pve(args: &StatusArgs) -> u8 {
         Err(code) => return code,
     };
     let shell = CountingShell::new(session.shell.as_ref());
-    let (observation, plan, firewall) = match observe_and_plan(
-        &session,
-        &shell,
-        &Default::default(),
-        &phoenix_plan::Request::SyncAll,
-        false,
-        None,
-    ) {
-        Ok(x) => x,
-        Err(code) => return code,
+    let req = SyncRequest {
+        request: phoenix_plan::Request::SyncAll,
+        only: Default::default(),
+        provision: false,
+        dry_run: true,
     };
-    let mut st = phoenix_plan::status::status(&session.desired, &observation.state, &plan);
+    let none = phoenix_exec::guest::provision::NoMaterials;
+    let mut target = crate::sync_cmd::target(&session, &shell, None, &none);
+    let planned = target
+        .observe(&session.desired, &req)
+        .and_then(|o| Ok((target.plan_with_firewall(&session.desired, &o, &req)?, o)));
+    let (phoenix_pve::target::PvePlan { plan, firewall }, observed) = match planned {
+        Ok(x) => x,
+        Err(f) => return report_failure(&f),
+    };
+    let mut st = phoenix_plan::status::status(&session.desired, &observed.observation.state, &plan);
     if let Some(fw) = &firewall {
         phoenix_plan::status::with_firewall(&mut st, fw, &plan);
     }

@@ -542,8 +542,29 @@ pub(crate) fn apply_actions(ctx: &Ctx, actions: &[SwarmAction]) -> Result<Vec<St
 }
 
 /// Observe the Swarm of `ctx` (for the plan).
+/// The Swarm phase of `sync all` on a node: these engines, this plan.
+impl phoenix_exec::target::SwarmPhase for Ctx {
+    fn observe(&self) -> SwarmObserved {
+        observe(self)
+    }
+
+    fn plan(&self, observed: &SwarmObserved) -> (Vec<SwarmAction>, Vec<String>) {
+        plan_actions(self, observed)
+    }
+
+    fn apply(&self, actions: &[SwarmAction]) -> Result<Vec<String>, phoenix_exec::target::Failure> {
+        apply_actions(self, actions).map_err(|(msg, hint)| {
+            phoenix_exec::target::Failure::new(
+                phoenix_exec::target::Stage::Swarm,
+                format!("swarm: {msg}"),
+                hint,
+            )
+        })
+    }
+}
+
 pub(crate) fn observe(ctx: &Ctx) -> SwarmObserved {
-    phoenix_lab::swarm::observe::observe_engines(&ctx.engines)
+    phoenix_exec::docker::observe::observe_engines(&ctx.engines)
 }
 
 fn render(

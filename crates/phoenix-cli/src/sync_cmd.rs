@@ -5,14 +5,15 @@
 use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
 
+use phoenix_exec::target::{Failure, Stage, SwarmPhase, SyncRequest, SyncRun};
+use phoenix_plan::Request;
 use phoenix_plan::plan::Plan;
-use phoenix_plan::subsystem::{self, Subsystem};
-use phoenix_plan::{PlanContext, Request};
-use phoenix_pve::apply::{ApplyOptions, Journal, Outcome, apply_plan_with};
+use phoenix_plan::subsystem::Subsystem;
+use phoenix_pve::apply::{Journal, Outcome};
 use phoenix_pve::hostfiles::CountingShell;
-use phoenix_pve::observe::{observe_guests, observe_host_files};
+use phoenix_pve::target::PveTarget;
 use phoenix_pve::{ConnectionFlags, ConnectionSettings, LocalShell, PveClient};
-use phoenix_render::{FileTarget, RenderOptions};
+use phoenix_render::RenderOptions;
 
 use crate::cli::{ApplyArgs, OutputFormat, PveConnArgs, SyncAllArgs, SyncCommand, SyncTarget};
 use crate::{config, exit};
@@ -130,156 +131,31 @@ pub(crate) fn connect(config: &std::path::Path, pve: &PveConnArgs) -> Result<Pve
     })
 }
 
-/// The observation, the plan and (when the firewall was observed through the API) the
-/// desired firewall, for `status`.
-pub(crate) type ObservedPlan = (
-    phoenix_pve::observe::Observation,
-    Plan,
-    Option<phoenix_plan::firewall_api::FirewallState>,
-);
-
-/// Observe the node (guests, the firewall through the API, host files) and plan.
-pub(crate) fn observe_and_plan(
-    s: &PveSession,
-    shell: &dyn phoenix_pve::HostShell,
-    only: &BTreeSet<Subsystem>,
-    request: &Request,
-    provision: bool,
-    swarm: Option<phoenix_plan::swarm::SwarmObserved>,
-) -> Result<ObservedPlan, u8> {
-    let (desired, client, opts) = (&s.desired, &s.client, &s.opts);
-    // Observe.
-    let managed: BTreeSet<_> = desired.guests.keys().copied().collect();
-    let mut observation = match observe_guests(client, &managed, 8) {
-        Ok(o) => o,
-        Err(e) => {
-            error(
-                &format!("observe guests: {e}"),
-                "is the endpoint a PVE node and the token allowed to read /cluster/resources?",
-            );
-            return Err(APPLY_FAILED);
-        }
-    };
-    let host_paths: Vec<(FileTarget, String)> = match phoenix_render::render_all(desired, opts) {
-        Ok(files) => files
-            .into_iter()
-            .filter(|f| f.target == FileTarget::Host)
-            .map(|f| (f.target, f.path))
-            .collect(),
-        Err(e) => {
-            error(
-                &format!("render: {e}"),
-                "`phoenix render` shows the same error",
-            );
-            return Err(exit::FAILED);
-        }
-    };
-    // Host files are read only when a subsystem that owns one is part of the run; the `.fw`
-    // files never: the firewall goes through the API (which stores those files on a node).
-    let host_paths: Vec<_> = host_paths
-        .into_iter()
-        .filter(|(t, p)| subsystem::of_file(t, p) != Subsystem::Firewall)
-        .filter(|(t, p)| only.is_empty() || only.contains(&subsystem::of_file(t, p)))
-        .collect();
-    match observe_host_files(shell, &host_paths) {
-        Ok(files) => observation.state.files = files,
-        Err(e) => {
-            error(
-                &format!("observe host files: {e}"),
-                "--host-root names the node's root (default /)",
-            );
-            return Err(APPLY_FAILED);
-        }
+/// The pipeline's failure as the CLI reports it: observe failures are apply failures (3),
+/// a configuration that cannot be planned a finding (1).
+pub(crate) fn report_failure(f: &Failure) -> u8 {
+    error(&f.message, &f.hint);
+    match f.stage {
+        Stage::Plan => exit::FAILED,
+        _ => APPLY_FAILED,
     }
-
-    observation.state.swarm = swarm;
-
-    // Plan.
-    let ctx = PlanContext {
-        now: phoenix_pki::issue::unix_seconds(std::time::SystemTime::now()),
-        pki: None,
-    };
-    let provision = provision.then(phoenix_plan::provision::ProvisionOptions::default);
-    let plan = match phoenix_plan::plan::plan_full(
-        desired,
-        &observation.state,
-        request,
-        opts,
-        &ctx,
-        provision.as_ref(),
-    ) {
-        Ok(p) => p,
-        Err(e) => {
-            error(&e.to_string(), "`phoenix plan` shows the same plan offline");
-            return Err(exit::FAILED);
-        }
-    };
-
-    let mut plan = plan;
-    let mut firewall = None;
-    if *request == Request::SyncAll {
-        let wanted = only.is_empty() || only.contains(&Subsystem::Firewall);
-        let fw_plan = if wanted {
-            let mut desired_fw = phoenix_plan::firewall_api::desired(desired, opts);
-            // A guest's firewall is written once the guest exists or is created in this run
-            // (its wave follows the creates); a guest neither gets none, said in a note.
-            let creating = only.is_empty() || only.contains(&Subsystem::Guests);
-            let present: BTreeSet<_> = observation
-                .inventory
-                .iter()
-                .map(|e| e.id)
-                .chain(plan.actions().filter_map(|a| match a {
-                    phoenix_plan::Action::CreateGuest { id, .. } if creating => Some(*id),
-                    _ => None,
-                }))
-                .collect();
-            let absent: Vec<String> = desired_fw
-                .guests
-                .iter()
-                .filter(|g| !present.contains(&g.id))
-                .map(|g| g.id.to_string())
-                .collect();
-            if !absent.is_empty() {
-                plan.notes.push(format!(
-                    "firewall of guest(s) {} not planned: they do not exist and are not created in this run",
-                    absent.join(", ")
-                ));
-            }
-            desired_fw.guests.retain(|g| present.contains(&g.id));
-            let observed_fw = observe_firewall(client, &observation, &managed)?;
-            let fw_plan = phoenix_plan::firewall_api::plan(&desired_fw, &observed_fw);
-            firewall = Some(desired_fw);
-            fw_plan
-        } else {
-            Default::default()
-        };
-        phoenix_plan::firewall_api::merge_into(&mut plan, fw_plan);
-    }
-    if !only.is_empty() {
-        subsystem::restrict(&mut plan, only);
-    }
-    Ok((observation, plan, firewall))
 }
 
-/// The firewall through the API: cluster, this node, and the managed guests that exist.
-fn observe_firewall(
-    client: &PveClient,
-    observation: &phoenix_pve::observe::Observation,
-    managed: &BTreeSet<phoenix_model::model::GuestId>,
-) -> Result<phoenix_plan::firewall_api::FirewallState, u8> {
-    let guests: Vec<_> = observation
-        .inventory
-        .iter()
-        .filter(|e| managed.contains(&e.id))
-        .map(|e| (e.id, e.kind, e.node.clone()))
-        .collect();
-    phoenix_pve::firewall::observe_firewall(client, client.node(), &guests, 8).map_err(|e| {
-        error(
-            &format!("observe the firewall: {e}"),
-            "is the token allowed to read /cluster/firewall and the guests' firewall (Sys.Audit, VM.Audit)?",
-        );
-        APPLY_FAILED
-    })
+/// The node of `s` as a [`PveTarget`] over `shell`.
+pub(crate) fn target<'a>(
+    s: &'a PveSession,
+    shell: &'a dyn phoenix_pve::HostShell,
+    args: Option<&SyncAllArgs>,
+    materials: &'a dyn phoenix_exec::guest::provision::Materials,
+) -> PveTarget<'a> {
+    PveTarget {
+        client: &s.client,
+        shell,
+        opts: s.opts.clone(),
+        parallelism: args.map_or(4, |a| a.parallelism),
+        image_store: args.and_then(|a| a.image_store.clone()),
+        materials,
+    }
 }
 
 fn sync_all(args: &SyncAllArgs) -> u8 {
@@ -309,6 +185,43 @@ pub fn apply_verb(a: &ApplyArgs) -> u8 {
     run_pve(&a.sync, &request)
 }
 
+/// step-ca's CA files for the provision steps from `--ca-dir` (with the passphrase and the
+/// provisioner key), and notes on what is left out; none without `--provision` or on a dry run.
+fn load_materials(
+    d: &phoenix_model::DesiredState,
+    args: &SyncAllArgs,
+) -> Result<(crate::materials::MaterialMap, Vec<String>), u8> {
+    let (Some(dir), true) = (&args.ca_dir, args.provision && !args.dry_run) else {
+        return Ok((crate::materials::MaterialMap::new(), Vec::new()));
+    };
+    let pass = crate::ca_cmd::passphrase_secret(&args.passphrase, d.step_ca.password.as_ref())
+        .map(|s| config::resolve_secret(&s))
+        .transpose();
+    let step_ca_password = d
+        .step_ca
+        .password
+        .as_ref()
+        .map(config::resolve_secret)
+        .transpose();
+    pass.and_then(|p| step_ca_password.map(|s| (p, s)))
+        .and_then(|(p, s)| {
+            crate::materials::from_ca_dir(
+                d,
+                dir,
+                p.as_deref(),
+                s.as_deref(),
+                args.provisioner_key.as_deref(),
+            )
+        })
+        .map_err(|e| {
+            error(
+                &format!("step-ca material: {e}"),
+                "check --ca-dir, the passphrase (--passphrase-env/--passphrase-file or step_ca.password) and --provisioner-key",
+            );
+            exit::USAGE
+        })
+}
+
 fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
     if args.switch_network
         && let Err(code) = crate::netswitch_cmd::precheck(args)
@@ -331,93 +244,40 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
         } else {
             None
         };
-    let swarm_observed = swarm_ctx.as_ref().map(crate::swarm_cmd::observe);
-    let (observation, mut plan, _) = match observe_and_plan(
-        &session,
-        &shell,
-        &only,
-        request,
-        args.provision,
-        swarm_observed.clone(),
-    ) {
-        Ok(x) => x,
+    // step-ca's CA files for the provision steps, from `--ca-dir` (else skipped, said so).
+    let (materials, material_notes) = match load_materials(&session.desired, args) {
+        Ok(m) => m,
         Err(code) => return code,
     };
-    // With the engines at hand, the Swarm is planned with phoenix's secrets' content too (a
-    // renewed certificate is a rotation) and secret-referencing stack variables resolved.
-    if let (Some(ctx), Some(obs)) = (&swarm_ctx, &swarm_observed) {
-        let (actions, notes) = crate::swarm_cmd::plan_actions(ctx, obs);
-        plan.set_swarm(actions);
-        plan.notes.extend(notes);
-    }
-    let client = &session.client;
-    let observe_counts = client.counts();
-
-    // Apply.
-    // step-ca's CA files for the provision steps, from `--ca-dir` (else skipped, said so).
-    let materials = match (&args.ca_dir, args.provision && !args.dry_run) {
-        (Some(dir), true) => {
-            let d = &session.desired;
-            let pass =
-                crate::ca_cmd::passphrase_secret(&args.passphrase, d.step_ca.password.as_ref())
-                    .map(|s| config::resolve_secret(&s))
-                    .transpose();
-            let step_ca_password = d
-                .step_ca
-                .password
-                .as_ref()
-                .map(config::resolve_secret)
-                .transpose();
-            let loaded = pass
-                .and_then(|p| step_ca_password.map(|s| (p, s)))
-                .and_then(|(p, s)| {
-                    crate::materials::from_ca_dir(
-                        d,
-                        dir,
-                        p.as_deref(),
-                        s.as_deref(),
-                        args.provisioner_key.as_deref(),
-                    )
-                });
-            match loaded {
-                Ok((m, notes)) => {
-                    plan.notes.extend(notes);
-                    m
-                }
-                Err(e) => {
-                    error(
-                        &format!("step-ca material: {e}"),
-                        "check --ca-dir, the passphrase (--passphrase-env/--passphrase-file or step_ca.password) and --provisioner-key",
-                    );
-                    return exit::USAGE;
-                }
-            }
-        }
-        _ => crate::materials::MaterialMap::new(),
+    let req = SyncRequest {
+        request: request.clone(),
+        only,
+        provision: args.provision,
+        dry_run: args.dry_run,
     };
-    let journal = (!args.dry_run).then(|| {
-        let options = ApplyOptions {
-            parallelism: args.parallelism,
-            image_store: args.image_store.clone(),
-            shell: Some(&shell),
-        };
-        // Without material (no --ca-dir) step-ca's files are skipped, said so.
-        apply_plan_with(client, &plan, &observation, &options, &materials)
-    });
-    // The Swarm, once the guests are in place.
-    let mut swarm_applied = Vec::new();
-    if let (Some(j), Some(ctx)) = (&journal, &swarm_ctx)
-        && j.is_success()
-        && !plan.swarm.is_empty()
-    {
-        match crate::swarm_cmd::apply_actions(ctx, &plan.swarm) {
-            Ok(c) => swarm_applied = c,
-            Err((msg, hint)) => {
-                error(&format!("swarm: {msg}"), &hint);
-                return APPLY_FAILED;
+    let mut target = target(&session, &shell, Some(args), &materials);
+    let swarm = swarm_ctx.as_ref().map(|c| c as &dyn SwarmPhase);
+    // The requests of observing alone: counted when the apply starts (a dry run never does).
+    let mut observe_counts = None;
+    let run =
+        phoenix_exec::target::sync_all(&mut target, &session.desired, &req, swarm, &mut |stage| {
+            if stage == "applying" && observe_counts.is_none() {
+                observe_counts = Some(session.client.counts());
             }
-        }
-    }
+        });
+    let SyncRun {
+        observed,
+        mut plan,
+        journal,
+        swarm_applied,
+    } = match run {
+        Ok(r) => r,
+        Err(f) => return report_failure(&f),
+    };
+    plan.notes.extend(material_notes);
+    drop(observed);
+    let client = &session.client;
+    let observe_counts = observe_counts.unwrap_or_else(|| client.counts());
     // The host network switch, after a successful apply (which staged the file).
     let switched = match &journal {
         Some(j) if j.is_success() && args.switch_network => {
@@ -543,21 +403,7 @@ fn failure_detail(
 }
 
 fn outcome_text(o: &Outcome) -> (&'static str, Option<String>) {
-    match o {
-        Outcome::Done => ("done", None),
-        Outcome::Failed(e) => ("failed", Some(e.to_string())),
-        Outcome::Skipped { reason } => ("skipped", Some(reason.clone())),
-        Outcome::NeedsHostStep { what } => ("needs_host_step", Some(what.clone())),
-        Outcome::Staged { path, written } => (
-            "staged",
-            Some(if *written {
-                format!("written to {path}; switch pending")
-            } else {
-                format!("{path} already staged; switch pending")
-            }),
-        ),
-        Outcome::NotStarted => ("not_started", None),
-    }
+    (o.label(), o.detail())
 }
 
 impl Report<'_> {

@@ -7,14 +7,18 @@
 //!   OpenSSH;
 //! - [`guest`]: reaching into a guest ([`guest::GuestExec`]) and the provisioning runner;
 //! - [`docker`]: the Docker Engine API of a Swarm's nodes (membership, stacks, observation);
+//! - [`journal`]: the wave runner every target applies a plan with, and its journal;
+//! - [`target`]: the [`target::Target`] interface and the one [`target::sync_all`] pipeline;
 //! - [`root`]: privilege checks.
 //!
 //! Does file and process I/O.
 
 pub mod docker;
 pub mod guest;
+pub mod journal;
 pub mod root;
 pub mod shell;
+pub mod target;
 
 pub use guest::{GuestExec, ProvisionError};
 pub use shell::ssh::SshShell;

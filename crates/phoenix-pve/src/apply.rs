@@ -14,11 +14,10 @@
 //! agent for VMs. Each step is checked first; a kept step is journaled as skipped with the
 //! reason "kept: already done", an applied one as done.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use phoenix_model::model::{GuestId, GuestKind};
+use std::collections::BTreeMap;
+
+use phoenix_exec::journal::{ActionExecutor, apply_waves};
 use phoenix_plan::action::Action;
 use phoenix_plan::plan::Plan;
 use phoenix_render::guestparams::ApiCall;
@@ -34,37 +33,12 @@ use phoenix_exec::guest::provision::{
 };
 use phoenix_exec::shell::HostShell;
 
-/// What happened to one action.
-#[derive(Debug)]
-pub enum Outcome {
-    Done,
-    Failed(PveError),
-    /// Not an API action (files, raw lxc lines, certificates): the host shell layer does it.
-    Skipped {
-        reason: String,
-    },
-    /// Needs a host step this layer cannot do (importing a cloud image from a bare file
-    /// name): stops this guest's later actions and later waves, like a failure.
-    NeedsHostStep {
-        what: String,
-    },
-    /// Written next to its target (`interfaces.new`) and left for the switch with
-    /// try-and-rollback; the live file is unchanged. `written` is false when the staged file
-    /// already held this content.
-    Staged {
-        path: String,
-        written: bool,
-    },
-    /// An earlier failure (this guest's, or an earlier wave's) stopped it.
-    NotStarted,
-}
-
-impl Outcome {
-    /// Stops the guest's later actions and the later waves.
-    pub fn is_blocking(&self) -> bool {
-        matches!(self, Outcome::Failed(_) | Outcome::NeedsHostStep { .. })
-    }
-}
+/// What happened to one action ([`phoenix_exec::journal::Outcome`] with the API's error).
+pub type Outcome = phoenix_exec::journal::Outcome<PveError>;
+/// One action and its outcome.
+pub type JournalEntry = phoenix_exec::journal::JournalEntry<PveError>;
+/// Every action of the plan with its outcome, in plan order.
+pub type Journal = phoenix_exec::journal::Journal<PveError>;
 
 /// How to apply.
 #[derive(Debug, Clone)]
@@ -91,34 +65,6 @@ impl Default for ApplyOptions<'_> {
     }
 }
 
-#[derive(Debug)]
-pub struct JournalEntry {
-    pub wave: String,
-    pub action: Action,
-    pub outcome: Outcome,
-}
-
-/// Every action of the plan with its outcome, in plan order.
-#[derive(Debug, Default)]
-pub struct Journal {
-    pub entries: Vec<JournalEntry>,
-    /// The wave that failed (or needed a host step); later waves were not started.
-    pub failed_wave: Option<String>,
-}
-
-impl Journal {
-    pub fn is_success(&self) -> bool {
-        self.failed_wave.is_none()
-    }
-
-    pub fn failures(&self) -> impl Iterator<Item = (&Action, &PveError)> {
-        self.entries.iter().filter_map(|e| match &e.outcome {
-            Outcome::Failed(err) => Some((&e.action, err)),
-            _ => None,
-        })
-    }
-}
-
 /// Apply the guest actions of `plan`. `observation` gives each existing guest's node and
 /// config digest. Provision steps that need apply-time material (CA files, secrets) are
 /// skipped; [`apply_plan_with`] supplies it.
@@ -140,44 +86,14 @@ pub fn apply_plan_with(
     options: &ApplyOptions<'_>,
     materials: &dyn Materials,
 ) -> Journal {
-    let mut journal = Journal::default();
-    for wave in &plan.waves {
-        if journal.failed_wave.is_some() {
-            journal
-                .entries
-                .extend(wave.actions.iter().map(|a| JournalEntry {
-                    wave: wave.name.clone(),
-                    action: a.clone(),
-                    outcome: Outcome::NotStarted,
-                }));
-            continue;
-        }
-        let ctx = WaveContext {
-            client,
-            plan,
-            observation,
-            options,
-            materials,
-        };
-        let outcomes = run_wave(&ctx, &wave.actions);
-        let failed = outcomes.iter().any(Outcome::is_blocking);
-        journal
-            .entries
-            .extend(
-                wave.actions
-                    .iter()
-                    .zip(outcomes)
-                    .map(|(a, outcome)| JournalEntry {
-                        wave: wave.name.clone(),
-                        action: a.clone(),
-                        outcome,
-                    }),
-            );
-        if failed {
-            journal.failed_wave = Some(wave.name.clone());
-        }
-    }
-    journal
+    let ctx = WaveContext {
+        client,
+        plan,
+        observation,
+        options,
+        materials,
+    };
+    apply_waves(plan, options.parallelism, &ctx)
 }
 
 /// What every action of a wave may need.
@@ -189,70 +105,22 @@ struct WaveContext<'a> {
     materials: &'a dyn Materials,
 }
 
-/// Run one wave: actions grouped by guest, each group serial, groups concurrent. A guest's
-/// provision steps run together (a service reloads when an earlier step changed its files).
-fn run_wave(ctx: &WaveContext<'_>, actions: &[Action]) -> Vec<Outcome> {
-    let (client, plan, observation, options) = (ctx.client, ctx.plan, ctx.observation, ctx.options);
-    // Action indexes per group; actions without a guest form their own group.
-    // The cluster-wide firewall actions (cluster, host, groups) form one group: rule
-    // positions and references (alias before the rule using it) depend on their order.
-    let cluster_firewall = actions
-        .iter()
-        .position(|a| matches!(a, Action::Firewall { .. }) && a.guest().is_none());
-    let mut groups: BTreeMap<(Option<GuestId>, usize), Vec<usize>> = BTreeMap::new();
-    for (i, a) in actions.iter().enumerate() {
-        let key = match (a.guest(), a) {
-            (Some(id), _) => (Some(id), 0),
-            (None, Action::Firewall { .. }) => (None, cluster_firewall.unwrap_or(i)),
-            (None, _) => (None, i),
-        };
-        groups.entry(key).or_default().push(i);
+impl ActionExecutor for WaveContext<'_> {
+    type Error = PveError;
+
+    fn run_action(&self, action: &Action) -> Outcome {
+        run_action(
+            self.client,
+            self.plan,
+            self.observation,
+            self.options,
+            action,
+        )
     }
-    let groups: Vec<Vec<usize>> = groups.into_values().collect();
-    let slots: Vec<Mutex<Option<Outcome>>> = actions.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..options.parallelism.clamp(1, 32).min(groups.len().max(1)) {
-            scope.spawn(|| {
-                loop {
-                    let g = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(group) = groups.get(g) else { break };
-                    let provision: Vec<&Action> = group.iter().map(|&i| &actions[i]).collect();
-                    if provision
-                        .iter()
-                        .all(|a| matches!(a, Action::Provision { .. }))
-                    {
-                        for (&i, outcome) in group.iter().zip(run_provision(ctx, &provision)) {
-                            if let Ok(mut slot) = slots[i].lock() {
-                                *slot = Some(outcome);
-                            }
-                        }
-                        continue;
-                    }
-                    let mut stopped = false;
-                    for &i in group {
-                        let outcome = if stopped {
-                            Outcome::NotStarted
-                        } else {
-                            run_action(client, plan, observation, options, &actions[i])
-                        };
-                        stopped |= outcome.is_blocking();
-                        if let Ok(mut slot) = slots[i].lock() {
-                            *slot = Some(outcome);
-                        }
-                    }
-                }
-            });
-        }
-    });
-    slots
-        .into_iter()
-        .map(|m| {
-            m.into_inner()
-                .unwrap_or_else(|p| p.into_inner())
-                .unwrap_or(Outcome::NotStarted)
-        })
-        .collect()
+
+    fn run_provision(&self, actions: &[&Action]) -> Vec<Outcome> {
+        run_provision(self, actions)
+    }
 }
 
 fn guest_path(node: &str, kind: GuestKind, id: GuestId, rest: &str) -> String {

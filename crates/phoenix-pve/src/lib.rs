@@ -16,6 +16,7 @@ pub mod hostfiles;
 pub mod netswitch;
 pub mod observe;
 
+pub mod target;
 pub mod tls;
 
 #[cfg(test)]

@@ -73,21 +73,10 @@ fn options() -> ApplyOptions<'static> {
     }
 }
 
-fn outcome_text(o: &Outcome) -> String {
-    match o {
-        Outcome::Done => "done".into(),
-        Outcome::Failed(e) => format!("FAILED: {e}"),
-        Outcome::Skipped { reason } => format!("skipped: {reason}"),
-        Outcome::NeedsHostStep { what } => format!("needs host step: {what}"),
-        Outcome::Staged { path, .. } => format!("staged {path}"),
-        Outcome::NotStarted => "not started".into(),
-    }
-}
-
 fn print_journal(label: &str, j: &Journal) {
     println!("{label}: failed wave {:?}", j.failed_wave);
     for e in &j.entries {
-        println!("  [{}] {} → {}", e.wave, e.action, outcome_text(&e.outcome));
+        println!("  [{}] {} → {}", e.wave, e.action, e.outcome);
     }
 }
 
@@ -109,7 +98,7 @@ fn assert_journal_complete(plan: &Plan, j: &Journal) {
                     matches!(e.outcome, Outcome::NotStarted),
                     "{} after the failed wave: {}",
                     e.action,
-                    outcome_text(&e.outcome)
+                    e.outcome
                 );
             }
         }

@@ -39,15 +39,7 @@ fn storages(plan: &Plan) -> serde_json::Value {
 
 fn print_journal(journal: &phoenix_pve::apply::Journal) {
     for e in &journal.entries {
-        let what = match &e.outcome {
-            Outcome::Done => "done".to_string(),
-            Outcome::Failed(err) => format!("FAILED: {err}"),
-            Outcome::Skipped { reason } => format!("skipped: {reason}"),
-            Outcome::NeedsHostStep { what } => format!("needs host step: {what}"),
-            Outcome::Staged { path, .. } => format!("staged as {path}"),
-            Outcome::NotStarted => "not started".to_string(),
-        };
-        println!("  [{}] {} → {what}", e.wave, e.action);
+        println!("  [{}] {} → {}", e.wave, e.action, e.outcome);
     }
 }
 
