@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use phoenix_pve::hostfiles::CountingShell;
+use phoenix_exec::shell::files::CountingShell;
 
 use crate::cli::{OutputFormat, StatusArgs, StatusTarget};
 use phoenix_exec::target::{SyncRequest, Target};
@@ -55,7 +55,7 @@ fn pve(args: &StatusArgs) -> u8 {
     let planned = target
         .observe(&session.desired, &req)
         .and_then(|o| Ok((target.plan_with_firewall(&session.desired, &o, &req)?, o)));
-    let (phoenix_pve::target::PvePlan { plan, firewall }, observed) = match planned {
+    let (phoenix_exec::plan::TargetPlan { plan, firewall }, observed) = match planned {
         Ok(x) => x,
         Err(f) => return report_failure(&f),
     };

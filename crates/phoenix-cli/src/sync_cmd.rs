@@ -5,12 +5,12 @@
 use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
 
+use phoenix_exec::shell::files::CountingShell;
 use phoenix_exec::target::{Failure, Stage, SwarmPhase, SyncRequest, SyncRun};
 use phoenix_plan::Request;
 use phoenix_plan::plan::Plan;
 use phoenix_plan::subsystem::Subsystem;
 use phoenix_pve::apply::{Journal, Outcome};
-use phoenix_pve::hostfiles::CountingShell;
 use phoenix_pve::target::PveTarget;
 use phoenix_pve::{ConnectionFlags, ConnectionSettings, LocalShell, PveClient};
 use phoenix_render::RenderOptions;

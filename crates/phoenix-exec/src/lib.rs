@@ -8,6 +8,7 @@
 //! - [`guest`]: reaching into a guest ([`guest::GuestExec`]) and the provisioning runner;
 //! - [`docker`]: the Docker Engine API of a Swarm's nodes (membership, stacks, observation);
 //! - [`journal`]: the wave runner every target applies a plan with, and its journal;
+//! - [`plan`]: the plan a target applies (the planner's, with the firewall's API actions);
 //! - [`target`]: the [`target::Target`] interface and the one [`target::sync_all`] pipeline;
 //! - [`root`]: privilege checks.
 //!
@@ -16,6 +17,7 @@
 pub mod docker;
 pub mod guest;
 pub mod journal;
+pub mod plan;
 pub mod root;
 pub mod shell;
 pub mod target;

@@ -26,12 +26,12 @@ use reqwest::Method;
 use crate::client::PveClient;
 use crate::error::PveError;
 use crate::guestexec::{LxcExec, QemuAgentExec};
-use crate::hostfiles;
 use crate::observe::{Observation, kind_segment};
 use phoenix_exec::guest::provision::{
     Contents, Materials, NoMaterials, StepOutcome, apply_provision,
 };
 use phoenix_exec::shell::HostShell;
+use phoenix_exec::shell::files as hostfiles;
 
 /// What happened to one action ([`phoenix_exec::journal::Outcome`] with the API's error).
 pub type Outcome = phoenix_exec::journal::Outcome<PveError>;
@@ -165,10 +165,10 @@ fn run_action(
                     // `pct set` rewrites ID.conf and may drop raw `lxc.*` lines.
                     match (kind, options.shell) {
                         (GuestKind::Lxc, Some(shell)) => {
-                            let lines = hostfiles::raw_lines_to_keep(plan, observation, *id);
+                            let lines = raw_lines_to_keep(plan, observation, *id);
                             hostfiles::ensure_raw_lxc(shell, *id, &lines)
                                 .map(drop)
-                                .map_err(Step::Failed)
+                                .map_err(|e| Step::Failed(e.into()))
                         }
                         _ => Ok(()),
                     }
@@ -181,14 +181,14 @@ fn run_action(
                 }
                 Ok(hostfiles::Written::Skipped(reason)) => Err(skip(reason)),
                 Ok(hostfiles::Written::Replaced) => Ok(()),
-                Err(e) => Err(Step::Failed(e)),
+                Err(e) => Err(Step::Failed(e.into())),
             },
             None => Err(skip("write_file needs the host shell".into())),
         },
         Action::WriteRawLxc { id, lines, .. } => match options.shell {
             Some(shell) => hostfiles::ensure_raw_lxc(shell, *id, lines)
                 .map(drop)
-                .map_err(Step::Failed),
+                .map_err(|e| Step::Failed(e.into())),
             None => Err(skip("write_raw_lxc needs the host shell".into())),
         },
         Action::StartGuest { id, kind, .. } => {
@@ -384,4 +384,15 @@ fn action_name(a: &Action) -> &'static str {
         Action::Provision { .. } => "provision",
         _ => "action",
     }
+}
+
+/// The raw lines guest `id` must keep after an API write: the plan's, else the observed ones.
+pub fn raw_lines_to_keep(plan: &Plan, observation: &Observation, id: GuestId) -> Vec<String> {
+    plan.actions()
+        .find_map(|a| match a {
+            Action::WriteRawLxc { id: i, lines, .. } if *i == id => Some(lines.clone()),
+            _ => None,
+        })
+        .or_else(|| observation.state.guest(id).map(|g| g.raw_lxc.clone()))
+        .unwrap_or_default()
 }

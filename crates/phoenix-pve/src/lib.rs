@@ -12,7 +12,6 @@ pub mod connection;
 pub mod error;
 pub mod firewall;
 pub mod guestexec;
-pub mod hostfiles;
 pub mod netswitch;
 pub mod observe;
 

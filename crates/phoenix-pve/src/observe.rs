@@ -18,7 +18,7 @@ use crate::client::PveClient;
 use crate::error::PveError;
 
 /// Host files through the host shell (see [`crate::hostfiles`]).
-pub use crate::hostfiles::observe_host_files;
+pub use phoenix_exec::shell::files::observe_host_files;
 
 /// One row of `/cluster/resources?type=vm`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,21 +6,22 @@
 use std::collections::BTreeSet;
 
 use phoenix_exec::guest::provision::Materials;
+use phoenix_exec::plan::{PlanInput, TargetPlan, plan_target};
 use phoenix_exec::shell::HostShell;
 use phoenix_exec::target::{Failure, Stage, SyncRequest, Target};
 use phoenix_model::model::{DesiredState, GuestId};
+use phoenix_plan::Request;
 use phoenix_plan::firewall_api::FirewallState;
 use phoenix_plan::plan::Plan;
 use phoenix_plan::subsystem::{self, Subsystem};
-use phoenix_plan::{Action, PlanContext, Request};
 use phoenix_render::{FileTarget, RenderOptions};
 
 use crate::apply::{ApplyOptions, Journal, apply_plan_with};
 use crate::client::PveClient;
 use crate::error::PveError;
 use crate::firewall::observe_firewall;
-use crate::hostfiles::observe_host_files;
 use crate::observe::{Observation, observe_guests};
+use phoenix_exec::shell::files::observe_host_files;
 
 /// Guests and firewall scopes read at once while observing.
 const OBSERVE_PARALLELISM: usize = 8;
@@ -43,12 +44,6 @@ pub struct PveTarget<'a> {
 pub struct PveObserved {
     pub observation: Observation,
     /// The firewall through the API (when this run includes it).
-    pub firewall: Option<FirewallState>,
-}
-
-/// A plan and the desired firewall it was planned against (for `status`).
-pub struct PvePlan {
-    pub plan: Plan,
     pub firewall: Option<FirewallState>,
 }
 
@@ -80,88 +75,26 @@ impl PveTarget<'_> {
             .collect())
     }
 
-    /// The plan and the desired firewall (guests that neither exist nor are created in this
-    /// run left out, said in a note).
+    /// The plan and the desired firewall ([`phoenix_exec::plan::plan_target`]).
     pub fn plan_with_firewall(
         &self,
         d: &DesiredState,
         observed: &PveObserved,
         req: &SyncRequest,
-    ) -> Result<PvePlan, Failure> {
-        let ctx = PlanContext {
-            now: phoenix_pki::issue::unix_seconds(std::time::SystemTime::now()),
-            pki: None,
-        };
-        let provision = req
-            .provision
-            .then(phoenix_plan::provision::ProvisionOptions::default);
-        let mut plan = phoenix_plan::plan::plan_full(
-            d,
-            &observed.observation.state,
-            &req.request,
-            &self.opts,
-            &ctx,
-            provision.as_ref(),
-        )
-        .map_err(|e| {
-            Failure::new(
-                Stage::Plan,
-                e.to_string(),
-                "`phoenix plan` shows the same plan offline",
-            )
-        })?;
-        let mut firewall = None;
-        if req.request == Request::SyncAll {
-            let fw_plan = match &observed.firewall {
-                Some(observed_fw) => {
-                    let mut desired_fw = phoenix_plan::firewall_api::desired(d, &self.opts);
-                    let present = self.present_guests(observed, &plan, req);
-                    let absent: Vec<String> = desired_fw
-                        .guests
-                        .iter()
-                        .filter(|g| !present.contains(&g.id))
-                        .map(|g| g.id.to_string())
-                        .collect();
-                    if !absent.is_empty() {
-                        plan.notes.push(format!(
-                            "firewall of guest(s) {} not planned: they do not exist and are not created in this run",
-                            absent.join(", ")
-                        ));
-                    }
-                    desired_fw.guests.retain(|g| present.contains(&g.id));
-                    let fw_plan = phoenix_plan::firewall_api::plan(&desired_fw, observed_fw);
-                    firewall = Some(desired_fw);
-                    fw_plan
-                }
-                None => Default::default(),
-            };
-            phoenix_plan::firewall_api::merge_into(&mut plan, fw_plan);
-        }
-        if !req.only.is_empty() {
-            subsystem::restrict(&mut plan, &req.only);
-        }
-        Ok(PvePlan { plan, firewall })
-    }
-
-    /// Guests whose firewall can be written in this run: they exist, or the run creates them
-    /// (the firewall's wave follows the creates).
-    fn present_guests(
-        &self,
-        observed: &PveObserved,
-        plan: &Plan,
-        req: &SyncRequest,
-    ) -> BTreeSet<GuestId> {
-        let creating = req.includes(Subsystem::Guests);
-        observed
+    ) -> Result<TargetPlan, Failure> {
+        let existing: BTreeSet<GuestId> = observed
             .observation
             .inventory
             .iter()
             .map(|e| e.id)
-            .chain(plan.actions().filter_map(|a| match a {
-                Action::CreateGuest { id, .. } if creating => Some(*id),
-                _ => None,
-            }))
-            .collect()
+            .collect();
+        let input = PlanInput {
+            state: &observed.observation.state,
+            existing: &existing,
+            firewall: observed.firewall.as_ref(),
+            now: phoenix_pki::issue::unix_seconds(std::time::SystemTime::now()),
+        };
+        plan_target(d, &input, req, &self.opts)
     }
 }
 

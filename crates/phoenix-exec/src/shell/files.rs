@@ -1,4 +1,5 @@
-//! The plan's host-side file actions through a [`HostShell`]: managed host files (written
+//! The plan's host-side file actions through a [`HostShell`] (a node's, or the lab's
+//! hypervisor root): managed host files (written
 //! atomically, or staged for the files that need try-and-rollback), raw `lxc.*` lines of
 //! container configs, and the observation of both. Does I/O only through the shell.
 
@@ -6,21 +7,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use phoenix_model::model::GuestId;
-use phoenix_plan::action::Action;
 use phoenix_plan::observed::ObservedFile;
 use phoenix_plan::plan::Plan;
 use phoenix_render::FileTarget;
 
-use crate::error::PveError;
-use crate::observe::Observation;
-use phoenix_exec::shell::{
+use super::{
     CommandOutput, HostFile, HostShell, ShellError, raw_lxc_lines, rewrite_raw_lxc, staged_path,
 };
 
 /// Files only ever written as `PATH.new`: switching them needs try-and-rollback (a broken
 /// `/etc/network/interfaces` cuts the node off, a broken NAT ruleset cuts the mesh off the
 /// internet, a broken dnsmasq file takes the mesh's DNS down), which is a separate step
-/// (`sync all --switch-network`, [`crate::netswitch`]).
+/// (`sync all --switch-network`, `phoenix_pve::netswitch`).
 pub const STAGED_FILES: &[&str] = &[
     "/etc/network/interfaces",
     phoenix_render::hostnet::NAT_RULESET_PATH,
@@ -46,7 +44,7 @@ pub fn write_host_file(
     plan: &Plan,
     target: FileTarget,
     path: &str,
-) -> Result<Written, PveError> {
+) -> Result<Written, ShellError> {
     if let FileTarget::Guest(id) = target {
         return Ok(Written::Skipped(format!(
             "file inside guest {id}: placed by the guest's provision steps (wave `provisioning inside guests`)"
@@ -89,7 +87,7 @@ pub fn ensure_raw_lxc(
     shell: &dyn HostShell,
     id: GuestId,
     lines: &[String],
-) -> Result<bool, PveError> {
+) -> Result<bool, ShellError> {
     if lines.is_empty() {
         return Ok(false);
     }
@@ -98,8 +96,7 @@ pub fn ensure_raw_lxc(
         return Err(ShellError::BadPath {
             path,
             reason: "the container config does not exist (is the host root a PVE node?)".into(),
-        }
-        .into());
+        });
     };
     if raw_lxc_lines(&current.content) == lines {
         return Ok(false);
@@ -109,23 +106,12 @@ pub fn ensure_raw_lxc(
     Ok(true)
 }
 
-/// The raw lines guest `id` must keep after an API write: the plan's, else the observed ones.
-pub fn raw_lines_to_keep(plan: &Plan, observation: &Observation, id: GuestId) -> Vec<String> {
-    plan.actions()
-        .find_map(|a| match a {
-            Action::WriteRawLxc { id: i, lines, .. } if *i == id => Some(lines.clone()),
-            _ => None,
-        })
-        .or_else(|| observation.state.guest(id).map(|g| g.raw_lxc.clone()))
-        .unwrap_or_default()
-}
-
 /// Read the host files among `wanted` (guest targets are left out: they are observed
 /// inside the guests, later). Missing files are absent from the result.
 pub fn observe_host_files(
     shell: &dyn HostShell,
     wanted: &[(FileTarget, String)],
-) -> Result<Vec<ObservedFile>, PveError> {
+) -> Result<Vec<ObservedFile>, ShellError> {
     let mut out = Vec::new();
     for (target, path) in wanted {
         if *target != FileTarget::Host {
@@ -191,7 +177,7 @@ impl HostShell for CountingShell<'_> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use phoenix_exec::shell::LocalShell;
+    use crate::shell::LocalShell;
 
     #[test]
     fn raw_lxc_is_written_once_then_left_alone() {
