@@ -14,6 +14,8 @@
 //! - (c) the backend's certificate replaced by one from another CA: hop 3 is the cause
 //!   ("Traefik does not trust the backend's certificate", naming the issuer), Traefik answers
 //!   hop 2 with a 5xx, and the backend's TLS check fails too.
+//! - (d) the route's backend port moved to 9444 in the configuration while the Portainer stack
+//!   still publishes 9443: the stand-in serves where the stack publishes, so hop 3 breaks.
 //!
 //! Every wait (reload, redeploy) polls, bounded. Root only: without root a note and return,
 //! unless `CI` is set (then it fails).
@@ -43,20 +45,26 @@ const BACKEND: &str = "172.16.100.21:9443";
 /// guard when a step panics.
 struct Lab {
     prefix: String,
+    config: String,
     guard: Option<LabGuard>,
 }
 
 impl Lab {
     fn up(name: &str, tag: char) -> Option<Lab> {
+        Lab::up_with(name, tag, CONFIG)
+    }
+
+    fn up_with(name: &str, tag: char, config: &str) -> Option<Lab> {
         if !root_or_skip(name) {
             return None;
         }
         let prefix = unique_prefix(tag);
         let guard = LabGuard::new(&prefix);
-        let up = phoenix(&["lab", "up", "--config", CONFIG, "--prefix", &prefix]);
+        let up = phoenix(&["lab", "up", "--config", config, "--prefix", &prefix]);
         assert!(up.status.success(), "lab up: {}", text(&up.stderr));
         Some(Lab {
             prefix,
+            config: config.to_string(),
             guard: Some(guard),
         })
     }
@@ -116,7 +124,7 @@ impl Lab {
             "--target",
             "lab",
             "--config",
-            CONFIG,
+            &self.config,
             "--prefix",
             &self.prefix,
             "--output",
@@ -454,6 +462,73 @@ fn route_fault_untrusted_backend_certificate() {
     assert!(
         tls.contains("untrusted issuer") && tls.contains("Some Other Intermediate"),
         "{tls}"
+    );
+    lab.down();
+}
+
+/// `dir` copied to `to`, recursively (plain files and directories).
+fn copy_tree(dir: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn route_fault_route_port_the_stack_does_not_publish() {
+    if !root_or_skip("route_faults route port") {
+        return;
+    }
+    // The homelab with the Portainer route's backend port moved to 9444; the stack's compose
+    // file still publishes 9443.
+    let tmp = tempfile::tempdir().unwrap();
+    copy_tree(std::path::Path::new(CONFIG), tmp.path());
+    let vms = tmp.path().join("phoenix_vm_configs.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&vms).unwrap()).unwrap();
+    let manager = v["vms"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|vm| vm["vmid"] == 1001)
+        .unwrap();
+    assert_eq!(manager["traefik_service"]["port"], 9443);
+    manager["traefik_service"]["port"] = 9444.into();
+    std::fs::write(&vms, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let config = tmp.path().display().to_string();
+    let Some(lab) = Lab::up_with("route_faults route port", 'p', &config) else {
+        return;
+    };
+    // The stand-in serves where the stack publishes: 9443 answers, the route's 9444 does not.
+    lab.wait_for("stand-in on 9443", 102, BACKEND, |o| status(o).is_some());
+
+    let (code, v) = lab.verify_json();
+    assert_eq!(code, Some(1), "{v:#}");
+    let e = route_fails_at(
+        &v,
+        "hop 3/3 (proxy → backend",
+        &[
+            "cause: the backend does not answer: connect 172.16.100.21:9444",
+            "Connection refused",
+        ],
+    );
+    eprintln!("(d) {e}");
+    // Only the route and the backend's TLS check at the route's port fail.
+    assert_eq!(
+        failed_ids(&v),
+        BTreeSet::from([
+            ROUTE.to_string(),
+            hop(1),
+            hop(2),
+            hop(3),
+            "tls/guest:102/172.16.100.21:9444".to_string(),
+        ]),
+        "{v:#}"
     );
     lab.down();
 }

@@ -109,6 +109,95 @@ pub fn deploy_swarm_stand_in(
     )
 }
 
+/// Where the Portainer stand-in listens: where the stacks of the guest holding `addr`
+/// publish (compose `ports`), never simply where the route points, so a route to a port the
+/// stack does not publish fails `verify` at the backend hop as it would on a node. The
+/// route's own port when one of those stacks publishes it; otherwise the first port they
+/// publish; the route's port (with a note) when the guest deploys no stack with a compose
+/// file, as nothing else says where the service serves. Pure.
+pub fn stand_in_port(d: &DesiredState, addr: IpAddr, route_port: u16) -> (u16, Option<String>) {
+    let Some(g) = d
+        .guests
+        .values()
+        .find(|g| g.nics.iter().any(|n| n.address() == Some(addr)))
+    else {
+        return (route_port, None);
+    };
+    let mut published = Vec::new();
+    let mut stacks = Vec::new();
+    for name in &g.docker_stacks {
+        let Some(compose) = d.stacks.get(name).and_then(|s| s.compose.as_ref()) else {
+            continue;
+        };
+        stacks.push(name.as_str());
+        published.extend(compose_published_ports(compose));
+    }
+    if stacks.is_empty() {
+        return (
+            route_port,
+            Some(format!(
+                "guest {} deploys no stack with a compose file: the stand-in listens on the route's port {route_port}",
+                g.id
+            )),
+        );
+    }
+    if published.contains(&route_port) {
+        return (route_port, None);
+    }
+    match published.first() {
+        Some(&p) => (
+            p,
+            Some(format!(
+                "the route points at port {route_port}, but stack(s) {} on guest {} publish {}: the stand-in listens on {p}",
+                stacks.join(", "),
+                g.id,
+                published
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        ),
+        None => (
+            route_port,
+            Some(format!(
+                "stack(s) {} on guest {} publish no port: the stand-in listens on the route's port {route_port}",
+                stacks.join(", "),
+                g.id
+            )),
+        ),
+    }
+}
+
+/// Every port a compose file publishes (long form `published`, short form
+/// `"[ip:]published:target[/proto]"`), in file order.
+fn compose_published_ports(compose: &serde_json::Value) -> Vec<u16> {
+    use serde_json::Value;
+    let as_port = |v: &Value| match v {
+        Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    };
+    let Some(services) = compose.get("services").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    services
+        .values()
+        .filter_map(|svc| svc.get("ports").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|p| match p {
+            Value::Object(m) => m.get("published").and_then(as_port),
+            Value::String(s) => {
+                let s = s.split('/').next()?;
+                let mut parts = s.rsplitn(3, ':');
+                parts.next()?;
+                parts.next()?.parse().ok()
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// The Swarm node (guest id) holding `addr` when the stand-in can run as a Swarm service
 /// there: the model has a Swarm VM with that address and `dockerd` is installed.
 fn swarm_guest_for(
@@ -433,14 +522,16 @@ pub fn start(
         let ns = ns_of_addr(t, b.address)
             .ok_or_else(|| err(format!("no lab namespace holds {}", b.address)))?;
         let (cert, key) = stand_in_cert(d, &report, &ca, &dir, &b.server_name, b.address, now)?;
+        let (port, why) = stand_in_port(d, b.address, b.port);
+        state.notes.extend(why);
         let url = format!(
             "https://{}",
-            phoenix_render::traefik::ingress::host_port(b.address, b.port)
+            phoenix_render::traefik::ingress::host_port(b.address, port)
         );
         if let Some(guest) = swarm_guest_for(d, t, b.address)? {
             let si = SwarmStandIn {
                 guest,
-                port: b.port,
+                port,
                 cert,
                 key,
             };
@@ -454,7 +545,7 @@ pub fn start(
             state.swarm_stand_in = Some(si);
         } else {
             let site = dir.join("portainer-stand-in.site.conf");
-            write_file(&site, &stand_in_server(b.address, b.port, &cert, &key))?;
+            write_file(&site, &stand_in_server(b.address, port, &cert, &key))?;
             let conf = dir.join("portainer-stand-in.conf");
             write_file(&conf, &nginx_main(&dir, "portainer-stand-in", &site))?;
             mkdir(&dir.join("portainer-stand-in-tmp"))?;
@@ -465,7 +556,7 @@ pub fn start(
                 &ns,
                 &argv,
                 "portainer-stand-in.error.log",
-                vec![Listen::TcpPort(b.port)],
+                vec![Listen::TcpPort(port)],
             )?);
             state.notes.push(format!(
                 "Portainer stand-in: nginx at {url} serving a stand-in page (no Portainer image in the lab)"

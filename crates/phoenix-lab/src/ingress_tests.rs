@@ -102,3 +102,40 @@ fn swarm_provider_is_dropped_and_the_rest_kept() {
     assert!(!removed);
     assert_eq!(same, out);
 }
+
+fn homelab() -> DesiredState {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/homelab");
+    phoenix_model::validate_dir(&dir)
+        .desired
+        .expect("examples/homelab validates")
+}
+
+#[test]
+fn stand_in_listens_where_the_stack_publishes_not_where_the_route_points() {
+    let d = homelab();
+    let manager: IpAddr = "172.16.100.21".parse().unwrap();
+    // The route and the Portainer stack agree on 9443.
+    assert_eq!(stand_in_port(&d, manager, 9443), (9443, None));
+    // A route moved to 9444: the stack still publishes 9443, and so does the stand-in.
+    let (port, why) = stand_in_port(&d, manager, 9444);
+    assert_eq!(port, 9443);
+    let why = why.unwrap();
+    assert!(
+        why.contains("points at port 9444") && why.contains("portainer_service"),
+        "{why}"
+    );
+    // A guest with no stack: nothing but the route says where it serves.
+    let traefik: IpAddr = "172.16.100.12".parse().unwrap();
+    let (port, why) = stand_in_port(&d, traefik, 8443);
+    assert_eq!(port, 8443);
+    assert!(why.unwrap().contains("no stack"));
+}
+
+#[test]
+fn compose_ports_in_long_and_short_form() {
+    let compose = serde_json::json!({"services": {
+        "a": {"ports": [{"target": 9443, "published": 9443, "mode": "host"}]},
+        "b": {"ports": ["8080:80", "127.0.0.1:5353:53/udp", "9000"]}
+    }});
+    assert_eq!(compose_published_ports(&compose), [9443, 8080, 5353]);
+}
