@@ -72,6 +72,9 @@ fn plan_text(p: &LabPlan) -> String {
     for c in &p.changes {
         s.push_str(&format!("  ~ {}\n", change_line(c)));
     }
+    for n in &p.not_modelled {
+        s.push_str(&format!("  = {n}\n"));
+    }
     if p.changes.is_empty() {
         s.push_str(&format!(
             "No changes: the lab matches the configuration ({} observed in sync).\n",

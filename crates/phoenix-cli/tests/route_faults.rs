@@ -466,20 +466,6 @@ fn route_fault_untrusted_backend_certificate() {
     lab.down();
 }
 
-/// `dir` copied to `to`, recursively (plain files and directories).
-fn copy_tree(dir: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
-}
-
 #[test]
 fn route_fault_route_port_the_stack_does_not_publish() {
     if !root_or_skip("route_faults route port") {

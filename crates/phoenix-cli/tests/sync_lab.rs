@@ -23,11 +23,23 @@ use serde_json::Value;
 
 /// `sync all --target lab --output json`: (exit code, document).
 fn sync(prefix: &str) -> (Option<i32>, Value) {
+    sync_with(prefix, CONFIG)
+}
+
+/// [`sync`] of the configuration in `config` (run in this crate's directory, so a relative
+/// path is relative to it).
+fn sync_with(prefix: &str, config: &str) -> (Option<i32>, Value) {
     let t = Instant::now();
-    let o = phoenix(&[
-        "sync", "all", "--target", "lab", "--config", CONFIG, "--prefix", prefix, "--output",
-        "json",
-    ]);
+    let o = Command::new(env!("CARGO_BIN_EXE_phoenix"))
+        .args([
+            "sync", "all", "--target", "lab", "--config", config, "--prefix", prefix, "--output",
+            "json",
+        ])
+        .env_remove("PHOENIX_CONFIG")
+        .env_remove("PHOENIX_LAB_PREFIX")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("phoenix runs");
     eprintln!(
         "sync wall time {:?}, exit {:?}\n{}",
         t.elapsed(),
@@ -100,6 +112,37 @@ fn sync_lab_builds_verifies_and_second_run_changes_nothing() {
     assert!(o.status.success(), "{out}");
     assert!(out.contains("No changes"), "{out}");
     assert!(out.trim_end().ends_with("0 failed, 0 skipped"), "{out}");
+
+    // The same configuration by a relative path: the same lab, nothing to change.
+    let (code, v) = sync_with(&prefix, "../../examples/homelab");
+    assert_eq!(code, Some(0));
+    assert!(changes(&v).is_empty(), "{:?}", changes(&v));
+
+    // A guest's memory changed (in a copy of the configuration): the lab does not model it,
+    // says so once, and changes nothing; the next run is quiet.
+    let copy = tempfile::tempdir().expect("tempdir");
+    copy_tree(std::path::Path::new(CONFIG), copy.path());
+    let lxc = copy.path().join("phoenix_lxc_configs.json");
+    let mut configs: Value = serde_json::from_str(&std::fs::read_to_string(&lxc).unwrap()).unwrap();
+    let memory = &mut configs["lxc_configs"]["101"]["memory_mb"];
+    let before = memory.clone();
+    *memory = 4096.into();
+    std::fs::write(&lxc, serde_json::to_string_pretty(&configs).unwrap()).unwrap();
+    let copied = copy.path().display().to_string();
+    let (code, v) = sync_with(&prefix, &copied);
+    assert_eq!(code, Some(0), "{:?}", failed_checks(&v["verify"]));
+    assert!(changes(&v).is_empty(), "{:?}", changes(&v));
+    assert_eq!(
+        v["plan"]["not_modelled"],
+        serde_json::json!([format!(
+            "guest 101 memory_mb: {before} → 4096: not modelled in the lab (a node applies it); recorded, nothing changed"
+        )]),
+        "{:#}",
+        v["plan"]
+    );
+    let (_, v) = sync_with(&prefix, &copied);
+    assert!(changes(&v).is_empty(), "{:?}", changes(&v));
+    assert_eq!(v["plan"]["not_modelled"], serde_json::json!([]));
 
     // Fault: the mesh dnsmasq stops → verify fails at DNS with evidence → sync restores it.
     stop(pid_of(&prefix, "dnsmasq-hv"));

@@ -59,6 +59,9 @@ pub struct Completion {
     pub files: BTreeMap<String, String>,
     /// `nft list table` of the NAT table right after loading it.
     pub nat_listing: Option<String>,
+    /// What the lab does not model, as configured at the last sync (see [`not_modelled`]).
+    #[serde(default)]
+    pub not_modelled: BTreeMap<String, String>,
 }
 
 /// The kind of a change.
@@ -109,6 +112,9 @@ pub struct LabPlan {
     pub changes: Vec<LabChange>,
     /// How many things were observed in sync (namespaces, links, files, services, …).
     pub in_sync: usize,
+    /// Configured changes the lab does not model (a guest's memory, cores, disk): a node
+    /// applies them; the lab records them and changes nothing.
+    pub not_modelled: Vec<String>,
     #[serde(skip)]
     topology: LabTopology,
 }
@@ -131,12 +137,100 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Fingerprint of what the lab is built from: the desired state, the topology and this
-/// phoenix's version (a new phoenix may build the lab differently).
+/// Guest settings the lab does not model: a node applies them, the lab only records them.
+const NOT_MODELLED: &[&str] = &[
+    "cores",
+    "memory_mb",
+    "swap_mb",
+    "disk_gb",
+    "storage",
+    "unprivileged",
+    "start_at_boot",
+    "boot_order",
+    "boot_delay",
+    "pct_features",
+];
+
+/// Keys holding a path on this machine: compared by the content of the file they name, so
+/// the same configuration given as a relative or an absolute directory, or copied elsewhere,
+/// is the same lab.
+const PATH_KEYS: &[&str] = &["compose_path", "path"];
+
+/// The desired state as the lab builds it: without the settings it does not model, every
+/// path replaced by the SHA-256 of the file it names.
+fn lab_view(d: &DesiredState) -> serde_json::Value {
+    fn by_content(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m.iter_mut() {
+                    if PATH_KEYS.contains(&k.as_str())
+                        && let Some(p) = v.as_str()
+                        && let Ok(bytes) = std::fs::read(p)
+                    {
+                        *v = serde_json::Value::String(format!("sha256:{}", sha256_hex(&bytes)));
+                    } else {
+                        by_content(v);
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(by_content),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(d).unwrap_or_default();
+    if let Some(guests) = v.get_mut("guests").and_then(|g| g.as_object_mut()) {
+        for g in guests.values_mut().filter_map(|g| g.as_object_mut()) {
+            for k in NOT_MODELLED {
+                g.remove(*k);
+            }
+        }
+    }
+    by_content(&mut v);
+    v
+}
+
+/// The settings of [`NOT_MODELLED`] as configured, by `guest ID KEY`.
+pub fn not_modelled(d: &DesiredState) -> BTreeMap<String, String> {
+    let v = serde_json::to_value(d).unwrap_or_default();
+    let mut out = BTreeMap::new();
+    if let Some(guests) = v.get("guests").and_then(|g| g.as_object()) {
+        for (id, g) in guests {
+            for k in NOT_MODELLED {
+                if let Some(val) = g.get(*k) {
+                    out.insert(format!("guest {id} {k}"), val.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What changed among the settings the lab does not model since `then`, one line each.
+fn not_modelled_changes(
+    then: &BTreeMap<String, String>,
+    now: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let none = "unset".to_string();
+    let keys: std::collections::BTreeSet<&String> = then.keys().chain(now.keys()).collect();
+    keys.into_iter()
+        .filter(|k| then.get(*k) != now.get(*k))
+        .map(|k| {
+            format!(
+                "{k}: {} → {}: not modelled in the lab (a node applies it); recorded, nothing changed",
+                then.get(k).unwrap_or(&none),
+                now.get(k).unwrap_or(&none)
+            )
+        })
+        .collect()
+}
+
+/// Fingerprint of what the lab is built from: the desired state as the lab models it
+/// ([`lab_view`]), the topology and this phoenix's version (a new phoenix may build the lab
+/// differently).
 pub fn fingerprint(d: &DesiredState, t: &LabTopology) -> String {
     let mut h = Sha256::new();
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
-    h.update(serde_json::to_vec(d).unwrap_or_default());
+    h.update(serde_json::to_vec(&lab_view(d)).unwrap_or_default());
     h.update(serde_json::to_vec(t).unwrap_or_default());
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -206,8 +300,20 @@ pub fn record_completion(d: &DesiredState, t: &LabTopology) -> Result<(), LabErr
         topology: topology_hash(t),
         files: root_files(&t.prefix),
         nat_listing: nat_listing(t),
+        not_modelled: not_modelled(d),
     };
     let path = state_dir(&t.prefix).join(MARKER);
+    let json = serde_json::to_string_pretty(&c).map_err(LabError::State)?;
+    std::fs::write(&path, json).map_err(|e| LabError::io(&path, e))
+}
+
+/// The completion record with `d`'s values of what the lab does not model.
+fn record_not_modelled(d: &DesiredState, prefix: &str) -> Result<(), LabError> {
+    let Some(mut c) = read_completion(prefix) else {
+        return Ok(());
+    };
+    c.not_modelled = not_modelled(d);
+    let path = state_dir(prefix).join(MARKER);
     let json = serde_json::to_string_pretty(&c).map_err(LabError::State)?;
     std::fs::write(&path, json).map_err(|e| LabError::io(&path, e))
 }
@@ -306,6 +412,7 @@ pub fn plan(d: &DesiredState, prefix: &str) -> Result<LabPlan, LabError> {
         fingerprint: fp,
         changes: Vec::new(),
         in_sync: 0,
+        not_modelled: Vec::new(),
         topology: t,
     };
     let t = &p.topology;
@@ -329,6 +436,9 @@ pub fn plan(d: &DesiredState, prefix: &str) -> Result<LabPlan, LabError> {
     let done = read_completion(prefix);
     let mut in_sync = 0;
     let why = rebuild_reasons(d, t, &st, &done, &mut in_sync);
+    if let Some(done) = &done {
+        p.not_modelled = not_modelled_changes(&done.not_modelled, &not_modelled(d));
+    }
     if !why.is_empty() {
         p.changes.push(change(
             LabAction::Rebuild,
@@ -482,6 +592,10 @@ pub fn apply(
         up: None,
     };
     if p.changes.is_empty() {
+        if !p.not_modelled.is_empty() {
+            // Nothing to change in the lab: the record takes the new values, said once.
+            record_not_modelled(d, &p.prefix)?;
+        }
         return Ok(report);
     }
     if state_dir(&p.prefix).exists() {

@@ -189,3 +189,17 @@ pub fn replace_backend_cert(prefix: &str, cert_pem: &str, key_pem: &str) {
     // nginx re-reads its configuration and starts new workers; give it a moment.
     std::thread::sleep(std::time::Duration::from_millis(500));
 }
+
+/// `dir` copied to `to`, recursively (plain files and directories).
+pub fn copy_tree(dir: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
