@@ -586,10 +586,11 @@ pub struct SyncAllArgs {
     /// installed on this machine
     #[arg(long)]
     pub provision: bool,
-    /// With --provision (--target pve): phoenix's CA directory (`phoenix ca init`), whose
-    /// certificates and intermediate key step-ca's steps place in the CA guest; without it
-    /// those steps are skipped, said so
-    #[arg(long, value_name = "DIR", requires = "provision")]
+    /// (--target pve) phoenix's CA directory (`phoenix ca init`): it issues the manifest's
+    /// certificates into the guests (existing ones checked against it), and with --provision
+    /// its certificates and intermediate key are what step-ca's steps place in the CA guest;
+    /// without it certificates are planned but not issued, and those steps are skipped, said so
+    #[arg(long, value_name = "DIR")]
     pub ca_dir: Option<PathBuf>,
     /// The CA directory's passphrase (when its keys are encrypted; also step-ca's password)
     #[command(flatten)]

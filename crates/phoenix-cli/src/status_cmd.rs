@@ -51,7 +51,7 @@ fn pve(args: &StatusArgs) -> u8 {
         dry_run: true,
     };
     let none = phoenix_exec::guest::provision::NoMaterials;
-    let mut target = crate::sync_cmd::target(&session, &shell, None, &none);
+    let mut target = crate::sync_cmd::target(&session, &shell, None, &none, None);
     let planned = target
         .observe(&session.desired, &req)
         .and_then(|o| Ok((target.plan_with_firewall(&session.desired, &o, &req)?, o)));

@@ -141,13 +141,17 @@ pub(crate) fn report_failure(f: &Failure) -> u8 {
     }
 }
 
-/// The node of `s` as a [`PveTarget`] over `shell`.
+/// The node of `s` as a [`PveTarget`] over `shell`, issuing with `ca` when one was opened.
 pub(crate) fn target<'a>(
     s: &'a PveSession,
     shell: &'a dyn phoenix_pve::HostShell,
     args: Option<&SyncAllArgs>,
     materials: &'a dyn phoenix_exec::guest::provision::Materials,
+    ca: Option<&'a phoenix_pki::CaStore>,
 ) -> PveTarget<'a> {
+    let pki = ca.and_then(|ca| {
+        phoenix_plan::PkiContext::from_ca(ca.public(), &s.desired, Default::default()).ok()
+    });
     PveTarget {
         client: &s.client,
         shell,
@@ -155,7 +159,39 @@ pub(crate) fn target<'a>(
         parallelism: args.map_or(4, |a| a.parallelism),
         image_store: args.and_then(|a| a.image_store.clone()),
         materials,
+        issuer: ca.map(|ca| ca as &(dyn phoenix_pki::LeafIssuer + Sync)),
+        pki,
     }
+}
+
+/// The CA of `--ca-dir`, unlocked with its passphrase (`--passphrase-env`/`--passphrase-file`
+/// or the configuration's `step_ca.password`) when its keys are encrypted.
+fn open_ca(
+    d: &phoenix_model::DesiredState,
+    args: &SyncAllArgs,
+) -> Result<Option<phoenix_pki::CaStore>, u8> {
+    let Some(dir) = &args.ca_dir else {
+        return Ok(None);
+    };
+    let pass = crate::ca_cmd::passphrase_secret(&args.passphrase, d.step_ca.password.as_ref())
+        .map(|s| config::resolve_secret(&s))
+        .transpose()
+        .map_err(|e| {
+            error(
+                &format!("the CA passphrase: {e}"),
+                "check --passphrase-env/--passphrase-file or step_ca.password",
+            );
+            exit::USAGE
+        })?;
+    phoenix_pki::CaStore::open(dir, pass.map(phoenix_pki::Passphrase::new))
+        .map(Some)
+        .map_err(|e| {
+            error(
+                &format!("CA directory {}: {e}", dir.display()),
+                "`phoenix ca init --ca-dir DIR` makes one; an encrypted CA needs its passphrase",
+            );
+            exit::USAGE
+        })
 }
 
 fn sync_all(args: &SyncAllArgs) -> u8 {
@@ -255,7 +291,11 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
         provision: args.provision,
         dry_run: args.dry_run,
     };
-    let mut target = target(&session, &shell, Some(args), &materials);
+    let ca = match open_ca(&session.desired, args) {
+        Ok(ca) => ca,
+        Err(code) => return code,
+    };
+    let mut target = target(&session, &shell, Some(args), &materials, ca.as_ref());
     let swarm = swarm_ctx.as_ref().map(|c| c as &dyn SwarmPhase);
     // The requests of observing alone: counted when the apply starts (a dry run never does).
     let mut observe_counts = None;

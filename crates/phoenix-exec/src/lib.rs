@@ -6,6 +6,7 @@
 //! - [`shell`]: the hypervisor's shell (files written atomically, argv commands), local or over
 //!   OpenSSH;
 //! - [`guest`]: reaching into a guest ([`guest::GuestExec`]) and the provisioning runner;
+//! - [`certs`]: the manifest's certificates inside guests (observed, issued, delivered);
 //! - [`docker`]: the Docker Engine API of a Swarm's nodes (membership, stacks, observation);
 //! - [`journal`]: the wave runner every target applies a plan with, and its journal;
 //! - [`plan`]: the plan a target applies (the planner's, with the firewall's API actions);
@@ -14,6 +15,7 @@
 //!
 //! Does file and process I/O.
 
+pub mod certs;
 pub mod docker;
 pub mod guest;
 pub mod journal;

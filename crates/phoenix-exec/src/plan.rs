@@ -22,6 +22,9 @@ pub struct PlanInput<'a> {
     pub firewall: Option<&'a FirewallState>,
     /// Unix seconds (certificate decisions).
     pub now: i64,
+    /// The CA's public side, when the target issues with a known CA: existing certificates
+    /// are then checked (issuer, expiry, names, key), not only their presence.
+    pub pki: Option<phoenix_plan::PkiContext>,
 }
 
 /// A plan and the desired firewall it was planned against (for `status`).
@@ -40,7 +43,7 @@ pub fn plan_target(
 ) -> Result<TargetPlan, Failure> {
     let ctx = PlanContext {
         now: input.now,
-        pki: None,
+        pki: input.pki.clone(),
     };
     let provision = req
         .provision

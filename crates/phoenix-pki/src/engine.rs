@@ -271,7 +271,7 @@ fn differences(
 }
 
 /// Does the key file hold the private key of the certificate's public key?
-fn key_matches(key_pem: &str, info: &LeafInfo) -> bool {
+pub fn key_matches(key_pem: &str, info: &LeafInfo) -> bool {
     rcgen::KeyPair::from_pem(key_pem).is_ok_and(|k| k.der_bytes() == info.public_key.as_slice())
 }
 

@@ -16,6 +16,9 @@
 
 use phoenix_model::model::{GuestId, GuestKind};
 use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use phoenix_render::FileTarget;
 
 use phoenix_exec::journal::{ActionExecutor, apply_waves};
 use phoenix_plan::action::Action;
@@ -41,7 +44,7 @@ pub type JournalEntry = phoenix_exec::journal::JournalEntry<PveError>;
 pub type Journal = phoenix_exec::journal::Journal<PveError>;
 
 /// How to apply.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ApplyOptions<'a> {
     /// Guests written concurrently within a wave.
     pub parallelism: usize,
@@ -53,6 +56,20 @@ pub struct ApplyOptions<'a> {
     /// The node's shell for host files and raw `lxc.*` lines. `None`: those actions are
     /// reported as [`Outcome::Skipped`].
     pub shell: Option<&'a dyn HostShell>,
+    /// Who issues the manifest's certificates. `None`: certificate actions are reported as
+    /// [`Outcome::Skipped`] with the reason.
+    pub issuer: Option<&'a (dyn phoenix_pki::LeafIssuer + Sync)>,
+}
+
+impl std::fmt::Debug for ApplyOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplyOptions")
+            .field("parallelism", &self.parallelism)
+            .field("image_store", &self.image_store)
+            .field("shell", &self.shell)
+            .field("issuer", &self.issuer.map(|i| i.identity()))
+            .finish()
+    }
 }
 
 impl Default for ApplyOptions<'_> {
@@ -61,6 +78,7 @@ impl Default for ApplyOptions<'_> {
             parallelism: 4,
             image_store: None,
             shell: None,
+            issuer: None,
         }
     }
 }
@@ -136,111 +154,282 @@ fn run_action(
 ) -> Outcome {
     let node_of = |id: GuestId| observation.node_of(id).unwrap_or(&plan.node).to_string();
     let none = BTreeMap::new();
-    let result = match action {
-        Action::CreateGuest {
-            calls,
-            image_import,
-            ..
-        } => create(client, plan, calls, image_import.as_deref(), options),
-        Action::UpdateGuest {
-            id,
-            kind,
-            set,
-            delete,
-            ..
-        } => {
-            let mut params = set.clone();
-            if !delete.is_empty() {
-                params.insert("delete".into(), delete.join(","));
-            }
-            if let Some(digest) = observation.digests.get(id) {
-                params.insert("digest".into(), digest.clone());
-            }
-            let path = guest_path(&node_of(*id), *kind, *id, "/config");
-            client
-                .write_and_wait(Method::PUT, &path, &params)
-                .map(drop)
-                .map_err(Step::Failed)
-                .and_then(|()| {
-                    // `pct set` rewrites ID.conf and may drop raw `lxc.*` lines.
-                    match (kind, options.shell) {
-                        (GuestKind::Lxc, Some(shell)) => {
-                            let lines = raw_lines_to_keep(plan, observation, *id);
-                            hostfiles::ensure_raw_lxc(shell, *id, &lines)
-                                .map(drop)
-                                .map_err(|e| Step::Failed(e.into()))
-                        }
-                        _ => Ok(()),
-                    }
-                })
-        }
-        Action::WriteFile { target, path, .. } => match options.shell {
-            Some(shell) => match hostfiles::write_host_file(shell, plan, *target, path) {
-                Ok(hostfiles::Written::Staged { path, written }) => {
-                    return Outcome::Staged { path, written };
+    let result =
+        match action {
+            Action::CreateGuest {
+                calls,
+                image_import,
+                ..
+            } => create(client, plan, calls, image_import.as_deref(), options),
+            Action::UpdateGuest {
+                id,
+                kind,
+                set,
+                delete,
+                ..
+            } => {
+                let mut params = set.clone();
+                if !delete.is_empty() {
+                    params.insert("delete".into(), delete.join(","));
                 }
-                Ok(hostfiles::Written::Skipped(reason)) => Err(skip(reason)),
-                Ok(hostfiles::Written::Replaced) => Ok(()),
-                Err(e) => Err(Step::Failed(e.into())),
+                if let Some(digest) = observation.digests.get(id) {
+                    params.insert("digest".into(), digest.clone());
+                }
+                let path = guest_path(&node_of(*id), *kind, *id, "/config");
+                client
+                    .write_and_wait(Method::PUT, &path, &params)
+                    .map(drop)
+                    .map_err(Step::Failed)
+                    .and_then(|()| {
+                        // `pct set` rewrites ID.conf and may drop raw `lxc.*` lines.
+                        match (kind, options.shell) {
+                            (GuestKind::Lxc, Some(shell)) => {
+                                let lines = raw_lines_to_keep(plan, observation, *id);
+                                hostfiles::ensure_raw_lxc(shell, *id, &lines)
+                                    .map(drop)
+                                    .map_err(|e| Step::Failed(e.into()))
+                            }
+                            _ => Ok(()),
+                        }
+                    })
+            }
+            Action::WriteFile {
+                target: FileTarget::Guest(id),
+                path,
+                ..
+            } => match plan
+                .files
+                .iter()
+                .find(|f| f.file.target == FileTarget::Guest(*id) && f.file.path == *path)
+            {
+                None => Err(skip(format!("{path}: no content in the plan"))),
+                Some(planned) => inside(client, plan, observation, options, *id).and_then(|exec| {
+                    let file = phoenix_exec::HostFile {
+                        content: planned.file.content.clone(),
+                        owner: planned.file.owner.clone(),
+                        group: planned.file.group.clone(),
+                        mode: planned.file.mode,
+                    };
+                    exec.write_file(path, &file)
+                        .map_err(|e| provision_failed(*id, e))
+                }),
             },
-            None => Err(skip("write_file needs the host shell".into())),
-        },
-        Action::WriteRawLxc { id, lines, .. } => match options.shell {
-            Some(shell) => hostfiles::ensure_raw_lxc(shell, *id, lines)
-                .map(drop)
-                .map_err(|e| Step::Failed(e.into())),
-            None => Err(skip("write_raw_lxc needs the host shell".into())),
-        },
-        Action::StartGuest { id, kind, .. } => {
-            let path = guest_path(&node_of(*id), *kind, *id, "/status/start");
-            client
-                .write_and_wait(Method::POST, &path, &none)
-                .map(drop)
-                .map_err(Step::Failed)
-        }
-        Action::StopGuest { id, kind, .. } => {
-            // A clean shutdown, forced after the timeout (PVE's own `forceStop`).
-            let params = BTreeMap::from([
-                ("forceStop".to_string(), "1".to_string()),
-                ("timeout".to_string(), "60".to_string()),
-            ]);
-            let path = guest_path(&node_of(*id), *kind, *id, "/status/shutdown");
-            client
-                .write_and_wait(Method::POST, &path, &params)
-                .map(drop)
-                .map_err(Step::Failed)
-        }
-        Action::DeleteGuest { id, kind, .. } => {
-            let path = guest_path(&node_of(*id), *kind, *id, "");
-            client
-                .write_and_wait(Method::DELETE, &path, &none)
-                .map(drop)
-                .map_err(Step::Failed)
-        }
-        Action::ConvertToTemplate { id, kind } => {
-            let path = guest_path(&node_of(*id), *kind, *id, "/template");
-            client
-                .write_and_wait(Method::POST, &path, &none)
-                .map(drop)
-                .map_err(Step::Failed)
-        }
-        Action::Firewall { scope, .. } => {
-            let node = match scope {
-                phoenix_plan::firewall_api::FirewallScope::Guest { id, .. } => node_of(*id),
-                _ => plan.node.clone(),
-            };
-            crate::firewall::apply_action(client, &node, action).map_err(Step::Failed)
-        }
-        other => Err(skip(format!(
-            "{} is not an API action (host shell / provisioning layer)",
-            action_name(other)
-        ))),
-    };
+            Action::WriteFile { target, path, .. } => match options.shell {
+                Some(shell) => match hostfiles::write_host_file(shell, plan, *target, path) {
+                    Ok(hostfiles::Written::Staged { path, written }) => {
+                        return Outcome::Staged { path, written };
+                    }
+                    Ok(hostfiles::Written::Skipped(reason)) => Err(skip(reason)),
+                    Ok(hostfiles::Written::Replaced) => Ok(()),
+                    Err(e) => Err(Step::Failed(e.into())),
+                },
+                None => Err(skip("write_file needs the host shell".into())),
+            },
+            Action::WriteRawLxc { id, lines, .. } => match options.shell {
+                Some(shell) => hostfiles::ensure_raw_lxc(shell, *id, lines)
+                    .map(drop)
+                    .map_err(|e| Step::Failed(e.into())),
+                None => Err(skip("write_raw_lxc needs the host shell".into())),
+            },
+            Action::StartGuest { id, kind, .. } => {
+                let path = guest_path(&node_of(*id), *kind, *id, "/status/start");
+                client
+                    .write_and_wait(Method::POST, &path, &none)
+                    .map(drop)
+                    .map_err(Step::Failed)
+            }
+            Action::StopGuest { id, kind, .. } => {
+                // A clean shutdown, forced after the timeout (PVE's own `forceStop`).
+                let params = BTreeMap::from([
+                    ("forceStop".to_string(), "1".to_string()),
+                    ("timeout".to_string(), "60".to_string()),
+                ]);
+                let path = guest_path(&node_of(*id), *kind, *id, "/status/shutdown");
+                client
+                    .write_and_wait(Method::POST, &path, &params)
+                    .map(drop)
+                    .map_err(Step::Failed)
+            }
+            Action::DeleteGuest { id, kind, .. } => {
+                let path = guest_path(&node_of(*id), *kind, *id, "");
+                client
+                    .write_and_wait(Method::DELETE, &path, &none)
+                    .map(drop)
+                    .map_err(Step::Failed)
+            }
+            Action::ConvertToTemplate { id, kind } => {
+                let path = guest_path(&node_of(*id), *kind, *id, "/template");
+                client
+                    .write_and_wait(Method::POST, &path, &none)
+                    .map(drop)
+                    .map_err(Step::Failed)
+            }
+            Action::Firewall { scope, .. } => {
+                let node = match scope {
+                    phoenix_plan::firewall_api::FirewallScope::Guest { id, .. } => node_of(*id),
+                    _ => plan.node.clone(),
+                };
+                crate::firewall::apply_action(client, &node, action).map_err(Step::Failed)
+            }
+            Action::IssueCertificate { guest, .. } => {
+                match (options.issuer, inside(client, plan, observation, options, *guest)) {
+                (None, _) => Err(skip(
+                    "no CA to issue with: pass --ca-dir (and its passphrase) to issue the manifest"
+                        .into(),
+                )),
+                (_, Err(step)) => Err(step),
+                (Some(issuer), Ok(exec)) => {
+                    phoenix_exec::certs::deliver(action, issuer, exec.as_ref(), SystemTime::now())
+                        .map(drop)
+                        .map_err(|e| provision_failed(*guest, e))
+                }
+            }
+            }
+            Action::UpdateTrustStore { target, .. } => run_on(
+                client,
+                plan,
+                observation,
+                options,
+                *target,
+                &["update-ca-certificates"],
+            ),
+            Action::ReloadService {
+                target, service, ..
+            } => {
+                // A service that does not run yet has nothing to reload: it reads the new files
+                // when its provisioning starts it.
+                match run_on(
+                    client,
+                    plan,
+                    observation,
+                    options,
+                    *target,
+                    &["systemctl", "is-active", "--quiet", service],
+                ) {
+                    Ok(()) => run_on(
+                        client,
+                        plan,
+                        observation,
+                        options,
+                        *target,
+                        &["systemctl", "reload-or-restart", service],
+                    ),
+                    Err(Step::Failed(_)) => Err(skip(format!(
+                        "{service} is not running there: it reads the new files when it starts"
+                    ))),
+                    Err(other) => Err(other),
+                }
+            }
+            other => Err(skip(format!(
+                "{} is not an API action (host shell / provisioning layer)",
+                action_name(other)
+            ))),
+        };
     match result {
         Ok(()) => Outcome::Done,
         Err(Step::Failed(e)) => Outcome::Failed(e),
         Err(Step::Skipped(reason)) => Outcome::Skipped { reason },
         Err(Step::NeedsHost(what)) => Outcome::NeedsHostStep { what },
+    }
+}
+
+/// A failure inside guest `guest`; a node shell without `pct` (phoenix not on a Proxmox
+/// node, e.g. a scratch `--host-root`) cannot reach containers at all: skipped, said why.
+fn provision_failed(guest: GuestId, e: phoenix_exec::ProvisionError) -> Step {
+    if let phoenix_exec::ProvisionError::Shell(phoenix_exec::ShellError::Spawn {
+        program, ..
+    }) = &e
+    {
+        return Step::Skipped(format!(
+            "guest {guest} not reachable: {program} does not run on this host (phoenix is not on the Proxmox node)"
+        ));
+    }
+    Step::Failed(PveError::Provision {
+        guest,
+        message: e.to_string(),
+    })
+}
+
+/// The kind of guest `id`: from the plan's own actions, else the observation.
+fn kind_of(plan: &Plan, observation: &Observation, id: GuestId) -> Option<GuestKind> {
+    plan.actions()
+        .find_map(|a| match a {
+            Action::CreateGuest { id: i, kind, .. }
+            | Action::StartGuest { id: i, kind, .. }
+            | Action::UpdateGuest { id: i, kind, .. }
+            | Action::Provision { guest: i, kind, .. }
+                if *i == id =>
+            {
+                Some(*kind)
+            }
+            _ => None,
+        })
+        .or_else(|| observation.state.guest(id).map(|g| g.kind))
+}
+
+/// Guest `id`'s inside: `pct` through the host shell (a container), the guest agent once it
+/// answers (a VM).
+fn inside<'a>(
+    client: &'a PveClient,
+    plan: &Plan,
+    observation: &Observation,
+    options: &ApplyOptions<'a>,
+    id: GuestId,
+) -> Result<Box<dyn phoenix_exec::GuestExec + 'a>, Step> {
+    let node = observation.node_of(id).unwrap_or(&plan.node).to_string();
+    match (kind_of(plan, observation, id), options.shell) {
+        (Some(GuestKind::Lxc), Some(shell)) => Ok(Box::new(LxcExec::new(shell, id))),
+        (Some(GuestKind::Lxc), None) => Err(Step::Skipped(
+            "reaching into a container needs the host shell (pct)".into(),
+        )),
+        (Some(GuestKind::Vm), _) => {
+            let exec = QemuAgentExec::new(client, node, id);
+            exec.wait_ready(AGENT_READY_DEADLINE)
+                .map_err(|e| provision_failed(id, e))?;
+            Ok(Box::new(exec))
+        }
+        (None, _) => Err(Step::Skipped(format!(
+            "guest {id} is neither observed nor created in this plan"
+        ))),
+    }
+}
+
+/// `argv` on `target`: the node's shell, or inside the guest; a non-zero exit fails.
+fn run_on(
+    client: &PveClient,
+    plan: &Plan,
+    observation: &Observation,
+    options: &ApplyOptions<'_>,
+    target: FileTarget,
+    argv: &[&str],
+) -> Result<(), Step> {
+    let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+    match target {
+        FileTarget::Host => {
+            let Some(shell) = options.shell else {
+                return Err(Step::Skipped(format!("{} needs the host shell", argv[0])));
+            };
+            let out = shell
+                .run(&argv, std::time::Duration::from_secs(120))
+                .map_err(|e| Step::Failed(e.into()))?;
+            if out.status == 0 {
+                Ok(())
+            } else {
+                Err(Step::Failed(PveError::Shell(
+                    phoenix_exec::ShellError::Failed {
+                        program: argv[0].clone(),
+                        status: out.status,
+                        stderr: out.stderr,
+                    },
+                )))
+            }
+        }
+        FileTarget::Guest(id) => {
+            let exec = inside(client, plan, observation, options, id)?;
+            phoenix_exec::guest::run_ok(exec.as_ref(), &argv)
+                .map(drop)
+                .map_err(|e| provision_failed(id, e))
+        }
     }
 }
 

@@ -5,13 +5,16 @@
 
 use std::collections::BTreeSet;
 
+use phoenix_exec::guest::GuestExec;
 use phoenix_exec::guest::provision::Materials;
 use phoenix_exec::plan::{PlanInput, TargetPlan, plan_target};
 use phoenix_exec::shell::HostShell;
 use phoenix_exec::target::{Failure, Stage, SyncRequest, Target};
-use phoenix_model::model::{DesiredState, GuestId};
+use phoenix_model::model::{DesiredState, GuestId, GuestKind};
+use phoenix_pki::LeafIssuer;
 use phoenix_plan::Request;
 use phoenix_plan::firewall_api::FirewallState;
+use phoenix_plan::observed::{GuestStatus, ObservedCertificate, ObservedFile};
 use phoenix_plan::plan::Plan;
 use phoenix_plan::subsystem::{self, Subsystem};
 use phoenix_render::{FileTarget, RenderOptions};
@@ -20,6 +23,7 @@ use crate::apply::{ApplyOptions, Journal, apply_plan_with};
 use crate::client::PveClient;
 use crate::error::PveError;
 use crate::firewall::observe_firewall;
+use crate::guestexec::{LxcExec, QemuAgentExec};
 use crate::observe::{Observation, observe_guests};
 use phoenix_exec::shell::files::observe_host_files;
 
@@ -37,6 +41,11 @@ pub struct PveTarget<'a> {
     pub image_store: Option<String>,
     /// What provision steps place that phoenix only has when applying (step-ca's files).
     pub materials: &'a dyn Materials,
+    /// Who issues the manifest's certificates (the built-in CA, unlocked); `None`: they are
+    /// planned but not issued, said so in the journal.
+    pub issuer: Option<&'a (dyn LeafIssuer + Sync)>,
+    /// The issuer's public side for the planner (with `issuer`).
+    pub pki: Option<phoenix_plan::PkiContext>,
 }
 
 /// What observing a node gives.
@@ -45,6 +54,8 @@ pub struct PveObserved {
     pub observation: Observation,
     /// The firewall through the API (when this run includes it).
     pub firewall: Option<FirewallState>,
+    /// What could not be observed (a guest's certificates), said in the plan's notes.
+    pub notes: Vec<String>,
 }
 
 fn observe_failure(what: &str, e: impl std::fmt::Display, hint: &str) -> Failure {
@@ -52,8 +63,9 @@ fn observe_failure(what: &str, e: impl std::fmt::Display, hint: &str) -> Failure
 }
 
 impl PveTarget<'_> {
-    /// The host files this run reads: the rendered host files of the subsystems in it, never
-    /// the `.fw` files (the firewall goes through the API, which stores those files).
+    /// The files this run reads: the rendered files of the subsystems in it (host and guest
+    /// targets), never the `.fw` files (the firewall goes through the API, which stores those
+    /// files).
     fn host_paths(
         &self,
         d: &DesiredState,
@@ -66,9 +78,14 @@ impl PveTarget<'_> {
                 "`phoenix render` shows the same error",
             )
         })?;
+        let trust = self
+            .pki
+            .as_ref()
+            .map(|pki| phoenix_plan::certs::trust_files(&pki.trust))
+            .unwrap_or_default();
         Ok(files
             .into_iter()
-            .filter(|f| f.target == FileTarget::Host)
+            .chain(trust.into_iter().filter(|_| req.includes(Subsystem::Pki)))
             .map(|f| (f.target, f.path))
             .filter(|(t, p)| subsystem::of_file(t, p) != Subsystem::Firewall)
             .filter(|(t, p)| req.includes(subsystem::of_file(t, p)))
@@ -93,8 +110,101 @@ impl PveTarget<'_> {
             existing: &existing,
             firewall: observed.firewall.as_ref(),
             now: phoenix_pki::issue::unix_seconds(std::time::SystemTime::now()),
+            pki: self.pki.clone(),
         };
-        plan_target(d, &input, req, &self.opts)
+        let mut planned = plan_target(d, &input, req, &self.opts)?;
+        planned.plan.notes.extend(observed.notes.iter().cloned());
+        Ok(planned)
+    }
+}
+
+impl PveTarget<'_> {
+    /// Guest `id`'s inside: `pct` through the host shell for a container, the guest agent
+    /// for a VM.
+    pub fn guest_exec(
+        &self,
+        observation: &Observation,
+        id: GuestId,
+        kind: GuestKind,
+    ) -> Box<dyn GuestExec + '_> {
+        match kind {
+            GuestKind::Lxc => Box::new(LxcExec::new(self.shell, id)),
+            GuestKind::Vm => {
+                let node = observation.node_of(id).unwrap_or(self.client.node());
+                Box::new(QemuAgentExec::new(self.client, node.to_string(), id))
+            }
+        }
+    }
+
+    /// The rendered files inside the running guests among `wanted`, and why some were not
+    /// looked at (a guest that is not running is planned as missing its files).
+    fn observe_guest_files(
+        &self,
+        observation: &Observation,
+        wanted: &[(FileTarget, String)],
+    ) -> (Vec<ObservedFile>, Vec<String>) {
+        let mut files = Vec::new();
+        let mut notes = Vec::new();
+        for (target, path) in wanted {
+            let FileTarget::Guest(id) = *target else {
+                continue;
+            };
+            let Some(g) = observation.state.guest(id) else {
+                continue;
+            };
+            if g.status != GuestStatus::Running {
+                continue;
+            }
+            let exec = self.guest_exec(observation, id, g.kind);
+            match exec.read_file(path) {
+                Ok(Some(f)) => files.push(ObservedFile {
+                    target: *target,
+                    path: path.clone(),
+                    sha256: None,
+                    content: Some(f.content),
+                    owner: Some(f.owner),
+                    group: Some(f.group),
+                    mode: Some(f.mode),
+                }),
+                Ok(None) => {}
+                Err(e) => notes.push(format!(
+                    "{path} in guest {id} not observed ({e}): planned as missing"
+                )),
+            }
+        }
+        (files, notes)
+    }
+
+    /// The manifest's certificates in the running guests, and why some were not looked at.
+    fn observe_certificates(
+        &self,
+        d: &DesiredState,
+        observation: &Observation,
+    ) -> (Vec<ObservedCertificate>, Vec<String>) {
+        let mut certs = Vec::new();
+        let mut notes = Vec::new();
+        for entry in &d.certificates {
+            let (Some(guest), Some(observed)) =
+                (d.guest(entry.guest), observation.state.guest(entry.guest))
+            else {
+                continue;
+            };
+            if observed.status != GuestStatus::Running {
+                continue;
+            }
+            let cert_path = phoenix_pki::materialise::in_guest_path(guest, &entry.cert_path);
+            let key_path = phoenix_pki::materialise::in_guest_path(guest, &entry.key_path);
+            let exec = self.guest_exec(observation, guest.id, guest.kind);
+            match phoenix_exec::certs::observe(exec.as_ref(), &cert_path, &key_path) {
+                Ok(Some(c)) => certs.push(c),
+                Ok(None) => {}
+                Err(e) => notes.push(format!(
+                    "certificate {} in guest {} not observed ({e}): planned as missing",
+                    entry.common_name, guest.id
+                )),
+            }
+        }
+        (certs, notes)
     }
 }
 
@@ -144,9 +254,19 @@ impl Target for PveTarget<'_> {
         } else {
             None
         };
+        let mut notes = Vec::new();
+        let (guest_files, why) = self.observe_guest_files(&observation, &host_paths);
+        observation.state.files.extend(guest_files);
+        notes.extend(why);
+        if req.request == Request::SyncAll && req.includes(Subsystem::Pki) {
+            let (certs, why) = self.observe_certificates(d, &observation);
+            observation.state.certificates = certs;
+            notes.extend(why);
+        }
         Ok(PveObserved {
             observation,
             firewall,
+            notes,
         })
     }
 
@@ -171,6 +291,7 @@ impl Target for PveTarget<'_> {
             parallelism: self.parallelism,
             image_store: self.image_store.clone(),
             shell: Some(self.shell),
+            issuer: self.issuer,
         };
         apply_plan_with(
             self.client,

@@ -79,6 +79,7 @@ fn create_wave_parallel_vs_sequential() {
             parallelism,
             shell: None,
             image_store: None,
+            issuer: None,
         };
         let journal = apply_plan(&client, &create_wave(first, GUESTS), &observation, &options);
         let wall = start.elapsed();

@@ -70,6 +70,7 @@ fn options() -> ApplyOptions<'static> {
         parallelism: 4,
         shell: None,
         image_store: Some("local".into()),
+        issuer: None,
     }
 }
 

@@ -48,6 +48,7 @@ fn apply_options() -> ApplyOptions<'static> {
         parallelism: 4,
         shell: None,
         image_store: Some("local".into()),
+        issuer: None,
     }
 }
 

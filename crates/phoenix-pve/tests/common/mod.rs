@@ -4,6 +4,8 @@
 //! and the process killed by a Drop guard. fakepve is AGPL: it is only ever run, never copied.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fakenode;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
