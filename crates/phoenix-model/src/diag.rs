@@ -77,6 +77,7 @@ codes! {
     UnknownKey = "PHX-W001", Warning, "an unknown key (kept, but nothing reads it)";
     NotSupportedYet = "PHX-W002", Warning, "a key phoenix reads but does not act on yet";
     UnusedKey = "PHX-W003", Warning, "a key nothing ever read (dead in the bash system too)";
+    LegacyForm = "PHX-W004", Warning, "a form an older bash system accepted; phoenix reads it and names the current spelling";
     StaleRuleAddress = "PHX-W010", Warning, "a firewall rule names an address no guest or host has";
     StaleNameserver = "PHX-W011", Warning, "a nameserver names an address no guest or host has";
     StaleSan = "PHX-W012", Warning, "a certificate SAN names an address no guest or host has";

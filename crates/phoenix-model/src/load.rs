@@ -65,6 +65,24 @@ pub fn load_dir(dir: &Path, sources: &mut SourceMap, diags: &mut Diagnostics) ->
             HYPERVISOR_UNUSED,
             diags,
         );
+        if let Some(Value::Object(shared)) = obj.get("shared_volumes") {
+            let names: Vec<String> = shared
+                .keys()
+                .filter(|k| *k != "firewall")
+                .map(|k| format!("`{}`", k.escape_debug()))
+                .collect();
+            if !names.is_empty() {
+                diags.push(
+                    Diagnostic::new(
+                        Code::NotSupportedYet,
+                        &Location::new(hfile, "/shared_volumes"),
+                        format!("shared volumes {} are read but not applied yet", names.join(", ")),
+                        "phoenix creates no bind mount from `shared_volumes`; the guests named in their `mounts` do not get them",
+                    )
+                    .at_key(),
+                );
+            }
+        }
         if let Some(Value::Object(net)) = obj.get("network") {
             warn_listed(
                 net,
