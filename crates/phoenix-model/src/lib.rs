@@ -12,6 +12,7 @@ pub mod checks;
 pub mod decode;
 pub mod diag;
 pub mod json;
+pub mod legacy;
 pub mod load;
 pub mod model;
 pub mod raw;

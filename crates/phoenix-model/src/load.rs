@@ -54,14 +54,23 @@ pub fn load_dir(dir: &Path, sources: &mut SourceMap, diags: &mut Diagnostics) ->
         ..RawConfig::default()
     };
     let hyp_path = dir.join(HYPERVISOR_FILE);
-    let Some((hfile, hval)) = read_json(&hyp_path, true, sources, diags) else {
+    let Some((hfile, mut hval)) = read_json(&hyp_path, true, sources, diags) else {
         return raw;
     };
+    if let Value::Object(obj) = &mut hval {
+        crate::legacy::hypervisor(obj, &Location::new(hfile, ""), diags);
+    }
     if let Some(obj) = expect_object(&hval, hfile, diags) {
+        // `vm_defaults` here is applied when the VMs are in this file too (below).
+        let not_yet: Vec<&str> = HYPERVISOR_NOT_YET
+            .iter()
+            .copied()
+            .filter(|k| *k != "vm_defaults")
+            .collect();
         warn_listed(
             obj,
             &Location::new(hfile, ""),
-            HYPERVISOR_NOT_YET,
+            &not_yet,
             HYPERVISOR_UNUSED,
             diags,
         );
@@ -106,12 +115,15 @@ pub fn load_dir(dir: &Path, sources: &mut SourceMap, diags: &mut Diagnostics) ->
 
     let lxc_path = resolve_core_path(dir, core.lxc_config_file.as_deref(), LXC_FILE);
     if let Some((f, v)) = read_json(&lxc_path, true, sources, diags) {
-        load_lxc_file(&v, f, &mut raw, diags);
+        load_lxc_file(v, f, &mut raw, diags);
     }
     let vm_path = resolve_core_path(dir, core.vm_config_file.as_deref(), VM_FILE);
-    if let Some((f, v)) = read_json(&vm_path, true, sources, diags) {
-        load_vm_file(&v, f, &mut raw, diags);
+    let vm_file = read_json(&vm_path, false, sources, diags);
+    let vm_file_absent = vm_file.is_none() && !vm_path.exists();
+    if let Some((f, v)) = vm_file {
+        load_vm_file(v, f, &mut raw, diags);
     }
+    vms_in_hypervisor(hval, hfile, vm_file_absent, &mut raw, diags);
     let stacks_path = resolve_core_path(dir, core.stacks_config_file.as_deref(), STACKS_FILE);
     if let Some((f, v)) = read_json(&stacks_path, false, sources, diags) {
         load_stacks_file(&v, f, &mut raw, diags);
@@ -372,8 +384,14 @@ fn lxc_not_yet(raw: &RawLxc) -> Vec<(&'static str, &'static str)> {
     out
 }
 
-fn load_lxc_file(v: &Value, file: FileId, raw: &mut RawConfig, diags: &mut Diagnostics) {
-    let Some(obj) = expect_object(v, file, diags) else {
+fn load_lxc_file(mut v: Value, file: FileId, raw: &mut RawConfig, diags: &mut Diagnostics) {
+    if let Some(Value::Object(configs)) = v.get_mut("lxc_configs") {
+        let root = Location::new(file, "/lxc_configs");
+        for (id, entry) in configs.iter_mut() {
+            crate::legacy::lxc(entry, &root.child(id), diags);
+        }
+    }
+    let Some(obj) = expect_object(&v, file, diags) else {
         return;
     };
     let root = Location::new(file, "");
@@ -446,8 +464,8 @@ fn load_lxc_file(v: &Value, file: FileId, raw: &mut RawConfig, diags: &mut Diagn
     }
 }
 
-fn load_vm_file(v: &Value, file: FileId, raw: &mut RawConfig, diags: &mut Diagnostics) {
-    let Some(obj) = expect_object(v, file, diags) else {
+fn load_vm_file(v: Value, file: FileId, raw: &mut RawConfig, diags: &mut Diagnostics) {
+    let Some(obj) = expect_object(&v, file, diags) else {
         return;
     };
     let root = Location::new(file, "");
@@ -464,10 +482,78 @@ fn load_vm_file(v: &Value, file: FileId, raw: &mut RawConfig, diags: &mut Diagno
             );
         }
     }
-    if let Some(d) = obj.get("vm_defaults") {
+    if obj.get("vms").is_none() {
+        diags.emit(
+            Code::MissingField,
+            &root,
+            "missing field `vms`",
+            "add `\"vms\": []`",
+        );
+    }
+    load_vms(v, &root, raw, diags);
+}
+
+/// The layout up to late September 2025: `vms` and `vm_defaults` in the hypervisor file and no
+/// VM file. With a VM file, the hypervisor's `vms` are ignored and its `vm_defaults` are
+/// host setup.
+fn vms_in_hypervisor(
+    hval: Value,
+    hfile: FileId,
+    vm_file_absent: bool,
+    raw: &mut RawConfig,
+    diags: &mut Diagnostics,
+) {
+    let root = Location::new(hfile, "");
+    let has = |k: &str| hval.get(k).is_some();
+    if vm_file_absent && has("vms") {
+        diags.push(
+            Diagnostic::new(
+                Code::LegacyForm,
+                &root.child("vms"),
+                format!("the VMs are in the hypervisor file and there is no {VM_FILE} (the layout up to late September 2025); phoenix reads them here"),
+                format!("move `vms` and `vm_defaults` into {VM_FILE}: {{\"vm_defaults\": {{…}}, \"vms\": [ … ]}}"),
+            )
+            .at_key(),
+        );
+        load_vms(hval, &root, raw, diags);
+        return;
+    }
+    if has("vms") {
+        diags.push(
+            Diagnostic::new(
+                Code::NotSupportedYet,
+                &root.child("vms"),
+                format!("`vms` in the hypervisor file is ignored: {VM_FILE} defines the VMs"),
+                format!("delete it here, or move what it adds into {VM_FILE}"),
+            )
+            .at_key(),
+        );
+    }
+    if has("vm_defaults") {
+        diags.push(
+            Diagnostic::new(
+                Code::NotSupportedYet,
+                &root.child("vm_defaults"),
+                "`vm_defaults` is read but not applied yet",
+                "phoenix plans and validates it in a later release; nothing changes on the host for it now",
+            )
+            .at_key(),
+        );
+    }
+}
+
+/// `vm_defaults` and `vms` of the object `v` (the VM file, or the hypervisor file of the
+/// older layout) at `root`.
+fn load_vms(mut v: Value, root: &Location, raw: &mut RawConfig, diags: &mut Diagnostics) {
+    if let Some(Value::Array(vms)) = v.get_mut("vms") {
+        for (i, vm) in vms.iter_mut().enumerate() {
+            crate::legacy::vm(vm, &root.child("vms").child(i), diags);
+        }
+    }
+    if let Some(d) = v.get("vm_defaults") {
         raw.vm_defaults = decode::<RawVmDefaults>(d, &root.child("vm_defaults"), diags);
     }
-    match obj.get("vms") {
+    match v.get("vms") {
         Some(Value::Array(vms)) => {
             for (i, vm) in vms.iter().enumerate() {
                 let loc = root.child("vms").child(i);
@@ -510,12 +596,7 @@ fn load_vm_file(v: &Value, file: FileId, raw: &mut RawConfig, diags: &mut Diagno
             "`vms` must be an array",
             "write \"vms\": [ {…}, … ]",
         ),
-        None => diags.emit(
-            Code::MissingField,
-            &root,
-            "missing field `vms`",
-            "add `\"vms\": []`",
-        ),
+        None => {}
     }
 }
 

@@ -137,3 +137,131 @@ fn two_cluster_firewalls_never_weaken_it() {
         "/firewall/global_firewall_rules/0"
     );
 }
+
+const LXC: &str = "phoenix_lxc_configs.json";
+const VMS: &str = "phoenix_vm_configs.json";
+
+#[test]
+fn host_nameservers_as_one_string() {
+    let (v, f) = run("legacy_nameservers_string");
+    legacy(
+        &f,
+        HYP,
+        "/network/interfaces/dns_nameservers",
+        8,
+        r#"["172.16.100.1","8.8.8.8"]"#,
+    );
+    let d = v.desired.expect("model");
+    let ns: Vec<String> = d.host.nameservers.iter().map(|a| a.to_string()).collect();
+    assert_eq!(ns, ["172.16.100.1", "8.8.8.8"]);
+}
+
+#[test]
+fn no_domain_falls_back_to_phoenix_local() {
+    let (v, f) = run("legacy_no_domain");
+    let w = legacy(&f, HYP, "", 1, "\"domain_name\": \"phoenix.local\"");
+    assert!(w.message.contains("phoenix.local"), "{}", w.message);
+    assert_eq!(v.desired.expect("model").domain, "phoenix.local");
+}
+
+#[test]
+fn vms_in_the_hypervisor_file_without_a_vm_file() {
+    let (v, f) = run("legacy_vms_in_hypervisor");
+    legacy(&f, HYP, "/vms", 62, "phoenix_vm_configs.json");
+    assert!(
+        !f.iter().any(|x| x.pointer == "/vm_defaults"),
+        "vm_defaults are applied here:\n{}",
+        list(&f)
+    );
+    let d = v.desired.expect("model");
+    let vm = d
+        .guest(phoenix_model::model::GuestId(1001))
+        .expect("VM 1001 read from the hypervisor file");
+    assert_eq!(vm.cores, Some(2), "vm_defaults.cores applied");
+    assert_eq!(vm.loc.pointer, "/vms/0");
+}
+
+#[test]
+fn the_vm_file_is_optional() {
+    let (v, f) = run("legacy_no_vm_file");
+    assert!(
+        f.iter().all(|x| x.severity != Severity::Error),
+        "{}",
+        list(&f)
+    );
+    let d = v.desired.expect("model");
+    assert!(
+        d.guests
+            .values()
+            .all(|g| g.kind != phoenix_model::model::GuestKind::Vm)
+    );
+}
+
+#[test]
+fn lxc_features_as_a_pct_string() {
+    let (v, f) = run("legacy_pct_features");
+    legacy(
+        &f,
+        LXC,
+        "/lxc_configs/104/features",
+        85,
+        r#""pct_options": ["nesting=1","keyctl=1"]"#,
+    );
+    let d = v.desired.expect("model");
+    let g = d.guest(phoenix_model::model::GuestId(104)).expect("104");
+    assert_eq!(g.pct_features, ["nesting=1", "keyctl=1"]);
+    assert!(g.features.is_empty());
+}
+
+#[test]
+fn vm_docker_stacks_as_objects() {
+    let (v, f) = run("legacy_docker_stacks_objects");
+    let w = legacy(
+        &f,
+        VMS,
+        "/vms/0/docker_stacks/0",
+        24,
+        "\"portainer_service\"",
+    );
+    assert!(w.message.contains("`production`"), "{}", w.message);
+    let d = v.desired.expect("model");
+    let vm = d.guest(phoenix_model::model::GuestId(1001)).expect("1001");
+    assert_eq!(vm.docker_stacks, ["portainer_service"]);
+}
+
+#[test]
+fn guest_on_the_macvlan_vlan_sub_interface() {
+    let (v, f) = run("legacy_macvlan_vlan");
+    legacy(
+        &f,
+        LXC,
+        "/lxc_configs/104/network_config/bridge",
+        80,
+        r#""bridge": "vmbr0", "tag": 10"#,
+    );
+    let d = v.desired.expect("model");
+    let nic = &d
+        .guest(phoenix_model::model::GuestId(104))
+        .expect("104")
+        .nics[0];
+    assert_eq!((nic.bridge.as_str(), nic.tag), ("vmbr0", Some(10)));
+    assert!(d.bridges[0].vlan_aware);
+}
+
+#[test]
+fn gateway_on_a_dhcp_nic_is_a_warning() {
+    let (v, f) = run("legacy_gw_on_dhcp");
+    legacy(
+        &f,
+        LXC,
+        "/lxc_configs/101/network_config/gw",
+        10,
+        "remove `gw`",
+    );
+    let d = v.desired.expect("model");
+    let nic = &d
+        .guest(phoenix_model::model::GuestId(101))
+        .expect("101")
+        .nics[0];
+    assert!(nic.is_dhcp());
+}

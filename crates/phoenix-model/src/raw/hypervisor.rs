@@ -56,8 +56,11 @@ pub struct RawHypervisor {
     pub nvidia_driver: Option<Value>,
     /// Host setup (not applied yet): Docker images for Portainer.
     pub docker: Option<Value>,
-    /// Host setup (not applied yet): VM image defaults.
+    /// VM defaults when the VMs are in this file (older layout); host setup otherwise.
     pub vm_defaults: Option<Value>,
+    /// Layout up to late September 2025: the VMs (same form as in the VM file), read when
+    /// there is no `phoenix_vm_configs.json`.
+    pub vms: Option<Value>,
     /// Unused by the bash system.
     pub version: Option<Value>,
     /// Unused by the bash system.
