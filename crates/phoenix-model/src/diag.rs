@@ -226,6 +226,10 @@ impl Diagnostics {
                 ));
             }
         }
+        for f in &mut out {
+            f.message = sources.redact(&f.message);
+            f.hint = sources.redact(&f.hint);
+        }
         out.sort_by(|a, b| {
             (&a.file, a.line, a.column, a.code, &a.message)
                 .cmp(&(&b.file, b.line, b.column, b.code, &b.message))

@@ -17,6 +17,7 @@ pub mod load;
 pub mod model;
 pub mod raw;
 pub mod schema;
+pub mod secrets;
 pub mod source;
 pub mod summary;
 pub mod values;

@@ -228,8 +228,9 @@ fn read_json(
         }
     };
     let file = sources.add(path.to_path_buf(), text);
-    let value = crate::json::parse(file, &sources.get(file).text, diags)?;
-    Some((file, value))
+    let value = crate::json::parse(file, &sources.get(file).text, diags);
+    crate::secrets::mask_file(sources, file, value.as_ref());
+    Some((file, value?))
 }
 
 /// Read at most [`crate::json::MAX_FILE_BYTES`]; `None` when the file is larger. Reading

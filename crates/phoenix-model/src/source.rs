@@ -21,9 +21,51 @@ pub struct SourceFile {
 #[derive(Debug, Clone, Default)]
 pub struct SourceMap {
     files: Vec<SourceFile>,
+    /// Plaintext secret values masked in the texts, to redact from messages too.
+    secrets: Vec<String>,
 }
 
 impl SourceMap {
+    /// Replace each byte of the string values at `ranges` (quotes excluded) of `id` with `*`,
+    /// keeping every offset, and remember the values for [`SourceMap::redact`].
+    pub fn mask(&mut self, id: FileId, ranges: &[Range<usize>]) {
+        let Some(file) = self.files.get_mut(id.0) else {
+            return;
+        };
+        let mut bytes = std::mem::take(&mut file.text).into_bytes();
+        for r in ranges {
+            let (start, end) = (r.start.min(bytes.len()), r.end.min(bytes.len()));
+            let quoted = end > start + 1 && bytes[start] == b'"' && bytes[end - 1] == b'"';
+            let inner = if quoted {
+                start + 1..end - 1
+            } else {
+                start..end
+            };
+            if let Ok(value) = std::str::from_utf8(&bytes[inner.clone()]) {
+                // Short values ("", "x") would redact unrelated words from messages.
+                if value.chars().count() >= 4 && !self.secrets.iter().any(|s| s == value) {
+                    self.secrets.push(value.to_string());
+                }
+            }
+            for b in &mut bytes[inner] {
+                *b = b'*';
+            }
+        }
+        // Whole UTF-8 sequences were replaced by ASCII, so the text stays valid.
+        file.text = String::from_utf8(bytes).unwrap_or_default();
+    }
+
+    /// `s` with every masked secret value replaced by `<redacted>`.
+    pub fn redact(&self, s: &str) -> String {
+        let mut out = s.to_string();
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "<redacted>");
+            }
+        }
+        out
+    }
+
     pub fn add(&mut self, path: PathBuf, text: String) -> FileId {
         self.files.push(SourceFile { path, text });
         FileId(self.files.len() - 1)
