@@ -13,6 +13,12 @@ use crate::report;
 
 /// Validate `dir`; `Err(exit code)` after printing why when it cannot be used.
 pub fn load(dir: &Path) -> Result<DesiredState, u8> {
+    load_as(dir, false)
+}
+
+/// [`load`]; a refusal prints the errors alone (the warnings wait for `phoenix validate`),
+/// as JSON findings on stdout with `json`.
+pub fn load_as(dir: &Path, json: bool) -> Result<DesiredState, u8> {
     let mut stderr = anstream::stderr();
     if !dir.is_dir() {
         let _ = writeln!(
@@ -26,10 +32,21 @@ pub fn load(dir: &Path) -> Result<DesiredState, u8> {
     let findings = v.findings();
     let (errors, warnings) = report::counts(&findings);
     if errors > 0 {
-        let _ = report::print_findings(&mut stderr, &findings, &v.sources);
+        let errors: Vec<_> = findings
+            .into_iter()
+            .filter(|f| f.severity == phoenix_model::Severity::Error)
+            .collect();
+        if json {
+            let _ = serde_json::to_string_pretty(&errors)
+                .map_err(std::io::Error::other)
+                .and_then(|s| writeln!(std::io::stdout(), "{s}"));
+        } else {
+            let _ = report::print_findings(&mut stderr, &errors, &v.sources, 0);
+            let _ = crate::skipped_note(&mut stderr, v.checks_skipped);
+        }
         let _ = writeln!(
             stderr,
-            "error: the configuration has errors; nothing was planned\n  hint: `phoenix validate --config {}` shows them",
+            "error: the configuration has errors; nothing was planned\n  hint: `phoenix validate --config {}` shows them with the {warnings} warnings",
             dir.display()
         );
         return Err(exit::FAILED);

@@ -71,7 +71,8 @@ fn read_observed(path: &Path) -> Result<ObservedState, String> {
 
 pub fn plan(args: &PlanArgs) -> u8 {
     let mut stderr = anstream::stderr();
-    let desired = match config::load(&args.config) {
+    let json = matches!(args.output, OutputFormat::Json);
+    let desired = match config::load_as(&args.config, json) {
         Ok(d) => d,
         Err(code) => return code,
     };

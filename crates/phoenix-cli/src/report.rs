@@ -113,8 +113,25 @@ impl<'a> Renderer<'a> {
     }
 
     fn snippet(&self, f: &Finding) -> Option<String> {
-        f.span.as_ref()?;
+        let span = f.span.clone()?;
         let source = self.named_source(&f.file)?;
+        // A finding anchored at a whole object shows its first line, not all of it.
+        let text = source.inner();
+        let cut = text
+            .get(span.clone())
+            .and_then(|t| t.find('\n'))
+            .map(|i| span.start..span.start + i.max(1));
+        let shortened;
+        let f = match cut {
+            Some(span) => {
+                shortened = Finding {
+                    span: Some(span),
+                    ..f.clone()
+                };
+                &shortened
+            }
+            None => f,
+        };
         let snippet = Snippet {
             finding: f,
             source: &source,
@@ -159,15 +176,20 @@ fn one_line(s: &str) -> String {
     }
 }
 
-/// Print every finding to `stream` (stderr in the binary), then the count line.
+/// Print every finding to `stream` (stderr in the binary), then the summary by code and the
+/// count line; `allowed` findings were left out by the operator's allow-list.
 pub fn print_findings(
     stream: &mut dyn Write,
     findings: &[Finding],
     sources: &SourceMap,
+    allowed: usize,
 ) -> std::io::Result<()> {
     let renderer = Renderer::new(sources);
     for f in findings {
         writeln!(stream, "{}", renderer.render(f))?;
+    }
+    if findings.len() > 1 {
+        write!(stream, "{}", summary(findings))?;
     }
     let (errors, warnings) = counts(findings);
     let style = if errors > 0 {
@@ -177,7 +199,32 @@ pub fn print_findings(
     } else {
         BOLD
     };
-    writeln!(stream, "{style}{}{style:#}", count_line(errors, warnings))
+    let mut line = count_line(errors, warnings);
+    if allowed > 0 {
+        line.push_str(&format!(" ({allowed} allowed, not shown)"));
+    }
+    writeln!(stream, "{style}{line}{style:#}")
+}
+
+/// One line per code, errors first, with its count and title.
+pub fn summary(findings: &[Finding]) -> String {
+    let mut by_code: std::collections::BTreeMap<(Severity, &str), usize> = Default::default();
+    for f in findings {
+        *by_code.entry((f.severity, f.code)).or_default() += 1;
+    }
+    let mut out = String::from("summary by code:\n");
+    for ((severity, code), n) in by_code {
+        let title = phoenix_model::Code::ALL
+            .iter()
+            .find(|c| c.as_str() == code)
+            .map_or("", |c| c.title());
+        let label = match severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        out.push_str(&format!("  {code}  {label:<7} {n:>5}  {title}\n"));
+    }
+    out
 }
 
 /// `(errors, warnings)`.

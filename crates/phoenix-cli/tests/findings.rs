@@ -98,3 +98,181 @@ fn a_broken_file_masks_its_secrets_too() {
         assert!(!out.contains("second-copy"), "{out}");
     }
 }
+
+fn code_of(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn json(out: &Output) -> Vec<serde_json::Value> {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn allow_and_deny_make_validate_usable_in_ci() {
+    let dir = fixture("rootesting-2025-11-25");
+    let config = dir.to_string_lossy().into_owned();
+    let all = json(&run(&["validate", "-o", "json", "--config", &config]));
+    let w002 = all.iter().filter(|f| f["code"] == "PHX-W002").count();
+    assert!(w002 > 10);
+
+    // --deny-warnings fails; allowing a code hides exactly its findings.
+    let out = run(&[
+        "validate",
+        "--deny-warnings",
+        "--allow",
+        "PHX-W002",
+        "-o",
+        "json",
+        "--config",
+        &config,
+    ]);
+    assert_eq!(code_of(&out), 1, "other warnings remain");
+    let shown = json(&out);
+    assert_eq!(shown.len(), all.len() - w002);
+    assert!(shown.iter().all(|f| f["code"] != "PHX-W002"));
+
+    // Allowing every warning code present passes under --deny-warnings.
+    let mut codes: Vec<String> = all
+        .iter()
+        .map(|f| f["code"].as_str().unwrap_or("").to_string())
+        .collect();
+    codes.sort();
+    codes.dedup();
+    let list = codes.join(",");
+    let out = run(&[
+        "validate",
+        "-q",
+        "--deny-warnings",
+        "--allow",
+        &list,
+        "--config",
+        &config,
+    ]);
+    assert_eq!(code_of(&out), 0, "{}", all_output(&out));
+    assert!(all_output(&out).contains(&format!(
+        "0 errors, 0 warnings ({} allowed, not shown)",
+        all.len()
+    )));
+
+    // --deny fails on one code only.
+    let out = run(&["validate", "-q", "--deny", "W011", "--config", &config]);
+    assert_eq!(code_of(&out), 1);
+    let out = run(&["validate", "-q", "--deny", "E016", "--config", &config]);
+    assert_eq!(code_of(&out), 0, "a code with no finding fails nothing");
+
+    // Unknown codes and allowing an error are usage errors.
+    for bad in [["--allow", "W999"], ["--allow", "PHX-E002"]] {
+        let out = run(&["validate", bad[0], bad[1], "--config", &config]);
+        assert_eq!(code_of(&out), 2, "{bad:?}");
+    }
+}
+
+#[test]
+fn the_list_file_in_the_config_directory() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let src = fixture("rootesting-2025-11-25");
+    for entry in std::fs::read_dir(&src).unwrap_or_else(|e| panic!("{e}")) {
+        let p = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        std::fs::copy(&p, tmp.path().join(p.file_name().unwrap_or_default()))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let config = tmp.path().to_string_lossy().into_owned();
+    let all = json(&run(&["validate", "-o", "json", "--config", &config])).len();
+    std::fs::write(
+        tmp.path().join("phoenix-lint.json"),
+        r#"{"allow": ["PHX-W002", "W003"], "deny": ["PHX-W010"]}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = run(&["validate", "-o", "json", "--config", &config]);
+    assert_eq!(code_of(&out), 1, "W010 is denied");
+    let shown = json(&out);
+    assert!(shown.len() < all);
+    assert!(
+        shown
+            .iter()
+            .all(|f| f["code"] != "PHX-W002" && f["code"] != "PHX-W003")
+    );
+    // A flag wins over the file.
+    let out = run(&["validate", "-q", "--allow", "W010", "--config", &config]);
+    assert_eq!(code_of(&out), 0, "{}", all_output(&out));
+
+    std::fs::write(
+        tmp.path().join("phoenix-lint.json"),
+        "{\"allow\": [\"PHX-W002\",]}",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = run(&["validate", "--config", &config]);
+    assert_eq!(code_of(&out), 2);
+    assert!(
+        all_output(&out).contains("phoenix-lint.json:1:"),
+        "{}",
+        all_output(&out)
+    );
+}
+
+#[test]
+fn explain_gives_meaning_example_and_fix() {
+    let out = run(&["explain", "phx-w002"]);
+    assert_eq!(code_of(&out), 0);
+    let text = all_output(&out);
+    for part in ["PHX-W002 (warning)", "example:", "fix:"] {
+        assert!(text.contains(part), "{text}");
+    }
+    assert_eq!(code_of(&run(&["explain", "PHX-X1"])), 2);
+}
+
+/// An LXC file that does not parse: one error, before and instead of its knock-on findings
+/// (the certificates, roles and dependencies naming guests it defines).
+fn broken_config() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../phoenix-model/tests/fixtures/base");
+    for entry in std::fs::read_dir(&base).unwrap_or_else(|e| panic!("{e}")) {
+        let p = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        std::fs::copy(&p, tmp.path().join(p.file_name().unwrap_or_default()))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    std::fs::write(
+        tmp.path().join("phoenix_lxc_configs.json"),
+        "{\"lxc_configs\": {\"101\": {\"name\": \"nginx\",}}}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    tmp
+}
+
+#[test]
+fn a_parse_error_comes_alone() {
+    let tmp = broken_config();
+    let config = tmp.path().to_string_lossy().into_owned();
+    let out = run(&["validate", "-o", "json", "--config", &config]);
+    assert_eq!(code_of(&out), 1);
+    let f = json(&out);
+    assert_eq!(f[0]["code"], "PHX-E002", "{f:#?}");
+    assert!(
+        f.iter()
+            .all(|x| x["code"] != "PHX-E051" && x["code"] != "PHX-E014"),
+        "knock-on findings: {f:#?}"
+    );
+    let text = all_output(&run(&["validate", "--config", &config]));
+    assert!(text.contains("checks across files were not run"), "{text}");
+}
+
+#[test]
+fn plan_refusing_prints_the_errors_alone() {
+    let tmp = broken_config();
+    let config = tmp.path().to_string_lossy().into_owned();
+    let out = run(&["plan", "--config", &config]);
+    assert_eq!(code_of(&out), 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error[PHX-E002]"), "{stderr}");
+    assert!(!stderr.contains("warning["), "{stderr}");
+    assert!(out.stdout.is_empty());
+
+    let out = run(&["plan", "-o", "json", "--config", &config]);
+    assert_eq!(code_of(&out), 1);
+    let f = json(&out);
+    assert!(
+        !f.is_empty() && f.iter().all(|x| x["severity"] == "error"),
+        "{f:#?}"
+    );
+}

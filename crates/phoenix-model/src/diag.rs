@@ -95,6 +95,34 @@ codes! {
     OverlayOnlyRoute = "PHX-W036", Warning, "the internal proxy is not a Swarm node but routes to a port only the overlay reaches";
 }
 
+impl Code {
+    /// A file that could not be read or parsed: everything read from it is missing, so what
+    /// other files say about it is a knock-on finding.
+    pub fn is_root_cause(self) -> bool {
+        matches!(
+            self,
+            Code::FileUnreadable | Code::JsonSyntax | Code::TooLarge | Code::YamlSyntax
+        )
+    }
+
+    /// Findings about a reference to something (a guest, a stack, an address) defined
+    /// elsewhere: knock-on findings when a file is missing.
+    pub fn is_cross_reference(self) -> bool {
+        matches!(
+            self,
+            Code::UnknownDependency
+                | Code::UnknownCloneSource
+                | Code::UnknownGuest
+                | Code::UnknownStack
+                | Code::UnknownBridge
+                | Code::StaleRuleAddress
+                | Code::StaleNameserver
+                | Code::StaleSan
+                | Code::CertificateGap
+        )
+    }
+}
+
 /// Where a diagnostic points before it is resolved to line and column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Anchor {

@@ -199,22 +199,38 @@ fn read_json(
             );
             return None;
         }
-        Ok(Some(bytes)) => match String::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(e) => {
-                file_diag(
-                    diags,
+        Ok(Some(bytes)) => {
+            match String::from_utf8(bytes) {
+                Ok(t) if t.starts_with('\u{feff}') => {
+                    let file = sources.add(path.to_path_buf(), t);
+                    diags.push(range_diag(
                     Code::JsonSyntax,
-                    path,
-                    format!(
-                        "not UTF-8 text (invalid byte at offset {})",
-                        e.utf8_error().valid_up_to()
-                    ),
-                    "save the file as UTF-8",
-                );
-                return None;
+                    file,
+                    0..3,
+                    "the file starts with a byte-order mark (U+FEFF), which JSON does not allow",
+                    "save the file as UTF-8 without a BOM (most editors call it \"UTF-8\", not \"UTF-8 with BOM\")",
+                ));
+                    return None;
+                }
+                Ok(t) => t,
+                Err(e) => {
+                    let at = e.utf8_error().valid_up_to();
+                    let byte = e.as_bytes().get(at).copied().unwrap_or(0);
+                    let file = sources.add(
+                        path.to_path_buf(),
+                        String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                    );
+                    diags.push(range_diag(
+                    Code::JsonSyntax,
+                    file,
+                    at..at + 1,
+                    format!("not UTF-8 text: byte 0x{byte:02x} cannot start or continue a character"),
+                    "save the file as UTF-8 (it was probably written in Latin-1 or Windows-1252)",
+                ));
+                    return None;
+                }
             }
-        },
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return None,
         Err(e) => {
             file_diag(
@@ -246,6 +262,26 @@ fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     let mut bytes = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
     file.take(limit + 1).read_to_end(&mut bytes)?;
     Ok((bytes.len() as u64 <= limit).then_some(bytes))
+}
+
+fn range_diag(
+    code: Code,
+    file: FileId,
+    range: std::ops::Range<usize>,
+    message: impl Into<String>,
+    hint: impl Into<String>,
+) -> Diagnostic {
+    Diagnostic {
+        code,
+        severity: code.severity(),
+        message: message.into(),
+        hint: hint.into(),
+        anchor: Anchor::Range {
+            file,
+            pointer: String::new(),
+            range,
+        },
+    }
 }
 
 fn file_diag(diags: &mut Diagnostics, code: Code, path: &Path, message: String, hint: &str) {
@@ -682,14 +718,14 @@ fn load_stack_dirs(
         .map(|f| sdir.join(f))
         .find(|p| p.is_file());
         if let Some(path) = compose
-            && let Some(value) = read_yaml(&path, diags)
+            && let Some(value) = read_yaml(&path, sources, diags)
         {
             raw.compose.insert(name, ComposeFile { path, value });
         }
     }
 }
 
-fn read_yaml(path: &Path, diags: &mut Diagnostics) -> Option<Value> {
+fn read_yaml(path: &Path, sources: &mut SourceMap, diags: &mut Diagnostics) -> Option<Value> {
     let text = match read_bounded(path) {
         Ok(Some(bytes)) => match String::from_utf8(bytes) {
             Ok(t) => t,
@@ -738,22 +774,51 @@ fn read_yaml(path: &Path, diags: &mut Diagnostics) -> Option<Value> {
     match serde_saphyr::from_str::<Value>(&text) {
         Ok(v) => Some(v),
         Err(e) => {
-            file_diag(
-                diags,
-                Code::YamlSyntax,
-                path,
-                format!(
-                    "invalid YAML in {}: {}",
-                    path.display(),
-                    first_line(&e.to_string())
-                ),
-                "fix the compose file; `docker stack config -c FILE` shows what Docker makes of it",
-            );
+            let hint =
+                "fix the compose file; `docker stack config -c FILE` shows what Docker makes of it";
+            let message = format!("invalid YAML: {}", yaml_message(&e.to_string()));
+            match e.location() {
+                Some(l) => {
+                    let at = offset_of(&text, l.line() as usize, l.column() as usize);
+                    let end = text[at..]
+                        .char_indices()
+                        .nth(1)
+                        .map_or(text.len(), |(i, _)| at + i);
+                    let file = sources.add(path.to_path_buf(), text);
+                    diags.push(range_diag(Code::YamlSyntax, file, at..end, message, hint));
+                }
+                None => file_diag(diags, Code::YamlSyntax, path, message, hint),
+            }
             None
         }
     }
 }
 
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
+/// The first line of a YAML error, without the position the finding shows anyway.
+fn yaml_message(s: &str) -> String {
+    let mut first = s.lines().next().unwrap_or(s).trim();
+    first = first.strip_prefix("error:").unwrap_or(first).trim_start();
+    if first.starts_with("line ")
+        && let Some((_, rest)) = first.split_once(": ")
+    {
+        first = rest;
+    }
+    let cut = first.find(" at line ").unwrap_or(first.len());
+    first[..cut].trim_end_matches('.').to_string()
+}
+
+/// Byte offset of 1-based `line` and `column` (in characters), clamped to the text.
+fn offset_of(text: &str, line: usize, column: usize) -> usize {
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let rest = &text[start.min(text.len())..];
+    let line_text = rest.split('\n').next().unwrap_or("");
+    start
+        + line_text
+            .char_indices()
+            .nth(column.saturating_sub(1))
+            .map_or(line_text.len(), |(i, _)| i)
 }
