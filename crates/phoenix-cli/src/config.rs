@@ -19,6 +19,14 @@ pub fn load(dir: &Path) -> Result<DesiredState, u8> {
 /// [`load`]; a refusal prints the errors alone (the warnings wait for `phoenix validate`),
 /// as JSON findings on stdout with `json`.
 pub fn load_as(dir: &Path, json: bool) -> Result<DesiredState, u8> {
+    load_ignoring(dir, json).map(|(d, _)| d)
+}
+
+/// [`load_as`], with what the plan will ignore (keys read but not applied, per guest).
+pub fn load_ignoring(
+    dir: &Path,
+    json: bool,
+) -> Result<(DesiredState, phoenix_model::notyet::Ignored), u8> {
     let mut stderr = anstream::stderr();
     if !dir.is_dir() {
         let _ = writeln!(
@@ -58,7 +66,8 @@ pub fn load_as(dir: &Path, json: bool) -> Result<DesiredState, u8> {
             dir.display()
         );
     }
-    v.desired.ok_or(exit::FAILED)
+    let ignored = phoenix_model::notyet::ignored(&v);
+    v.desired.map(|d| (d, ignored)).ok_or(exit::FAILED)
 }
 
 /// The bytes of a secret. Plaintext works (validation warned about it).

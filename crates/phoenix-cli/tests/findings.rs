@@ -276,3 +276,37 @@ fn plan_refusing_prints_the_errors_alone() {
         "{f:#?}"
     );
 }
+
+#[test]
+fn plan_ends_with_what_it_will_ignore_per_guest() {
+    let dir = fixture("rootesting-2025-11-25");
+    let config = dir.to_string_lossy().into_owned();
+    let out = run(&["plan", "--config", &config]);
+    assert_eq!(code_of(&out), 0, "{}", all_output(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (_, tail) = stdout
+        .split_once("will ignore")
+        .unwrap_or_else(|| panic!("no ignore summary:\n{stdout}"));
+    // Count the guests setting GPU passthrough straight from the file.
+    let lxc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("phoenix_lxc_configs.json")).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let gpu = lxc["lxc_configs"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, g)| {
+            g["gpu_assignment"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty() && s != "none")
+        })
+        .count();
+    assert!(gpu > 1);
+    assert!(
+        tail.contains(&format!("GPU passthrough: {gpu} guests")),
+        "{tail}"
+    );
+    assert!(tail.contains("bind mounts:"), "{tail}");
+    assert!(tail.contains("host setup:"), "{tail}");
+}

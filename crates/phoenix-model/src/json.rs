@@ -324,7 +324,8 @@ mod tests {
         assert!(d.iter().all(|x| x.code == Code::DuplicateKey));
         // Both copies are named: the finding sits at the second, its message names the first.
         assert!(
-            d.iter().all(|x| x.message.ends_with("first given at line 2:8")),
+            d.iter()
+                .all(|x| x.message.ends_with("first given at line 2:8")),
             "{d:?}"
         );
         assert_eq!(

@@ -16,6 +16,7 @@ pub mod json;
 pub mod legacy;
 pub mod load;
 pub mod model;
+pub mod notyet;
 pub mod raw;
 pub mod schema;
 pub mod secrets;

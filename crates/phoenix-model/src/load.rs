@@ -67,7 +67,7 @@ pub fn load_dir(dir: &Path, sources: &mut SourceMap, diags: &mut Diagnostics) ->
             .copied()
             .filter(|k| *k != "vm_defaults")
             .collect();
-        warn_listed(
+        crate::notyet::warn_listed(
             obj,
             &Location::new(hfile, ""),
             &not_yet,
@@ -93,10 +93,10 @@ pub fn load_dir(dir: &Path, sources: &mut SourceMap, diags: &mut Diagnostics) ->
             }
         }
         if let Some(Value::Object(net)) = obj.get("network") {
-            warn_listed(
+            crate::notyet::warn_listed(
                 net,
                 &Location::new(hfile, "/network"),
-                &[],
+                NETWORK_NOT_YET,
                 NETWORK_UNUSED,
                 diags,
             );
@@ -315,112 +315,6 @@ fn expect_object<'v>(
     }
 }
 
-/// Warn about keys phoenix reads but does not act on yet, and keys nothing ever read.
-fn warn_listed(
-    obj: &serde_json::Map<String, Value>,
-    loc: &Location,
-    not_yet: &[&str],
-    unused: &[&str],
-    diags: &mut Diagnostics,
-) {
-    for key in obj.keys() {
-        if not_yet.contains(&key.as_str()) {
-            diags.push(
-                Diagnostic::new(
-                    Code::NotSupportedYet,
-                    &loc.child(key),
-                    format!("`{key}` is read but not applied yet"),
-                    "phoenix plans and validates it in a later release; nothing changes on the host for it now",
-                )
-                .at_key(),
-            );
-        } else if unused.contains(&key.as_str()) {
-            diags.push(
-                Diagnostic::new(
-                    Code::UnusedKey,
-                    &loc.child(key),
-                    format!("`{key}` is not used"),
-                    "nothing ever read this key (neither the bash system nor phoenix); remove it",
-                )
-                .at_key(),
-            );
-        }
-    }
-}
-
-/// Keys of one LXC entry that phoenix reads but does not act on yet, when set to something
-/// that would change behaviour.
-fn lxc_not_yet(raw: &RawLxc) -> Vec<(&'static str, &'static str)> {
-    let mut out = Vec::new();
-    let truthy = |v: &Option<Value>| match v {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
-        Some(Value::String(s)) => !s.is_empty() && s != "none",
-        Some(Value::Array(a)) => !a.is_empty(),
-        Some(Value::Object(o)) => !o.is_empty(),
-        Some(_) => true,
-    };
-    let checks: [(&Option<Value>, &str, &str); 10] = [
-        (
-            &raw.gpu_assignment,
-            "gpu_assignment",
-            "GPU passthrough is not supported yet",
-        ),
-        (
-            &raw.vllm_engine_config,
-            "vllm_engine_config",
-            "vLLM services are not supported yet",
-        ),
-        (
-            &raw.enable_lifecycle_snapshots,
-            "enable_lifecycle_snapshots",
-            "lifecycle snapshots are not supported yet",
-        ),
-        (
-            &raw.ports,
-            "ports",
-            "port publications are not supported yet",
-        ),
-        (
-            &raw.trigger_sync_on_completion,
-            "trigger_sync_on_completion",
-            "phoenix converges everything in one run; this trigger is not needed",
-        ),
-        (
-            &raw.zfs_volumes,
-            "zfs_volumes",
-            "ZFS volumes are not supported yet",
-        ),
-        (&raw.id_maps, "id_maps", "uid/gid maps are not applied yet"),
-        (
-            &raw.application_script,
-            "application_script",
-            "bash setup scripts are not run; phoenix provisions from `features`",
-        ),
-        (
-            &raw.health_check,
-            "health_check",
-            "declared health checks are not run; `phoenix verify` probes the guest instead",
-        ),
-        (
-            &raw.tests,
-            "tests",
-            "declared test scripts are not run; `phoenix verify` probes the guest instead",
-        ),
-    ];
-    for (v, key, msg) in checks {
-        if truthy(v) {
-            out.push((key, msg));
-        }
-    }
-    if truthy(&raw.template_file) {
-        out.push((
-            "template_file",
-            "exporting a container image is not supported yet",
-        ));
-    }
-    out
-}
-
 fn load_lxc_file(mut v: Value, file: FileId, raw: &mut RawConfig, diags: &mut Diagnostics) {
     if let Some(Value::Object(configs)) = v.get_mut("lxc_configs") {
         let root = Location::new(file, "/lxc_configs");
@@ -432,7 +326,7 @@ fn load_lxc_file(mut v: Value, file: FileId, raw: &mut RawConfig, diags: &mut Di
         return;
     };
     let root = Location::new(file, "");
-    warn_listed(obj, &root, LXC_FILE_NOT_YET, &[], diags);
+    crate::notyet::warn_listed(obj, &root, LXC_FILE_NOT_YET, &[], diags);
     for (key, value) in obj {
         match key.as_str() {
             "$schema" | "lxc_configs" => {}
@@ -485,17 +379,7 @@ fn load_lxc_file(mut v: Value, file: FileId, raw: &mut RawConfig, diags: &mut Di
             }
         };
         if let Some(value) = decode::<RawLxc>(entry, &loc, diags) {
-            for (key, msg) in lxc_not_yet(&value) {
-                diags.push(
-                    Diagnostic::new(
-                        Code::NotSupportedYet,
-                        &loc.child(key),
-                        format!("`{key}` is read but not applied yet: {msg}"),
-                        "it is kept in the model; nothing changes on the guest for it now",
-                    )
-                    .at_key(),
-                );
-            }
+            crate::notyet::lxc(&value, &loc, diags);
             raw.lxcs.push((gid, Loaded { value, loc }));
         }
     }
@@ -595,34 +479,7 @@ fn load_vms(mut v: Value, root: &Location, raw: &mut RawConfig, diags: &mut Diag
             for (i, vm) in vms.iter().enumerate() {
                 let loc = root.child("vms").child(i);
                 if let Some(value) = decode::<RawVm>(vm, &loc, diags) {
-                    for (key, present) in [
-                        (
-                            "volumes",
-                            value
-                                .volumes
-                                .as_ref()
-                                .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty())),
-                        ),
-                        (
-                            "trigger_sync_on_completion",
-                            value
-                                .trigger_sync_on_completion
-                                .as_ref()
-                                .is_some_and(|v| v == &Value::Bool(true)),
-                        ),
-                    ] {
-                        if present {
-                            diags.push(
-                                Diagnostic::new(
-                                    Code::NotSupportedYet,
-                                    &loc.child(key),
-                                    format!("`{key}` is read but not applied yet"),
-                                    "it is kept in the model; nothing changes on the VM for it now",
-                                )
-                                .at_key(),
-                            );
-                        }
-                    }
+                    crate::notyet::vm(&value, &loc, diags);
                     raw.vms.push(Loaded { value, loc });
                 }
             }

@@ -154,6 +154,14 @@ pub struct RawNetwork {
     pub external_registry_url: Option<Value>,
 }
 
+/// Keys of `network` read by the bash system that phoenix does not act on yet.
+pub const NETWORK_NOT_YET: &[&str] = &[
+    "portainer_server_ip",
+    "portainer_server_port",
+    "portainer_agent_port",
+    "nfs_server",
+];
+
 /// Keys of `network` nothing ever read.
 pub const NETWORK_UNUSED: &[&str] = &["default_subnet", "fallback_dns", "external_registry_url"];
 
