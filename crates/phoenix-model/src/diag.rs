@@ -93,6 +93,8 @@ codes! {
     MissingOptionalFile = "PHX-W034", Warning, "an optional file named by the configuration is absent";
     UnsafeKeyMode = "PHX-W035", Warning, "a private key mode lets other users read it; phoenix writes a safe one";
     OverlayOnlyRoute = "PHX-W036", Warning, "the internal proxy is not a Swarm node but routes to a port only the overlay reaches";
+    NameserverNotMeshDns = "PHX-W037", Warning, "a guest's nameserver is a host address the mesh DNS does not listen on";
+    UnknownSnapshot = "PHX-W038", Warning, "a clone names a snapshot of its source that no guest's configuration creates";
 }
 
 impl Code {

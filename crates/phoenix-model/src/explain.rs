@@ -268,6 +268,16 @@ pub fn explain(code: Code) -> Explanation {
             "Traefik (an LXC) routing to a service published in host mode on the overlay only",
             "Publish the port in ingress mode, or route to a node address.",
         ),
+        NameserverNotMeshDns => e(
+            "A guest's nameserver is an address of the host on which the mesh DNS (dnsmasq) does not listen, so its lookups time out; the bash system forced VMs onto the host's management address this way.",
+            "VM 1001: \"nameserver\": \"10.0.0.13\" while dnsmasq listens on 172.16.100.1",
+            "Point the guest at an address the mesh DNS listens on, or add the address to `dns_server.listen_addresses`.",
+        ),
+        UnknownSnapshot => e(
+            "A guest clones another at a snapshot that nothing creates: the source is not a template whose `template_snapshot_name` is that snapshot. The clone fails unless the snapshot already exists on the node.",
+            "910: \"clone_from_ctid\": \"901\", \"template_snapshot_name\": \"final-form\" while 901 names no snapshot",
+            "Give the source template \"template_snapshot_name\": \"final-form\", or drop the snapshot from the clone to clone the current state.",
+        ),
     }
 }
 
