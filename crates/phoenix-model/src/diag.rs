@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::source::{FileId, Location, PointerIndex, SourceMap, Target, line_col};
+use crate::source::{FileId, Location, PointerIndex, SourceMap, Target};
 
 /// How bad a finding is. Errors make `validate` exit 1 and stop every later stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -237,6 +237,7 @@ impl Diagnostics {
         for (file, diags) in by_file {
             let source = sources.get(file);
             let index = PointerIndex::new(&source.text);
+            let lines = crate::source::LineIndex::new(&source.text);
             for d in diags {
                 let (pointer, range) = match &d.anchor {
                     Anchor::Pointer { location, target } => (
@@ -246,7 +247,9 @@ impl Diagnostics {
                     Anchor::Range { pointer, range, .. } => (pointer.clone(), Some(range.clone())),
                     Anchor::File { .. } => continue,
                 };
-                let pos = range.as_ref().map(|r| line_col(&source.text, r.start));
+                let pos = range
+                    .as_ref()
+                    .map(|r| lines.line_col(&source.text, r.start));
                 out.push(Finding::from_parts(
                     d,
                     source.path.clone(),

@@ -7,33 +7,36 @@ use crate::source::{FileId, PointerIndex, SourceMap, Target, pointer_push};
 
 /// Key (or variable) names whose string values are secrets.
 pub fn looks_secret(name: &str) -> bool {
-    let n = name.to_ascii_uppercase();
+    // Runs on every key of every file: no allocation.
+    const WORDS: [&[u8]; 7] = [
+        b"PASS",
+        b"SECRET",
+        b"TOKEN",
+        b"API_KEY",
+        b"APIKEY",
+        b"PRIVATE",
+        b"CREDENTIAL",
+    ];
+    let n = name.as_bytes();
+    let has = |w: &[u8]| n.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w));
     // `hf_token_file`, `docker_token_file`: where a secret is, not the secret.
-    if n.ends_with("_FILE") || n.ends_with("_PATH") {
+    let ends = |w: &[u8]| n.len() >= w.len() && n[n.len() - w.len()..].eq_ignore_ascii_case(w);
+    if ends(b"_FILE") || ends(b"_PATH") {
         return false;
     }
-    [
-        "PASS",
-        "SECRET",
-        "TOKEN",
-        "API_KEY",
-        "APIKEY",
-        "PRIVATE",
-        "CREDENTIAL",
-    ]
-    .iter()
-    .any(|k| n.contains(k))
+    WORDS.iter().any(|w| has(w))
 }
 
 /// JSON pointers of every string value that is a secret: a member whose key looks secret, and
 /// the `value` of a `{"name": …, "value": …}` variable whose name does.
 pub fn pointers(v: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    walk(v, "", &mut out);
+    walk(v, &mut Vec::new(), &mut out);
     out
 }
 
-fn walk(v: &Value, at: &str, out: &mut Vec<String>) {
+/// `path` holds the steps to `v`; a pointer is spelled out only for a secret.
+fn walk<'v>(v: &'v Value, path: &mut Vec<Step<'v>>, out: &mut Vec<String>) {
     match v {
         Value::Object(m) => {
             let variable = m
@@ -41,22 +44,39 @@ fn walk(v: &Value, at: &str, out: &mut Vec<String>) {
                 .and_then(Value::as_str)
                 .is_some_and(looks_secret);
             for (k, child) in m {
-                let p = pointer_push(at, k);
                 let secret = looks_secret(k) || (variable && k == "value");
+                path.push(Step::Key(k));
                 if secret && matches!(child, Value::String(_) | Value::Number(_)) {
-                    out.push(p);
-                } else {
-                    walk(child, &p, out);
+                    out.push(pointer(path));
+                } else if matches!(child, Value::Object(_) | Value::Array(_)) {
+                    walk(child, path, out);
                 }
+                path.pop();
             }
         }
         Value::Array(a) => {
             for (i, child) in a.iter().enumerate() {
-                walk(child, &pointer_push(at, &i.to_string()), out);
+                if matches!(child, Value::Object(_) | Value::Array(_)) {
+                    path.push(Step::Index(i));
+                    walk(child, path, out);
+                    path.pop();
+                }
             }
         }
         _ => {}
     }
+}
+
+enum Step<'v> {
+    Key(&'v str),
+    Index(usize),
+}
+
+fn pointer(path: &[Step<'_>]) -> String {
+    path.iter().fold(String::new(), |p, s| match s {
+        Step::Key(k) => pointer_push(&p, k),
+        Step::Index(i) => pointer_push(&p, &i.to_string()),
+    })
 }
 
 /// Mask the secrets of `file` in `sources`: every `"secret-key": "value"` pair found in the
