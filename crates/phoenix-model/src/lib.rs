@@ -23,6 +23,7 @@ pub mod secrets;
 pub mod source;
 pub mod summary;
 pub mod values;
+mod yaml;
 
 use std::path::Path;
 
