@@ -35,6 +35,9 @@ enum Command {
         /// One certificate every this many guests (1 = every guest)
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
         cert_every: u64,
+        /// One Traefik route every this many guests (0 = none)
+        #[arg(long, default_value_t = 0)]
+        route_every: u64,
     },
     /// Time planning a configuration against an empty host in-process (`phoenix plan`)
     Plan {
@@ -74,12 +77,14 @@ fn main() -> ExitCode {
             out,
             rules_per_guest,
             cert_every,
+            route_every,
         } => generate(
             guests as usize,
             &out,
             synthetic::Shape {
                 rules_per_guest,
                 cert_every: cert_every as usize,
+                route_every: route_every as usize,
             },
         ),
         Command::Plan { config, iterations } => time_plan(&config, iterations),

@@ -63,6 +63,8 @@ pub struct Shape {
     pub rules_per_guest: usize,
     /// Every how many guests one gets a certificate (1 = every guest).
     pub cert_every: usize,
+    /// Every how many guests one with a mesh NIC is routed through Traefik (0 = none).
+    pub route_every: usize,
 }
 
 impl Default for Shape {
@@ -70,6 +72,7 @@ impl Default for Shape {
         Shape {
             rules_per_guest: 3,
             cert_every: 10,
+            route_every: 0,
         }
     }
 }
@@ -235,10 +238,22 @@ pub fn config_with(n: usize, shape: Shape) -> Vec<(&'static str, Value)> {
         "disk_size_gb": 16
     })];
     for i in 0..n {
-        if is_vm(i) {
-            vms.push(vm(i, n, extra));
+        let mut g = if is_vm(i) {
+            vm(i, n, extra)
         } else {
-            lxcs.insert(vmid(i).to_string(), lxc(i, n, extra));
+            lxc(i, n, extra)
+        };
+        let routed = shape.route_every > 0 && i % shape.route_every == 0;
+        if routed && let Some(obj) = g.as_object_mut() {
+            obj.insert(
+                "traefik_service".into(),
+                json!({"name": hostname(i), "port": 8080, "scheme": "http"}),
+            );
+        }
+        if is_vm(i) {
+            vms.push(g);
+        } else {
+            lxcs.insert(vmid(i).to_string(), g);
         }
     }
     let every = shape.cert_every.max(1);

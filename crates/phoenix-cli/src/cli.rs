@@ -20,6 +20,8 @@ pub enum Command {
     Schema(SchemaArgs),
     /// List every diagnostic code with its severity and title (a Markdown table)
     Codes,
+    /// Explain a diagnostic code: what it means, an example, the fix
+    Explain(ExplainArgs),
     /// Show what phoenix would do: ordered waves of actions with reasons, and file diffs
     Plan(PlanArgs),
     /// Write every file phoenix manages (and the Proxmox API calls) into a directory for review
@@ -346,12 +348,25 @@ pub struct ValidateArgs {
     /// Output format: text (source snippets) or json (a list of findings)
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: OutputFormat,
-    /// Fail (exit 1) on warnings too
+    /// Fail (exit 1) on warnings too (those not allowed)
     #[arg(long)]
     pub deny_warnings: bool,
+    /// Hide the warnings of CODE and do not count them (repeatable; also `allow` in
+    /// phoenix-lint.json in the configuration directory)
+    #[arg(long, value_name = "CODE", value_delimiter = ',')]
+    pub allow: Vec<String>,
+    /// Fail (exit 1) on the warnings of CODE (repeatable; also `deny` in phoenix-lint.json)
+    #[arg(long, value_name = "CODE", value_delimiter = ',')]
+    pub deny: Vec<String>,
     /// Print findings only, not the model summary
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// A diagnostic code such as PHX-W002 (or W002)
+    pub code: String,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -13,6 +13,20 @@ use crate::report;
 
 /// Validate `dir`; `Err(exit code)` after printing why when it cannot be used.
 pub fn load(dir: &Path) -> Result<DesiredState, u8> {
+    load_as(dir, false)
+}
+
+/// [`load`]; a refusal prints the errors alone (the warnings wait for `phoenix validate`),
+/// as JSON findings on stdout with `json`.
+pub fn load_as(dir: &Path, json: bool) -> Result<DesiredState, u8> {
+    load_ignoring(dir, json).map(|(d, _)| d)
+}
+
+/// [`load_as`], with what the plan will ignore (keys read but not applied, per guest).
+pub fn load_ignoring(
+    dir: &Path,
+    json: bool,
+) -> Result<(DesiredState, phoenix_model::notyet::Ignored), u8> {
     let mut stderr = anstream::stderr();
     if !dir.is_dir() {
         let _ = writeln!(
@@ -26,10 +40,21 @@ pub fn load(dir: &Path) -> Result<DesiredState, u8> {
     let findings = v.findings();
     let (errors, warnings) = report::counts(&findings);
     if errors > 0 {
-        let _ = report::print_findings(&mut stderr, &findings, &v.sources);
+        let errors: Vec<_> = findings
+            .into_iter()
+            .filter(|f| f.severity == phoenix_model::Severity::Error)
+            .collect();
+        if json {
+            let _ = serde_json::to_string_pretty(&errors)
+                .map_err(std::io::Error::other)
+                .and_then(|s| writeln!(std::io::stdout(), "{s}"));
+        } else {
+            let _ = report::print_findings(&mut stderr, &errors, &v.sources, 0);
+            let _ = crate::skipped_note(&mut stderr, v.checks_skipped);
+        }
         let _ = writeln!(
             stderr,
-            "error: the configuration has errors; nothing was planned\n  hint: `phoenix validate --config {}` shows them",
+            "error: the configuration has errors; nothing was planned\n  hint: `phoenix validate --config {}` shows them with the {warnings} warnings",
             dir.display()
         );
         return Err(exit::FAILED);
@@ -41,7 +66,8 @@ pub fn load(dir: &Path) -> Result<DesiredState, u8> {
             dir.display()
         );
     }
-    v.desired.ok_or(exit::FAILED)
+    let ignored = phoenix_model::notyet::ignored(&v);
+    v.desired.map(|d| (d, ignored)).ok_or(exit::FAILED)
 }
 
 /// The bytes of a secret. Plaintext works (validation warned about it).

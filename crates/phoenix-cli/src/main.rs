@@ -8,6 +8,7 @@ mod ca_cmd;
 mod cli;
 mod config;
 mod lab_cmd;
+mod lint;
 mod materials;
 mod netswitch_cmd;
 mod plan_cmd;
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate(&args),
         Command::Schema(args) => schema(&args),
         Command::Codes => codes(),
+        Command::Explain(args) => explain(&args),
         Command::Plan(args) => plan_cmd::plan(&args),
         Command::Render(args) => plan_cmd::render(&args),
         Command::Ca(args) => ca_cmd::run(&args),
@@ -70,8 +72,16 @@ fn validate(args: &cli::ValidateArgs) -> u8 {
         );
         return exit::USAGE;
     }
+    let policy = match lint::Policy::load(&args.config, &args.allow, &args.deny, args.deny_warnings)
+    {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(stderr, "error: {e}");
+            return exit::USAGE;
+        }
+    };
     let v = phoenix_model::validate_dir(&args.config);
-    let findings = v.findings();
+    let (findings, allowed) = policy.apply(v.findings());
     let mut stdout = std::io::stdout().lock();
     let written = match args.output {
         OutputFormat::Json => serde_json::to_string_pretty(&findings)
@@ -85,7 +95,14 @@ fn validate(args: &cli::ValidateArgs) -> u8 {
                 _ => Ok(()),
             };
             let _ = stdout.flush();
-            summary.and(report::print_findings(&mut stderr, &findings, &v.sources))
+            summary
+                .and(report::print_findings(
+                    &mut stderr,
+                    &findings,
+                    &v.sources,
+                    allowed,
+                ))
+                .and_then(|_| skipped_note(&mut stderr, v.checks_skipped))
         }
     };
     if let Err(e) = written {
@@ -95,12 +112,50 @@ fn validate(args: &cli::ValidateArgs) -> u8 {
             return exit::FAILED;
         }
     }
-    let (errors, warnings) = report::counts(&findings);
-    if errors > 0 || (args.deny_warnings && warnings > 0) {
+    if findings.iter().any(|f| policy.fails(f)) {
         exit::FAILED
     } else {
         exit::OK
     }
+}
+
+/// Said once when a file could not be used: the checks across files wait for it.
+pub fn skipped_note(stream: &mut dyn Write, skipped: bool) -> std::io::Result<()> {
+    if skipped {
+        writeln!(
+            stream,
+            "note: the checks across files were not run, and findings that follow from the errors above are left out; fix those first"
+        )?;
+    }
+    Ok(())
+}
+
+fn explain(args: &cli::ExplainArgs) -> u8 {
+    let code = match lint::parse_code(&args.code) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(
+                anstream::stderr(),
+                "error: {e}\n  hint: `phoenix codes` lists every code"
+            );
+            return exit::USAGE;
+        }
+    };
+    let x = phoenix_model::explain::explain(code);
+    let severity = match code.severity() {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    let _ = write!(
+        std::io::stdout(),
+        "{} ({severity}): {}\n\n{}\n\nexample:\n  {}\n\nfix:\n  {}\n",
+        code.as_str(),
+        code.title(),
+        x.meaning,
+        x.example,
+        x.fix
+    );
+    exit::OK
 }
 
 fn schema(args: &cli::SchemaArgs) -> u8 {

@@ -71,7 +71,8 @@ fn read_observed(path: &Path) -> Result<ObservedState, String> {
 
 pub fn plan(args: &PlanArgs) -> u8 {
     let mut stderr = anstream::stderr();
-    let desired = match config::load(&args.config) {
+    let json = matches!(args.output, OutputFormat::Json);
+    let (desired, ignored) = match config::load_ignoring(&args.config, json) {
         Ok(d) => d,
         Err(code) => return code,
     };
@@ -140,8 +141,13 @@ pub fn plan(args: &PlanArgs) -> u8 {
             let color = std::io::stdout().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
             write!(out, "{}", phoenix_plan::display::text(&plan, color))
+                .and_then(|_| write_ignored(&mut out, &ignored))
         }
     };
+    if matches!(args.output, OutputFormat::Json) {
+        // The JSON plan keeps its shape; what it leaves out goes to stderr.
+        let _ = write_ignored(&mut stderr, &ignored);
+    }
     if let Err(e) = written
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {
@@ -153,6 +159,24 @@ pub fn plan(args: &PlanArgs) -> u8 {
     } else {
         exit::OK
     }
+}
+
+/// The end of a plan: what it leaves out although the configuration sets it.
+fn write_ignored(
+    out: &mut dyn Write,
+    ignored: &phoenix_model::notyet::Ignored,
+) -> std::io::Result<()> {
+    if ignored.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "\nwill ignore (read, not applied yet; PHX-W002/W032 in `phoenix validate`):"
+    )?;
+    for line in ignored.lines() {
+        writeln!(out, "  {line}")?;
+    }
+    Ok(())
 }
 
 /// Where a rendered file goes under `--out`: `host/<path>` or `guest-<id>/<path>`.

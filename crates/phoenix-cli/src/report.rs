@@ -17,7 +17,9 @@
 
 use std::io::Write;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, NamedSource, SourceSpan};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, MietteSpanContents, SourceSpan, SpanContents,
+};
 use phoenix_model::{Finding, Severity, SourceMap};
 
 const ERROR: anstyle::Style = anstyle::AnsiColor::Red.on_default().bold();
@@ -30,7 +32,7 @@ const HINT: anstyle::Style = anstyle::AnsiColor::Cyan.on_default().bold();
 #[derive(Debug)]
 struct Snippet<'a> {
     finding: &'a Finding,
-    source: &'a NamedSource<String>,
+    source: &'a WindowedSource,
 }
 
 impl std::fmt::Display for Snippet<'_> {
@@ -62,12 +64,73 @@ impl miette::Diagnostic for Snippet<'_> {
     }
 }
 
+/// A file as miette reads it, but each snippet is cut from a window of a few lines around
+/// its span (found through the line starts), so a thousand findings in a 3 MB file do not
+/// each scan the file from the top.
+#[derive(Debug)]
+struct WindowedSource {
+    name: String,
+    text: String,
+    /// Byte offset of each line's start.
+    starts: Vec<usize>,
+}
+
+impl WindowedSource {
+    fn new(name: String, text: String) -> Self {
+        let mut starts = vec![0];
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        WindowedSource { name, text, starts }
+    }
+
+    /// 0-based line of a byte offset.
+    fn line_of(&self, offset: usize) -> usize {
+        self.starts
+            .partition_point(|s| *s <= offset)
+            .saturating_sub(1)
+    }
+}
+
+impl miette::SourceCode for WindowedSource {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, miette::MietteError> {
+        let first = self.line_of(span.offset()).saturating_sub(before + 1);
+        let last = self.line_of(span.offset() + span.len()) + after + 2;
+        let start = self.starts.get(first).copied().unwrap_or(0);
+        let end = self
+            .starts
+            .get(last)
+            .copied()
+            .unwrap_or(self.text.len())
+            .min(self.text.len());
+        let window = self.text.get(start..end).unwrap_or("");
+        let rel = SourceSpan::new((span.offset().saturating_sub(start)).into(), span.len());
+        let c = window.read_span(&rel, before, after)?;
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            c.data(),
+            SourceSpan::new((c.span().offset() + start).into(), c.span().len()),
+            c.line() + first,
+            c.column(),
+            c.line_count(),
+        )))
+    }
+}
+
 /// Renders findings; one per configuration run.
 pub struct Renderer<'a> {
     sources: &'a SourceMap,
     handler: GraphicalReportHandler,
     /// Each file's text as miette reads it, copied once per file, not once per finding.
-    named: std::cell::RefCell<Vec<(std::path::PathBuf, std::rc::Rc<NamedSource<String>>)>>,
+    named: std::cell::RefCell<Vec<(std::path::PathBuf, std::rc::Rc<WindowedSource>)>>,
 }
 
 impl<'a> Renderer<'a> {
@@ -113,8 +176,25 @@ impl<'a> Renderer<'a> {
     }
 
     fn snippet(&self, f: &Finding) -> Option<String> {
-        f.span.as_ref()?;
+        let span = f.span.clone()?;
         let source = self.named_source(&f.file)?;
+        // A finding anchored at a whole object shows its first line, not all of it.
+        let text = &source.text;
+        let cut = text
+            .get(span.clone())
+            .and_then(|t| t.find('\n'))
+            .map(|i| span.start..span.start + i.max(1));
+        let shortened;
+        let f = match cut {
+            Some(span) => {
+                shortened = Finding {
+                    span: Some(span),
+                    ..f.clone()
+                };
+                &shortened
+            }
+            None => f,
+        };
         let snippet = Snippet {
             finding: f,
             source: &source,
@@ -132,7 +212,7 @@ impl<'a> Renderer<'a> {
 }
 
 impl Renderer<'_> {
-    fn named_source(&self, path: &std::path::Path) -> Option<std::rc::Rc<NamedSource<String>>> {
+    fn named_source(&self, path: &std::path::Path) -> Option<std::rc::Rc<WindowedSource>> {
         if let Some((_, n)) = self.named.borrow().iter().find(|(p, _)| p == path) {
             return Some(n.clone());
         }
@@ -142,7 +222,7 @@ impl Renderer<'_> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let named = std::rc::Rc::new(NamedSource::new(name, file.text.clone()));
+        let named = std::rc::Rc::new(WindowedSource::new(name, file.text.clone()));
         self.named
             .borrow_mut()
             .push((path.to_path_buf(), named.clone()));
@@ -159,15 +239,20 @@ fn one_line(s: &str) -> String {
     }
 }
 
-/// Print every finding to `stream` (stderr in the binary), then the count line.
+/// Print every finding to `stream` (stderr in the binary), then the summary by code and the
+/// count line; `allowed` findings were left out by the operator's allow-list.
 pub fn print_findings(
     stream: &mut dyn Write,
     findings: &[Finding],
     sources: &SourceMap,
+    allowed: usize,
 ) -> std::io::Result<()> {
     let renderer = Renderer::new(sources);
     for f in findings {
         writeln!(stream, "{}", renderer.render(f))?;
+    }
+    if findings.len() > 1 {
+        write!(stream, "{}", summary(findings))?;
     }
     let (errors, warnings) = counts(findings);
     let style = if errors > 0 {
@@ -177,7 +262,32 @@ pub fn print_findings(
     } else {
         BOLD
     };
-    writeln!(stream, "{style}{}{style:#}", count_line(errors, warnings))
+    let mut line = count_line(errors, warnings);
+    if allowed > 0 {
+        line.push_str(&format!(" ({allowed} allowed, not shown)"));
+    }
+    writeln!(stream, "{style}{line}{style:#}")
+}
+
+/// One line per code, errors first, with its count and title.
+pub fn summary(findings: &[Finding]) -> String {
+    let mut by_code: std::collections::BTreeMap<(Severity, &str), usize> = Default::default();
+    for f in findings {
+        *by_code.entry((f.severity, f.code)).or_default() += 1;
+    }
+    let mut out = String::from("summary by code:\n");
+    for ((severity, code), n) in by_code {
+        let title = phoenix_model::Code::ALL
+            .iter()
+            .find(|c| c.as_str() == code)
+            .map_or("", |c| c.title());
+        let label = match severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        out.push_str(&format!("  {code}  {label:<7} {n:>5}  {title}\n"));
+    }
+    out
 }
 
 /// `(errors, warnings)`.

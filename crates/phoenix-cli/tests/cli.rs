@@ -400,7 +400,11 @@ fn fixture_main_findings() {
 #[test]
 fn fixture_text_output_has_no_duplicated_code_or_message() {
     let out = validate(&fixture("rootesting-2025-11-25"), &["--quiet"]);
-    let stderr = text(&out.stderr);
+    let all = text(&out.stderr);
+    // The per-code summary at the end names each code once more, on purpose.
+    let (stderr, summary) = all
+        .split_once("summary by code:\n")
+        .unwrap_or_else(|| panic!("no summary:\n{all}"));
     let findings = json_findings(&validate(
         &fixture("rootesting-2025-11-25"),
         &["--output", "json"],
@@ -424,6 +428,19 @@ fn fixture_text_output_has_no_duplicated_code_or_message() {
     assert_eq!(headers, findings.len());
     let hints = stderr.lines().filter(|l| l.starts_with("  hint: ")).count();
     assert_eq!(hints, findings.len());
+    // The summary's counts are the findings' counts, code by code.
+    let mut total = 0;
+    for line in summary
+        .lines()
+        .filter(|l| l.trim_start().starts_with("PHX-"))
+    {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let n: usize = parts[2].parse().unwrap_or_else(|_| panic!("{line}"));
+        let actual = findings.iter().filter(|f| f["code"] == parts[0]).count();
+        assert_eq!(n, actual, "{line}");
+        total += n;
+    }
+    assert_eq!(total, findings.len());
 }
 
 /// `phoenix plan` offline shows the Swarm's actions after the guests (an empty host has no

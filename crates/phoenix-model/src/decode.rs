@@ -90,9 +90,26 @@ pub fn decode<T: DeserializeOwned>(
     None
 }
 
-/// serde's messages end with position info from serde_json that is meaningless here.
+/// serde's messages end with a period and speak of maps and sequences; the configuration is
+/// JSON, made of objects and arrays.
 fn tidy(message: &str) -> String {
-    message.trim_end_matches('.').to_string()
+    let mut out = String::with_capacity(message.len());
+    for (i, word) in message.trim_end_matches('.').split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let bare = word.trim_end_matches([',', ':']);
+        let rest = &word[bare.len()..];
+        match bare {
+            "map" => out.push_str("object"),
+            "sequence" => out.push_str("array"),
+            "unit" => out.push_str("null"),
+            _ => out.push_str(bare),
+        }
+        out.push_str(rest);
+    }
+    out.replace(" a object", " an object")
+        .replace(" a array", " an array")
 }
 
 fn error_pointer(path: &serde_path_to_error::Path) -> String {
@@ -227,6 +244,19 @@ mod tests {
             d.iter().any(|x| x.code == Code::MissingField),
             "missing `id` must be reported"
         );
+    }
+
+    #[test]
+    fn messages_speak_json() {
+        assert_eq!(
+            tidy("invalid type: map, expected a sequence."),
+            "invalid type: object, expected an array"
+        );
+        assert_eq!(
+            tidy("invalid type: sequence, expected a map"),
+            "invalid type: array, expected an object"
+        );
+        assert_eq!(tidy("unknown field `mapping`"), "unknown field `mapping`");
     }
 
     #[test]

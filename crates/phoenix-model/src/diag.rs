@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::source::{FileId, Location, PointerIndex, SourceMap, Target, line_col};
+use crate::source::{FileId, Location, PointerIndex, SourceMap, Target};
 
 /// How bad a finding is. Errors make `validate` exit 1 and stop every later stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -77,6 +77,7 @@ codes! {
     UnknownKey = "PHX-W001", Warning, "an unknown key (kept, but nothing reads it)";
     NotSupportedYet = "PHX-W002", Warning, "a key phoenix reads but does not act on yet";
     UnusedKey = "PHX-W003", Warning, "a key nothing ever read (dead in the bash system too)";
+    LegacyForm = "PHX-W004", Warning, "a form an older bash system accepted; phoenix reads it and names the current spelling";
     StaleRuleAddress = "PHX-W010", Warning, "a firewall rule names an address no guest or host has";
     StaleNameserver = "PHX-W011", Warning, "a nameserver names an address no guest or host has";
     StaleSan = "PHX-W012", Warning, "a certificate SAN names an address no guest or host has";
@@ -92,6 +93,36 @@ codes! {
     MissingOptionalFile = "PHX-W034", Warning, "an optional file named by the configuration is absent";
     UnsafeKeyMode = "PHX-W035", Warning, "a private key mode lets other users read it; phoenix writes a safe one";
     OverlayOnlyRoute = "PHX-W036", Warning, "the internal proxy is not a Swarm node but routes to a port only the overlay reaches";
+    NameserverNotMeshDns = "PHX-W037", Warning, "a guest's nameserver is a host address the mesh DNS does not listen on";
+    UnknownSnapshot = "PHX-W038", Warning, "a clone names a snapshot of its source that no guest's configuration creates";
+}
+
+impl Code {
+    /// A file that could not be read or parsed: everything read from it is missing, so what
+    /// other files say about it is a knock-on finding.
+    pub fn is_root_cause(self) -> bool {
+        matches!(
+            self,
+            Code::FileUnreadable | Code::JsonSyntax | Code::TooLarge | Code::YamlSyntax
+        )
+    }
+
+    /// Findings about a reference to something (a guest, a stack, an address) defined
+    /// elsewhere: knock-on findings when a file is missing.
+    pub fn is_cross_reference(self) -> bool {
+        matches!(
+            self,
+            Code::UnknownDependency
+                | Code::UnknownCloneSource
+                | Code::UnknownGuest
+                | Code::UnknownStack
+                | Code::UnknownBridge
+                | Code::StaleRuleAddress
+                | Code::StaleNameserver
+                | Code::StaleSan
+                | Code::CertificateGap
+        )
+    }
 }
 
 /// Where a diagnostic points before it is resolved to line and column.
@@ -206,6 +237,7 @@ impl Diagnostics {
         for (file, diags) in by_file {
             let source = sources.get(file);
             let index = PointerIndex::new(&source.text);
+            let lines = crate::source::LineIndex::new(&source.text);
             for d in diags {
                 let (pointer, range) = match &d.anchor {
                     Anchor::Pointer { location, target } => (
@@ -215,7 +247,9 @@ impl Diagnostics {
                     Anchor::Range { pointer, range, .. } => (pointer.clone(), Some(range.clone())),
                     Anchor::File { .. } => continue,
                 };
-                let pos = range.as_ref().map(|r| line_col(&source.text, r.start));
+                let pos = range
+                    .as_ref()
+                    .map(|r| lines.line_col(&source.text, r.start));
                 out.push(Finding::from_parts(
                     d,
                     source.path.clone(),
@@ -224,6 +258,10 @@ impl Diagnostics {
                     pos,
                 ));
             }
+        }
+        for f in &mut out {
+            f.message = sources.redact(&f.message);
+            f.hint = sources.redact(&f.hint);
         }
         out.sort_by(|a, b| {
             (&a.file, a.line, a.column, a.code, &a.message)

@@ -91,7 +91,7 @@ pub fn parse(file: FileId, text: &str, diags: &mut Diagnostics) -> Option<Value>
         ));
         return None;
     };
-    let mut conv = Converter { file, diags };
+    let mut conv = Converter { file, text, diags };
     Some(conv.convert(&root, &mut Vec::with_capacity(MAX_DEPTH)))
 }
 
@@ -146,6 +146,7 @@ fn range_diag(
 
 struct Converter<'d> {
     file: FileId,
+    text: &'d str,
     diags: &'d mut Diagnostics,
 }
 
@@ -190,22 +191,31 @@ impl Converter<'_> {
             ),
             A::Object(o) => {
                 let mut map = Map::with_capacity(o.properties.len());
-                for p in &o.properties {
+                let key_range = |p: &jsonc_parser::ast::ObjectProp<'_>| match &p.name {
+                    jsonc_parser::ast::ObjectPropName::String(s) => s.range,
+                    jsonc_parser::ast::ObjectPropName::Word(w) => w.range,
+                };
+                for (i, p) in o.properties.iter().enumerate() {
                     let name = p.name.as_str();
                     path.push(Step::Key(name));
                     let value = self.convert(&p.value, path);
                     // The last copy wins, as in serde_json and jq: phoenix reads what the bash
                     // system read, but the duplicate is an error so nothing is applied.
                     if map.insert(name.to_string(), value).is_some() {
-                        let r = match &p.name {
-                            jsonc_parser::ast::ObjectPropName::String(s) => s.range,
-                            jsonc_parser::ast::ObjectPropName::Word(w) => w.range,
-                        };
+                        let r = key_range(p);
+                        let first = o.properties[..i]
+                            .iter()
+                            .find(|q| q.name.as_str() == name)
+                            .map(|q| crate::source::line_col(self.text, key_range(q).start));
+                        let (line, col) = first.unwrap_or((0, 0));
                         self.diags.push(Diagnostic {
                             code: Code::DuplicateKey,
                             severity: Code::DuplicateKey.severity(),
-                            message: format!("duplicate key `{name}`"),
-                            hint: "JSON readers disagree on which copy wins; keep exactly one"
+                            message: format!(
+                                "duplicate key `{}`, first given at line {line}:{col}",
+                                name.escape_debug()
+                            ),
+                            hint: "JSON readers disagree on which copy wins (phoenix and jq read the last); keep exactly one"
                                 .into(),
                             anchor: Anchor::Range {
                                 file: self.file,
@@ -309,9 +319,15 @@ mod tests {
 
     #[test]
     fn duplicate_keys_are_errors_and_last_wins() {
-        let (v, d) = run(r#"{"a": 1, "b": {"x": 1, "x": 2}}"#);
+        let (v, d) = run("{\"a\": 1,\n \"b\": {\"x\": 1,\n \"x\": 2}}");
         assert_eq!(d.len(), 1);
         assert!(d.iter().all(|x| x.code == Code::DuplicateKey));
+        // Both copies are named: the finding sits at the second, its message names the first.
+        assert!(
+            d.iter()
+                .all(|x| x.message.ends_with("first given at line 2:8")),
+            "{d:?}"
+        );
         assert_eq!(
             v.and_then(|v| v.pointer("/b/x").cloned()),
             Some(Value::from(2))
@@ -358,6 +374,7 @@ mod tests {
         let exact = parsed.map(|root| {
             Converter {
                 file: FileId(0),
+                text,
                 diags: &mut d,
             }
             .convert(&root, &mut Vec::new())

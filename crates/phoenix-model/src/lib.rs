@@ -11,14 +11,19 @@ pub mod build;
 pub mod checks;
 pub mod decode;
 pub mod diag;
+pub mod explain;
 pub mod json;
+pub mod legacy;
 pub mod load;
 pub mod model;
+pub mod notyet;
 pub mod raw;
 pub mod schema;
+pub mod secrets;
 pub mod source;
 pub mod summary;
 pub mod values;
+mod yaml;
 
 use std::path::Path;
 
@@ -34,12 +39,22 @@ pub struct Validation {
     /// `None` when the hypervisor file could not be read; present (possibly partial) otherwise.
     pub desired: Option<DesiredState>,
     pub diagnostics: Diagnostics,
+    /// A file could not be read or parsed: the checks across files were not run, and what
+    /// they would report about the missing parts is left out (see [`Code::is_root_cause`]).
+    pub checks_skipped: bool,
 }
 
 impl Validation {
-    /// Findings resolved to `file:line:col`.
+    /// Findings resolved to `file:line:col`, root causes (unreadable or unparsable files)
+    /// first.
     pub fn findings(&self) -> Vec<Finding> {
-        self.diagnostics.resolve(&self.sources)
+        let mut f = self.diagnostics.resolve(&self.sources);
+        f.sort_by_key(|f| {
+            !Code::ALL
+                .iter()
+                .any(|c| c.as_str() == f.code && c.is_root_cause())
+        });
+        f
     }
 
     pub fn has_errors(&self) -> bool {
@@ -52,14 +67,27 @@ pub fn validate_dir(dir: &Path) -> Validation {
     let mut sources = SourceMap::default();
     let mut diagnostics = Diagnostics::default();
     let raw = load::load_dir(dir, &mut sources, &mut diagnostics);
-    let desired = build::build(&raw, &mut diagnostics);
-    if let Some(d) = &desired {
-        checks::run(d, &raw, &mut diagnostics);
+    let checks_skipped = diagnostics.iter().any(|d| d.code.is_root_cause());
+    let mut built = Diagnostics::default();
+    let desired = build::build(&raw, &mut built);
+    if let Some(d) = &desired
+        && !checks_skipped
+    {
+        checks::run(d, &raw, &mut built);
     }
+    // With a file missing, "guest 101 is not defined" and the like are knock-on findings of
+    // that one root cause: leave them out.
+    diagnostics.extend(
+        built
+            .iter()
+            .filter(|d| !(checks_skipped && d.code.is_cross_reference()))
+            .cloned(),
+    );
     Validation {
         sources,
         raw,
         desired,
         diagnostics,
+        checks_skipped,
     }
 }

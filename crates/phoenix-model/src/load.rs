@@ -54,22 +54,49 @@ pub fn load_dir(dir: &Path, sources: &mut SourceMap, diags: &mut Diagnostics) ->
         ..RawConfig::default()
     };
     let hyp_path = dir.join(HYPERVISOR_FILE);
-    let Some((hfile, hval)) = read_json(&hyp_path, true, sources, diags) else {
+    let Some((hfile, mut hval)) = read_json(&hyp_path, true, sources, diags) else {
         return raw;
     };
+    if let Value::Object(obj) = &mut hval {
+        crate::legacy::hypervisor(obj, &Location::new(hfile, ""), diags);
+    }
     if let Some(obj) = expect_object(&hval, hfile, diags) {
-        warn_listed(
+        // `vm_defaults` here is applied when the VMs are in this file too (below).
+        let not_yet: Vec<&str> = HYPERVISOR_NOT_YET
+            .iter()
+            .copied()
+            .filter(|k| *k != "vm_defaults")
+            .collect();
+        crate::notyet::warn_listed(
             obj,
             &Location::new(hfile, ""),
-            HYPERVISOR_NOT_YET,
+            &not_yet,
             HYPERVISOR_UNUSED,
             diags,
         );
+        if let Some(Value::Object(shared)) = obj.get("shared_volumes") {
+            let names: Vec<String> = shared
+                .keys()
+                .filter(|k| *k != "firewall")
+                .map(|k| format!("`{}`", k.escape_debug()))
+                .collect();
+            if !names.is_empty() {
+                diags.push(
+                    Diagnostic::new(
+                        Code::NotSupportedYet,
+                        &Location::new(hfile, "/shared_volumes"),
+                        format!("shared volumes {} are read but not applied yet", names.join(", ")),
+                        "phoenix creates no bind mount from `shared_volumes`; the guests named in their `mounts` do not get them",
+                    )
+                    .at_key(),
+                );
+            }
+        }
         if let Some(Value::Object(net)) = obj.get("network") {
-            warn_listed(
+            crate::notyet::warn_listed(
                 net,
                 &Location::new(hfile, "/network"),
-                &[],
+                NETWORK_NOT_YET,
                 NETWORK_UNUSED,
                 diags,
             );
@@ -88,12 +115,15 @@ pub fn load_dir(dir: &Path, sources: &mut SourceMap, diags: &mut Diagnostics) ->
 
     let lxc_path = resolve_core_path(dir, core.lxc_config_file.as_deref(), LXC_FILE);
     if let Some((f, v)) = read_json(&lxc_path, true, sources, diags) {
-        load_lxc_file(&v, f, &mut raw, diags);
+        load_lxc_file(v, f, &mut raw, diags);
     }
     let vm_path = resolve_core_path(dir, core.vm_config_file.as_deref(), VM_FILE);
-    if let Some((f, v)) = read_json(&vm_path, true, sources, diags) {
-        load_vm_file(&v, f, &mut raw, diags);
+    let vm_file = read_json(&vm_path, false, sources, diags);
+    let vm_file_absent = vm_file.is_none() && !vm_path.exists();
+    if let Some((f, v)) = vm_file {
+        load_vm_file(v, f, &mut raw, diags);
     }
+    vms_in_hypervisor(hval, hfile, vm_file_absent, &mut raw, diags);
     let stacks_path = resolve_core_path(dir, core.stacks_config_file.as_deref(), STACKS_FILE);
     if let Some((f, v)) = read_json(&stacks_path, false, sources, diags) {
         load_stacks_file(&v, f, &mut raw, diags);
@@ -169,22 +199,38 @@ fn read_json(
             );
             return None;
         }
-        Ok(Some(bytes)) => match String::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(e) => {
-                file_diag(
-                    diags,
+        Ok(Some(bytes)) => {
+            match String::from_utf8(bytes) {
+                Ok(t) if t.starts_with('\u{feff}') => {
+                    let file = sources.add(path.to_path_buf(), t);
+                    diags.push(range_diag(
                     Code::JsonSyntax,
-                    path,
-                    format!(
-                        "not UTF-8 text (invalid byte at offset {})",
-                        e.utf8_error().valid_up_to()
-                    ),
-                    "save the file as UTF-8",
-                );
-                return None;
+                    file,
+                    0..3,
+                    "the file starts with a byte-order mark (U+FEFF), which JSON does not allow",
+                    "save the file as UTF-8 without a BOM (most editors call it \"UTF-8\", not \"UTF-8 with BOM\")",
+                ));
+                    return None;
+                }
+                Ok(t) => t,
+                Err(e) => {
+                    let at = e.utf8_error().valid_up_to();
+                    let byte = e.as_bytes().get(at).copied().unwrap_or(0);
+                    let file = sources.add(
+                        path.to_path_buf(),
+                        String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                    );
+                    diags.push(range_diag(
+                    Code::JsonSyntax,
+                    file,
+                    at..at + 1,
+                    format!("not UTF-8 text: byte 0x{byte:02x} cannot start or continue a character"),
+                    "save the file as UTF-8 (it was probably written in Latin-1 or Windows-1252)",
+                ));
+                    return None;
+                }
             }
-        },
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return None,
         Err(e) => {
             file_diag(
@@ -198,13 +244,14 @@ fn read_json(
         }
     };
     let file = sources.add(path.to_path_buf(), text);
-    let value = crate::json::parse(file, &sources.get(file).text, diags)?;
-    Some((file, value))
+    let value = crate::json::parse(file, &sources.get(file).text, diags);
+    crate::secrets::mask_file(sources, file, value.as_ref());
+    Some((file, value?))
 }
 
 /// Read at most [`crate::json::MAX_FILE_BYTES`]; `None` when the file is larger. Reading
 /// through `take` also bounds devices and FIFOs that report no size (`/dev/zero`).
-fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+pub(crate) fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     use std::io::Read;
     let limit = crate::json::MAX_FILE_BYTES as u64;
     let file = std::fs::File::open(path)?;
@@ -217,7 +264,33 @@ fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
-fn file_diag(diags: &mut Diagnostics, code: Code, path: &Path, message: String, hint: &str) {
+pub(crate) fn range_diag(
+    code: Code,
+    file: FileId,
+    range: std::ops::Range<usize>,
+    message: impl Into<String>,
+    hint: impl Into<String>,
+) -> Diagnostic {
+    Diagnostic {
+        code,
+        severity: code.severity(),
+        message: message.into(),
+        hint: hint.into(),
+        anchor: Anchor::Range {
+            file,
+            pointer: String::new(),
+            range,
+        },
+    }
+}
+
+pub(crate) fn file_diag(
+    diags: &mut Diagnostics,
+    code: Code,
+    path: &Path,
+    message: String,
+    hint: &str,
+) {
     diags.push(Diagnostic {
         code,
         severity: code.severity(),
@@ -248,118 +321,18 @@ fn expect_object<'v>(
     }
 }
 
-/// Warn about keys phoenix reads but does not act on yet, and keys nothing ever read.
-fn warn_listed(
-    obj: &serde_json::Map<String, Value>,
-    loc: &Location,
-    not_yet: &[&str],
-    unused: &[&str],
-    diags: &mut Diagnostics,
-) {
-    for key in obj.keys() {
-        if not_yet.contains(&key.as_str()) {
-            diags.push(
-                Diagnostic::new(
-                    Code::NotSupportedYet,
-                    &loc.child(key),
-                    format!("`{key}` is read but not applied yet"),
-                    "phoenix plans and validates it in a later release; nothing changes on the host for it now",
-                )
-                .at_key(),
-            );
-        } else if unused.contains(&key.as_str()) {
-            diags.push(
-                Diagnostic::new(
-                    Code::UnusedKey,
-                    &loc.child(key),
-                    format!("`{key}` is not used"),
-                    "nothing ever read this key (neither the bash system nor phoenix); remove it",
-                )
-                .at_key(),
-            );
+fn load_lxc_file(mut v: Value, file: FileId, raw: &mut RawConfig, diags: &mut Diagnostics) {
+    if let Some(Value::Object(configs)) = v.get_mut("lxc_configs") {
+        let root = Location::new(file, "/lxc_configs");
+        for (id, entry) in configs.iter_mut() {
+            crate::legacy::lxc(entry, &root.child(id), diags);
         }
     }
-}
-
-/// Keys of one LXC entry that phoenix reads but does not act on yet, when set to something
-/// that would change behaviour.
-fn lxc_not_yet(raw: &RawLxc) -> Vec<(&'static str, &'static str)> {
-    let mut out = Vec::new();
-    let truthy = |v: &Option<Value>| match v {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
-        Some(Value::String(s)) => !s.is_empty() && s != "none",
-        Some(Value::Array(a)) => !a.is_empty(),
-        Some(Value::Object(o)) => !o.is_empty(),
-        Some(_) => true,
-    };
-    let checks: [(&Option<Value>, &str, &str); 10] = [
-        (
-            &raw.gpu_assignment,
-            "gpu_assignment",
-            "GPU passthrough is not supported yet",
-        ),
-        (
-            &raw.vllm_engine_config,
-            "vllm_engine_config",
-            "vLLM services are not supported yet",
-        ),
-        (
-            &raw.enable_lifecycle_snapshots,
-            "enable_lifecycle_snapshots",
-            "lifecycle snapshots are not supported yet",
-        ),
-        (
-            &raw.ports,
-            "ports",
-            "port publications are not supported yet",
-        ),
-        (
-            &raw.trigger_sync_on_completion,
-            "trigger_sync_on_completion",
-            "phoenix converges everything in one run; this trigger is not needed",
-        ),
-        (
-            &raw.zfs_volumes,
-            "zfs_volumes",
-            "ZFS volumes are not supported yet",
-        ),
-        (&raw.id_maps, "id_maps", "uid/gid maps are not applied yet"),
-        (
-            &raw.application_script,
-            "application_script",
-            "bash setup scripts are not run; phoenix provisions from `features`",
-        ),
-        (
-            &raw.health_check,
-            "health_check",
-            "declared health checks are not run; `phoenix verify` probes the guest instead",
-        ),
-        (
-            &raw.tests,
-            "tests",
-            "declared test scripts are not run; `phoenix verify` probes the guest instead",
-        ),
-    ];
-    for (v, key, msg) in checks {
-        if truthy(v) {
-            out.push((key, msg));
-        }
-    }
-    if truthy(&raw.template_file) {
-        out.push((
-            "template_file",
-            "exporting a container image is not supported yet",
-        ));
-    }
-    out
-}
-
-fn load_lxc_file(v: &Value, file: FileId, raw: &mut RawConfig, diags: &mut Diagnostics) {
-    let Some(obj) = expect_object(v, file, diags) else {
+    let Some(obj) = expect_object(&v, file, diags) else {
         return;
     };
     let root = Location::new(file, "");
-    warn_listed(obj, &root, LXC_FILE_NOT_YET, &[], diags);
+    crate::notyet::warn_listed(obj, &root, LXC_FILE_NOT_YET, &[], diags);
     for (key, value) in obj {
         match key.as_str() {
             "$schema" | "lxc_configs" => {}
@@ -412,24 +385,14 @@ fn load_lxc_file(v: &Value, file: FileId, raw: &mut RawConfig, diags: &mut Diagn
             }
         };
         if let Some(value) = decode::<RawLxc>(entry, &loc, diags) {
-            for (key, msg) in lxc_not_yet(&value) {
-                diags.push(
-                    Diagnostic::new(
-                        Code::NotSupportedYet,
-                        &loc.child(key),
-                        format!("`{key}` is read but not applied yet: {msg}"),
-                        "it is kept in the model; nothing changes on the guest for it now",
-                    )
-                    .at_key(),
-                );
-            }
+            crate::notyet::lxc(&value, &loc, diags);
             raw.lxcs.push((gid, Loaded { value, loc }));
         }
     }
 }
 
-fn load_vm_file(v: &Value, file: FileId, raw: &mut RawConfig, diags: &mut Diagnostics) {
-    let Some(obj) = expect_object(v, file, diags) else {
+fn load_vm_file(v: Value, file: FileId, raw: &mut RawConfig, diags: &mut Diagnostics) {
+    let Some(obj) = expect_object(&v, file, diags) else {
         return;
     };
     let root = Location::new(file, "");
@@ -446,42 +409,83 @@ fn load_vm_file(v: &Value, file: FileId, raw: &mut RawConfig, diags: &mut Diagno
             );
         }
     }
-    if let Some(d) = obj.get("vm_defaults") {
+    if obj.get("vms").is_none() {
+        diags.emit(
+            Code::MissingField,
+            &root,
+            "missing field `vms`",
+            "add `\"vms\": []`",
+        );
+    }
+    load_vms(v, &root, raw, diags);
+}
+
+/// The layout up to late September 2025: `vms` and `vm_defaults` in the hypervisor file and no
+/// VM file. With a VM file, the hypervisor's `vms` are ignored and its `vm_defaults` are
+/// host setup.
+fn vms_in_hypervisor(
+    hval: Value,
+    hfile: FileId,
+    vm_file_absent: bool,
+    raw: &mut RawConfig,
+    diags: &mut Diagnostics,
+) {
+    let root = Location::new(hfile, "");
+    let has = |k: &str| hval.get(k).is_some();
+    if vm_file_absent && has("vms") {
+        diags.push(
+            Diagnostic::new(
+                Code::LegacyForm,
+                &root.child("vms"),
+                format!("the VMs are in the hypervisor file and there is no {VM_FILE} (the layout up to late September 2025); phoenix reads them here"),
+                format!("move `vms` and `vm_defaults` into {VM_FILE}: {{\"vm_defaults\": {{…}}, \"vms\": [ … ]}}"),
+            )
+            .at_key(),
+        );
+        load_vms(hval, &root, raw, diags);
+        return;
+    }
+    if has("vms") {
+        diags.push(
+            Diagnostic::new(
+                Code::NotSupportedYet,
+                &root.child("vms"),
+                format!("`vms` in the hypervisor file is ignored: {VM_FILE} defines the VMs"),
+                format!("delete it here, or move what it adds into {VM_FILE}"),
+            )
+            .at_key(),
+        );
+    }
+    if has("vm_defaults") {
+        diags.push(
+            Diagnostic::new(
+                Code::NotSupportedYet,
+                &root.child("vm_defaults"),
+                "`vm_defaults` is read but not applied yet",
+                "phoenix plans and validates it in a later release; nothing changes on the host for it now",
+            )
+            .at_key(),
+        );
+    }
+}
+
+/// `vm_defaults` and `vms` of the object `v` (the VM file, or the hypervisor file of the
+/// older layout) at `root`.
+fn load_vms(mut v: Value, root: &Location, raw: &mut RawConfig, diags: &mut Diagnostics) {
+    if let Some(Value::Array(vms)) = v.get_mut("vms") {
+        for (i, vm) in vms.iter_mut().enumerate() {
+            crate::legacy::vm(vm, &root.child("vms").child(i), diags);
+        }
+    }
+    if let Some(d) = v.get("vm_defaults") {
         raw.vm_defaults = decode::<RawVmDefaults>(d, &root.child("vm_defaults"), diags);
     }
-    match obj.get("vms") {
+    match v.get("vms") {
         Some(Value::Array(vms)) => {
             for (i, vm) in vms.iter().enumerate() {
                 let loc = root.child("vms").child(i);
                 if let Some(value) = decode::<RawVm>(vm, &loc, diags) {
-                    for (key, present) in [
-                        (
-                            "volumes",
-                            value
-                                .volumes
-                                .as_ref()
-                                .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty())),
-                        ),
-                        (
-                            "trigger_sync_on_completion",
-                            value
-                                .trigger_sync_on_completion
-                                .as_ref()
-                                .is_some_and(|v| v == &Value::Bool(true)),
-                        ),
-                    ] {
-                        if present {
-                            diags.push(
-                                Diagnostic::new(
-                                    Code::NotSupportedYet,
-                                    &loc.child(key),
-                                    format!("`{key}` is read but not applied yet"),
-                                    "it is kept in the model; nothing changes on the VM for it now",
-                                )
-                                .at_key(),
-                            );
-                        }
-                    }
+                    crate::notyet::vm(&value, &loc, diags);
                     raw.vms.push(Loaded { value, loc });
                 }
             }
@@ -492,12 +496,7 @@ fn load_vm_file(v: &Value, file: FileId, raw: &mut RawConfig, diags: &mut Diagno
             "`vms` must be an array",
             "write \"vms\": [ {…}, … ]",
         ),
-        None => diags.emit(
-            Code::MissingField,
-            &root,
-            "missing field `vms`",
-            "add `\"vms\": []`",
-        ),
+        None => {}
     }
 }
 
@@ -582,78 +581,9 @@ fn load_stack_dirs(
         .map(|f| sdir.join(f))
         .find(|p| p.is_file());
         if let Some(path) = compose
-            && let Some(value) = read_yaml(&path, diags)
+            && let Some(value) = crate::yaml::read_yaml(&path, sources, diags)
         {
             raw.compose.insert(name, ComposeFile { path, value });
         }
     }
-}
-
-fn read_yaml(path: &Path, diags: &mut Diagnostics) -> Option<Value> {
-    let text = match read_bounded(path) {
-        Ok(Some(bytes)) => match String::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(_) => {
-                file_diag(
-                    diags,
-                    Code::YamlSyntax,
-                    path,
-                    format!("{} is not UTF-8 text", path.display()),
-                    "save the compose file as UTF-8",
-                );
-                return None;
-            }
-        },
-        Ok(None) => {
-            file_diag(
-                diags,
-                Code::TooLarge,
-                path,
-                "compose file too large".into(),
-                "compose files are small; check the path",
-            );
-            return None;
-        }
-        Err(e) => {
-            file_diag(
-                diags,
-                Code::FileUnreadable,
-                path,
-                format!("cannot read {}: {e}", path.display()),
-                "check the file's permissions",
-            );
-            return None;
-        }
-    };
-    if text.len() > crate::json::MAX_FILE_BYTES {
-        file_diag(
-            diags,
-            Code::TooLarge,
-            path,
-            "compose file too large".into(),
-            "compose files are small; check the path",
-        );
-        return None;
-    }
-    match serde_saphyr::from_str::<Value>(&text) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            file_diag(
-                diags,
-                Code::YamlSyntax,
-                path,
-                format!(
-                    "invalid YAML in {}: {}",
-                    path.display(),
-                    first_line(&e.to_string())
-                ),
-                "fix the compose file; `docker stack config -c FILE` shows what Docker makes of it",
-            );
-            None
-        }
-    }
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
 }

@@ -21,9 +21,51 @@ pub struct SourceFile {
 #[derive(Debug, Clone, Default)]
 pub struct SourceMap {
     files: Vec<SourceFile>,
+    /// Plaintext secret values masked in the texts, to redact from messages too.
+    secrets: Vec<String>,
 }
 
 impl SourceMap {
+    /// Replace each byte of the string values at `ranges` (quotes excluded) of `id` with `*`,
+    /// keeping every offset, and remember the values for [`SourceMap::redact`].
+    pub fn mask(&mut self, id: FileId, ranges: &[Range<usize>]) {
+        let Some(file) = self.files.get_mut(id.0) else {
+            return;
+        };
+        let mut bytes = std::mem::take(&mut file.text).into_bytes();
+        for r in ranges {
+            let (start, end) = (r.start.min(bytes.len()), r.end.min(bytes.len()));
+            let quoted = end > start + 1 && bytes[start] == b'"' && bytes[end - 1] == b'"';
+            let inner = if quoted {
+                start + 1..end - 1
+            } else {
+                start..end
+            };
+            if let Ok(value) = std::str::from_utf8(&bytes[inner.clone()]) {
+                // Short values ("", "x") would redact unrelated words from messages.
+                if value.chars().count() >= 4 && !self.secrets.iter().any(|s| s == value) {
+                    self.secrets.push(value.to_string());
+                }
+            }
+            for b in &mut bytes[inner] {
+                *b = b'*';
+            }
+        }
+        // Whole UTF-8 sequences were replaced by ASCII, so the text stays valid.
+        file.text = String::from_utf8(bytes).unwrap_or_default();
+    }
+
+    /// `s` with every masked secret value replaced by `<redacted>`.
+    pub fn redact(&self, s: &str) -> String {
+        let mut out = s.to_string();
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "<redacted>");
+            }
+        }
+        out
+    }
+
     pub fn add(&mut self, path: PathBuf, text: String) -> FileId {
         self.files.push(SourceFile { path, text });
         FileId(self.files.len() - 1)
@@ -99,6 +141,37 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// Line starts of a text, for many [`line_col`] look-ups in one file: each costs a binary
+/// search and the length of one line, not a scan from the top.
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        LineIndex { starts }
+    }
+
+    /// Same as [`line_col`].
+    pub fn line_col(&self, text: &str, offset: usize) -> (usize, usize) {
+        let offset = floor_char_boundary(text, offset.min(text.len()));
+        let line = self.starts.partition_point(|s| *s <= offset);
+        let start = self
+            .starts
+            .get(line.saturating_sub(1))
+            .copied()
+            .unwrap_or(0);
+        (line.max(1), text[start..offset].chars().count() + 1)
+    }
+}
+
 fn floor_char_boundary(text: &str, mut i: usize) -> usize {
     while i > 0 && !text.is_char_boundary(i) {
         i -= 1;
@@ -118,7 +191,16 @@ pub enum Target {
 /// Resolves JSON pointers to byte ranges in one JSON file.
 pub struct PointerIndex<'a> {
     root: Option<jsonc_parser::ast::Value<'a>>,
+    /// Member positions of large objects by key (the last copy wins), built on first use so
+    /// that a thousand findings under one `lxc_configs` cost a thousand look-ups, not a
+    /// thousand scans.
+    members: std::cell::RefCell<
+        std::collections::HashMap<usize, std::collections::HashMap<String, usize>>,
+    >,
 }
+
+/// Objects with more members than this get a key index.
+const INDEXED_OBJECT: usize = 16;
 
 impl<'a> PointerIndex<'a> {
     pub fn new(text: &'a str) -> Self {
@@ -129,7 +211,26 @@ impl<'a> PointerIndex<'a> {
         )
         .ok()
         .and_then(|r| r.value);
-        PointerIndex { root }
+        PointerIndex {
+            root,
+            members: Default::default(),
+        }
+    }
+
+    /// Index of the last member named `key` of `obj`.
+    fn member(&self, obj: &jsonc_parser::ast::Object<'_>, key: &str) -> Option<usize> {
+        if obj.properties.len() <= INDEXED_OBJECT {
+            return obj.properties.iter().rposition(|p| p.name.as_str() == key);
+        }
+        let mut cache = self.members.borrow_mut();
+        let map = cache.entry(obj.range.start).or_insert_with(|| {
+            obj.properties
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.name.as_str().to_string(), i))
+                .collect()
+        });
+        map.get(key).copied()
     }
 
     /// The byte range of the value (or key) at `pointer`; falls back to the deepest existing
@@ -140,11 +241,9 @@ impl<'a> PointerIndex<'a> {
         let mut key_range = None;
         for segment in pointer_segments(pointer) {
             let next = match node {
-                Value::Object(obj) => obj
-                    .properties
-                    .iter()
-                    .rev()
-                    .find(|p| p.name.as_str() == segment)
+                Value::Object(obj) => self
+                    .member(obj, &segment)
+                    .and_then(|i| obj.properties.get(i))
                     .map(|p| {
                         let r = match &p.name {
                             jsonc_parser::ast::ObjectPropName::String(s) => s.range,
@@ -206,6 +305,14 @@ mod tests {
         let text = "{\n  \"é\": 1,\n  \"x\": 2\n}";
         let off = text.find("\"x\"").unwrap_or(0);
         assert_eq!(line_col(text, off), (3, 3));
+        let index = LineIndex::new(text);
+        for off in 0..=text.len() + 2 {
+            assert_eq!(
+                index.line_col(text, off),
+                line_col(text, off),
+                "offset {off}"
+            );
+        }
     }
 
     #[test]

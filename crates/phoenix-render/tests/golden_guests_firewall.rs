@@ -137,3 +137,36 @@ fn invariants_on_both_configs() {
         }
     }
 }
+
+/// main-2025-11-04 keeps the cluster firewall under `shared_volumes.firewall`, where the bash
+/// system of its day read it: `cluster.fw` must switch it on with its policy and every rule.
+#[test]
+fn main_cluster_firewall_from_shared_volumes_is_on() {
+    let dir = repo_root().join("../shared/fixtures/upstream/main-2025-11-04/etc");
+    let d = load(&dir);
+    let text = std::fs::read_to_string(dir.join("phoenix_hypervisor_config.json")).unwrap();
+    let hyp: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let rules = hyp
+        .pointer("/shared_volumes/firewall/global_firewall_rules")
+        .and_then(|r| r.as_array())
+        .unwrap();
+    assert!(!rules.is_empty());
+    let cluster = firewall_files(&d, &RenderOptions::default())
+        .into_iter()
+        .find(|f| f.path == "/etc/pve/firewall/cluster.fw")
+        .unwrap();
+    let options = cluster.content.split("[ALIASES]").next().unwrap();
+    assert!(options.contains("enable: 1\n"), "{}", cluster.content);
+    assert!(options.contains("policy_in: DROP\n"), "{}", cluster.content);
+    let body = cluster.content.split("[RULES]").nth(1).unwrap();
+    let lines: Vec<&str> = body.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), rules.len(), "{body}");
+    for (line, rule) in lines.iter().zip(rules) {
+        let dir = rule["type"].as_str().unwrap().to_ascii_uppercase();
+        assert!(line.starts_with(&format!("{dir} ACCEPT")), "{line}");
+        let port = rule["port"].as_str().unwrap();
+        assert!(line.contains(&format!("-dport {port}")), "{line}");
+        let comment = rule["comment"].as_str().unwrap();
+        assert!(line.contains(comment), "{line} lacks {comment}");
+    }
+}

@@ -39,13 +39,77 @@ impl Builder<'_> {
         }
     }
 
+    /// The cluster firewall from `firewall`, or from `shared_volumes.firewall` where the bash
+    /// system read it from 2025-10-10 on. With both, the top-level rules apply and the switch
+    /// and policies are the stricter of the two: a plan is never weaker than either says.
     pub(super) fn cluster_firewall(
         &mut self,
         h: &raw::RawHypervisor,
         root: &Location,
     ) -> ClusterFirewall {
-        let f = h.firewall.clone().unwrap_or_default();
-        let loc = root.child("firewall");
+        let legacy = h.shared_volumes.as_ref().and_then(|s| s.firewall.as_ref());
+        let legacy_loc = root.child("shared_volumes").child("firewall");
+        let (f, loc) = match (&h.firewall, legacy) {
+            (Some(f), _) => (f.clone(), root.child("firewall")),
+            (None, Some(l)) => {
+                self.diags.push(
+                    crate::diag::Diagnostic::new(
+                        Code::LegacyForm,
+                        &legacy_loc,
+                        "the cluster firewall is under `shared_volumes.firewall`, where the bash system read it from 2025-10-10; phoenix applies it",
+                        "move the object to the top-level key `firewall` (same fields)",
+                    )
+                    .at_key(),
+                );
+                (l.clone(), legacy_loc.clone())
+            }
+            (None, None) => (Default::default(), root.child("firewall")),
+        };
+        let mut fw = self.cluster_firewall_from(&f, &loc);
+        if let (Some(_), Some(l)) = (&h.firewall, legacy) {
+            let other = self.cluster_firewall_from(l, &legacy_loc);
+            let mut stricter = Vec::new();
+            if other.enabled && !fw.enabled {
+                fw.enabled = true;
+                stricter.push("enabled");
+            }
+            if fw.policy_in == Verdict::Accept && other.policy_in != Verdict::Accept {
+                fw.policy_in = other.policy_in;
+                stricter.push("default_input_policy");
+            }
+            if fw.policy_out == Verdict::Accept && other.policy_out != Verdict::Accept {
+                fw.policy_out = other.policy_out;
+                stricter.push("default_output_policy");
+            }
+            let taken = if stricter.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; its stricter {} {} taken",
+                    stricter.join(", "),
+                    if stricter.len() == 1 { "is" } else { "are" }
+                )
+            };
+            self.diags.push(
+                crate::diag::Diagnostic::new(
+                    Code::LegacyForm,
+                    &legacy_loc,
+                    format!(
+                        "the cluster firewall is given twice; the rules of the top-level `firewall` apply, not these{taken}"
+                    ),
+                    "keep one copy, under the top-level key `firewall`, and delete `shared_volumes.firewall`",
+                )
+                .at_key(),
+            );
+        }
+        fw
+    }
+
+    fn cluster_firewall_from(
+        &mut self,
+        f: &raw::RawClusterFirewall,
+        loc: &Location,
+    ) -> ClusterFirewall {
         ClusterFirewall {
             enabled: f.enabled.unwrap_or(false),
             policy_in: self.verdict(

@@ -25,6 +25,8 @@ pub const DEFAULT_UPLINK: &str = "enp6s0";
 pub const DEFAULT_MANAGEMENT_BRIDGE: &str = "vmbr0";
 pub const DEFAULT_MESH_BRIDGE: &str = "vmbr100";
 pub const DEFAULT_MTU: u16 = 1500;
+/// The domain the bash system fell back to where it used one and none was given.
+pub const DEFAULT_DOMAIN: &str = "phoenix.local";
 pub const DEFAULT_CA_PORT: u16 = 9000;
 pub const DEFAULT_CA_DIR: &str = "/var/lib/phoenix/ca";
 pub const DEFAULT_CERT_LIFETIME_HOURS: u32 = 24;
@@ -68,12 +70,12 @@ impl Builder<'_> {
             }
             None => {
                 self.err(
-                    Code::MissingField,
+                    Code::LegacyForm,
                     root,
-                    "missing field `domain_name`",
-                    "add the internal DNS domain, e.g. \"domain_name\": \"internal.example.org\"",
+                    format!("no `domain_name`; phoenix uses `{DEFAULT_DOMAIN}`, the bash system's fallback"),
+                    format!("add the internal DNS domain: \"domain_name\": \"{DEFAULT_DOMAIN}\" (or your own)"),
                 );
-                String::new()
+                DEFAULT_DOMAIN.to_string()
             }
         };
         let net = h.network.clone().unwrap_or_default();
@@ -132,6 +134,8 @@ impl Builder<'_> {
             guests.entry(g.id).or_insert(g);
         }
 
+        let mut bridges = bridges;
+        self.legacy_vlan_nics(&net, &mut guests, &mut bridges);
         let roles = self.roles(h, root, &guests, &bridges);
         for g in guests.values_mut() {
             let is_ca = roles.ca == Some(g.id) || g.has_feature("step_ca");

@@ -230,6 +230,43 @@ impl Builder<'_> {
         out
     }
 
+    /// A NIC on `<management>.<macvlan_vlan_tag>`: the bash system created that VLAN
+    /// sub-interface from the tag. It becomes a tagged NIC on the VLAN-aware management bridge.
+    pub(super) fn legacy_vlan_nics(
+        &mut self,
+        net: &raw::RawNetwork,
+        guests: &mut BTreeMap<GuestId, Guest>,
+        bridges: &mut [Bridge],
+    ) {
+        let Some(tag) = net.macvlan_vlan_tag.filter(|t| (1..=4094).contains(t)) else {
+            return;
+        };
+        let Some(mgmt) = bridges.first().map(|b| b.name.clone()) else {
+            return;
+        };
+        let legacy = format!("{mgmt}.{tag}");
+        if bridges.iter().any(|b| b.name == legacy) {
+            return;
+        }
+        let mut used = false;
+        for g in guests.values_mut() {
+            for n in g.nics.iter_mut().filter(|n| n.bridge == legacy) {
+                self.err(
+                    Code::LegacyForm,
+                    &n.loc.child("bridge"),
+                    format!("`{legacy}` is the VLAN {tag} sub-interface the bash system made from `macvlan_vlan_tag`; phoenix puts the NIC on `{mgmt}` with tag {tag}"),
+                    format!("write \"bridge\": \"{mgmt}\", \"tag\": {tag}"),
+                );
+                n.bridge = mgmt.clone();
+                n.tag = Some(tag);
+                used = true;
+            }
+        }
+        if used && let Some(b) = bridges.first_mut() {
+            b.vlan_aware = true;
+        }
+    }
+
     fn nic(
         &mut self,
         index: u8,
@@ -262,10 +299,10 @@ impl Builder<'_> {
             Some(s) if s.eq_ignore_ascii_case("dhcp") => {
                 if gateway.is_some() {
                     self.err(
-                        Code::InvalidValue,
+                        Code::LegacyForm,
                         &loc.child("gw"),
-                        "a DHCP NIC takes its gateway from the DHCP server",
-                        "remove `gw` or give the NIC a static address",
+                        "a DHCP NIC takes its gateway from the DHCP server; phoenix ignores `gw` here, as the bash system did",
+                        "remove `gw`, or give the NIC a static address in `ip`",
                     );
                 }
                 Addressing::Dhcp

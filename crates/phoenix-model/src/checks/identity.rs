@@ -7,13 +7,13 @@ use petgraph::graph::DiGraph;
 
 use crate::diag::{Code, Diagnostics};
 use crate::load::RawConfig;
-use crate::model::{DesiredState, GuestId, GuestSource};
+use crate::model::{DesiredState, Guest, GuestId, GuestSource};
 use crate::source::Location;
 
 pub fn check(d: &DesiredState, raw: &RawConfig, diags: &mut Diagnostics) {
     duplicate_vmids(raw, diags);
     duplicates(d, diags);
-    references(d, diags);
+    references(d, raw, diags);
     cycles(d, diags);
 }
 
@@ -112,7 +112,7 @@ fn duplicates(d: &DesiredState, diags: &mut Diagnostics) {
     }
 }
 
-fn references(d: &DesiredState, diags: &mut Diagnostics) {
+fn references(d: &DesiredState, raw: &RawConfig, diags: &mut Diagnostics) {
     for g in d.guests.values() {
         let dep_field = "dependencies";
         let deps_loc = g.loc.child(dep_field);
@@ -151,10 +151,67 @@ fn references(d: &DesiredState, diags: &mut Diagnostics) {
                     format!("guest {} ({}) cannot clone {from}, which is a {}", g.id, g.kind, src.kind),
                     "containers clone containers and VMs clone VMs",
                 ),
-                Some(_) => {}
+                Some(src) => unknown_snapshot(g, src, field, raw, diags),
             }
         }
     }
+}
+
+/// The snapshot a guest's configuration creates: a template's own `template_snapshot_name`
+/// (the bash system snapshotted the template after building it).
+fn created_snapshot(id: GuestId, raw: &RawConfig) -> Option<&str> {
+    let (is_template, snapshot) = raw
+        .lxcs
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map(|(_, l)| (l.value.is_template, &l.value.template_snapshot_name))
+        .or_else(|| {
+            raw.vms
+                .iter()
+                .find(|l| l.value.vmid == id)
+                .map(|l| (l.value.is_template, &l.value.template_snapshot_name))
+        })?;
+    if is_template == Some(true) {
+        snapshot.as_deref()
+    } else {
+        None
+    }
+}
+
+fn unknown_snapshot(g: &Guest, src: &Guest, field: &str, raw: &RawConfig, diags: &mut Diagnostics) {
+    let GuestSource::Clone {
+        snapshot: Some(snap),
+        ..
+    } = &g.source
+    else {
+        return;
+    };
+    let created = created_snapshot(src.id, raw);
+    if created == Some(snap.as_str()) {
+        return;
+    }
+    let why = match created {
+        Some(other) => format!("{} creates `{}`", src.id, other.escape_debug()),
+        None => format!("{} names no snapshot", src.id),
+    };
+    diags.push(
+        crate::diag::Diagnostic::new(
+            Code::UnknownSnapshot,
+            &g.loc.child("template_snapshot_name"),
+            format!(
+                "guest {} clones {}@{}, a snapshot no guest's configuration creates ({why}); the clone fails unless it exists on the node",
+                g.id,
+                src.id,
+                snap.escape_debug()
+            ),
+            format!(
+                "give template {} \"template_snapshot_name\": \"{}\", or remove `template_snapshot_name` here to clone {}'s current state (`{field}`)",
+                src.id,
+                snap.escape_debug(),
+                src.id
+            ),
+        ),
+    );
 }
 
 /// Cycles over dependencies plus clone sources, each reported once with every member.

@@ -27,7 +27,7 @@ pub fn check(d: &DesiredState, raw: &RawConfig, diags: &mut Diagnostics) {
         }
         duplicate_rules(&what, rules, diags);
     }
-    nameservers(&book, raw, diags);
+    nameservers(&book, &MeshDns::new(d), raw, diags);
     certificate_sans(&book, raw, diags);
     certificate_gaps(d, raw, diags);
 }
@@ -146,7 +146,32 @@ fn duplicate_rules(what: &str, rules: &[FirewallRule], diags: &mut Diagnostics) 
     }
 }
 
-fn nameservers(book: &AddressBook, raw: &RawConfig, diags: &mut Diagnostics) {
+/// The addresses of the host and those the mesh DNS listens on (when it runs).
+struct MeshDns {
+    host: HashSet<IpAddr>,
+    listen: Option<Vec<IpAddr>>,
+}
+
+impl MeshDns {
+    fn new(d: &DesiredState) -> Self {
+        MeshDns {
+            host: d
+                .bridges
+                .iter()
+                .filter_map(|b| b.address.map(|a| a.addr()))
+                .collect(),
+            listen: d.dns.enabled.then(|| d.dns.listen.clone()),
+        }
+    }
+
+    /// A host address the mesh DNS does not listen on: `Some(listen addresses)`.
+    fn misses(&self, a: IpAddr) -> Option<&[IpAddr]> {
+        let listen = self.listen.as_deref()?;
+        (self.host.contains(&a) && !listen.contains(&a) && !listen.is_empty()).then_some(listen)
+    }
+}
+
+fn nameservers(book: &AddressBook, dns: &MeshDns, raw: &RawConfig, diags: &mut Diagnostics) {
     if let Some(h) = &raw.hypervisor {
         let ifaces = h.value.network.as_ref().and_then(|n| n.interfaces.as_ref());
         let loc = h
@@ -184,13 +209,14 @@ fn nameservers(book: &AddressBook, raw: &RawConfig, diags: &mut Diagnostics) {
             .zip(nics)
         {
             let Some(nic) = nic else { continue };
-            guest_nameservers(book, &who, nic, &loc.child(field), diags);
+            guest_nameservers(book, dns, &who, nic, &loc.child(field), diags);
         }
     }
 }
 
 fn guest_nameservers(
     book: &AddressBook,
+    dns: &MeshDns,
     who: &str,
     nic: &RawNic,
     loc: &Location,
@@ -200,17 +226,38 @@ fn guest_nameservers(
         ("nameservers", &nic.nameservers),
         ("nameserver", &nic.nameserver),
     ] {
-        match v {
-            None => {}
-            Some(OneOrMany::One(s)) => {
-                for item in OneOrMany::One(s.clone()).items() {
-                    stale_nameserver(book, who, &item, &loc.child(key), diags);
-                }
-            }
-            Some(OneOrMany::Many(items)) => {
-                for (i, item) in items.iter().enumerate() {
-                    stale_nameserver(book, who, item, &loc.child(key).child(i), diags);
-                }
+        let items: Vec<(String, Location)> = match v {
+            None => Vec::new(),
+            Some(OneOrMany::One(s)) => OneOrMany::One(s.clone())
+                .items()
+                .into_iter()
+                .map(|i| (i, loc.child(key)))
+                .collect(),
+            Some(OneOrMany::Many(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.clone(), loc.child(key).child(i)))
+                .collect(),
+        };
+        for (item, at) in items {
+            stale_nameserver(book, who, &item, &at, diags);
+            let Ok(a) = item.trim().parse::<IpAddr>() else {
+                continue;
+            };
+            if let Some(listen) = dns.misses(a) {
+                let listen: Vec<String> = listen.iter().map(|l| l.to_string()).collect();
+                diags.emit(
+                    Code::NameserverNotMeshDns,
+                    &at,
+                    format!(
+                        "nameserver {a} of {who} is a host address, but the mesh DNS listens on {} only; its lookups go unanswered",
+                        listen.join(", ")
+                    ),
+                    format!(
+                        "use {} if the guest can reach it, or add {a} to `dns_server.listen_addresses`",
+                        listen.join(" or ")
+                    ),
+                );
             }
         }
     }

@@ -56,16 +56,20 @@ pub struct RawHypervisor {
     pub nvidia_driver: Option<Value>,
     /// Host setup (not applied yet): Docker images for Portainer.
     pub docker: Option<Value>,
-    /// Host setup (not applied yet): VM image defaults.
+    /// VM defaults when the VMs are in this file (older layout); host setup otherwise.
     pub vm_defaults: Option<Value>,
+    /// Layout up to late September 2025: the VMs (same form as in the VM file), read when
+    /// there is no `phoenix_vm_configs.json`.
+    pub vms: Option<Value>,
     /// Unused by the bash system.
     pub version: Option<Value>,
     /// Unused by the bash system.
     pub author: Option<Value>,
     /// Unused by the bash system.
     pub behavior: Option<Value>,
-    /// Unused by the bash system.
-    pub shared_volumes: Option<Value>,
+    /// Shared host directories and, in the bash system from 2025-10-10 until `firewall` moved
+    /// back to the top level, the cluster firewall (`shared_volumes.firewall`).
+    pub shared_volumes: Option<RawSharedVolumes>,
     /// Unused by the bash system.
     pub tests: Option<Value>,
     /// Unused by the bash system.
@@ -86,14 +90,8 @@ pub const HYPERVISOR_NOT_YET: &[&str] = &[
     "vm_defaults",
 ];
 /// Top-level hypervisor keys nothing ever read.
-pub const HYPERVISOR_UNUSED: &[&str] = &[
-    "version",
-    "author",
-    "behavior",
-    "shared_volumes",
-    "tests",
-    "proxmox_defaults",
-];
+pub const HYPERVISOR_UNUSED: &[&str] =
+    &["version", "author", "behavior", "tests", "proxmox_defaults"];
 
 /// `core_paths`.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -156,6 +154,14 @@ pub struct RawNetwork {
     pub external_registry_url: Option<Value>,
 }
 
+/// Keys of `network` read by the bash system that phoenix does not act on yet.
+pub const NETWORK_NOT_YET: &[&str] = &[
+    "portainer_server_ip",
+    "portainer_server_port",
+    "portainer_agent_port",
+    "nfs_server",
+];
+
 /// Keys of `network` nothing ever read.
 pub const NETWORK_UNUSED: &[&str] = &["default_subnet", "fallback_dns", "external_registry_url"];
 
@@ -216,6 +222,20 @@ pub struct RawClusterFirewall {
     /// Rules of `cluster.fw`, in order.
     #[serde(default)]
     pub global_firewall_rules: Vec<RawRule>,
+}
+
+/// `shared_volumes`: host directories bind-mounted into guests by VMID, and the legacy home of
+/// the cluster firewall.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct RawSharedVolumes {
+    /// Legacy location of the cluster firewall (same fields as the top-level `firewall`). When
+    /// both are given, the top-level `firewall`'s rules apply and the switch and default
+    /// policies are the stricter of the two.
+    pub firewall: Option<RawClusterFirewall>,
+    /// Shared volumes by name: `{host_path, mounts: {"<vmid>": "<path in guest>"}}` (read,
+    /// not applied yet: declare them as the guests' `mount_points`).
+    #[serde(flatten)]
+    pub volumes: BTreeMap<String, Value>,
 }
 
 /// `proxmox_api` (phoenix): the node `phoenix sync all --target pve` talks to. Every value is
