@@ -140,8 +140,21 @@ pub fn plan(args: &PlanArgs) -> u8 {
         OutputFormat::Text => {
             let color = std::io::stdout().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            write!(out, "{}", phoenix_plan::display::text(&plan, color))
+            // What the plan leaves out goes above its summary, which stays the last line.
+            let text = phoenix_plan::display::text(&plan, color);
+            let (body, summary) = text
+                .trim_end_matches('\n')
+                .rsplit_once('\n')
+                .unwrap_or(("", text.trim_end_matches('\n')));
+            writeln!(out, "{body}")
                 .and_then(|_| write_ignored(&mut out, &ignored))
+                .and_then(|_| {
+                    if ignored.is_empty() {
+                        writeln!(out, "{summary}")
+                    } else {
+                        writeln!(out, "\n{summary}")
+                    }
+                })
         }
     };
     if matches!(args.output, OutputFormat::Json) {

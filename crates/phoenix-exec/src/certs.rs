@@ -27,15 +27,15 @@ pub fn observe(
     cert_path: &str,
     key_path: &str,
 ) -> Result<Option<ObservedCertificate>, ProvisionError> {
-    let Some(cert) = exec.read_file(cert_path)? else {
+    let Some(cert) = exec.read_content(cert_path)? else {
         return Ok(None);
     };
-    let Ok(info) = phoenix_pki::parse_leaf_pem(&cert.content) else {
+    let Ok(info) = phoenix_pki::parse_leaf_pem(&cert) else {
         return Ok(None);
     };
-    let key = match exec.read_file(key_path)? {
+    let key = match exec.read_content(key_path)? {
         None => ObservedKey::Missing,
-        Some(k) if key_matches(&k.content, &info) => ObservedKey::Matches,
+        Some(k) if key_matches(&k, &info) => ObservedKey::Matches,
         Some(_) => ObservedKey::Mismatch,
     };
     Ok(Some(ObservedCertificate {

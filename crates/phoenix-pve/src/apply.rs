@@ -154,177 +154,173 @@ fn run_action(
 ) -> Outcome {
     let node_of = |id: GuestId| observation.node_of(id).unwrap_or(&plan.node).to_string();
     let none = BTreeMap::new();
-    let result =
-        match action {
-            Action::CreateGuest {
-                calls,
-                image_import,
-                ..
-            } => create(client, plan, calls, image_import.as_deref(), options),
-            Action::UpdateGuest {
-                id,
-                kind,
-                set,
-                delete,
-                ..
-            } => {
-                let mut params = set.clone();
-                if !delete.is_empty() {
-                    params.insert("delete".into(), delete.join(","));
-                }
-                if let Some(digest) = observation.digests.get(id) {
-                    params.insert("digest".into(), digest.clone());
-                }
-                let path = guest_path(&node_of(*id), *kind, *id, "/config");
-                client
-                    .write_and_wait(Method::PUT, &path, &params)
-                    .map(drop)
-                    .map_err(Step::Failed)
-                    .and_then(|()| {
-                        // `pct set` rewrites ID.conf and may drop raw `lxc.*` lines.
-                        match (kind, options.shell) {
-                            (GuestKind::Lxc, Some(shell)) => {
-                                let lines = raw_lines_to_keep(plan, observation, *id);
-                                hostfiles::ensure_raw_lxc(shell, *id, &lines)
-                                    .map(drop)
-                                    .map_err(|e| Step::Failed(e.into()))
-                            }
-                            _ => Ok(()),
+    let result = match action {
+        Action::CreateGuest {
+            calls,
+            image_import,
+            ..
+        } => create(client, plan, calls, image_import.as_deref(), options),
+        Action::UpdateGuest {
+            id,
+            kind,
+            set,
+            delete,
+            ..
+        } => {
+            let mut params = set.clone();
+            if !delete.is_empty() {
+                params.insert("delete".into(), delete.join(","));
+            }
+            if let Some(digest) = observation.digests.get(id) {
+                params.insert("digest".into(), digest.clone());
+            }
+            let path = guest_path(&node_of(*id), *kind, *id, "/config");
+            client
+                .write_and_wait(Method::PUT, &path, &params)
+                .map(drop)
+                .map_err(Step::Failed)
+                .and_then(|()| {
+                    // `pct set` rewrites ID.conf and may drop raw `lxc.*` lines.
+                    match (kind, options.shell) {
+                        (GuestKind::Lxc, Some(shell)) => {
+                            let lines = raw_lines_to_keep(plan, observation, *id);
+                            hostfiles::ensure_raw_lxc(shell, *id, &lines)
+                                .map(drop)
+                                .map_err(|e| Step::Failed(e.into()))
                         }
-                    })
-            }
-            Action::WriteFile {
-                target: FileTarget::Guest(id),
-                path,
-                ..
-            } => match plan
-                .files
-                .iter()
-                .find(|f| f.file.target == FileTarget::Guest(*id) && f.file.path == *path)
-            {
-                None => Err(skip(format!("{path}: no content in the plan"))),
-                Some(planned) => inside(client, plan, observation, options, *id).and_then(|exec| {
-                    let file = phoenix_exec::HostFile {
-                        content: planned.file.content.clone(),
-                        owner: planned.file.owner.clone(),
-                        group: planned.file.group.clone(),
-                        mode: planned.file.mode,
-                    };
-                    exec.write_file(path, &file)
-                        .map_err(|e| provision_failed(*id, e))
-                }),
-            },
-            Action::WriteFile { target, path, .. } => match options.shell {
-                Some(shell) => match hostfiles::write_host_file(shell, plan, *target, path) {
-                    Ok(hostfiles::Written::Staged { path, written }) => {
-                        return Outcome::Staged { path, written };
+                        _ => Ok(()),
                     }
-                    Ok(hostfiles::Written::Skipped(reason)) => Err(skip(reason)),
-                    Ok(hostfiles::Written::Replaced) => Ok(()),
-                    Err(e) => Err(Step::Failed(e.into())),
-                },
-                None => Err(skip("write_file needs the host shell".into())),
-            },
-            Action::WriteRawLxc { id, lines, .. } => match options.shell {
-                Some(shell) => hostfiles::ensure_raw_lxc(shell, *id, lines)
-                    .map(drop)
-                    .map_err(|e| Step::Failed(e.into())),
-                None => Err(skip("write_raw_lxc needs the host shell".into())),
-            },
-            Action::StartGuest { id, kind, .. } => {
-                let path = guest_path(&node_of(*id), *kind, *id, "/status/start");
-                client
-                    .write_and_wait(Method::POST, &path, &none)
-                    .map(drop)
-                    .map_err(Step::Failed)
-            }
-            Action::StopGuest { id, kind, .. } => {
-                // A clean shutdown, forced after the timeout (PVE's own `forceStop`).
-                let params = BTreeMap::from([
-                    ("forceStop".to_string(), "1".to_string()),
-                    ("timeout".to_string(), "60".to_string()),
-                ]);
-                let path = guest_path(&node_of(*id), *kind, *id, "/status/shutdown");
-                client
-                    .write_and_wait(Method::POST, &path, &params)
-                    .map(drop)
-                    .map_err(Step::Failed)
-            }
-            Action::DeleteGuest { id, kind, .. } => {
-                let path = guest_path(&node_of(*id), *kind, *id, "");
-                client
-                    .write_and_wait(Method::DELETE, &path, &none)
-                    .map(drop)
-                    .map_err(Step::Failed)
-            }
-            Action::ConvertToTemplate { id, kind } => {
-                let path = guest_path(&node_of(*id), *kind, *id, "/template");
-                client
-                    .write_and_wait(Method::POST, &path, &none)
-                    .map(drop)
-                    .map_err(Step::Failed)
-            }
-            Action::Firewall { scope, .. } => {
-                let node = match scope {
-                    phoenix_plan::firewall_api::FirewallScope::Guest { id, .. } => node_of(*id),
-                    _ => plan.node.clone(),
+                })
+        }
+        Action::WriteFile {
+            target: FileTarget::Guest(id),
+            path,
+            ..
+        } => match plan
+            .files
+            .iter()
+            .find(|f| f.file.target == FileTarget::Guest(*id) && f.file.path == *path)
+        {
+            None => Err(skip(format!("{path}: no content in the plan"))),
+            Some(planned) => inside(client, plan, observation, options, *id).and_then(|exec| {
+                let file = phoenix_exec::HostFile {
+                    content: planned.file.content.clone(),
+                    owner: planned.file.owner.clone(),
+                    group: planned.file.group.clone(),
+                    mode: planned.file.mode,
                 };
-                crate::firewall::apply_action(client, &node, action).map_err(Step::Failed)
-            }
-            Action::IssueCertificate { guest, .. } => {
-                match (options.issuer, inside(client, plan, observation, options, *guest)) {
-                (None, _) => Err(skip(
-                    "no CA to issue with: pass --ca-dir (and its passphrase) to issue the manifest"
-                        .into(),
-                )),
-                (_, Err(step)) => Err(step),
-                (Some(issuer), Ok(exec)) => {
-                    phoenix_exec::certs::deliver(action, issuer, exec.as_ref(), SystemTime::now())
-                        .map(drop)
-                        .map_err(|e| provision_failed(*guest, e))
+                exec.write_file(path, &file)
+                    .map_err(|e| provision_failed(*id, e))
+            }),
+        },
+        Action::WriteFile { target, path, .. } => match options.shell {
+            Some(shell) => match hostfiles::write_host_file(shell, plan, *target, path) {
+                Ok(hostfiles::Written::Staged { path, written }) => {
+                    return Outcome::Staged { path, written };
                 }
-            }
-            }
-            Action::UpdateTrustStore { target, .. } => run_on(
+                Ok(hostfiles::Written::Skipped(reason)) => Err(skip(reason)),
+                Ok(hostfiles::Written::Replaced) => Ok(()),
+                Err(e) => Err(Step::Failed(e.into())),
+            },
+            None => Err(skip("write_file needs the host shell".into())),
+        },
+        Action::WriteRawLxc { id, lines, .. } => match options.shell {
+            Some(shell) => hostfiles::ensure_raw_lxc(shell, *id, lines)
+                .map(drop)
+                .map_err(|e| Step::Failed(e.into())),
+            None => Err(skip("write_raw_lxc needs the host shell".into())),
+        },
+        Action::StartGuest { id, kind, .. } => {
+            let path = guest_path(&node_of(*id), *kind, *id, "/status/start");
+            client
+                .write_and_wait(Method::POST, &path, &none)
+                .map(drop)
+                .map_err(Step::Failed)
+        }
+        Action::StopGuest { id, kind, .. } => {
+            // A clean shutdown, forced after the timeout (PVE's own `forceStop`).
+            let params = BTreeMap::from([
+                ("forceStop".to_string(), "1".to_string()),
+                ("timeout".to_string(), "60".to_string()),
+            ]);
+            let path = guest_path(&node_of(*id), *kind, *id, "/status/shutdown");
+            client
+                .write_and_wait(Method::POST, &path, &params)
+                .map(drop)
+                .map_err(Step::Failed)
+        }
+        Action::DeleteGuest { id, kind, .. } => {
+            let path = guest_path(&node_of(*id), *kind, *id, "");
+            client
+                .write_and_wait(Method::DELETE, &path, &none)
+                .map(drop)
+                .map_err(Step::Failed)
+        }
+        Action::ConvertToTemplate { id, kind } => {
+            let path = guest_path(&node_of(*id), *kind, *id, "/template");
+            client
+                .write_and_wait(Method::POST, &path, &none)
+                .map(drop)
+                .map_err(Step::Failed)
+        }
+        Action::Firewall { scope, .. } => {
+            let node = match scope {
+                phoenix_plan::firewall_api::FirewallScope::Guest { id, .. } => node_of(*id),
+                _ => plan.node.clone(),
+            };
+            crate::firewall::apply_action(client, &node, action).map_err(Step::Failed)
+        }
+        Action::IssueCertificate { guest, .. } => match options.issuer {
+            None => Err(skip(
+                "no CA to issue with: pass --ca-dir (and its passphrase) to issue the manifest"
+                    .into(),
+            )),
+            Some(issuer) => inside(client, plan, observation, options, *guest).and_then(|exec| {
+                phoenix_exec::certs::deliver(action, issuer, exec.as_ref(), SystemTime::now())
+                    .map(drop)
+                    .map_err(|e| provision_failed(*guest, e))
+            }),
+        },
+        Action::UpdateTrustStore { target, .. } => run_on(
+            client,
+            plan,
+            observation,
+            options,
+            *target,
+            &["update-ca-certificates"],
+        ),
+        Action::ReloadService {
+            target, service, ..
+        } => {
+            // A service that does not run yet has nothing to reload: it reads the new files
+            // when its provisioning starts it.
+            match run_on(
                 client,
                 plan,
                 observation,
                 options,
                 *target,
-                &["update-ca-certificates"],
-            ),
-            Action::ReloadService {
-                target, service, ..
-            } => {
-                // A service that does not run yet has nothing to reload: it reads the new files
-                // when its provisioning starts it.
-                match run_on(
+                &["systemctl", "is-active", "--quiet", service],
+            ) {
+                Ok(()) => run_on(
                     client,
                     plan,
                     observation,
                     options,
                     *target,
-                    &["systemctl", "is-active", "--quiet", service],
-                ) {
-                    Ok(()) => run_on(
-                        client,
-                        plan,
-                        observation,
-                        options,
-                        *target,
-                        &["systemctl", "reload-or-restart", service],
-                    ),
-                    Err(Step::Failed(_)) => Err(skip(format!(
-                        "{service} is not running there: it reads the new files when it starts"
-                    ))),
-                    Err(other) => Err(other),
-                }
+                    &["systemctl", "reload-or-restart", service],
+                ),
+                Err(Step::Failed(_)) => Err(skip(format!(
+                    "{service} is not running there: it reads the new files when it starts"
+                ))),
+                Err(other) => Err(other),
             }
-            other => Err(skip(format!(
-                "{} is not an API action (host shell / provisioning layer)",
-                action_name(other)
-            ))),
-        };
+        }
+        other => Err(skip(format!(
+            "{} is not an API action (host shell / provisioning layer)",
+            action_name(other)
+        ))),
+    };
     match result {
         Ok(()) => Outcome::Done,
         Err(Step::Failed(e)) => Outcome::Failed(e),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 pub use phoenix_exec::guest::{GuestExec, ProvisionError};
 use phoenix_exec::guest::{guest_error, parent, run_ok, stat, strings};
-use phoenix_exec::shell::{CommandOutput, HostFile, HostShell};
+use phoenix_exec::shell::{CommandOutput, HostFile, HostShell, ShellError};
 use phoenix_model::model::GuestId;
 use reqwest::Method;
 use serde_json::Value;
@@ -51,7 +51,17 @@ impl<'a> LxcExec<'a> {
     fn pct(&self, args: &[String]) -> Result<CommandOutput, ProvisionError> {
         let mut argv = vec!["pct".to_string()];
         argv.extend_from_slice(args);
-        Ok(self.shell.run(&argv, self.deadline)?)
+        let out = self.shell.run(&argv, self.deadline)?;
+        // A shell's 127 for `pct` itself (over ssh, to a host that is no Proxmox node) is the
+        // same as failing to start it locally: there is no container to reach.
+        if out.status == 127 && out.stderr.contains("pct") && out.stderr.contains("not found") {
+            return Err(ShellError::Spawn {
+                program: "pct".into(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, out.stderr.trim()),
+            }
+            .into());
+        }
+        Ok(out)
     }
 }
 
@@ -259,6 +269,22 @@ impl GuestExec for QemuAgentExec<'_> {
             group,
             mode,
         }))
+    }
+
+    /// `agent/file-read` alone (a GET): observing writes nothing, not even an `exec`. An
+    /// empty answer counts as no file (an agent that holds none answers so).
+    fn read_content(&self, path: &str) -> Result<Option<String>, ProvisionError> {
+        let data = self
+            .client
+            .get(&self.path("file-read"), &[("file", path)])?;
+        if data.get("truncated").and_then(Value::as_bool) == Some(true) {
+            return Err(guest_error(self, format!("{path} is too large to read")));
+        }
+        Ok(data
+            .get("content")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string))
     }
 
     fn write_file(&self, path: &str, file: &HostFile) -> Result<(), ProvisionError> {

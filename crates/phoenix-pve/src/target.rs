@@ -156,15 +156,25 @@ impl PveTarget<'_> {
                 continue;
             }
             let exec = self.guest_exec(observation, id, g.kind);
-            match exec.read_file(path) {
-                Ok(Some(f)) => files.push(ObservedFile {
+            // A container's files with owner and mode (`pct exec stat`, a read); a VM's
+            // content alone (the agent's `file-read`: its `exec` would be a write request).
+            let read = match g.kind {
+                GuestKind::Lxc => exec
+                    .read_file(path)
+                    .map(|f| f.map(|f| (f.content, Some(f.owner), Some(f.group), Some(f.mode)))),
+                GuestKind::Vm => exec
+                    .read_content(path)
+                    .map(|c| c.map(|c| (c, None, None, None))),
+            };
+            match read {
+                Ok(Some((content, owner, group, mode))) => files.push(ObservedFile {
                     target: *target,
                     path: path.clone(),
                     sha256: None,
-                    content: Some(f.content),
-                    owner: Some(f.owner),
-                    group: Some(f.group),
-                    mode: Some(f.mode),
+                    content: Some(content),
+                    owner,
+                    group,
+                    mode,
                 }),
                 Ok(None) => {}
                 Err(e) => notes.push(format!(

@@ -31,6 +31,11 @@ pub trait GuestExec: std::fmt::Debug {
     fn read_file(&self, path: &str) -> Result<Option<HostFile>, ProvisionError>;
     /// Put `file` at `path` (parent directories created) with its owner, group and mode.
     fn write_file(&self, path: &str, file: &HostFile) -> Result<(), ProvisionError>;
+    /// The content of the file at `path` (`None`: absent), read without changing anything on
+    /// the target (observation; owner and mode not needed).
+    fn read_content(&self, path: &str) -> Result<Option<String>, ProvisionError> {
+        Ok(self.read_file(path)?.map(|f| f.content))
+    }
     /// This executor's own handling of `step` in place of its planned check and apply, for a
     /// guest that is not a machine of its own (the lab twin shares the host's packages and
     /// systemd, so it must never run them): `None` (the default, a node's executors) runs the
