@@ -42,6 +42,21 @@ fn homelab_containers() -> DesiredState {
     d
 }
 
+fn opts() -> RenderOptions {
+    RenderOptions {
+        node: "pve1".into(),
+    }
+}
+
+/// fakepve with the storages `d`'s creates name, and a client for it.
+fn node_for(d: &DesiredState) -> (FakePve, phoenix_pve::PveClient) {
+    let empty =
+        phoenix_plan::plan(d, &Default::default(), &Request::SyncAll, &opts()).expect("plan");
+    let pve = FakePve::start(&common::storages_for(&empty));
+    let client = pve.client(TlsTrust::CaFile(pve.pki.ca_pem.clone()));
+    (pve, client)
+}
+
 fn request() -> SyncRequest {
     SyncRequest {
         request: Request::SyncAll,
@@ -79,13 +94,7 @@ fn container_certificates_are_issued_into_their_guests_once() {
         return;
     }
     let d = homelab_containers();
-    let opts = RenderOptions {
-        node: "pve1".into(),
-    };
-    let empty =
-        phoenix_plan::plan(&d, &Default::default(), &Request::SyncAll, &opts).expect("plan");
-    let pve = FakePve::start(&common::storages_for(&empty));
-    let client = pve.client(TlsTrust::CaFile(pve.pki.ca_pem.clone()));
+    let (_pve, client) = node_for(&d);
     let ca_dir = tempfile::tempdir().unwrap();
     let mut ca_opts = CaOptions::from_settings(&d.step_ca);
     ca_opts.passphrase = None;
@@ -95,7 +104,7 @@ fn container_certificates_are_issued_into_their_guests_once() {
     let mut target = PveTarget {
         client: &client,
         shell: &nodes,
-        opts,
+        opts: opts(),
         parallelism: 4,
         image_store: Some("local".into()),
         materials: &NoMaterials,
@@ -208,18 +217,12 @@ fn without_a_ca_certificates_are_planned_and_skipped_with_the_reason() {
         return;
     }
     let d = homelab_containers();
-    let opts = RenderOptions {
-        node: "pve1".into(),
-    };
-    let empty =
-        phoenix_plan::plan(&d, &Default::default(), &Request::SyncAll, &opts).expect("plan");
-    let pve = FakePve::start(&common::storages_for(&empty));
-    let client = pve.client(TlsTrust::CaFile(pve.pki.ca_pem.clone()));
+    let (_pve, client) = node_for(&d);
     let nodes = FakeNodes::new(&[101, 102, 103]);
     let mut target = PveTarget {
         client: &client,
         shell: &nodes,
-        opts,
+        opts: opts(),
         parallelism: 4,
         image_store: Some("local".into()),
         materials: &NoMaterials,
