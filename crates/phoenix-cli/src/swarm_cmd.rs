@@ -30,9 +30,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use phoenix_exec::docker::observe::Engine;
-use phoenix_exec::docker::stack::DeployOptions;
+use phoenix_exec::swarm::{GuestFiles, Swarm};
 use phoenix_model::DesiredState;
-use phoenix_plan::swarm::{SecretSource, SwarmAction, SwarmDesired, SwarmObserved};
+use phoenix_plan::swarm::{SwarmAction, SwarmDesired, SwarmObserved};
 use serde::Serialize;
 
 use crate::cli::{OutputFormat, SwarmArgs, SwarmCommand, SwarmTarget, SwarmTargetArgs};
@@ -79,25 +79,28 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// The first manager's client.
-    fn leader(&self) -> Result<&bollard::Docker, Failure> {
-        let leader = self.desired.leader().ok_or_else(no_swarm)?;
-        let e = self
-            .engines
-            .iter()
-            .find(|e| e.guest == leader.guest.0)
-            .ok_or_else(no_swarm)?;
-        e.client.as_ref().map_err(|why| {
-            (
-                format!("cannot reach the manager {} ({}): {why}", e.name, e.at),
-                "check the address (--docker-host) and the client certificate (--docker-cert-path)"
-                    .into(),
-            )
-        })
+    /// The Swarm of this context as phoenix-exec drives it.
+    pub(crate) fn swarm(&self) -> Swarm<'_> {
+        Swarm {
+            d: &self.d,
+            desired: &self.desired,
+            engines: &self.engines,
+            guest_files: self,
+            ca_root: self.lab.as_ref().map(|l| {
+                self.path(
+                    l.plan.nodes.first().map_or(0, |n| n.guest),
+                    phoenix_lab::ingress::TRUST_BUNDLE,
+                )
+            }),
+            resolve: &resolve_secret,
+            resolve_local: self.lab.is_some(),
+        }
     }
+}
 
+impl GuestFiles for Ctx {
     /// Host path of a file the manifest places in guest `guest`.
-    fn host_path(&self, guest: u32, path: &str) -> PathBuf {
+    fn path(&self, guest: u32, path: &str) -> PathBuf {
         match &self.lab {
             Some(l) => phoenix_lab::ingress::under(
                 &phoenix_lab::ingress::guest_root(&l.prefix, guest),
@@ -107,6 +110,10 @@ impl Ctx {
             None => PathBuf::from(path),
         }
     }
+}
+
+fn resolve_secret(s: &phoenix_model::model::Secret) -> Result<Vec<u8>, String> {
+    config::resolve_secret(s)
 }
 
 fn no_swarm() -> Failure {
@@ -230,98 +237,11 @@ pub(crate) fn pve_ctx(
     }
 }
 
-fn engine_err(e: phoenix_exec::docker::DockerError) -> Failure {
-    (
-        e.to_string(),
-        "`phoenix swarm status` shows the engines and what the plan wants".into(),
-    )
-}
-
 fn lab_err(e: phoenix_lab::LabError) -> Failure {
     (
         e.to_string(),
         "`phoenix swarm status` shows the engines and what the plan wants".into(),
     )
-}
-
-/// A stack's variables may be secrets (`env`/`file`): resolved here, never printed.
-fn resolve_var(s: &phoenix_model::model::Secret) -> Result<String, String> {
-    config::resolve_secret(s)
-        .and_then(|b| String::from_utf8(b).map_err(|_| "the value is not UTF-8".to_string()))
-}
-
-/// The content of every secret phoenix owns, by base name (`only`: these bases), with the
-/// reasons the others are left to exist on their own.
-fn secret_contents(ctx: &Ctx, only: Option<&[String]>) -> (BTreeMap<String, Vec<u8>>, Vec<String>) {
-    let mut out = BTreeMap::new();
-    let mut notes = Vec::new();
-    for s in &ctx.desired.secrets {
-        if only.is_some_and(|o| !o.contains(&s.name)) {
-            continue;
-        }
-        let content = match &s.source {
-            SecretSource::Certificate { guest, path, .. }
-            | SecretSource::Key { guest, path, .. } => {
-                let p = ctx.host_path(guest.0, path);
-                std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))
-            }
-            SecretSource::CaRoot => match &ctx.lab {
-                Some(l) => {
-                    let p = ctx.host_path(
-                        l.plan.nodes.first().map_or(0, |n| n.guest),
-                        phoenix_lab::ingress::TRUST_BUNDLE,
-                    );
-                    std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))
-                }
-                None => Err("the CA root is taken from the existing secret on pve".into()),
-            },
-            SecretSource::AdminPassword { .. } => match &ctx.d.portainer {
-                Some(api) => match &api.admin_password {
-                    Some(pw) => config::resolve_secret(pw),
-                    None => Err("portainer_api.admin_password is not set".into()),
-                },
-                None => Err("the configuration has no portainer_api".into()),
-            },
-            SecretSource::Unknown { why } => Err(why.clone()),
-        };
-        match content {
-            Ok(c) => {
-                out.insert(s.name.clone(), c);
-            }
-            Err(why) => notes.push(format!(
-                "secret {} must exist on the Swarm already ({why})",
-                s.name
-            )),
-        }
-    }
-    (out, notes)
-}
-
-/// The desired hash of every service of every stack the model deploys.
-fn stack_hashes(ctx: &Ctx) -> (BTreeMap<String, String>, Vec<String>) {
-    let mut out = BTreeMap::new();
-    let mut notes = Vec::new();
-    for s in &ctx.desired.stacks {
-        match phoenix_render::stack::render_with(&ctx.d, &s.stack, &s.environment, &resolve_var) {
-            Ok(mut r) => {
-                match file_contents(&s.stack, &s.environment, &r) {
-                    Ok(files) => r.fold_file_contents(&files),
-                    Err((msg, _)) => notes.push(format!(
-                        "stack {}: {msg}; its files are not compared",
-                        s.namespace
-                    )),
-                }
-                for svc in r.services {
-                    out.insert(svc.name, svc.sha256);
-                }
-            }
-            Err(e) => notes.push(format!(
-                "stack {}: cannot render ({e}); its services are not compared",
-                s.namespace
-            )),
-        }
-    }
-    (out, notes)
 }
 
 #[derive(Serialize)]
@@ -333,34 +253,25 @@ struct StatusDoc<'a> {
     notes: &'a [String],
 }
 
-/// The plan's Swarm actions against `observed`: stacks compared by their rendered services'
-/// hashes, phoenix's secrets by their content's; notes on what could not be compared.
-pub(crate) fn plan_actions(ctx: &Ctx, observed: &SwarmObserved) -> (Vec<SwarmAction>, Vec<String>) {
-    let (hashes, notes) = stack_hashes(ctx);
-    let (contents, _) = secret_contents(ctx, None);
-    let secret_hashes: BTreeMap<String, String> = contents
-        .iter()
-        .map(|(k, v)| (k.clone(), phoenix_exec::docker::sha256_hex(v)))
-        .collect();
-    let actions = phoenix_plan::swarm::plan(&ctx.desired, observed, &hashes, &secret_hashes);
-    (actions, notes)
+/// The Swarm failure as this command reports it.
+fn failed(f: phoenix_exec::target::Failure) -> Failure {
+    (f.message, f.hint)
 }
 
 fn status(t: &SwarmTargetArgs, detailed: bool) -> Result<u8, Failure> {
     let ctx = context(t)?;
-    let observed = observe(&ctx);
-    let (actions, mut notes) = plan_actions(&ctx, &observed);
+    let swarm = ctx.swarm();
+    let observed = swarm.observe();
+    let (actions, mut notes) = swarm.plan_actions(&observed);
     let mut replicas = BTreeMap::new();
-    if observed.cluster.is_some()
-        && let Ok(c) = ctx.leader()
-    {
+    if observed.cluster.is_some() && swarm.leader().is_ok() {
         for s in &ctx.desired.stacks {
-            match phoenix_exec::docker::stack::replicas(c, &s.namespace) {
+            match swarm.replicas(&s.namespace) {
                 Ok(r) if !r.is_empty() => {
                     replicas.insert(s.namespace.clone(), r);
                 }
                 Ok(_) => {}
-                Err(e) => notes.push(format!("stack {}: {e}", s.namespace)),
+                Err(e) => notes.push(format!("stack {}: {}", s.namespace, e.message)),
             }
         }
     }
@@ -467,118 +378,18 @@ fn membership(t: &SwarmTargetArgs, init: bool) -> Result<u8, Failure> {
             .map_err(lab_err)?
             .map(|s| s.changes)
             .unwrap_or_default(),
-        None if init => init_remote(&ctx)?,
-        None => join_remote(&ctx)?,
+        None if init => ctx.swarm().init().map_err(failed)?,
+        None => ctx.swarm().join().map_err(failed)?,
     };
     Ok(print_changes(t.output, what, &changes))
 }
 
-/// The clients of every node; an error naming the first node whose engine cannot be reached.
-fn clients(ctx: &Ctx) -> Result<Vec<phoenix_exec::docker::members::NodeEngine<'_>>, Failure> {
-    ctx.engines
-        .iter()
-        .map(|e| match &e.client {
-            Ok(c) => Ok(phoenix_exec::docker::members::NodeEngine {
-                guest: e.guest,
-                client: c,
-            }),
-            Err(why) => Err((
-                format!("cannot reach {} ({}) at {}: {why}", e.name, e.guest, e.at),
-                "every node's engine must listen on TCP+TLS 2376 with a certificate from phoenix's CA".into(),
-            )),
-        })
-        .collect()
-}
-
-/// Init on the first manager, then the model's overlays.
-fn init_remote(ctx: &Ctx) -> Result<Vec<String>, Failure> {
-    let engines = clients(ctx)?;
-    let pool = phoenix_exec::docker::members::addr_pool(&ctx.d).map_err(engine_err)?;
-    let mut changes =
-        phoenix_exec::docker::members::init(&ctx.desired, &engines, pool).map_err(engine_err)?;
-    changes.extend(
-        phoenix_exec::docker::members::overlays(&ctx.desired, &engines).map_err(engine_err)?,
-    );
-    Ok(changes)
-}
-
-/// Join the other nodes and set the labels.
-fn join_remote(ctx: &Ctx) -> Result<Vec<String>, Failure> {
-    let engines = clients(ctx)?;
-    phoenix_exec::docker::members::join(&ctx.desired, &engines).map_err(engine_err)
-}
-
-/// Carry out the plan's Swarm actions on a Proxmox node's Swarm (`sync all --target pve`):
-/// init and overlays, joins and labels, then every stack of the model deployed (secrets
-/// rotated, services created or updated; unchanged ones are left alone), stacks no longer in
-/// the model removed. The change lines.
-pub(crate) fn apply_actions(ctx: &Ctx, actions: &[SwarmAction]) -> Result<Vec<String>, Failure> {
-    use phoenix_plan::swarm::SwarmActionKind as K;
-    let has = |k: &[K]| actions.iter().any(|a| k.contains(&a.kind));
-    if let Some(a) = actions.iter().find(|a| a.kind == K::Engine) {
-        return Err((
-            format!("{a}"),
-            "start Docker on that VM (provisioning's `docker` feature) and check 2376 is reachable"
-                .into(),
-        ));
-    }
-    let mut changes = Vec::new();
-    if has(&[K::Init, K::Overlay]) {
-        changes.extend(init_remote(ctx)?);
-    }
-    if has(&[K::Join, K::Role, K::Label]) {
-        changes.extend(join_remote(ctx)?);
-    }
-    if has(&[K::Secret, K::StackDeploy, K::StackUpdate]) {
-        for s in &ctx.desired.stacks {
-            changes.extend(deploy_stack(ctx, &s.stack, &s.environment)?.1);
-        }
-    }
-    for a in actions.iter().filter(|a| a.kind == K::StackRemove) {
-        let c = ctx.leader()?;
-        changes.extend(phoenix_exec::docker::stack::remove(c, &a.subject).map_err(engine_err)?);
-    }
-    Ok(changes)
-}
-
-/// Observe the Swarm of `ctx` (for the plan).
-/// The Swarm phase of `sync all` on a node: these engines, this plan.
-impl phoenix_exec::target::SwarmPhase for Ctx {
-    fn observe(&self) -> SwarmObserved {
-        observe(self)
-    }
-
-    fn plan(&self, observed: &SwarmObserved) -> (Vec<SwarmAction>, Vec<String>) {
-        plan_actions(self, observed)
-    }
-
-    fn apply(&self, actions: &[SwarmAction]) -> Result<Vec<String>, phoenix_exec::target::Failure> {
-        apply_actions(self, actions).map_err(|(msg, hint)| {
-            phoenix_exec::target::Failure::new(
-                phoenix_exec::target::Stage::Swarm,
-                format!("swarm: {msg}"),
-                hint,
-            )
-        })
-    }
-}
-
-pub(crate) fn observe(ctx: &Ctx) -> SwarmObserved {
-    phoenix_exec::docker::observe::observe_engines(&ctx.engines)
-}
-
-fn render(
-    ctx: &Ctx,
-    stack: &str,
-    env: &str,
-) -> Result<phoenix_render::stack::RenderedStack, Failure> {
-    phoenix_render::stack::render_with(&ctx.d, stack, env, &resolve_var)
-        .map_err(|e| (e.to_string(), e.hint().to_string()))
-}
-
 fn deploy(t: &SwarmTargetArgs, stack: &str, env: &str) -> Result<u8, Failure> {
     let ctx = context(t)?;
-    let (namespace, changes) = deploy_stack(&ctx, stack, env)?;
+    let (namespace, changes, notes) = ctx.swarm().deploy_stack(stack, env).map_err(failed)?;
+    for n in notes {
+        let _ = writeln!(anstream::stderr(), "note: {n}");
+    }
     Ok(print_changes(
         t.output,
         &format!("deploy {namespace}"),
@@ -586,72 +397,10 @@ fn deploy(t: &SwarmTargetArgs, stack: &str, env: &str) -> Result<u8, Failure> {
     ))
 }
 
-/// The content of each environment file of `rendered` by config base name; an error naming
-/// the first file that cannot be read (the deploy would mount a stale or no version).
-fn file_contents(
-    stack: &str,
-    env: &str,
-    rendered: &phoenix_render::stack::RenderedStack,
-) -> Result<BTreeMap<String, Vec<u8>>, Failure> {
-    rendered
-        .files
-        .iter()
-        .map(|f| match std::fs::read(&f.path) {
-            Ok(c) => Ok((f.base.clone(), c)),
-            Err(e) => Err((
-                format!(
-                    "stack {stack} (environment {env}): cannot read the file {}: {e}",
-                    f.path.display()
-                ),
-                "create it, or fix its `source` under the environment's `files` in \
-                 phoenix_stacks_config.json (a relative path is relative to the configuration \
-                 directory)"
-                    .into(),
-            )),
-        })
-        .collect()
-}
-
-/// Render `stack` for `env`, put phoenix's secrets and the environment's files in place (new
-/// versions when their content changed), deploy, and remove secret and config versions no
-/// service uses any more.
-fn deploy_stack(ctx: &Ctx, stack: &str, env: &str) -> Result<(String, Vec<String>), Failure> {
-    let mut rendered = render(ctx, stack, env)?;
-    let files = file_contents(stack, env, &rendered)?;
-    rendered.fold_file_contents(&files);
-    let c = ctx.leader()?;
-    let (contents, notes) = secret_contents(ctx, Some(&rendered.secrets));
-    let mut changes = phoenix_exec::docker::stack::rotate_secrets(c, &mut rendered, &contents)
-        .map_err(engine_err)?;
-    changes.extend(
-        phoenix_exec::docker::stack::rotate_configs(c, &mut rendered, &files)
-            .map_err(engine_err)?,
-    );
-    changes.extend(
-        phoenix_exec::docker::stack::deploy(
-            c,
-            &rendered,
-            &DeployOptions {
-                resolve_local: ctx.lab.is_some(),
-            },
-        )
-        .map_err(engine_err)?,
-    );
-    let bases: Vec<String> = contents.keys().cloned().collect();
-    changes.extend(phoenix_exec::docker::stack::prune_secrets(c, &bases).map_err(engine_err)?);
-    let bases: Vec<String> = files.keys().cloned().collect();
-    changes.extend(phoenix_exec::docker::stack::prune_configs(c, &bases).map_err(engine_err)?);
-    for n in notes {
-        let _ = writeln!(anstream::stderr(), "note: {n}");
-    }
-    Ok((rendered.namespace, changes))
-}
-
 fn rm(t: &SwarmTargetArgs, stack: &str, env: &str) -> Result<u8, Failure> {
     let ctx = context(t)?;
     let namespace = phoenix_render::stack::namespace(stack, env);
-    let c = ctx.leader()?;
-    let changes = phoenix_exec::docker::stack::remove(c, &namespace).map_err(engine_err)?;
+    let changes = ctx.swarm().remove_stack(&namespace).map_err(failed)?;
     Ok(print_changes(
         t.output,
         &format!("rm {namespace}"),

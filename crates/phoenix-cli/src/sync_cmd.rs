@@ -296,7 +296,8 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
         Err(code) => return code,
     };
     let mut target = target(&session, &shell, Some(args), &materials, ca.as_ref());
-    let swarm = swarm_ctx.as_ref().map(|c| c as &dyn SwarmPhase);
+    let swarm_view = swarm_ctx.as_ref().map(|c| c.swarm());
+    let swarm = swarm_view.as_ref().map(|s| s as &dyn SwarmPhase);
     // The requests of observing alone: counted when the apply starts (a dry run never does).
     let mut observe_counts = None;
     let run =
@@ -556,12 +557,13 @@ fn swarm_only(args: &SyncAllArgs) -> u8 {
     let Some(ctx) = swarm_context(&d, args) else {
         return exit::FAILED;
     };
-    let observed = crate::swarm_cmd::observe(&ctx);
-    let (actions, notes) = crate::swarm_cmd::plan_actions(&ctx, &observed);
+    let swarm = ctx.swarm();
+    let observed = swarm.observe();
+    let (actions, notes) = swarm.plan_actions(&observed);
     let applied = if args.dry_run || actions.is_empty() {
         Ok(Vec::new())
     } else {
-        crate::swarm_cmd::apply_actions(&ctx, &actions)
+        swarm.apply_actions(&actions)
     };
     let mut out = std::io::stdout();
     match args.output {
@@ -598,8 +600,8 @@ fn swarm_only(args: &SyncAllArgs) -> u8 {
     }
     match applied {
         Ok(_) => exit::OK,
-        Err((msg, hint)) => {
-            error(&format!("swarm: {msg}"), &hint);
+        Err(f) => {
+            error(&format!("swarm: {}", f.message), &f.hint);
             APPLY_FAILED
         }
     }

@@ -11,6 +11,7 @@
 //! - [`journal`]: the wave runner every target applies a plan with, and its journal;
 //! - [`plan`]: the plan a target applies (the planner's, with the firewall's API actions);
 //! - [`target`]: the [`target::Target`] interface and the one [`target::sync_all`] pipeline;
+//! - [`swarm`]: a configuration's Swarm on a target's engines (the Swarm phase);
 //! - [`root`]: privilege checks.
 //!
 //! Does file and process I/O.
@@ -22,6 +23,7 @@ pub mod journal;
 pub mod plan;
 pub mod root;
 pub mod shell;
+pub mod swarm;
 pub mod target;
 
 pub use guest::{GuestExec, ProvisionError};
