@@ -106,10 +106,16 @@ fn pairs(plan: &SwarmPlan) -> Vec<(&SwarmNode, &SwarmNode)> {
 /// Every check of the lab's Swarm (see the module header). Never fails as a whole: a check
 /// that cannot run is a failed check with the reason.
 pub fn checks(plan: &SwarmPlan) -> Vec<SwarmCheck> {
-    let mut out = engines_and_nodes(plan);
-    out.extend(underlay(plan));
-    out.extend(overlay(plan));
-    out
+    // The three groups share nothing but the engines (each runs its own runtime or threads):
+    // concurrent, reported in this order.
+    std::thread::scope(|s| {
+        let under = s.spawn(|| underlay(plan));
+        let over = s.spawn(|| overlay(plan));
+        let mut out = engines_and_nodes(plan);
+        out.extend(under.join().unwrap_or_default());
+        out.extend(over.join().unwrap_or_default());
+        out
+    })
 }
 
 /// The engine, node and network checks.
@@ -284,33 +290,40 @@ pub const GOSSIP_PORT: u16 = 7946;
 /// firewalls allow between the nodes); an ICMP echo is reported alongside but does not count
 /// (the seed's VM firewalls drop ICMP from other guests).
 pub fn underlay(plan: &SwarmPlan) -> Vec<SwarmCheck> {
-    pairs(plan)
-        .into_iter()
-        .map(|(a, b)| {
-            let t = Timer::start();
-            let peer = SocketAddr::from((b.addr, GOSSIP_PORT));
-            let addr = b.addr.to_string();
-            let icmp = match output("ip", &["netns", "exec", &a.ns, "ping", "-c1", "-W1", &addr]) {
-                Ok(o) if o.status.success() => "icmp echo answered".to_string(),
-                Ok(_) => "icmp echo unanswered (a guest firewall may drop it)".to_string(),
-                Err(e) => format!("icmp echo not sent: {e}"),
-            };
-            let r = match connect_from(&a.ns, peer) {
-                Ok(took) => Ok(format!(
-                    "tcp {peer} connected in {} µs; {icmp}",
-                    took.as_micros()
-                )),
-                Err(e) => Err(format!("tcp {peer} from {}: {e}; {icmp}", a.ns)),
-            };
-            let (id, subject) = pair(a, b);
-            t.done(
-                format!("swarm/underlay/{id}"),
-                subject,
-                "the peer's Swarm gossip port answers on the underlay (node address to node address)",
-                r,
-            )
-        })
-        .collect()
+    // One thread a pair: an ICMP echo a guest firewall drops waits its whole second.
+    let pairs = pairs(plan);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = pairs
+            .iter()
+            .map(|&(a, b)| s.spawn(move || underlay_pair(a, b)))
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    })
+}
+
+fn underlay_pair(a: &SwarmNode, b: &SwarmNode) -> SwarmCheck {
+    let t = Timer::start();
+    let peer = SocketAddr::from((b.addr, GOSSIP_PORT));
+    let addr = b.addr.to_string();
+    let icmp = match output("ip", &["netns", "exec", &a.ns, "ping", "-c1", "-W0.5", &addr]) {
+        Ok(o) if o.status.success() => "icmp echo answered".to_string(),
+        Ok(_) => "icmp echo unanswered (a guest firewall may drop it)".to_string(),
+        Err(e) => format!("icmp echo not sent: {e}"),
+    };
+    let r = match connect_from(&a.ns, peer) {
+        Ok(took) => Ok(format!(
+            "tcp {peer} connected in {} µs; {icmp}",
+            took.as_micros()
+        )),
+        Err(e) => Err(format!("tcp {peer} from {}: {e}; {icmp}", a.ns)),
+    };
+    let (id, subject) = pair(a, b);
+    t.done(
+        format!("swarm/underlay/{id}"),
+        subject,
+        "the peer's Swarm gossip port answers on the underlay (node address to node address)",
+        r,
+    )
 }
 
 /// A TCP connect from inside `ns`, on a thread that entered it (setns changes only that
