@@ -361,6 +361,10 @@ pub struct ValidateArgs {
     /// Print findings only, not the model summary
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// With --output json: an object {"findings": [...], "summary": {errors, warnings,
+    /// allowed, by_code}} instead of the bare list (text output always ends with the counts)
+    #[arg(long)]
+    pub with_counts: bool,
 }
 
 #[derive(Debug, clap::Args)]

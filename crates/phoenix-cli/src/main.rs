@@ -84,6 +84,12 @@ fn validate(args: &cli::ValidateArgs) -> u8 {
     let (findings, allowed) = policy.apply(v.findings());
     let mut stdout = std::io::stdout().lock();
     let written = match args.output {
+        // The list of findings keeps its shape; the counts wrap it only when asked.
+        OutputFormat::Json if args.with_counts => {
+            serde_json::to_string_pretty(&report::with_counts(&findings, allowed))
+                .map_err(std::io::Error::other)
+                .and_then(|s| writeln!(stdout, "{s}"))
+        }
         OutputFormat::Json => serde_json::to_string_pretty(&findings)
             .map_err(std::io::Error::other)
             .and_then(|s| writeln!(stdout, "{s}")),

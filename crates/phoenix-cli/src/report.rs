@@ -251,6 +251,36 @@ pub fn print_findings(
     for f in findings {
         writeln!(stream, "{}", renderer.render(f))?;
     }
+    print_counts(stream, findings, allowed)
+}
+
+/// `validate --output json --with-counts`: the findings and what the text output's summary
+/// and count line say.
+pub fn with_counts(findings: &[Finding], allowed: usize) -> serde_json::Value {
+    let mut by_code = serde_json::Map::new();
+    for f in findings {
+        let n = by_code.get(f.code).and_then(serde_json::Value::as_u64);
+        by_code.insert(f.code.to_string(), (n.unwrap_or(0) + 1).into());
+    }
+    by_code.sort_keys();
+    let (errors, warnings) = counts(findings);
+    serde_json::json!({
+        "findings": findings,
+        "summary": {
+            "errors": errors,
+            "warnings": warnings,
+            "allowed": allowed,
+            "by_code": by_code,
+        },
+    })
+}
+
+/// The summary by code (with more than one finding) and the count line.
+fn print_counts(
+    stream: &mut dyn Write,
+    findings: &[Finding],
+    allowed: usize,
+) -> std::io::Result<()> {
     if findings.len() > 1 {
         write!(stream, "{}", summary(findings))?;
     }

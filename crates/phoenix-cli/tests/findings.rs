@@ -168,6 +168,56 @@ fn allow_and_deny_make_validate_usable_in_ci() {
     }
 }
 
+/// `validate --output json --with-counts`: the same list of findings, wrapped with the counts
+/// the text output ends with; the counts are those of the list. Without the flag the list
+/// stays bare (tests/cli.rs holds its shape).
+#[test]
+fn json_validate_counts_per_code_when_asked() {
+    let config = fixture("rootesting-2025-11-25")
+        .to_string_lossy()
+        .into_owned();
+    let bare = json(&run(&["validate", "-o", "json", "--config", &config]));
+    for allow in [None, Some("PHX-W002")] {
+        let mut args = vec![
+            "validate",
+            "-o",
+            "json",
+            "--with-counts",
+            "--config",
+            &config,
+        ];
+        if let Some(code) = allow {
+            args.extend(["--allow", code]);
+        }
+        let out = run(&args);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "",
+            "nothing on stderr"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+        let listed = v["findings"].as_array().cloned().unwrap_or_default();
+        let hidden = bare
+            .iter()
+            .filter(|f| Some(f["code"].as_str().unwrap_or("")) == allow);
+        assert_eq!(listed.len(), bare.len() - hidden.clone().count());
+        let mut expected = serde_json::Map::new();
+        for f in &listed {
+            let code = f["code"].as_str().unwrap_or("").to_string();
+            let n = expected.get(&code).and_then(serde_json::Value::as_u64);
+            expected.insert(code, (n.unwrap_or(0) + 1).into());
+        }
+        assert!(expected.len() > 5, "{expected:?}");
+        let summary = &v["summary"];
+        assert_eq!(summary["by_code"], serde_json::Value::Object(expected));
+        let errors = listed.iter().filter(|f| f["severity"] == "error").count();
+        assert_eq!(summary["errors"], errors);
+        assert_eq!(summary["warnings"], listed.len() - errors);
+        assert_eq!(summary["allowed"], hidden.count());
+    }
+}
+
 #[test]
 fn the_list_file_in_the_config_directory() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

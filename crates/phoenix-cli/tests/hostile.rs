@@ -310,6 +310,46 @@ fn invalid_utf8_is_located_at_the_file() {
     );
 }
 
+/// jq 1.6 (the bash system's reader) skips one byte-order mark at the start and rejects a
+/// second one, or one at the end (checked with `printf '\xef\xbb\xbf{}' | jq .`): phoenix
+/// reads what jq read, with a warning, and rejects the rest.
+#[test]
+fn a_leading_byte_order_mark_is_read_with_a_warning_as_jq_did() {
+    let mut text = b"\xef\xbb\xbf".to_vec();
+    text.extend_from_slice(
+        serde_json::to_string_pretty(&json!({"lxc_configs": {"101": {"name": 7}}}))
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    let (out, fs) = one_bad_file(LXC, &text);
+    let bom = fs
+        .iter()
+        .find(|f| f["code"] == "PHX-W043")
+        .unwrap_or_else(|| panic!("no W043: {fs:?}"));
+    assert_eq!(
+        (bom["line"].clone(), bom["column"].clone()),
+        (json!(1), json!(1))
+    );
+    assert!(bom["file"].as_str().is_some_and(|p| p.ends_with(LXC)));
+    // The file was read: its content is checked, and located as an editor shows it.
+    let name = fs
+        .iter()
+        .find(|f| f["code"] == "PHX-E005")
+        .unwrap_or_else(|| panic!("the file was not read: {fs:?}"));
+    assert_eq!(name["pointer"], "/lxc_configs/101/name");
+    assert_eq!(
+        (name["line"].clone(), name["column"].clone()),
+        (json!(4), json!(15))
+    );
+    assert_eq!(out.status.code(), Some(1));
+
+    for bad in [&b"\xef\xbb\xbf\xef\xbb\xbf{}"[..], &b"{}\xef\xbb\xbf"[..]] {
+        let (out, fs) = one_bad_file(VM, bad);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(has(&fs, "PHX-E002", VM), "{fs:?}");
+    }
+}
+
 #[test]
 fn an_empty_file_is_an_error() {
     let (out, fs) = one_bad_file(HYP, b"");

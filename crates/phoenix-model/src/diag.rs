@@ -95,6 +95,11 @@ codes! {
     OverlayOnlyRoute = "PHX-W036", Warning, "the internal proxy is not a Swarm node but routes to a port only the overlay reaches";
     NameserverNotMeshDns = "PHX-W037", Warning, "a guest's nameserver is a host address the mesh DNS does not listen on";
     UnknownSnapshot = "PHX-W038", Warning, "a clone names a snapshot of its source that no guest's configuration creates";
+    RoutePortMismatch = "PHX-W039", Warning, "a route's backend port is not where its guest's stacks publish the service";
+    RouteNameUncovered = "PHX-W040", Warning, "a routed hostname is not covered by the gateway's or the internal proxy's certificates";
+    ClientCertFromStepCa = "PHX-W041", Warning, "a client certificate from step-ca, whose default template adds serverAuth";
+    CertPathOutsideMounts = "PHX-W042", Warning, "a certificate path lies outside every mount point of its guest";
+    ByteOrderMark = "PHX-W043", Warning, "a JSON file starts with a byte-order mark (jq reads it; JSON does not allow it)";
 }
 
 impl Code {

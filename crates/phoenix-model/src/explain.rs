@@ -29,7 +29,7 @@ pub fn explain(code: Code) -> Explanation {
             "Pass the directory that holds phoenix_hypervisor_config.json, or restore the file; check its permissions.",
         ),
         JsonSyntax => e(
-            "The file is not plain JSON: a syntax error, a byte-order mark, or bytes that are not UTF-8. Nothing in it is read, and its knock-on findings are left out.",
+            "The file is not plain JSON: a syntax error, a byte-order mark anywhere but at the very start (one there is PHX-W043), or bytes that are not UTF-8. Nothing in it is read, and its knock-on findings are left out.",
             "{\"lxc_configs\": {\"101\": {\"name\": \"web\",}}}   (trailing comma)",
             "Fix the marked position; JSON allows no comments or trailing commas. `jq . FILE` shows the same error.",
         ),
@@ -277,6 +277,31 @@ pub fn explain(code: Code) -> Explanation {
             "A guest clones another at a snapshot that nothing creates: the source is not a template whose `template_snapshot_name` is that snapshot. The clone fails unless the snapshot already exists on the node.",
             "910: \"clone_from_ctid\": \"901\", \"template_snapshot_name\": \"final-form\" while 901 names no snapshot",
             "Give the source template \"template_snapshot_name\": \"final-form\", or drop the snapshot from the clone to clone the current state.",
+        ),
+        RoutePortMismatch => e(
+            "A guest's `traefik_service.port` is where Traefik sends the route, but the stacks the guest deploys publish the service elsewhere, or publish that port for a different container port than the stack's `traefik.http.services.*.loadbalancer.server.port` label names. Unless something outside the stacks listens there, the route answers 502.",
+            "VM 1001: \"traefik_service\": {\"name\": \"portainer\", \"port\": 9444} while portainer_service publishes 9443 (`ports: [{target: 9443, published: 9443}]`)",
+            "Set `traefik_service.port` to the port the compose file publishes for the labelled container port, or publish the route's port in the compose file.",
+        ),
+        RouteNameUncovered => e(
+            "A name routed through the platform (`<traefik_service.name>.<domain>`, or a stack's `Host()` rule) is not among the SANs of any server certificate of the guest that terminates TLS for it: the gateway for public names, the internal proxy for every name it serves on a TLS entrypoint. Clients get a certificate for another name and refuse the connection. One finding per guest, listing the names.",
+            "the proxy's certificate `traefik.internal.thinkheads.ai` without SANs while Traefik routes portainer.internal.thinkheads.ai",
+            "Add the names (or `*.<domain>`) to the `sans` of that guest's certificate in certificate-manifest.json.",
+        ),
+        ClientCertFromStepCa => e(
+            "A `cert_type: client` entry in a configuration with a step-ca guest. step-ca's default x509 leaf template gives every certificate both serverAuth and clientAuth, so the bash system got a certificate that also passes as a server's; `phoenix ca issue --step-ca` refuses to issue it rather than issue it with the wrong usage.",
+            "{\"common_name\": \"nginx-gateway-client\", \"cert_type\": \"client\", …} with Step-CA 103",
+            "Issue client certificates with phoenix's built-in CA (`--ca-dir`), or give the step-ca provisioner a template with clientAuth alone: in ca.json `\"options\": {\"x509\": {\"templateFile\": \"templates/client.tpl\"}}`, the template `{\"subject\": {{ toJson .Subject }}, \"sans\": {{ toJson .SANs }}, \"keyUsage\": [\"digitalSignature\"], \"extKeyUsage\": [\"clientAuth\"]}`.",
+        ),
+        CertPathOutsideMounts => e(
+            "A manifest path is a host path meant to lie inside one of the guest's mount points (phoenix maps it through the mount to the path inside the guest). Outside every mount point it is used unchanged inside the guest, where the service is unlikely to look for it. When the path lies in another guest's mount, or the `post_renewal_command` runs in another guest (`pct exec N`, `qm guest exec N`), the finding names that guest.",
+            "guest 101 mounts /mnt/pve/quickOS/lxc-persistent-data/101/ssl at /etc/nginx/ssl, but \"cert_path\": \"/mnt/pve/quickOS/lxc-persistent-data/101/certs/nginx.crt\"",
+            "Put the path under one of the guest's mounts' `host_path`, or correct `guest_id` when the certificate belongs to the guest the finding names.",
+        ),
+        ByteOrderMark => e(
+            "The file starts with a UTF-8 byte-order mark (EF BB BF). JSON does not allow it, but jq 1.6 (which the bash system used) skips one at the start of its input, so the bash system read the file. phoenix reads it too, and says so. A second mark, or one anywhere else, is an error (PHX-E002) for jq and phoenix alike.",
+            "a file saved by an editor as \"UTF-8 with BOM\"",
+            "Save the file as UTF-8 without a BOM (most editors call it \"UTF-8\").",
         ),
     }
 }

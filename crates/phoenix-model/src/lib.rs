@@ -17,6 +17,7 @@ pub mod legacy;
 pub mod load;
 pub mod model;
 pub mod notyet;
+pub mod ports;
 pub mod raw;
 pub mod schema;
 pub mod secrets;

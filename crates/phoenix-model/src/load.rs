@@ -201,17 +201,6 @@ fn read_json(
         }
         Ok(Some(bytes)) => {
             match String::from_utf8(bytes) {
-                Ok(t) if t.starts_with('\u{feff}') => {
-                    let file = sources.add(path.to_path_buf(), t);
-                    diags.push(range_diag(
-                    Code::JsonSyntax,
-                    file,
-                    0..3,
-                    "the file starts with a byte-order mark (U+FEFF), which JSON does not allow",
-                    "save the file as UTF-8 without a BOM (most editors call it \"UTF-8\", not \"UTF-8 with BOM\")",
-                ));
-                    return None;
-                }
                 Ok(t) => t,
                 Err(e) => {
                     let at = e.utf8_error().valid_up_to();
@@ -243,7 +232,27 @@ fn read_json(
             return None;
         }
     };
-    let file = sources.add(path.to_path_buf(), text);
+    // jq 1.6, which the bash system read these files with, skips one byte-order mark at the
+    // start; a second one, or one anywhere else, it rejects, and so does the parser below.
+    // Offsets are those of the text without it, as an editor shows them.
+    let bom = text.strip_prefix('\u{feff}').map(str::to_owned);
+    let had_bom = bom.is_some();
+    let file = sources.add(path.to_path_buf(), bom.unwrap_or(text));
+    if had_bom {
+        let first = sources
+            .get(file)
+            .text
+            .chars()
+            .next()
+            .map_or(0, char::len_utf8);
+        diags.push(range_diag(
+            Code::ByteOrderMark,
+            file,
+            0..first,
+            "the file starts with a byte-order mark (U+FEFF), which JSON does not allow; the bash system's jq skipped it, and so does phoenix",
+            "save the file as UTF-8 without a BOM (most editors call it \"UTF-8\", not \"UTF-8 with BOM\")",
+        ));
+    }
     let value = crate::json::parse(file, &sources.get(file).text, diags);
     crate::secrets::mask_file(sources, file, value.as_ref());
     Some((file, value?))

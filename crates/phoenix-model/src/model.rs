@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::Serialize;
 
+pub use crate::ports::{published_port, published_ports};
 pub use crate::raw::{GuestId, Secret};
 use crate::source::Location;
 
@@ -626,36 +627,6 @@ impl Stack {
     pub fn published_port(&self, svc: &str, target: u16) -> Option<u16> {
         published_port(self.compose.as_ref()?, svc, target)
     }
-}
-
-/// See [`Stack::published_port`]; `compose` is the parsed compose file.
-pub fn published_port(compose: &serde_json::Value, svc: &str, target: u16) -> Option<u16> {
-    use serde_json::Value;
-    let as_port = |v: &Value| match v {
-        Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    };
-    let ports = compose
-        .get("services")?
-        .get(svc)?
-        .get("ports")?
-        .as_array()?;
-    ports.iter().find_map(|p| match p {
-        Value::Object(m) => {
-            let t = m.get("target").and_then(as_port)?;
-            (t == target).then(|| m.get("published").and_then(as_port))?
-        }
-        Value::String(s) => {
-            // "[ip:]published:target[/proto]"
-            let s = s.split('/').next()?;
-            let mut parts = s.rsplitn(3, ':');
-            let t: u16 = parts.next()?.parse().ok()?;
-            let p: u16 = parts.next()?.parse().ok()?;
-            (t == target).then_some(p)
-        }
-        _ => None,
-    })
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -201,7 +201,7 @@ fn stack_labels(d: &DesiredState, diags: &mut Diagnostics) {
 }
 
 /// The port a service's labels send Traefik to (`…loadbalancer.server.port=P`).
-fn label_port(labels: &[String]) -> Option<(usize, u16)> {
+pub(super) fn label_port(labels: &[String]) -> Option<(usize, u16)> {
     labels.iter().enumerate().find_map(|(i, l)| {
         let (k, v) = l.split_once('=')?;
         (k.starts_with("traefik.http.services.") && k.ends_with(".loadbalancer.server.port"))

@@ -2,9 +2,11 @@
 //! Each submodule is one family of checks; all of them run and every finding is kept.
 //! No I/O.
 
+mod certs;
 mod identity;
 mod ingress;
 mod network;
+mod routes;
 mod stale;
 
 pub use ingress::{SUPPORTED_FEATURES, label_entrypoints, route_nic};
@@ -19,4 +21,6 @@ pub fn run(d: &DesiredState, raw: &RawConfig, diags: &mut Diagnostics) {
     network::check(d, raw, diags);
     stale::check(d, raw, diags);
     ingress::check(d, raw, diags);
+    routes::check(d, raw, diags);
+    certs::check(d, diags);
 }
