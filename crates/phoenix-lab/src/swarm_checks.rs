@@ -305,7 +305,10 @@ fn underlay_pair(a: &SwarmNode, b: &SwarmNode) -> SwarmCheck {
     let t = Timer::start();
     let peer = SocketAddr::from((b.addr, GOSSIP_PORT));
     let addr = b.addr.to_string();
-    let icmp = match output("ip", &["netns", "exec", &a.ns, "ping", "-c1", "-W0.5", &addr]) {
+    let icmp = match output(
+        "ip",
+        &["netns", "exec", &a.ns, "ping", "-c1", "-W0.5", &addr],
+    ) {
         Ok(o) if o.status.success() => "icmp echo answered".to_string(),
         Ok(_) => "icmp echo unanswered (a guest firewall may drop it)".to_string(),
         Err(e) => format!("icmp echo not sent: {e}"),
