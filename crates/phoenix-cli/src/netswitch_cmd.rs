@@ -23,7 +23,7 @@ use phoenix_pve::netswitch::{
 
 use crate::cli::SyncAllArgs;
 use crate::exit;
-use crate::sync_cmd::PveSession;
+use crate::session::PveSession;
 
 use phoenix_render::dnsmasq::DNSMASQ_PATH;
 use phoenix_render::hostnet::{NAT_RULESET_PATH, NAT_TABLE};

@@ -4,13 +4,13 @@
 //! stderr: progress, timings, errors with a hint. Exit 0 when the report passes, 1 when a
 //! check fails, 3 when applying failed.
 
-use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use phoenix_lab::converge::{self, LabChange, LabPlan};
 
 use crate::cli::{OutputFormat, SyncAllArgs};
+use crate::progress::Progress;
 use crate::{config, exit};
 
 /// Apply failure (ARCHITECTURE.md).
@@ -18,49 +18,6 @@ const APPLY_FAILED: u8 = 3;
 
 fn error(message: &str, hint: &str) {
     let _ = writeln!(anstream::stderr(), "error: {message}\n  hint: {hint}");
-}
-
-/// A spinner on a terminal, plain lines otherwise (logs, CI).
-pub(crate) struct Progress(Option<ProgressBar>);
-
-impl Progress {
-    pub(crate) fn new() -> Self {
-        if std::io::stderr().is_terminal() {
-            let pb = ProgressBar::new_spinner();
-            pb.set_style(
-                ProgressStyle::with_template("{spinner} {elapsed:>3} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            pb.enable_steady_tick(Duration::from_millis(80));
-            Progress(Some(pb))
-        } else {
-            Progress(None)
-        }
-    }
-
-    pub(crate) fn step(&self, msg: String) {
-        match &self.0 {
-            Some(pb) => pb.set_message(msg),
-            None => {
-                let _ = writeln!(anstream::stderr(), "… {msg}");
-            }
-        }
-    }
-
-    pub(crate) fn done(&self, msg: String) {
-        match &self.0 {
-            Some(pb) => pb.println(format!("✓ {msg}")),
-            None => {
-                let _ = writeln!(anstream::stderr(), "✓ {msg}");
-            }
-        }
-    }
-
-    pub(crate) fn finish(self) {
-        if let Some(pb) = self.0 {
-            pb.finish_and_clear();
-        }
-    }
 }
 
 fn change_line(c: &LabChange) -> String {

@@ -39,7 +39,7 @@ fn lab(args: &VerifyArgs) -> u8 {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let progress = crate::sync_lab::Progress::new();
+    let progress = crate::progress::Progress::new();
     progress.step(format!(
         "verifying lab {prefix}: DHCP, DNS, NAT, firewall matrix, TLS, route, Swarm"
     ));
