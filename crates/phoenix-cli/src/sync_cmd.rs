@@ -202,7 +202,7 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
     let mut observe_counts = None;
     let run =
         phoenix_exec::target::sync_all(&mut target, &session.desired, &req, swarm, &mut |stage| {
-            if stage == "applying" && observe_counts.is_none() {
+            if stage == phoenix_exec::target::APPLYING && observe_counts.is_none() {
                 observe_counts = Some(session.client.counts());
             }
         });

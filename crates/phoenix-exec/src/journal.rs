@@ -33,11 +33,6 @@ pub enum Outcome<E> {
         path: String,
         written: bool,
     },
-    /// Recorded but without effect on this target, which does not model it (a lab guest's
-    /// memory or disk size): the reason says what.
-    NotModelled {
-        what: String,
-    },
     /// An earlier failure (this guest's, or an earlier wave's) stopped it.
     NotStarted,
 }
@@ -56,7 +51,6 @@ impl<E> Outcome<E> {
             Outcome::Skipped { .. } => "skipped",
             Outcome::NeedsHostStep { .. } => "needs_host_step",
             Outcome::Staged { .. } => "staged",
-            Outcome::NotModelled { .. } => "not_modelled",
             Outcome::NotStarted => "not_started",
         }
     }
@@ -69,7 +63,7 @@ impl<E: std::fmt::Display> Outcome<E> {
             Outcome::Done | Outcome::NotStarted => None,
             Outcome::Failed(e) => Some(e.to_string()),
             Outcome::Skipped { reason } => Some(reason.clone()),
-            Outcome::NeedsHostStep { what } | Outcome::NotModelled { what } => Some(what.clone()),
+            Outcome::NeedsHostStep { what } => Some(what.clone()),
             Outcome::Staged { path, written } => Some(if *written {
                 format!("written to {path}; switch pending")
             } else {

@@ -56,10 +56,15 @@ pub enum Stage {
     Observe,
     /// The configuration cannot be planned (a renderer or the planner refused it).
     Plan,
-    Apply,
     Swarm,
-    Verify,
 }
+
+/// The stages [`sync_all`] announces through its `progress`, in order.
+pub const OBSERVING: &str = "observing";
+pub const PLANNING: &str = "planning";
+/// Said right before the target applies (observation is over: its counters are final).
+pub const APPLYING: &str = "applying";
+pub const SWARM: &str = "docker swarm";
 
 /// A place the plan is applied to.
 pub trait Target {
@@ -84,7 +89,7 @@ pub trait Target {
         req: &SyncRequest,
     ) -> Result<Plan, Failure>;
 
-    /// Carry out every action of `plan`; `progress` hears each wave as it starts.
+    /// Carry out every action of `plan`; `progress` may hear what the target is doing.
     fn apply(
         &mut self,
         d: &DesiredState,
@@ -124,10 +129,10 @@ pub fn sync_all<T: Target>(
     swarm: Option<&dyn SwarmPhase>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<SyncRun<T::Observation, T::Error>, Failure> {
-    progress("observing");
+    progress(OBSERVING);
     let observed = target.observe(d, req)?;
     let swarm_observed = swarm.map(|s| s.observe());
-    progress("planning");
+    progress(PLANNING);
     let mut plan = target.plan(d, &observed, req)?;
     if let (Some(s), Some(o)) = (swarm, &swarm_observed) {
         let (actions, notes) = s.plan(o);
@@ -142,13 +147,14 @@ pub fn sync_all<T: Target>(
             swarm_applied: Vec::new(),
         });
     }
+    progress(APPLYING);
     let journal = target.apply(d, &plan, &observed, progress);
     let mut swarm_applied = Vec::new();
     if let Some(s) = swarm
         && journal.is_success()
         && !plan.swarm.is_empty()
     {
-        progress("docker swarm");
+        progress(SWARM);
         swarm_applied = s.apply(&plan.swarm)?;
     }
     Ok(SyncRun {

@@ -294,9 +294,8 @@ impl Target for PveTarget<'_> {
         _d: &DesiredState,
         plan: &Plan,
         observed: &PveObserved,
-        progress: &mut dyn FnMut(&str),
+        _progress: &mut dyn FnMut(&str),
     ) -> Journal {
-        progress("applying");
         let options = ApplyOptions {
             parallelism: self.parallelism,
             image_store: self.image_store.clone(),
