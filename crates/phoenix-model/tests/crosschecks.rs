@@ -10,22 +10,12 @@ use std::path::{Path, PathBuf};
 use phoenix_model::{Finding, validate_dir};
 use serde_json::{Value, json};
 
+mod common;
+use common::copy_tree;
+
 const VMS: &str = "phoenix_vm_configs.json";
 const STACKS: &str = "phoenix_stacks_config.json";
 const MANIFEST: &str = "certificate-manifest.json";
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let p = entry.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_tree(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).unwrap();
-        }
-    }
-}
 
 /// A copy of the example to change.
 struct Lab {

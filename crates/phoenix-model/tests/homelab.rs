@@ -13,6 +13,9 @@ use phoenix_model::model::{
 use phoenix_model::raw::GuestId;
 use phoenix_model::{DesiredState, Validation, validate_dir};
 
+mod common;
+use common::copy_tree;
+
 fn homelab() -> Validation {
     validate_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/homelab"))
 }
@@ -359,19 +362,6 @@ fn certificates() {
     let p = d.portainer.as_ref().expect("portainer_api");
     assert!(p.admin_password.as_ref().is_some_and(|s| !s.is_plain()));
     assert!(d.step_ca.password.as_ref().is_some_and(|s| !s.is_plain()));
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dst = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_tree(&p, &dst);
-        } else {
-            std::fs::copy(&p, &dst).unwrap();
-        }
-    }
 }
 
 /// The bash design's latent failure, caught: with Traefik outside the Swarm, a labelled stack

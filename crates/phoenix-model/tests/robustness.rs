@@ -13,6 +13,9 @@ use std::time::Duration;
 use phoenix_model::{Severity, validate_dir};
 use serde_json::Value;
 
+mod common;
+use common::copy_tree;
+
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../../shared/fixtures/upstream"
@@ -21,19 +24,6 @@ const FIXTURES: &str = concat!(
 const PER_KEY: usize = 3;
 /// A validation of these files takes milliseconds; this is a hang.
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let p = entry.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_tree(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).unwrap();
-        }
-    }
-}
 
 /// One change: the file and the value written in its place, with a name for messages.
 struct Mutation {
