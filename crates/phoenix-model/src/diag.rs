@@ -321,6 +321,27 @@ impl Finding {
     }
 }
 
+/// A finding anchored at a byte range of `file` (a parse error, a BOM, a bad byte).
+pub(crate) fn range_diag(
+    code: Code,
+    file: FileId,
+    range: std::ops::Range<usize>,
+    message: impl Into<String>,
+    hint: impl Into<String>,
+) -> Diagnostic {
+    Diagnostic {
+        code,
+        severity: code.severity(),
+        message: message.into(),
+        hint: hint.into(),
+        anchor: Anchor::Range {
+            file,
+            pointer: String::new(),
+            range,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

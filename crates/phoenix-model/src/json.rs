@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Number, Value};
 
-use crate::diag::{Anchor, Code, Diagnostic, Diagnostics};
+use crate::diag::{Anchor, Code, Diagnostic, Diagnostics, range_diag};
 use crate::source::{FileId, pointer_push};
 
 /// Largest configuration file phoenix reads (a 2,000-guest file is about 4 MiB).
@@ -122,26 +122,6 @@ fn depth_exceeded(text: &str) -> Option<usize> {
         }
     }
     None
-}
-
-fn range_diag(
-    code: Code,
-    file: FileId,
-    range: std::ops::Range<usize>,
-    message: impl Into<String>,
-    hint: impl Into<String>,
-) -> Diagnostic {
-    Diagnostic {
-        code,
-        severity: code.severity(),
-        message: message.into(),
-        hint: hint.into(),
-        anchor: Anchor::Range {
-            file,
-            pointer: String::new(),
-            range,
-        },
-    }
 }
 
 struct Converter<'d> {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::decode::decode;
-use crate::diag::{Anchor, Code, Diagnostic, Diagnostics};
+use crate::diag::{Anchor, Code, Diagnostic, Diagnostics, range_diag};
 use crate::raw::*;
 use crate::source::{FileId, Location, SourceMap};
 
@@ -271,26 +271,6 @@ pub(crate) fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     let mut bytes = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
     file.take(limit + 1).read_to_end(&mut bytes)?;
     Ok((bytes.len() as u64 <= limit).then_some(bytes))
-}
-
-pub(crate) fn range_diag(
-    code: Code,
-    file: FileId,
-    range: std::ops::Range<usize>,
-    message: impl Into<String>,
-    hint: impl Into<String>,
-) -> Diagnostic {
-    Diagnostic {
-        code,
-        severity: code.severity(),
-        message: message.into(),
-        hint: hint.into(),
-        anchor: Anchor::Range {
-            file,
-            pointer: String::new(),
-            range,
-        },
-    }
 }
 
 pub(crate) fn file_diag(

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::diag::{Code, Diagnostics};
-use crate::load::{file_diag, range_diag, read_bounded};
+use crate::diag::{Code, Diagnostics, range_diag};
+use crate::load::{file_diag, read_bounded};
 use crate::source::SourceMap;
 
 pub(crate) fn read_yaml(
