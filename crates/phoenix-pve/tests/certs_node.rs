@@ -57,6 +57,26 @@ fn node_for(d: &DesiredState) -> (FakePve, phoenix_pve::PveClient) {
     (pve, client)
 }
 
+/// The node as a target over the fake node shell, issuing with `ca` when given.
+fn target<'a>(
+    client: &'a phoenix_pve::PveClient,
+    nodes: &'a FakeNodes,
+    d: &DesiredState,
+    ca: Option<&'a CaStore>,
+) -> PveTarget<'a> {
+    PveTarget {
+        client,
+        shell: nodes,
+        opts: opts(),
+        parallelism: 4,
+        image_store: Some("local".into()),
+        materials: &NoMaterials,
+        issuer: ca.map(|c| c as &(dyn phoenix_pki::LeafIssuer + Sync)),
+        pki: ca
+            .map(|c| phoenix_plan::PkiContext::from_ca(c.public(), d, Default::default()).unwrap()),
+    }
+}
+
 fn request() -> SyncRequest {
     SyncRequest {
         request: Request::SyncAll,
@@ -99,18 +119,8 @@ fn container_certificates_are_issued_into_their_guests_once() {
     let mut ca_opts = CaOptions::from_settings(&d.step_ca);
     ca_opts.passphrase = None;
     let ca = CaStore::init(ca_dir.path(), &ca_opts, SystemTime::now()).unwrap();
-    let pki = phoenix_plan::PkiContext::from_ca(ca.public(), &d, Default::default()).unwrap();
     let nodes = FakeNodes::new(&[101, 102, 103]);
-    let mut target = PveTarget {
-        client: &client,
-        shell: &nodes,
-        opts: opts(),
-        parallelism: 4,
-        image_store: Some("local".into()),
-        materials: &NoMaterials,
-        issuer: Some(&ca),
-        pki: Some(pki),
-    };
+    let mut target = target(&client, &nodes, &d, Some(&ca));
 
     // First run: everything from nothing.
     let run = sync_all(&mut target, &d, &request(), None, &mut |_| {}).expect("sync");
@@ -219,16 +229,7 @@ fn without_a_ca_certificates_are_planned_and_skipped_with_the_reason() {
     let d = homelab_containers();
     let (_pve, client) = node_for(&d);
     let nodes = FakeNodes::new(&[101, 102, 103]);
-    let mut target = PveTarget {
-        client: &client,
-        shell: &nodes,
-        opts: opts(),
-        parallelism: 4,
-        image_store: Some("local".into()),
-        materials: &NoMaterials,
-        issuer: None,
-        pki: None,
-    };
+    let mut target = target(&client, &nodes, &d, None);
     let run = sync_all(&mut target, &d, &request(), None, &mut |_| {}).expect("sync");
     let journal = run.journal.expect("applied");
     let certs: Vec<&Outcome> = journal
