@@ -374,7 +374,7 @@ fn membership(t: &SwarmTargetArgs, init: bool) -> Result<u8, Failure> {
     let what = if init { "swarm init" } else { "swarm join" };
     let changes = match &ctx.lab {
         // The lab's Swarm comes up whole (engines, init, join, labels, overlay), idempotently.
-        Some(l) => phoenix_lab::swarm::up(&ctx.d, &l.topology)
+        Some(l) => phoenix_lab::swarm::up(&ctx.d, &l.topology, false)
             .map_err(lab_err)?
             .map(|s| s.changes)
             .unwrap_or_default(),

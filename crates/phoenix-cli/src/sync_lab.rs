@@ -1,13 +1,20 @@
-//! `phoenix sync all --target lab`: observe the lab twin, print the plan, apply it (progress on
-//! stderr), then run `phoenix verify`'s lab checks and print the report. Root only.
-//! Stdout: the plan, the applied changes and the verification table (or one JSON document);
-//! stderr: progress, timings, errors with a hint. Exit 0 when the report passes, 1 when a
-//! check fails, 3 when applying failed.
+//! `phoenix sync all --target lab`: the one pipeline (`phoenix_exec::target::sync_all`) on
+//! the lab twin ([`phoenix_lab::target::LabTarget`]): the node's plan, applied by the lab's
+//! executor, then `phoenix verify`'s lab checks. Root only.
+//! Stdout: the plan, the journal and the verification table (or one JSON document);
+//! stderr: progress, timings, errors with a hint. Exit 0 when the report passes (a dry run:
+//! 0 nothing to do, 2 changes), 1 when a check fails, 3 when applying failed.
 
-use std::io::Write;
+use std::collections::BTreeSet;
+use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
-use phoenix_lab::converge::{self, LabChange, LabPlan};
+use phoenix_exec::journal::Journal;
+use phoenix_exec::target::{SyncRequest, SyncRun};
+use phoenix_lab::LabError;
+use phoenix_lab::target::LabTarget;
+use phoenix_plan::Request;
+use phoenix_render::RenderOptions;
 
 use crate::cli::{OutputFormat, SyncAllArgs};
 use crate::progress::Progress;
@@ -20,28 +27,32 @@ fn error(message: &str, hint: &str) {
     let _ = writeln!(anstream::stderr(), "error: {message}\n  hint: {hint}");
 }
 
-fn change_line(c: &LabChange) -> String {
-    format!("{:<13} {} — {}", c.action.to_string(), c.subject, c.reason)
+fn journal_json(j: &Journal<LabError>) -> serde_json::Value {
+    let entries: Vec<_> = j
+        .entries
+        .iter()
+        .map(|e| {
+            serde_json::json!({"wave": e.wave, "action": e.action,
+                "outcome": e.outcome.label(), "detail": e.outcome.detail()})
+        })
+        .collect();
+    serde_json::json!({"success": j.is_success(), "failed_wave": j.failed_wave,
+        "entries": entries})
 }
 
-fn plan_text(p: &LabPlan) -> String {
-    let mut s = format!("lab {}: plan\n", p.prefix);
-    for c in &p.changes {
-        s.push_str(&format!("  ~ {}\n", change_line(c)));
-    }
-    for n in &p.not_modelled {
-        s.push_str(&format!("  = {n}\n"));
-    }
-    if p.changes.is_empty() {
+fn journal_text(j: &Journal<LabError>) -> String {
+    let mut s = String::from("\njournal:\n");
+    for e in &j.entries {
+        let detail = e
+            .outcome
+            .detail()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
         s.push_str(&format!(
-            "No changes: the lab matches the configuration ({} observed in sync).\n",
-            p.in_sync
-        ));
-    } else {
-        s.push_str(&format!(
-            "{} to change, {} in sync.\n",
-            p.changes.len(),
-            p.in_sync
+            "  [{}] {} → {}{detail}\n",
+            e.wave,
+            e.action,
+            e.outcome.label()
         ));
     }
     s
@@ -65,95 +76,95 @@ pub fn run(args: &SyncAllArgs) -> u8 {
         Err(code) => return code,
     };
     let start = Instant::now();
-    let progress = Progress::new();
-    progress.step(format!("observing lab {prefix}"));
-    let plan = match converge::plan(&d, prefix) {
-        Ok(p) => p,
+    let opts = RenderOptions {
+        node: args.pve.node.clone().unwrap_or_else(|| "pve".into()),
+    };
+    let mut target = match LabTarget::new(&d, prefix, opts) {
+        Ok(t) => t,
         Err(e) => {
-            progress.finish();
             error(
-                &format!("observe lab {prefix}: {e}"),
+                &format!("lab {prefix}: {e}"),
                 &e.hint()
-                    .unwrap_or_else(|| "`phoenix lab status` shows what is up".into()),
+                    .unwrap_or_else(|| "`phoenix validate` shows the configuration's findings".into()),
             );
             return exit::FAILED;
         }
     };
-    let json = matches!(args.output, OutputFormat::Json);
-    if !json {
-        progress.done(format!(
-            "observed lab {prefix}: {} to change",
-            plan.changes.len()
-        ));
-        let _ = write!(std::io::stdout(), "{}", plan_text(&plan));
+    if !args.dry_run
+        && let Err(e) = target.prepare(&d)
+    {
+        error(
+            &format!("lab {prefix}: {e}"),
+            "the lab's state lives under /run/phoenix-lab; `phoenix lab down` clears it",
+        );
+        return APPLY_FAILED;
     }
-    if args.dry_run {
+    let req = SyncRequest {
+        request: Request::SyncAll,
+        only: args.only.iter().copied().collect::<BTreeSet<_>>(),
+        provision: args.provision,
+        dry_run: args.dry_run,
+    };
+    let progress = Progress::new();
+    progress.step(format!("observing lab {prefix}"));
+    let run = phoenix_exec::target::sync_all(&mut target, &d, &req, None, &mut |stage| {
+        progress.step(format!("lab {prefix}: {stage}"));
+    });
+    let SyncRun { plan, journal, .. } = match run {
+        Ok(r) => r,
+        Err(f) => {
+            progress.finish();
+            return crate::sync_cmd::report_failure(&f);
+        }
+    };
+    let json = matches!(args.output, OutputFormat::Json);
+    let color = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let Some(journal) = journal else {
         progress.finish();
         if json {
             let v = serde_json::json!({"target": "lab", "prefix": prefix, "plan": plan,
-                "applied": null, "verify": null});
-            let _ = writeln!(
-                std::io::stdout(),
-                "{}",
-                serde_json::to_string_pretty(&v).unwrap_or_default()
-            );
+                "journal": null, "verify": null});
+            let _ = writeln!(std::io::stdout(), "{v:#}");
         } else {
-            let _ = writeln!(std::io::stdout(), "\ndry run: nothing applied");
+            let _ = write!(
+                std::io::stdout(),
+                "{}\ndry run: nothing applied\n",
+                phoenix_plan::display::text(&plan, color)
+            );
         }
         return if plan.is_empty() {
             exit::OK
         } else {
             exit::CHANGES
         };
-    }
-    let total = plan.changes.len();
-    let applied = converge::apply(&d, &plan, &mut |i, c| {
-        progress.step(format!("[{}/{total}] {} {}", i + 1, c.action, c.subject));
-    });
-    let applied = match applied {
-        Ok(a) => a,
-        Err(e) => {
-            progress.finish();
-            error(
-                &format!("apply to lab {prefix}: {e}"),
-                &e.hint().unwrap_or_else(|| {
-                    "run `phoenix sync all --target lab` again: an unfinished run is rebuilt".into()
-                }),
+    };
+    if !journal.is_success() {
+        progress.finish();
+        if json {
+            let v = serde_json::json!({"target": "lab", "prefix": prefix, "plan": plan,
+                "journal": journal_json(&journal), "notes": target.notes, "verify": null});
+            let _ = writeln!(std::io::stdout(), "{v:#}");
+        } else {
+            let _ = write!(
+                std::io::stdout(),
+                "{}{}",
+                phoenix_plan::display::text(&plan, color),
+                journal_text(&journal)
             );
-            return APPLY_FAILED;
         }
-    };
-    if total > 0 {
-        progress.done(format!(
-            "applied {total} change(s) in {} ms",
-            applied.elapsed_ms
-        ));
+        let wave = journal.failed_wave.as_deref().unwrap_or("?");
+        let cause = journal
+            .failures()
+            .next()
+            .map(|(a, e)| format!(": {a}: {e}"))
+            .unwrap_or_default();
+        error(
+            &format!("apply to lab {prefix} stopped in `{wave}`{cause}"),
+            "the journal above says what was done; fix the cause and run `phoenix sync all --target lab` again",
+        );
+        return APPLY_FAILED;
     }
-    // Opt-in, as on a node: the provision steps against each guest's namespace and file root.
-    let provisioned = if args.provision {
-        progress.step(format!("provisioning inside the guests of lab {prefix}"));
-        match phoenix_lab::provision::run(&d, prefix, &Default::default()) {
-            Ok(r) => {
-                progress.done(format!(
-                    "provisioning: {} applied, {} kept, {} skipped (provided by the lab)",
-                    r.applied(),
-                    r.kept(),
-                    r.skipped()
-                ));
-                Some(r)
-            }
-            Err(e) => {
-                progress.finish();
-                error(
-                    &format!("provision lab {prefix}: {e}"),
-                    "run `phoenix sync all --target lab --provision` again",
-                );
-                return APPLY_FAILED;
-            }
-        }
-    } else {
-        None
-    };
     progress.step(format!("verifying lab {prefix}"));
     let verified = crate::verify_cmd::lab_report(&d, prefix, &args.config);
     progress.finish();
@@ -166,33 +177,34 @@ pub fn run(args: &SyncAllArgs) -> u8 {
     };
     if json {
         let v = serde_json::json!({"target": "lab", "prefix": prefix, "plan": plan,
-            "applied": applied, "provision": provisioned, "verify": report});
-        let _ = writeln!(
-            std::io::stdout(),
-            "{}",
-            serde_json::to_string_pretty(&v).unwrap_or_default()
-        );
+            "journal": journal_json(&journal), "swarm_applied": target.swarm_changes,
+            "notes": target.notes, "verify": report});
+        let _ = writeln!(std::io::stdout(), "{v:#}");
     } else {
         let mut out = std::io::stdout().lock();
-        if total > 0 {
-            for c in &applied.applied {
-                let _ = writeln!(out, "applied: {}", change_line(c));
-            }
+        let _ = write!(out, "{}", phoenix_plan::display::text(&plan, color));
+        if !plan.is_empty() {
+            let _ = write!(out, "{}", journal_text(&journal));
         }
-        if let Some(p) = &provisioned {
-            let _ = writeln!(out, "\nprovisioning inside guests:\n{p}");
+        for c in &target.swarm_changes {
+            let _ = writeln!(out, "  [docker swarm] {c}");
+        }
+        for n in &target.notes {
+            let _ = writeln!(out, "lab: {n}");
         }
         let _ = write!(out, "\n{}", report.render_text());
     }
+    let changed = journal
+        .entries
+        .iter()
+        .filter(|e| e.outcome.label() == "done")
+        .count();
     let _ = writeln!(
         anstream::stderr(),
-        "sync lab {prefix}: {total} change(s) applied; verify: {} checks in {} ms; total {} ms",
+        "sync lab {prefix}: {changed} action(s) applied; verify: {} checks in {} ms; total {} ms",
         report.results.len(),
         took.as_millis(),
         start.elapsed().as_millis()
     );
-    if provisioned.as_ref().is_some_and(|p| p.failed() > 0) {
-        return APPLY_FAILED;
-    }
     if report.ok() { exit::OK } else { exit::FAILED }
 }

@@ -659,7 +659,7 @@ pub fn apply(
                 services::restart(&p.prefix, rec)?;
             }
             LabAction::Swarm | LabAction::Deploy => {
-                if let Some(st) = crate::swarm::up(d, t)?
+                if let Some(st) = crate::swarm::up(d, t, true)?
                     && let Some(si) = crate::ingress::swarm_stand_in(&p.prefix)
                 {
                     crate::ingress::deploy_swarm_stand_in(&st.plan, &si)?;

@@ -212,6 +212,79 @@ fn swarm_guest_for(
         .and_then(|p| p.nodes.iter().find(|n| n.addr == addr).map(|n| n.guest)))
 }
 
+/// The Portainer stand-in the Swarm step deploys for the configuration's backend route, when
+/// the backend's address is a Swarm VM's: on the port its stacks publish, with the backend's
+/// certificate as the plan delivered it into the guest's root (a fresh one from the lab CA
+/// when the manifest has none for it). Recorded in [`SWARM_STAND_IN_FILE`].
+pub fn swarm_stand_in_for(
+    d: &DesiredState,
+    t: &LabTopology,
+) -> Result<Option<SwarmStandIn>, LabError> {
+    let Ok(ing) = ingress(d) else {
+        return Ok(None);
+    };
+    let Some(r) = portainer_route(&ing) else {
+        return Ok(None);
+    };
+    let b = &r.backend;
+    let Some(guest) = swarm_guest_for(d, t, b.address)? else {
+        return Ok(None);
+    };
+    let (port, _) = stand_in_port(d, b.address, b.port);
+    let covers = |c: &phoenix_model::model::Certificate, with_addr: bool| {
+        c.sans
+            .iter()
+            .any(|s| matches!(s, San::Dns(n) if *n == b.server_name))
+            && (!with_addr
+                || c.sans
+                    .iter()
+                    .any(|s| matches!(s, San::Ip(a) if *a == b.address)))
+    };
+    let delivered = [true, false].into_iter().find_map(|with| {
+        let c = d.certificates.iter().find(|c| covers(c, with))?;
+        let g = d.guest(c.guest)?;
+        let root = guest_root(&t.prefix, c.guest.0);
+        let cert = under(&root, &phoenix_pki::materialise::in_guest_path(g, &c.cert_path));
+        let key = under(&root, &phoenix_pki::materialise::in_guest_path(g, &c.key_path));
+        (cert.is_file() && key.is_file()).then_some((cert, key))
+    });
+    let dir = state_dir(&t.prefix);
+    let (cert, key) = match delivered {
+        Some(found) => found,
+        None => {
+            let ca = crate::guest_services::lab_ca(d, &t.prefix)?;
+            let sans = [San::Dns(b.server_name.clone()), San::Ip(b.address)];
+            let leaf = ca
+                .issue(
+                    &LeafRequest {
+                        common_name: &b.server_name,
+                        sans: &sans,
+                        kind: CertKind::Server,
+                        lifetime_hours: 24,
+                    },
+                    SystemTime::now(),
+                )
+                .map_err(|e| err(format!("stand-in certificate: {e}")))?;
+            let (cert, key) = (
+                dir.join("portainer-stand-in.crt"),
+                dir.join("portainer-stand-in.key"),
+            );
+            write_file(&cert, &leaf.cert_file(false))?;
+            write_file(&key, leaf.key.expose())?;
+            (cert, key)
+        }
+    };
+    let si = SwarmStandIn {
+        guest,
+        port,
+        cert,
+        key,
+    };
+    let text = serde_json::to_string_pretty(&si).map_err(LabError::State)?;
+    write_file(&dir.join(SWARM_STAND_IN_FILE), &text)?;
+    Ok(Some(si))
+}
+
 /// The file root of guest `id` in the lab `prefix`.
 pub fn guest_root(prefix: &str, id: u32) -> PathBuf {
     state_dir(prefix).join("root").join(id.to_string())

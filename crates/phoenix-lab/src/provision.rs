@@ -180,6 +180,10 @@ pub struct LabExec {
     pub rendered: BTreeMap<String, String>,
     /// This guest is the ingress proxy (Traefik's static file gets the lab's adjustments).
     pub proxy: bool,
+    /// The lab it belongs to (its services' records).
+    pub prefix: String,
+    /// This guest is the ingress gateway (its nginx is the lab's `nginx-gw`).
+    pub gateway: bool,
 }
 
 fn guest_err(guest: GuestId, what: impl Into<String>) -> ProvisionError {
@@ -464,6 +468,37 @@ impl GuestExec for LabExec {
     /// such as `stat` would look at the host's file, not the guest root's). Every step kind is
     /// handled by [`GuestExec::own_step`] or through the file root instead.
     fn run(&self, argv: &[String]) -> Result<CommandOutput, ProvisionError> {
+        let words: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let name = |svc: &str| {
+            crate::guest_services::record_name_for(self.gateway, self.guest, svc)
+        };
+        let status = |status: i32, said: &str| CommandOutput {
+            status,
+            stdout: said.to_string(),
+            stderr: String::new(),
+        };
+        // The commands a node's actions run inside a guest, on the lab's own services.
+        match words.as_slice() {
+            ["systemctl", "is-active", "--quiet", svc] => {
+                let on = crate::guest_services::running(&self.prefix, &name(svc)).is_some();
+                return Ok(status(if on { 0 } else { 3 }, ""));
+            }
+            ["systemctl", verb @ ("reload" | "restart" | "reload-or-restart"), svc] => {
+                let hup = *verb == "reload" || *svc == "nginx";
+                return match crate::guest_services::reload_named(&self.prefix, &name(svc), hup) {
+                    Ok(true) => Ok(status(0, "")),
+                    Ok(false) => Ok(status(3, &format!("{svc} is not running in the lab"))),
+                    Err(e) => Err(guest_err(self.guest, e.to_string())),
+                };
+            }
+            ["update-ca-certificates"] => {
+                return Ok(status(
+                    0,
+                    "the lab's programs read the trust files themselves",
+                ));
+            }
+            _ => {}
+        }
         Err(guest_err(
             self.guest,
             format!(
@@ -575,7 +610,7 @@ impl Materials for LabMaterials {
 
 /// The lab CA's material for the CA guest of `d`, and notes on what is missing.
 pub fn lab_materials(d: &DesiredState, prefix: &str) -> (LabMaterials, Vec<String>) {
-    use phoenix_pki::stepca::{ProvisionerKey, ca_guest_mesh_address};
+    use phoenix_pki::stepca::ca_guest_mesh_address;
     let mut notes = Vec::new();
     let Ok((id, _)) = ca_guest_mesh_address(d) else {
         return (LabMaterials::default(), notes);
@@ -596,15 +631,13 @@ pub fn lab_materials(d: &DesiredState, prefix: &str) -> (LabMaterials, Vec<Strin
     );
     let password = std::fs::read_to_string(&lab_password)
         .unwrap_or_else(|_| "unused: the intermediate key is not encrypted\n".into());
-    let key = std::fs::read_to_string(dir.join(crate::stepca::PROVISIONER_KEY_FILE))
-        .ok()
-        .and_then(|jwk| ProvisionerKey::from_file_contents(&d.step_ca.provisioner, &jwk).ok())
-        .map(|k| k.public_jwk());
-    if key.is_none() {
-        notes.push(format!(
-            "guest {id}: ca.json not supplied (step-ca does not run in this lab, so there is no provisioner key)"
-        ));
-    }
+    let key = match crate::stepca::provisioner_key(&d.step_ca.provisioner, &dir) {
+        Ok(k) => Some(k.public_jwk()),
+        Err(e) => {
+            notes.push(format!("guest {id}: ca.json not supplied (no provisioner key: {e})"));
+            None
+        }
+    };
     let public = ca.public();
     let key_pem = ca.intermediate_key_pem();
     let material = phoenix_plan::provision::StepCaMaterial {
@@ -681,7 +714,24 @@ fn make_exec(
             .map(|f| (f.path.clone(), f.content.clone()))
             .collect(),
         proxy: proxy == Some(id),
+        prefix: prefix.to_string(),
+        gateway: crate::guest_services::gateway_of(d) == Some(id),
     }
+}
+
+/// The executor for guest `id` of the lab topology `t` (`rendered`: the configuration's
+/// rendered files); `None` when the guest has no namespace (a template).
+pub fn exec_for(
+    d: &DesiredState,
+    t: &LabTopology,
+    id: GuestId,
+    rendered: &[RenderedFile],
+) -> Option<LabExec> {
+    let ns = crate::guest_services::ns_of_guest(t, id)?;
+    let proxy = phoenix_render::traefik::ingress::ingress(d)
+        .ok()
+        .map(|i| i.proxy);
+    Some(make_exec(d, &t.prefix, id, ns, rendered, proxy))
 }
 
 /// The executor [`run`] uses for guest `id` of the lab `prefix` (to read a guest's files the

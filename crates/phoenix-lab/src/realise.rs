@@ -129,6 +129,84 @@ fn realise_model(
     })
 }
 
+/// The lab's network for `t`, as a plan's guest actions need it (root only): built (the
+/// namespaces, links, addresses, routes and NAT, then the lab's world and the hypervisor's
+/// services: the wan's DNS, DHCP and HTTP, the mesh DNS, the guests' DHCP clients) when
+/// nothing is up; when it is up and recorded for another configuration, the mesh DNS and
+/// the NAT ruleset follow the new one in place. Any other difference (bridges, NICs,
+/// addresses) is refused: running namespaces are not rewired. Returns what it said.
+pub fn ensure_network(t: &LabTopology) -> Result<Vec<String>, LabError> {
+    require_root()?;
+    let prefix = t.prefix.as_str();
+    if namespaces(prefix).is_empty() {
+        // `/etc/netns` entries of a crashed run are the lab's own (by prefix).
+        for stray in entries_with_prefix(NETNS_ETC, prefix) {
+            let p = Path::new(NETNS_ETC).join(&stray);
+            std::fs::remove_dir_all(&p).map_err(|e| LabError::io(&p, e))?;
+        }
+        let mut phases = Phases(Vec::new(), Instant::now());
+        let built = build(t, None, Scope::NetworkOnly, &mut phases)
+            .and_then(|_| services::start(t).map(drop));
+        if let Err(e) = built {
+            if let Err(cleanup) = down(prefix) {
+                eprintln!("warning: cleanup after a failed lab network {prefix}: {cleanup}");
+            }
+            return Err(e);
+        }
+        return Ok(vec![format!(
+            "the lab's network was built: {} namespaces, {} veth pairs, {} macvlans",
+            t.namespaces.len(),
+            t.veths.len(),
+            t.macvlans.len()
+        )]);
+    }
+    let Some(was) = crate::status::load_state(prefix) else {
+        return Err(LabError::Provision(format!(
+            "lab {prefix} has namespaces but no recorded network (made by another tool, or a crash): `phoenix lab down --prefix {prefix}` and sync again"
+        )));
+    };
+    if was == *t {
+        return Ok(Vec::new());
+    }
+    let same_wiring = LabTopology {
+        nat_ruleset: t.nat_ruleset.clone(),
+        mesh_dns: t.mesh_dns.clone(),
+        ..was.clone()
+    } == *t;
+    if !same_wiring {
+        return Err(LabError::Provision(format!(
+            "the lab's network differs from the configuration (bridges, NICs, addresses or routes): running namespaces are not rewired in place; `phoenix lab down --prefix {prefix}` and sync again"
+        )));
+    }
+    let dir = state_dir(prefix);
+    let mut said = Vec::new();
+    if was.nat_ruleset != t.nat_ruleset {
+        let file = dir.join("nat.nft");
+        write(&file, &t.nat_ruleset)?;
+        run("ip", &["netns", "exec", &t.hv, "nft", "-f", &path_str(&file)])?;
+        said.push("the NAT ruleset was reloaded in the lab's hypervisor".to_string());
+    }
+    if was.mesh_dns != t.mesh_dns {
+        let rec = services::load(prefix)
+            .and_then(|s| s.services.into_iter().find(|r| r.name == "dnsmasq-hv"));
+        match (&t.mesh_dns, rec) {
+            (Some(conf), Some(rec)) => {
+                write(&dir.join("dnsmasq-hv.conf"), conf)?;
+                services::restart(prefix, &rec)?;
+                said.push("the mesh DNS was restarted with the new configuration".to_string());
+            }
+            _ => {
+                return Err(LabError::Provision(format!(
+                    "the mesh DNS was added or removed: `phoenix lab down --prefix {prefix}` and sync again"
+                )));
+            }
+        }
+    }
+    let state = serde_json::to_string_pretty(t).map_err(LabError::State)?;
+    write(&dir.join("state.json"), &state)?;
+    Ok(said)
+}
+
 /// The `resolv.conf` of namespace `n` (bind-mounted by `ip netns exec`).
 pub(crate) fn resolv_conf(t: &LabTopology, n: &Namespace) -> String {
     format!(
@@ -272,7 +350,7 @@ fn build(
     }
     let mut swarm = match d {
         Some(d) if crate::swarm::dockerd_available() => {
-            let st = crate::swarm::up(d, t)?;
+            let st = crate::swarm::up(d, t, true)?;
             if st.is_some() {
                 phases.mark("swarm");
             }

@@ -100,6 +100,22 @@ fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// The lab step-ca's provisioner key (in the state dir `dir`, 0600): the one of an earlier
+/// run, else a new one, so `ca.json` (step-ca's own and the plan's material) stays the same
+/// across runs and restarts.
+pub(crate) fn provisioner_key(name: &str, dir: &Path) -> Result<ProvisionerKey, LabError> {
+    let key_file = dir.join(PROVISIONER_KEY_FILE);
+    if let Some(k) = std::fs::read_to_string(&key_file)
+        .ok()
+        .and_then(|jwk| ProvisionerKey::from_file_contents(name, &jwk).ok())
+    {
+        return Ok(k);
+    }
+    let generated = ProvisionerKey::generate(name).map_err(|e| err(e.to_string()))?;
+    write_mode(&key_file, generated.private_jwk.expose(), 0o600)?;
+    Ok(generated.key)
+}
+
 /// Set up step-ca's files for the CA guest of `d` and launch it (not waited for).
 pub(crate) fn prepare(
     d: &DesiredState,
@@ -137,14 +153,13 @@ pub(crate) fn prepare(
     )?;
     std::fs::create_dir_all(&paths.db).map_err(|e| LabError::io(&paths.db, e))?;
     let name = d.step_ca.provisioner.clone();
-    let generated = ProvisionerKey::generate(&name).map_err(|e| err(e.to_string()))?;
     let key_file = dir.join(PROVISIONER_KEY_FILE);
-    write_mode(&key_file, generated.private_jwk.expose(), 0o600)?;
+    let public_jwk = provisioner_key(&name, dir)?.public_jwk();
     let rendered = ca_json(&CaJsonParams {
         settings: &d.step_ca,
         mesh_address: addr,
         paths: &paths,
-        provisioner_key: &generated.key.public_jwk(),
+        provisioner_key: &public_jwk,
         claims: LeafClaims::default(),
         acme_provisioner: ACME,
     });

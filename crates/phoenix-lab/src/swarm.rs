@@ -311,13 +311,56 @@ pub(crate) fn api_err(n: &SwarmNode, what: &str, e: ApiError) -> LabError {
     swarm_err(format!("{} {what}: {e}", n.label()))
 }
 
+/// Serialises the engine starts of [`start_node`] (they share the image rootfs).
+static ENGINE_START: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Start the dockerd of Swarm VM `guest` in the running lab `t` (the plan's `docker` service
+/// step): its TLS files from the lab CA first. `None` when it already runs.
+pub fn start_node(d: &DesiredState, t: &LabTopology, guest: u32) -> Result<Option<String>, LabError> {
+    crate::require_root()?;
+    let plan = plan(d, t)?.ok_or_else(|| swarm_err("the configuration has no Swarm VM"))?;
+    let n = plan
+        .node(guest)
+        .ok_or_else(|| swarm_err(format!("guest {guest} is not a Swarm node of the configuration")))?;
+    let _one = ENGINE_START.lock().unwrap_or_else(|p| p.into_inner());
+    if running_engine(n).is_some() {
+        return Ok(None);
+    }
+    build_rootfs(&plan.rootfs_tar)?;
+    tls::prepare(&t.prefix, &plan)?;
+    stop_leftovers(n);
+    let pid = start_engine(n)?;
+    runtime()?.block_on(wait_engine(n, pid))?;
+    Ok(Some(format!("started dockerd for {} (pid {pid})", n.label())))
+}
+
 /// Bring the Swarm of `d` up in the running lab `t` (after [`crate::up`] or
-/// [`crate::realise::realise`]). `None` when the model has no Swarm VM.
-pub fn up(d: &DesiredState, t: &LabTopology) -> Result<Option<SwarmState>, LabError> {
+/// [`crate::realise::realise`]). `None` when the model has no Swarm VM. With
+/// `start_engines` false, an engine that does not run is an error naming the guest (the
+/// plan's `docker` step starts engines, [`start_node`]), never started here.
+pub fn up(
+    d: &DesiredState,
+    t: &LabTopology,
+    start_engines: bool,
+) -> Result<Option<SwarmState>, LabError> {
     crate::require_root()?;
     let Some(plan) = plan(d, t)? else {
         return Ok(None);
     };
+    if !start_engines {
+        let missing: Vec<String> = plan
+            .nodes
+            .iter()
+            .filter(|n| engine_pid(n).is_none())
+            .map(SwarmNode::label)
+            .collect();
+        if !missing.is_empty() {
+            return Err(swarm_err(format!(
+                "dockerd does not run on {}: nothing in the plan starts it (a `docker` feature's service step, with --provision)",
+                missing.join(", ")
+            )));
+        }
+    }
     let start = Instant::now();
     let mut phases = Vec::new();
     let mut mark = {

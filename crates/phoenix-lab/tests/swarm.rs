@@ -97,7 +97,7 @@ fn swarm_up_checks_idempotence_faults_and_down() {
     let network_time = t0.elapsed();
 
     let t1 = Instant::now();
-    let state = swarm::up(&d, &t)
+    let state = swarm::up(&d, &t, true)
         .expect("swarm up")
         .expect("homelab has a Swarm");
     let up_time = t1.elapsed();
@@ -147,7 +147,7 @@ fn swarm_up_checks_idempotence_faults_and_down() {
 
     // Idempotence: a second run finds everything in place.
     let t3 = Instant::now();
-    let again = swarm::up(&d, &t).expect("swarm up again").expect("swarm");
+    let again = swarm::up(&d, &t, true).expect("swarm up again").expect("swarm");
     eprintln!(
         "second swarm up {:?}: changes {:?}",
         t3.elapsed(),
@@ -223,7 +223,7 @@ fn swarm_up_checks_idempotence_faults_and_down() {
 
     // `up` heals it: the engine comes back and is still a member.
     let t6 = Instant::now();
-    let healed = swarm::up(&d, &t)
+    let healed = swarm::up(&d, &t, true)
         .expect("swarm up after the fault")
         .expect("swarm");
     eprintln!(
@@ -285,7 +285,7 @@ fn keep_swarm_lab() {
     let d = homelab();
     let t = topology(&d, &prefix).expect("topology");
     realise(&t, false).expect("lab network");
-    let state = swarm::up(&d, &t).expect("swarm up").expect("swarm");
+    let state = swarm::up(&d, &t, true).expect("swarm up").expect("swarm");
     eprintln!("{:#?}", state.changes);
 }
 
@@ -309,7 +309,7 @@ fn swarm_on_the_full_lab() {
     .expect("lab up");
     let t = topology(&d, &prefix).expect("topology");
     let t0 = Instant::now();
-    let state = swarm::up(&d, &t).expect("swarm up").expect("swarm");
+    let state = swarm::up(&d, &t, true).expect("swarm up").expect("swarm");
     let up_time = t0.elapsed();
     let t1 = Instant::now();
     let checks = swarm::checks(&state.plan);

@@ -1,0 +1,284 @@
+//! The lab twin as a [`Target`] of the one `sync all` pipeline (docs/lab-executor.md): it is
+//! observed through its own node root ([`crate::node`]) and the guests' file roots, planned
+//! with exactly the node's planner ([`phoenix_exec::plan::plan_target`]), and applied by the
+//! lab's executor ([`crate::executor`]), so the lab runs the same actions, in the same order,
+//! for the same reasons as a node. Root only; does I/O.
+
+use std::collections::BTreeSet;
+
+use phoenix_exec::guest::GuestExec;
+use phoenix_exec::journal::{Journal, apply_waves};
+use phoenix_exec::plan::{PlanInput, plan_target};
+use phoenix_exec::target::{Failure, Stage, SyncRequest, Target};
+use phoenix_model::model::{DesiredState, GuestId};
+use phoenix_plan::Request;
+use phoenix_plan::firewall_api::FirewallState;
+use phoenix_plan::observed::{GuestStatus, ObservedGuest, ObservedState};
+use phoenix_plan::plan::Plan;
+use phoenix_plan::subsystem::{self, Subsystem};
+use phoenix_render::{FileTarget, RenderOptions};
+
+use crate::node::{LabNode, parse_conf};
+use crate::topology::{LabTopology, topology};
+use crate::{LabError, guest_services, state_dir};
+
+/// Guests worked on at once within a wave.
+const PARALLELISM: usize = 8;
+
+/// The lab of one prefix, for one configuration.
+pub struct LabTarget {
+    pub prefix: String,
+    pub opts: RenderOptions,
+    pub topology: LabTopology,
+    /// The desired firewall of the last plan (the lab's firewall state after it applied).
+    firewall: Option<FirewallState>,
+    /// What the Swarm step after the waves changed ([`crate::executor::converge_swarm`]).
+    pub swarm_changes: Vec<String>,
+    /// What the lab did differently from a node, said once per run.
+    pub notes: Vec<String>,
+}
+
+/// What observing the lab gives.
+#[derive(Debug)]
+pub struct LabObserved {
+    pub state: ObservedState,
+    pub existing: BTreeSet<GuestId>,
+    pub firewall: Option<FirewallState>,
+    pub pki: Option<phoenix_plan::PkiContext>,
+    pub notes: Vec<String>,
+}
+
+fn observe_failure(what: &str, e: impl std::fmt::Display) -> Failure {
+    Failure::new(
+        Stage::Observe,
+        format!("{what}: {e}"),
+        "`phoenix lab status` shows what is up; `phoenix lab down` removes the lab",
+    )
+}
+
+impl LabTarget {
+    pub fn new(d: &DesiredState, prefix: &str, opts: RenderOptions) -> Result<Self, LabError> {
+        crate::topology::validate_prefix(prefix)?;
+        crate::require_root()?;
+        Ok(LabTarget {
+            prefix: prefix.to_string(),
+            opts,
+            topology: topology(d, prefix)?,
+            firewall: None,
+            swarm_changes: Vec::new(),
+            notes: Vec::new(),
+        })
+    }
+
+    pub fn node(&self) -> LabNode {
+        LabNode::new(&self.prefix)
+    }
+
+    /// What a run needs before it observes: the lab's CA (the lab's stand-in for the
+    /// operator's `--ca-dir`; not part of the plan). Not called on a dry run, so an empty lab
+    /// plans exactly as an empty node without a CA.
+    pub fn prepare(&mut self, d: &DesiredState) -> Result<(), LabError> {
+        guest_services::lab_ca(d, &self.prefix).map(drop)
+    }
+
+    fn pki(&self, d: &DesiredState) -> Option<phoenix_plan::PkiContext> {
+        let dir = guest_services::lab_ca_dir(&self.prefix);
+        if !dir.join(phoenix_pki::ca::STATE).is_file() {
+            return None;
+        }
+        let ca = phoenix_pki::CaStore::open(&dir, None).ok()?;
+        phoenix_plan::PkiContext::from_ca(ca.public(), d, Default::default()).ok()
+    }
+
+    /// Every managed file of this run (host and guest targets), never the `.fw` files (the
+    /// firewall is state, as on a node).
+    fn paths(
+        &self,
+        d: &DesiredState,
+        req: &SyncRequest,
+        pki: Option<&phoenix_plan::PkiContext>,
+    ) -> Result<Vec<(FileTarget, String)>, Failure> {
+        let files = phoenix_render::render_all(d, &self.opts).map_err(|e| {
+            Failure::new(
+                Stage::Plan,
+                format!("render: {e}"),
+                "`phoenix render` shows the same error",
+            )
+        })?;
+        let trust = pki
+            .map(|p| phoenix_plan::certs::trust_files(&p.trust))
+            .unwrap_or_default();
+        Ok(files
+            .into_iter()
+            .chain(trust.into_iter().filter(|_| req.includes(Subsystem::Pki)))
+            .map(|f| (f.target, f.path))
+            .filter(|(t, p)| subsystem::of_file(t, p) != Subsystem::Firewall)
+            .filter(|(t, p)| req.includes(subsystem::of_file(t, p)))
+            .collect())
+    }
+
+    /// Is guest `id` running: started, and its namespace present?
+    fn running(&self, node: &LabNode, id: GuestId, present: &BTreeSet<String>) -> bool {
+        node.started(id)
+            && guest_services::ns_of_guest(&self.topology, id).is_some_and(|ns| present.contains(&ns))
+    }
+}
+
+impl Target for LabTarget {
+    type Error = LabError;
+    type Observation = LabObserved;
+
+    fn observe(&mut self, d: &DesiredState, req: &SyncRequest) -> Result<LabObserved, Failure> {
+        let node = self.node();
+        let present: BTreeSet<String> = crate::teardown::namespaces(&self.prefix)
+            .into_iter()
+            .collect();
+        let mut state = ObservedState::default();
+        let mut existing = BTreeSet::new();
+        for (id, kind, text) in node.confs() {
+            existing.insert(id);
+            if !d.guests.contains_key(&id) {
+                continue;
+            }
+            let config = parse_conf(&text);
+            let template = config.get("template").is_some_and(|t| t == "1");
+            let status = if !template && self.running(&node, id, &present) {
+                GuestStatus::Running
+            } else {
+                GuestStatus::Stopped
+            };
+            state.guests.push(ObservedGuest {
+                id,
+                kind,
+                status,
+                config,
+                raw_lxc: phoenix_exec::shell::raw_lxc_lines(&text),
+                template,
+            });
+        }
+        let pki = self.pki(d);
+        let paths = self.paths(d, req, pki.as_ref())?;
+        if node.exists() {
+            state.files = phoenix_exec::shell::files::observe_host_files(&node.shell(), &paths)
+                .map_err(|e| observe_failure("observe the lab node's files", e))?;
+        }
+        let mut notes = Vec::new();
+        let running: Vec<GuestId> = state
+            .guests
+            .iter()
+            .filter(|g| g.status == GuestStatus::Running)
+            .map(|g| g.id)
+            .collect();
+        let rendered = phoenix_render::render_all(d, &self.opts).unwrap_or_default();
+        for id in running {
+            let Some(exec) = crate::provision::exec_for(d, &self.topology, id, &rendered) else {
+                continue;
+            };
+            for (target, path) in &paths {
+                if *target != FileTarget::Guest(id) {
+                    continue;
+                }
+                match exec.read_file(path) {
+                    Ok(Some(f)) => state.files.push(phoenix_plan::observed::ObservedFile {
+                        target: *target,
+                        path: path.clone(),
+                        sha256: None,
+                        content: Some(f.content),
+                        owner: Some(f.owner),
+                        group: Some(f.group),
+                        mode: Some(f.mode),
+                    }),
+                    Ok(None) => {}
+                    Err(e) => notes.push(format!(
+                        "{path} in guest {id} not observed ({e}): planned as missing"
+                    )),
+                }
+            }
+            if req.request == Request::SyncAll && req.includes(Subsystem::Pki) {
+                for entry in d.certificates.iter().filter(|c| c.guest == id) {
+                    let Some(guest) = d.guest(id) else { continue };
+                    let cert = phoenix_pki::materialise::in_guest_path(guest, &entry.cert_path);
+                    let key = phoenix_pki::materialise::in_guest_path(guest, &entry.key_path);
+                    match phoenix_exec::certs::observe(&exec as &dyn GuestExec, &cert, &key) {
+                        Ok(Some(c)) => state.certificates.push(c),
+                        Ok(None) => {}
+                        Err(e) => notes.push(format!(
+                            "certificate {} in guest {id} not observed ({e}): planned as missing",
+                            entry.common_name
+                        )),
+                    }
+                }
+            }
+        }
+        let firewall = if req.request == Request::SyncAll && req.includes(Subsystem::Firewall) {
+            Some(
+                node.firewall()
+                    .map_err(|e| observe_failure("read the lab's firewall state", e))?,
+            )
+        } else {
+            None
+        };
+        Ok(LabObserved {
+            state,
+            existing,
+            firewall,
+            pki,
+            notes,
+        })
+    }
+
+    fn plan(
+        &mut self,
+        d: &DesiredState,
+        observed: &LabObserved,
+        req: &SyncRequest,
+    ) -> Result<Plan, Failure> {
+        let input = PlanInput {
+            state: &observed.state,
+            existing: &observed.existing,
+            firewall: observed.firewall.as_ref(),
+            now: phoenix_pki::issue::unix_seconds(std::time::SystemTime::now()),
+            pki: observed.pki.clone(),
+        };
+        let mut planned = plan_target(d, &input, req, &self.opts)?;
+        planned.plan.notes.extend(observed.notes.iter().cloned());
+        self.firewall = planned.firewall;
+        Ok(planned.plan)
+    }
+
+    fn apply(
+        &mut self,
+        d: &DesiredState,
+        plan: &Plan,
+        _observed: &LabObserved,
+        progress: &mut dyn FnMut(&str),
+    ) -> Journal<LabError> {
+        let x = crate::executor::LabExecutor::new(d, &self.topology, plan, &self.prefix);
+        let journal = apply_waves(plan, PARALLELISM, &x);
+        self.notes.extend(x.notes());
+        // The firewall actions of the run, all done: the lab's firewall state is the desired
+        // one, compiled per guest (the node's API stores the same state).
+        let mut journal = journal;
+        if journal.is_success()
+            && let Some(fw) = &self.firewall
+            && let Err(e) = crate::executor::load_firewall(d, &self.topology, &self.node(), fw)
+        {
+            journal.failed_wave = Some(format!("firewall: {e}"));
+        }
+        if journal.is_success() {
+            progress("docker swarm");
+            match crate::executor::converge_swarm(d, &self.topology, plan) {
+                Ok(changes) => self.swarm_changes = changes,
+                Err(e) => journal.failed_wave = Some(format!("docker swarm: {e}")),
+            }
+        }
+        journal
+    }
+}
+
+/// Is there anything of lab `prefix` (namespaces, `/etc/netns` entries, the state dir)?
+pub fn exists(prefix: &str) -> bool {
+    !crate::teardown::namespaces(prefix).is_empty()
+        || !crate::teardown::entries_with_prefix(crate::teardown::NETNS_ETC, prefix).is_empty()
+        || state_dir(prefix).exists()
+}
