@@ -1,8 +1,8 @@
 //! `phoenix status`: desired vs actual, read-only. `--target pve` observes the node exactly as
 //! `sync all` does (one inventory call, one config per managed guest, the firewall through the
 //! API per scope, the managed host files other than the `.fw` files)
-//! and derives the status from the plan (`phoenix_plan::status`); `--target lab` lists what
-//! `sync all --target lab` would change. Nothing is written. Exit 0, or with
+//! and derives the status from the plan (`phoenix_plan::status`); `--target lab` observes the lab
+//! twin the same way (its node root, guest roots and firewall state). Nothing is written. Exit 0, or with
 //! `--detailed-exitcode` 2 when anything differs.
 
 use std::io::Write;
@@ -96,43 +96,39 @@ fn lab(args: &StatusArgs) -> u8 {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let plan = match phoenix_lab::converge::plan(&d, &args.lab.prefix) {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = writeln!(anstream::stderr(), "error: {e}");
-            return exit::FAILED;
-        }
+    let prefix = args.lab.prefix.as_str();
+    let mut target =
+        match phoenix_lab::target::LabTarget::new(&d, prefix, phoenix_render::RenderOptions::default()) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = writeln!(anstream::stderr(), "error: {e}");
+                return exit::FAILED;
+            }
+        };
+    let req = SyncRequest {
+        request: phoenix_plan::Request::SyncAll,
+        only: Default::default(),
+        provision: false,
+        dry_run: true,
     };
+    let planned = target
+        .observe(&d, &req)
+        .and_then(|o| Ok((target.plan(&d, &o, &req)?, o)));
+    let (plan, observed) = match planned {
+        Ok(x) => x,
+        Err(f) => return report_failure(&f),
+    };
+    let mut st = phoenix_plan::status::status(&d, &observed.state, &plan);
+    if let Some(fw) = target.desired_firewall() {
+        phoenix_plan::status::with_firewall(&mut st, fw, &plan);
+    }
     match args.output {
         OutputFormat::Json => emit_json(&serde_json::json!({
-            "target": "lab", "prefix": plan.prefix, "in_sync": plan.is_empty(),
-            "observed_in_sync": plan.in_sync, "differences": plan.changes,
+            "target": "lab", "prefix": prefix, "status": st,
         })),
         OutputFormat::Text => {
-            let mut out = std::io::stdout().lock();
-            for c in &plan.changes {
-                let _ = writeln!(
-                    out,
-                    "{:<13} {} — {}",
-                    c.action.to_string(),
-                    c.subject,
-                    c.reason
-                );
-            }
-            let _ = writeln!(
-                out,
-                "{}",
-                if plan.is_empty() {
-                    format!("lab {}: in sync ({} observed)", plan.prefix, plan.in_sync)
-                } else {
-                    format!(
-                        "lab {}: {} difference(s); `phoenix sync all --target lab` would change them",
-                        plan.prefix,
-                        plan.changes.len()
-                    )
-                }
-            );
+            let _ = write!(std::io::stdout(), "{}", phoenix_plan::status::text(&st));
         }
     }
-    code(args, plan.is_empty())
+    code(args, st.in_sync)
 }

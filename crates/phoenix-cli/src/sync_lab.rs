@@ -165,6 +165,15 @@ pub fn run(args: &SyncAllArgs) -> u8 {
         );
         return APPLY_FAILED;
     }
+    let changed = journal
+        .entries
+        .iter()
+        .filter(|e| e.outcome.label() == "done")
+        .count();
+    progress.done(format!(
+        "lab {prefix}: {changed} action(s) applied in {} ms",
+        start.elapsed().as_millis()
+    ));
     progress.step(format!("verifying lab {prefix}"));
     let verified = crate::verify_cmd::lab_report(&d, prefix, &args.config);
     progress.finish();
@@ -194,11 +203,6 @@ pub fn run(args: &SyncAllArgs) -> u8 {
         }
         let _ = write!(out, "\n{}", report.render_text());
     }
-    let changed = journal
-        .entries
-        .iter()
-        .filter(|e| e.outcome.label() == "done")
-        .count();
     let _ = writeln!(
         anstream::stderr(),
         "sync lab {prefix}: {changed} action(s) applied; verify: {} checks in {} ms; total {} ms",

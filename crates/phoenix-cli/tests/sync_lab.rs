@@ -1,11 +1,16 @@
-//! `phoenix sync all --target lab` on `examples/homelab`, the real binary as root:
-//! - first run builds the lab and prints a passing report; the second run plans zero changes
-//!   (the plan's own count, from `--output json`) and passes again;
-//! - faults: the mesh dnsmasq stopped → `verify` fails at the DNS checks with evidence, the next
-//!   `sync all` plans exactly "restart dnsmasq-hv" and passes; a file under a guest root changed
-//!   behind phoenix's back → a rebuild naming the file; the run killed halfway through apply →
-//!   the next `sync all` converges; 20% packet loss on the mesh (nftables `numgen` in the
-//!   hypervisor's bridge hooks) → every probe concludes within its deadline;
+//! `phoenix sync all --target lab --provision` on `examples/homelab`, the real binary as
+//! root — the lab runs the node's plan (`phoenix_lab::target`):
+//! - first run builds the lab and prints a passing report; every program running in a
+//!   guest was started by a provision step of the plan; the second run plans nothing (the
+//!   plan's own summary, from `--output json`) and passes again; the same configuration by a
+//!   relative path is the same lab;
+//! - a guest's memory changed → one update, journaled "not modelled", nothing rebuilt;
+//! - faults: the mesh dnsmasq stopped → `verify` fails at the DNS checks with evidence, the
+//!   next `sync all` restarts it (the lab's own world, said in its notes) and passes; a
+//!   rendered file changed behind phoenix's back → that file rewritten and its service
+//!   restarted, nothing else; the run killed halfway through apply → the next `sync all`
+//!   converges; 20% packet loss on the mesh (nftables `numgen` in the hypervisor's bridge
+//!   hooks) → every probe concludes within its deadline;
 //! - `lab down` leaves no namespace, `/etc/netns` directory, state dir or process behind.
 //!
 //! Root only: without root a note and return, unless `CI` is set (then it fails).
@@ -21,7 +26,7 @@ use common::*;
 use phoenix_lab::LabGuard;
 use serde_json::Value;
 
-/// `sync all --target lab --output json`: (exit code, document).
+/// `sync all --target lab --provision --output json`: (exit code, document).
 fn sync(prefix: &str) -> (Option<i32>, Value) {
     sync_with(prefix, CONFIG)
 }
@@ -32,7 +37,16 @@ fn sync_with(prefix: &str, config: &str) -> (Option<i32>, Value) {
     let t = Instant::now();
     let o = Command::new(env!("CARGO_BIN_EXE_phoenix"))
         .args([
-            "sync", "all", "--target", "lab", "--config", config, "--prefix", prefix, "--output",
+            "sync",
+            "all",
+            "--target",
+            "lab",
+            "--provision",
+            "--config",
+            config,
+            "--prefix",
+            prefix,
+            "--output",
             "json",
         ])
         .env_remove("PHOENIX_CONFIG")
@@ -51,19 +65,42 @@ fn sync_with(prefix: &str, config: &str) -> (Option<i32>, Value) {
     (o.status.code(), v)
 }
 
-fn changes(v: &Value) -> Vec<(String, String, String)> {
-    v["plan"]["changes"]
-        .as_array()
-        .expect("changes")
+/// The plan's summary: creates + changes + deletes.
+fn planned(v: &Value) -> u64 {
+    let s = &v["plan"]["summary"];
+    ["create", "change", "delete"]
         .iter()
-        .map(|c| {
-            (
-                c["action"].as_str().unwrap_or_default().to_string(),
-                c["subject"].as_str().unwrap_or_default().to_string(),
-                c["reason"].as_str().unwrap_or_default().to_string(),
-            )
+        .map(|k| s[k].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// The journal's entries that changed something: (wave, action as JSON).
+fn done(v: &Value) -> Vec<(String, Value)> {
+    v["journal"]["entries"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|e| e["outcome"] == "done")
+                .map(|e| {
+                    (
+                        e["wave"].as_str().unwrap_or_default().to_string(),
+                        e["action"].clone(),
+                    )
+                })
+                .collect()
         })
-        .collect()
+        .unwrap_or_default()
+}
+
+fn notes(v: &Value) -> Vec<String> {
+    v["notes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn failed_checks(v: &Value) -> Vec<String> {
@@ -76,6 +113,37 @@ fn failed_checks(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The programs `services.json` records inside guests (the lab's own world left out).
+fn guest_services(prefix: &str) -> std::collections::BTreeSet<String> {
+    let state = phoenix_lab::services::load(prefix).expect("services.json");
+    state
+        .services
+        .iter()
+        .filter(|s| !s.ns.ends_with("-hv") && !s.ns.ends_with("-wan"))
+        .map(|s| s.name.clone())
+        .collect()
+}
+
+/// The `service NAME` provision steps the journal ran: "guest:name".
+fn provisioned_services(v: &Value) -> std::collections::BTreeSet<String> {
+    v["journal"]["entries"]
+        .as_array()
+        .expect("journal")
+        .iter()
+        .filter(|e| e["action"]["action"] == "provision")
+        .filter_map(|e| {
+            let step = &e["action"]["step"];
+            (step["kind"]["kind"] == "service").then(|| {
+                format!(
+                    "{}:{}",
+                    e["action"]["guest"],
+                    step["kind"]["name"].as_str().unwrap_or_default()
+                )
+            })
+        })
+        .collect()
+}
+
 #[test]
 fn sync_lab_builds_verifies_and_second_run_changes_nothing() {
     if !root_or_skip("sync_lab") {
@@ -85,10 +153,8 @@ fn sync_lab_builds_verifies_and_second_run_changes_nothing() {
     let guard = LabGuard::new(&prefix);
 
     let (code, v) = sync(&prefix);
-    assert_eq!(code, Some(0), "{v:#}");
-    let c = changes(&v);
-    assert_eq!(c.len(), 1, "{c:?}");
-    assert_eq!(c[0].0, "build");
+    assert_eq!(code, Some(0), "{:#}", v["journal"]);
+    assert!(planned(&v) > 20, "{:#}", v["plan"]["summary"]);
     assert_eq!(
         v["verify"]["counts"]["fail"],
         0,
@@ -96,53 +162,83 @@ fn sync_lab_builds_verifies_and_second_run_changes_nothing() {
         failed_checks(&v["verify"])
     );
     assert!(v["verify"]["counts"]["pass"].as_u64().unwrap_or(0) > 40);
+    // Every program in a guest was started by a `service` step of the plan, and every such
+    // step the lab can run started one.
+    let steps = provisioned_services(&v);
+    assert_eq!(
+        steps,
+        ["101:nginx", "102:traefik", "103:step-ca", "1001:docker", "1002:docker"]
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        "{:#}",
+        v["journal"]
+    );
+    assert_eq!(
+        guest_services(&prefix),
+        ["nginx-gw", "step-ca", "traefik"]
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    );
 
-    // Second run: zero changes by the plan's own count, still passing.
+    // Second run: nothing planned, nothing done, still passing.
     let (code, v) = sync(&prefix);
     assert_eq!(code, Some(0));
-    assert!(changes(&v).is_empty(), "{:?}", changes(&v));
-    assert!(v["plan"]["in_sync"].as_u64().unwrap_or(0) > 20);
-    assert_eq!(v["applied"]["applied"].as_array().map(Vec::len), Some(0));
+    assert_eq!(planned(&v), 0, "{:#}", v["plan"]);
+    assert!(done(&v).is_empty(), "{:?}", done(&v));
 
     // Text output of a no-op run says so and ends with the report.
     let o = phoenix(&[
-        "sync", "all", "--target", "lab", "--config", CONFIG, "--prefix", &prefix,
+        "sync",
+        "all",
+        "--target",
+        "lab",
+        "--provision",
+        "--config",
+        CONFIG,
+        "--prefix",
+        &prefix,
     ]);
     let out = text(&o.stdout);
     assert!(o.status.success(), "{out}");
-    assert!(out.contains("No changes"), "{out}");
+    assert!(out.contains("0 to create, 0 to change, 0 to delete"), "{out}");
     assert!(out.trim_end().ends_with("0 failed, 0 skipped"), "{out}");
 
     // The same configuration by a relative path: the same lab, nothing to change.
     let (code, v) = sync_with(&prefix, "../../examples/homelab");
     assert_eq!(code, Some(0));
-    assert!(changes(&v).is_empty(), "{:?}", changes(&v));
+    assert_eq!(planned(&v), 0, "{:#}", v["plan"]);
 
-    // A guest's memory changed (in a copy of the configuration): the lab does not model it,
-    // says so once, and changes nothing; the next run is quiet.
+    // A guest's memory changed (in a copy of the configuration): the node's update, which
+    // the lab records and journals as not modelled; nothing else; the next run is quiet.
     let copy = tempfile::tempdir().expect("tempdir");
     copy_tree(std::path::Path::new(CONFIG), copy.path());
     let lxc = copy.path().join("phoenix_lxc_configs.json");
     let mut configs: Value = serde_json::from_str(&std::fs::read_to_string(&lxc).unwrap()).unwrap();
-    let memory = &mut configs["lxc_configs"]["101"]["memory_mb"];
-    let before = memory.clone();
-    *memory = 4096.into();
+    configs["lxc_configs"]["101"]["memory_mb"] = 4096.into();
     std::fs::write(&lxc, serde_json::to_string_pretty(&configs).unwrap()).unwrap();
     let copied = copy.path().display().to_string();
     let (code, v) = sync_with(&prefix, &copied);
     assert_eq!(code, Some(0), "{:?}", failed_checks(&v["verify"]));
-    assert!(changes(&v).is_empty(), "{:?}", changes(&v));
-    assert_eq!(
-        v["plan"]["not_modelled"],
-        serde_json::json!([format!(
-            "guest 101 memory_mb: {before} → 4096: not modelled in the lab (a node applies it); recorded, nothing changed"
-        )]),
-        "{:#}",
-        v["plan"]
+    assert_eq!(planned(&v), 1, "{:#}", v["plan"]);
+    assert!(done(&v).is_empty(), "{:?}", done(&v));
+    let update = v["journal"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"]["action"] == "update_guest")
+        .expect("the update");
+    assert_eq!(update["outcome"], "skipped");
+    assert!(
+        update["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("not modelled in the lab: memory=4096"),
+        "{update:#}"
     );
     let (_, v) = sync_with(&prefix, &copied);
-    assert!(changes(&v).is_empty(), "{:?}", changes(&v));
-    assert_eq!(v["plan"]["not_modelled"], serde_json::json!([]));
+    assert_eq!(planned(&v), 0, "{:#}", v["plan"]);
 
     // Fault: the mesh dnsmasq stops → verify fails at DNS with evidence → sync restores it.
     stop(pid_of(&prefix, "dnsmasq-hv"));
@@ -167,14 +263,14 @@ fn sync_lab_builds_verifies_and_second_run_changes_nothing() {
     );
     let (code, v) = sync(&prefix);
     assert_eq!(code, Some(0), "{:?}", failed_checks(&v["verify"]));
-    let c = changes(&v);
-    assert_eq!(c.len(), 1, "{c:?}");
-    assert_eq!(
-        (c[0].0.as_str(), c[0].1.as_str()),
-        ("restart", "dnsmasq-hv")
+    assert!(
+        notes(&v).iter().any(|n| n.contains("restarted dnsmasq-hv")),
+        "{:?}",
+        notes(&v)
     );
 
-    // Drift in a guest root: a rendered file edited by hand → rebuild naming it.
+    // Drift in a guest root: a rendered file edited by hand → that file rewritten and the
+    // service reading it restarted; nothing else.
     let root = phoenix_lab::state_dir(&prefix).join("root");
     let traefik = find_file(&root, "traefik.yml").expect("traefik.yml under the guest roots");
     let mut text_now = std::fs::read_to_string(&traefik).expect("read");
@@ -182,15 +278,21 @@ fn sync_lab_builds_verifies_and_second_run_changes_nothing() {
     std::fs::write(&traefik, text_now).expect("write");
     let (code, v) = sync(&prefix);
     assert_eq!(code, Some(0), "{:?}", failed_checks(&v["verify"]));
-    let c = changes(&v);
-    assert_eq!(c.len(), 1, "{c:?}");
-    assert_eq!(c[0].0, "rebuild");
-    assert!(
-        c[0].2.contains("traefik.yml") && c[0].2.contains("behind phoenix's back"),
-        "{c:?}"
-    );
+    let changed = done(&v);
+    assert!(!changed.is_empty());
+    for (wave, a) in &changed {
+        let about = a.to_string();
+        assert!(
+            a["guest"] == 102 || a["target"]["id"] == 102,
+            "{wave}: {about}"
+        );
+        assert!(
+            about.contains("traefik.yml") || about.contains("\"traefik\""),
+            "{wave}: {about}"
+        );
+    }
     let (_, v) = sync(&prefix);
-    assert!(changes(&v).is_empty(), "{:?}", changes(&v));
+    assert_eq!(planned(&v), 0, "{:#}", v["plan"]);
 
     let down = phoenix(&["lab", "down", "--prefix", &prefix]);
     assert!(down.status.success(), "lab down: {}", text(&down.stderr));

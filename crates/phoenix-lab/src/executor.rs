@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use phoenix_exec::guest::GuestExec;
-use phoenix_exec::guest::provision::{Contents, StepOutcome, apply_provision};
+use phoenix_exec::guest::provision::{Contents, StepOutcome, apply_provision_after};
 use phoenix_exec::journal::{ActionExecutor, Outcome};
 use phoenix_exec::shell::HostFile;
 use phoenix_exec::shell::files::{Written, ensure_raw_lxc, write_host_file};
@@ -62,6 +62,8 @@ pub struct LabExecutor<'a> {
     /// The network's state: `None` until a guest action needed it, then how it went.
     network: Mutex<Option<Result<(), String>>>,
     notes: Mutex<BTreeSet<String>>,
+    /// Files inside guests this run wrote: a guest's services restart for them.
+    written: Mutex<BTreeSet<(GuestId, String)>>,
 }
 
 fn failed(reason: impl Into<String>) -> Outcome<LabError> {
@@ -84,6 +86,7 @@ impl<'a> LabExecutor<'a> {
             rendered: phoenix_render::render_all(d, &Default::default()).unwrap_or_default(),
             network: Mutex::new(None),
             notes: Mutex::new(BTreeSet::new()),
+            written: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -255,24 +258,46 @@ impl<'a> LabExecutor<'a> {
             x.write_file(path, &file)
                 .map_err(|e| LabError::Provision(e.to_string()))
         }) {
-            Ok(()) => Outcome::Done,
+            Ok(()) => {
+                if let Ok(mut w) = self.written.lock() {
+                    w.insert((id, path.to_string()));
+                }
+                Outcome::Done
+            }
             Err(e) => Outcome::Failed(e),
         }
     }
 
+    /// Issued by the CA guest's step-ca when it runs (as a node's renewals are), else by the
+    /// lab's CA directly (the same root and intermediate step-ca serves with).
     fn certificate(&self, guest: GuestId, action: &Action) -> Outcome<LabError> {
-        let issued = guest_services::lab_ca(self.d, &self.t.prefix).and_then(|ca| {
+        let prefix = &self.t.prefix;
+        let issued = guest_services::lab_ca(self.d, prefix).and_then(|ca| {
             let exec = self.exec(guest)?;
-            phoenix_exec::certs::deliver(action, &ca, &exec, SystemTime::now())
-                .map_err(|e| LabError::Provision(e.to_string()))
+            let deliver = |issuer: &dyn phoenix_pki::LeafIssuer| {
+                phoenix_exec::certs::deliver(action, issuer, &exec, SystemTime::now())
+                    .map(drop)
+                    .map_err(|e| LabError::Provision(e.to_string()))
+            };
+            let step_ca = guest_services::step_ca(prefix)
+                .filter(|_| guest_services::running(prefix, "step-ca").is_some());
+            match step_ca {
+                Some(sc) => {
+                    let root = ca.public().root_pem().to_string();
+                    crate::stepca::with_issuer(&sc, &root, deliver)??;
+                    self.note(format!("certificates issued by step-ca ({})", sc.url));
+                }
+                None => {
+                    deliver(&ca)?;
+                    self.note(
+                        "certificates issued by the lab's CA (step-ca does not run yet; the same root and intermediate it serves with)",
+                    );
+                }
+            }
+            Ok(())
         });
         match issued {
-            Ok(_) => {
-                self.note(
-                    "certificates issued by the lab's CA (the root and intermediate the CA guest's step-ca serves with)",
-                );
-                Outcome::Done
-            }
+            Ok(()) => Outcome::Done,
             Err(e) => Outcome::Failed(e),
         }
     }
@@ -406,8 +431,17 @@ impl ActionExecutor for LabExecutor<'_> {
             rendered: &self.plan.files,
             materials: &materials,
         };
-        let outcomes = apply_provision(&exec, &steps, contents);
-        let mut changed: BTreeSet<String> = BTreeSet::new();
+        let mut changed: BTreeSet<String> = self
+            .written
+            .lock()
+            .map(|w| {
+                w.iter()
+                    .filter(|(g, _)| *g == guest)
+                    .map(|(_, p)| p.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let outcomes = apply_provision_after(&exec, &steps, contents, &changed);
         let mut out = Vec::new();
         let mut stop = false;
         for (step, o) in steps.iter().zip(outcomes) {

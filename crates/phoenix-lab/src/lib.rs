@@ -7,7 +7,6 @@
 //!
 //! - [`topology`]: what to build, computed from the model (pure);
 //! - [`batch`]: the `ip -batch` text that builds it (pure);
-//! - [`converge`]: `sync all --target lab` (observe, plan, apply; a second run changes nothing);
 //! - [`realise`]: `lab up` (processes, files under `/etc/netns` and `/run/phoenix-lab`);
 //! - [`teardown`]: `lab down` and [`LabGuard`] (finds everything by prefix, also after a crash);
 //! - [`services`]: the wan's DNS, DHCP and HTTP endpoint, the mesh DNS, the guests' DHCP
@@ -29,7 +28,6 @@
 //! [`DesiredState`]: phoenix_model::model::DesiredState
 
 pub mod batch;
-pub mod converge;
 mod error;
 pub mod executor;
 pub mod guest_services;

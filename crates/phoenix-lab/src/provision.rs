@@ -841,11 +841,6 @@ pub fn run(
             .collect();
         report.guests.push(g);
     }
-    // The converge record lists every file under the guest roots; provisioned files are the
-    // lab's own, so a finished lab's record is renewed (an unfinished one stays unfinished).
-    if report.applied() > 0 && dir.join(crate::converge::MARKER).exists() {
-        crate::converge::record_completion(d, &t)?;
-    }
     Ok(report)
 }
 
@@ -862,6 +857,8 @@ mod tests {
             known: vec!["/etc/traefik".into()],
             rendered: BTreeMap::new(),
             proxy: false,
+            prefix: "none".into(),
+            gateway: false,
         }
     }
 

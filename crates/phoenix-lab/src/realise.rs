@@ -15,7 +15,7 @@ use phoenix_model::model::DesiredState;
 use serde::Serialize;
 
 use crate::batch::{ns_batch, root_batch};
-use crate::ingress::{self, IngressState};
+use crate::ingress::IngressState;
 use crate::run::{finish, run};
 use crate::services::{self, ServicesState};
 use crate::teardown::{NETNS_ETC, down, entries_with_prefix, namespaces};
@@ -67,8 +67,13 @@ pub fn up(d: &DesiredState, opts: &UpOptions) -> Result<UpReport, LabError> {
 pub fn up_with(d: &DesiredState, opts: &UpOptions, scope: Scope) -> Result<UpReport, LabError> {
     validate_prefix(&opts.prefix)?;
     require_root()?;
-    let t = topology(d, &opts.prefix)?;
-    realise_model(&t, opts.recreate, Some(d), scope)
+    match scope {
+        Scope::Full => crate::target::up(d, opts),
+        Scope::NetworkOnly => {
+            let t = topology(d, &opts.prefix)?;
+            realise_model(&t, opts.recreate, Some(d), scope)
+        }
+    }
 }
 
 /// Build `t` (root only). On failure everything made so far is torn down.
@@ -100,12 +105,7 @@ fn realise_model(
     }
     let start = Instant::now();
     let mut phases = Phases(Vec::new(), Instant::now());
-    let built = build(t, d, scope, &mut phases).and_then(|s| {
-        if let (Some(d), Scope::Full) = (d, scope) {
-            crate::converge::record_completion(d, t)?;
-        }
-        Ok(s)
-    });
+    let built = build(t, d, scope, &mut phases);
     let (services, ingress, swarm) = match built {
         Ok(s) => s,
         Err(e) => {
@@ -145,8 +145,7 @@ pub fn ensure_network(t: &LabTopology) -> Result<Vec<String>, LabError> {
             std::fs::remove_dir_all(&p).map_err(|e| LabError::io(&p, e))?;
         }
         let mut phases = Phases(Vec::new(), Instant::now());
-        let built = build(t, None, Scope::NetworkOnly, &mut phases)
-            .and_then(|_| services::start(t).map(drop));
+        let built = build(t, None, Scope::Full, &mut phases).map(drop);
         if let Err(e) = built {
             if let Err(cleanup) = down(prefix) {
                 eprintln!("warning: cleanup after a failed lab network {prefix}: {cleanup}");
@@ -204,6 +203,55 @@ pub fn ensure_network(t: &LabTopology) -> Result<Vec<String>, LabError> {
     }
     let state = serde_json::to_string_pretty(t).map_err(LabError::State)?;
     write(&dir.join("state.json"), &state)?;
+    Ok(said)
+}
+
+/// The lab's own world kept running (not part of any plan: a node's hypervisor services
+/// and the upstream the lab stands in for): the wan's DNS, DHCP and HTTP and the mesh DNS
+/// restarted when their process is gone, a DHCP lease a guest lost obtained again. Nothing
+/// when the lab's network is not up. Returns what it did.
+pub fn upkeep(prefix: &str) -> Result<Vec<String>, LabError> {
+    const WORLD: &[&str] = &["dnsmasq-wan", "httpd-wan", "dnsmasq-hv"];
+    if namespaces(prefix).is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(mut state) = services::load(prefix) else {
+        return Ok(Vec::new());
+    };
+    let mut said = Vec::new();
+    let links = |ns: &str, nic: &str| -> Vec<String> {
+        crate::status::links(ns)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|l| l.name == nic)
+            .map(|l| l.addresses)
+            .unwrap_or_default()
+    };
+    let (live, leases) = services::status(prefix, links);
+    for s in live.iter().filter(|s| !s.alive && WORLD.contains(&s.name.as_str())) {
+        if let Some(rec) = state.services.iter().find(|r| r.name == s.name) {
+            services::restart(prefix, rec)?;
+            said.push(format!("restarted {} in {}: it was not running", s.name, s.ns));
+        }
+    }
+    let mut renewed = false;
+    for l in leases.iter().filter(|l| !l.held) {
+        if let Some(rec) = state
+            .leases
+            .iter_mut()
+            .find(|r| r.guest == l.lease.guest && r.nic == l.lease.nic)
+        {
+            *rec = services::renew(prefix, rec)?;
+            renewed = true;
+            said.push(format!(
+                "renewed the DHCP lease of guest {} {}: the NIC had lost it",
+                rec.guest, rec.nic
+            ));
+        }
+    }
+    if renewed {
+        services::save(prefix, &state)?;
+    }
     Ok(said)
 }
 
@@ -333,39 +381,8 @@ fn build(
             loaded = loaded.and(Err(e));
         }
     }
-    let mut s = started?;
+    let s = started?;
     loaded?;
     phases.mark("hypervisor batch, namespaces (netlink), NAT, firewalls and services");
-    let d = match scope {
-        Scope::Full => d,
-        Scope::NetworkOnly => None,
-    };
-    let ingress = match d {
-        Some(d) => ingress::start(d, t, &mut s.services)?,
-        None => None,
-    };
-    if ingress.is_some() {
-        services::save(&t.prefix, &s)?;
-        phases.mark("ingress");
-    }
-    let mut swarm = match d {
-        Some(d) if crate::swarm::dockerd_available() => {
-            let st = crate::swarm::up(d, t, true)?;
-            if st.is_some() {
-                phases.mark("swarm");
-            }
-            st
-        }
-        _ => None,
-    };
-    // The Portainer stand-in as a Swarm service, once the Swarm is up.
-    if let (Some(si), Some(sw)) = (
-        ingress.as_ref().and_then(|i| i.swarm_stand_in.as_ref()),
-        swarm.as_mut(),
-    ) {
-        let changes = ingress::deploy_swarm_stand_in(&sw.plan, si)?;
-        sw.changes.extend(changes);
-        phases.mark("swarm service (Portainer stand-in)");
-    }
-    Ok((s, ingress, swarm))
+    Ok((s, None, None))
 }

@@ -204,27 +204,26 @@ pub(crate) fn prepare(
     })))
 }
 
-/// Issue the manifest of `d` into `roots` through the running step-ca `sc` (JWK provisioner,
-/// the key phoenix generated for it). The HTTP client is built and used on a thread that
-/// entered the CA guest's network namespace (setns changes only that thread; the client's
-/// own worker threads are spawned from it and inherit the namespace).
-pub(crate) fn issue_through(
-    d: &DesiredState,
+
+fn host_port(addr: IpAddr, port: u16) -> String {
+    phoenix_render::traefik::ingress::host_port(addr, port)
+}
+
+/// Run `f` with the running step-ca `sc` as the issuer (JWK provisioner, the key phoenix
+/// generated for it). The HTTP client is built and used on a thread that entered the CA
+/// guest's network namespace (setns changes only that thread).
+pub(crate) fn with_issuer<T: Send>(
     sc: &StepCaState,
     root_pem: &str,
-    roots: &Path,
-    opts: &phoenix_pki::IssueOptions,
-) -> Result<phoenix_pki::IssueReport, LabError> {
-    // The issuer rounds the token time up to the next whole second, which step-ca accepts
-    // even right after its start (see `StepCaIssuer::issue`).
-    let now = std::time::SystemTime::now();
-    let handle = std::fs::File::open(Path::new("/run/netns").join(&sc.ns))
-        .map_err(|e| LabError::io(Path::new("/run/netns").join(&sc.ns), e))?;
+    f: impl FnOnce(&dyn phoenix_pki::LeafIssuer) -> T + Send,
+) -> Result<T, LabError> {
+    let netns = Path::new("/run/netns").join(&sc.ns);
+    let handle = std::fs::File::open(&netns).map_err(|e| LabError::io(&netns, e))?;
     let jwk = std::fs::read_to_string(&sc.provisioner_key)
         .map_err(|e| LabError::io(&sc.provisioner_key, e))?;
     std::thread::scope(|scope| {
         scope
-            .spawn(move || -> Result<phoenix_pki::IssueReport, LabError> {
+            .spawn(move || -> Result<T, LabError> {
                 nix::sched::setns(&handle, nix::sched::CloneFlags::CLONE_NEWNET)
                     .map_err(|e| err(format!("setns into {}: {e}", sc.ns)))?;
                 drop(handle);
@@ -234,19 +233,9 @@ pub(crate) fn issue_through(
                     .map_err(|e| err(format!("provisioner key: {e}")))?;
                 let issuer = StepCaIssuer::connect(client, key)
                     .map_err(|e| err(format!("connect to {}: {e}", sc.url)))?;
-                Ok(phoenix_pki::issue_manifest(
-                    d,
-                    &issuer as &dyn phoenix_pki::LeafIssuer,
-                    roots,
-                    now,
-                    opts,
-                ))
+                Ok(f(&issuer))
             })
             .join()
             .map_err(|_| err("the issuing thread panicked"))?
     })
-}
-
-fn host_port(addr: IpAddr, port: u16) -> String {
-    phoenix_render::traefik::ingress::host_port(addr, port)
 }

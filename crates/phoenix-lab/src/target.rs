@@ -70,6 +70,11 @@ impl LabTarget {
         })
     }
 
+    /// The desired firewall of the last [`Target::plan`] (for `status`).
+    pub fn desired_firewall(&self) -> Option<&FirewallState> {
+        self.firewall.as_ref()
+    }
+
     pub fn node(&self) -> LabNode {
         LabNode::new(&self.prefix)
     }
@@ -253,6 +258,10 @@ impl Target for LabTarget {
         _observed: &LabObserved,
         progress: &mut dyn FnMut(&str),
     ) -> Journal<LabError> {
+        match crate::realise::upkeep(&self.prefix) {
+            Ok(said) => self.notes.extend(said),
+            Err(e) => self.notes.push(format!("the lab's own services: {e}")),
+        }
         let x = crate::executor::LabExecutor::new(d, &self.topology, plan, &self.prefix);
         let journal = apply_waves(plan, PARALLELISM, &x);
         self.notes.extend(x.notes());
@@ -281,4 +290,94 @@ pub fn exists(prefix: &str) -> bool {
     !crate::teardown::namespaces(prefix).is_empty()
         || !crate::teardown::entries_with_prefix(crate::teardown::NETNS_ETC, prefix).is_empty()
         || state_dir(prefix).exists()
+}
+
+/// `lab up`: the lab of `d` under `opts.prefix` through the one pipeline (observe, the
+/// node's plan with its provision steps, the lab's executor, the Swarm), refusing an
+/// existing lab unless `opts.recreate` (then torn down first). Root only.
+pub fn up(d: &DesiredState, opts: &crate::UpOptions) -> Result<crate::UpReport, LabError> {
+    let prefix = opts.prefix.as_str();
+    crate::topology::validate_prefix(prefix)?;
+    crate::require_root()?;
+    if exists(prefix) {
+        if !opts.recreate {
+            let mut found = crate::teardown::namespaces(prefix);
+            found.extend(crate::teardown::entries_with_prefix(
+                crate::teardown::NETNS_ETC,
+                prefix,
+            ));
+            found.sort();
+            found.dedup();
+            return Err(LabError::AlreadyUp {
+                prefix: prefix.to_string(),
+                namespaces: found,
+            });
+        }
+        crate::down(prefix)?;
+    }
+    let start = std::time::Instant::now();
+    let mut target = LabTarget::new(d, prefix, RenderOptions::default())?;
+    target.prepare(d)?;
+    let req = SyncRequest {
+        request: Request::SyncAll,
+        only: BTreeSet::new(),
+        provision: true,
+        dry_run: false,
+    };
+    let run = phoenix_exec::target::sync_all(&mut target, d, &req, None, &mut |_| {})
+        .map_err(|f| LabError::Provision(format!("{}: {}", f.message, f.hint)))?;
+    let journal = run.journal.unwrap_or_default();
+    if !journal.is_success() {
+        let cause = journal
+            .failures()
+            .next()
+            .map(|(a, e)| format!("{a}: {e}"))
+            .or(journal.failed_wave.clone())
+            .unwrap_or_default();
+        return Err(LabError::Provision(format!("lab up {prefix}: {cause}")));
+    }
+    Ok(report(d, &target, start.elapsed().as_millis()))
+}
+
+/// What a lab brought up by the pipeline holds (the records its services left).
+fn report(d: &DesiredState, target: &LabTarget, elapsed_ms: u128) -> crate::UpReport {
+    let prefix = target.prefix.as_str();
+    let t = &target.topology;
+    let swarm_stand_in = crate::ingress::swarm_stand_in(prefix);
+    let ingress = phoenix_render::traefik::ingress::ingress(d)
+        .ok()
+        .map(|_| crate::ingress::IngressState {
+            ca_dir: guest_services::lab_ca_dir(prefix),
+            certificates: d.certificates.len(),
+            files: Vec::new(),
+            stand_in: swarm_stand_in.as_ref().and_then(|si| {
+                let addr = crate::swarm::load(prefix)?
+                    .plan
+                    .node(si.guest)
+                    .map(|n| n.addr)?;
+                Some(format!(
+                    "https://{}",
+                    phoenix_render::traefik::ingress::host_port(addr.into(), si.port)
+                ))
+            }),
+            step_ca: guest_services::step_ca(prefix),
+            swarm_stand_in: swarm_stand_in.clone(),
+            notes: target.notes.clone(),
+        });
+    crate::UpReport {
+        prefix: prefix.to_string(),
+        namespaces: t.namespaces.len(),
+        veths: t.veths.len(),
+        macvlans: t.macvlans.len(),
+        state_dir: state_dir(prefix),
+        elapsed_ms,
+        phases: vec![("sync all (the node's plan)".to_string(), elapsed_ms)],
+        services: crate::services::load(prefix).unwrap_or_default(),
+        ingress,
+        // What this run's Swarm step changed, the stand-in's deployment included.
+        swarm: crate::swarm::load(prefix).map(|mut s| {
+            s.changes = target.swarm_changes.clone();
+            s
+        }),
+    }
 }

@@ -110,11 +110,12 @@ fn provisioning_places_files_in_guest_roots_only() {
     let r103 = guest_root(&prefix, 103);
     let trust_before = std::fs::read_to_string(under(&r102, TRUST_BUNDLE)).unwrap();
 
-    // First run: files placed, nothing failed, nothing else applied.
+    // `lab up` ran the plan's provision steps (files under the guest roots, services
+    // started by their steps); provisioning again keeps every file and places nothing else.
     let first = run(&d, &prefix, &opts).expect("provision run");
-    eprintln!("first run:\n{first}");
+    eprintln!("provisioning after lab up:\n{first}");
     assert_eq!(first.failed(), 0, "{first}");
-    assert!(first.applied() > 0, "{first}");
+    assert_eq!(first.applied(), 0, "{first}");
     for g in &first.guests {
         assert_eq!(g.root, guest_root(&prefix, g.guest));
         for s in &g.steps {
@@ -163,7 +164,7 @@ fn provisioning_places_files_in_guest_roots_only() {
     // Traefik's unit and static file in 102's root, with owner, mode and content.
     assert_eq!(
         *outcome(&first, 102, &format!("file:{TRAEFIK_UNIT}")),
-        LabOutcome::Applied
+        LabOutcome::Kept
     );
     // Written the way the lab runs it (in-guest paths into the root), read back as planned.
     let exec = lab_exec(&d, &prefix, GuestId(102)).unwrap();
@@ -200,7 +201,7 @@ fn provisioning_places_files_in_guest_roots_only() {
     let ca_dir = d.step_ca.ca_dir.trim_end_matches('/').to_string();
     assert_eq!(
         *outcome(&first, 103, "command:system user step"),
-        LabOutcome::Applied
+        LabOutcome::Kept
     );
     let step_uid = uid_in(&r103, "step");
     assert!(
@@ -229,7 +230,7 @@ fn provisioning_places_files_in_guest_roots_only() {
     assert_eq!((m.uid(), mode(&db)), (step_uid, 0o700));
     let ca_json = format!("file:{ca_dir}/config/ca.json");
     if report.ingress.as_ref().is_some_and(|i| i.step_ca.is_some()) {
-        assert_eq!(*outcome(&first, 103, &ca_json), LabOutcome::Applied);
+        assert_eq!(*outcome(&first, 103, &ca_json), LabOutcome::Kept);
         let text =
             std::fs::read_to_string(under(&r103, &format!("{ca_dir}/config/ca.json"))).unwrap();
         assert!(

@@ -58,25 +58,24 @@ fn services_dhcp_dns_egress_fault_and_down() {
         t0.elapsed(),
         report.phases
     );
-    let names: Vec<&str> = report
+    let mut names: Vec<&str> = report
         .services
         .services
         .iter()
         .map(|s| s.name.as_str())
         .collect();
-    // Then step-ca in the CA guest when its binary is found (tests/stepca.rs; it issues the
-    // ingress certificates, so it starts first), then the ingress path (tests/ingress.rs).
+    names.sort_unstable();
+    // The lab's own world, then what the plan's provision steps start in the guests (side
+    // by side, so in no fixed order): step-ca in the CA guest when its binary is found
+    // (tests/stepca.rs), the ingress path (tests/ingress.rs). The Portainer stand-in is the
+    // Swarm stack's service (tests/swarm_stand_in.rs), never a process of its own.
     let with_step_ca = phoenix_lab::stepca::step_ca_binary().is_some();
     assert_eq!(names.contains(&"step-ca"), with_step_ca, "{names:?}");
-    let mut want = vec!["dnsmasq-wan", "httpd-wan", "dnsmasq-hv"];
+    let mut want = vec!["dnsmasq-wan", "httpd-wan", "dnsmasq-hv", "traefik", "nginx-gw"];
     if with_step_ca {
         want.push("step-ca");
     }
-    want.extend(["traefik", "nginx-gw"]);
-    // The stand-in is a Swarm service when dockerd is installed (tests/swarm_stand_in.rs).
-    if !phoenix_lab::swarm::dockerd_available() {
-        want.push("portainer-stand-in");
-    }
+    want.sort_unstable();
     assert_eq!(names, want);
 
     // (a) The gateway's public NIC holds a lease from the pool and routes via the wan.

@@ -214,6 +214,38 @@ pub fn plan_with(
     plan_full(d, observed, request, opts, ctx, None)
 }
 
+/// The program that reads the rendered files under a directory inside a guest.
+const SERVICE_DIRS: &[(&str, &str)] = &[("/etc/nginx/", "nginx"), ("/etc/traefik/", "traefik")];
+
+/// A note for each rendered file placed in a guest where no provision step starts the
+/// program that reads it (its `features` lack it): on a node nothing would serve it. Pure.
+pub fn unserved_files(d: &DesiredState, rendered: &[phoenix_render::RenderedFile]) -> Vec<String> {
+    let steps = crate::provision::plan_steps(d, rendered, &ProvisionOptions::default());
+    let runs = |guest: GuestId, service: &str| {
+        steps.iter().any(|(g, p)| {
+            *g == guest
+                && p.steps.iter().any(|s| {
+                    matches!(&s.kind, crate::provision::StepKind::Service { name, .. } if name == service)
+                })
+        })
+    };
+    let mut notes = Vec::new();
+    for f in rendered {
+        let phoenix_render::FileTarget::Guest(g) = f.target else {
+            continue;
+        };
+        if let Some((_, service)) = SERVICE_DIRS.iter().find(|(dir, _)| f.path.starts_with(dir))
+            && !runs(g, service)
+        {
+            notes.push(format!(
+                "guest {g} gets {} but no provision step installs or starts {service} there (its `features` lack `{service}`): nothing will serve it",
+                f.path
+            ));
+        }
+    }
+    notes
+}
+
 /// [`plan_with`], plus provisioning inside guests when `provision` is given (a `sync all`
 /// gets the wave "provisioning inside guests"; `None` plans as [`plan_with`]).
 pub fn plan_full(
@@ -270,6 +302,7 @@ pub fn plan_full(
         if let Some(popts) = provision {
             provision_actions = provision_actions_for(d, observed, &rendered, popts, &mut notes);
         }
+        notes.extend(unserved_files(d, &rendered));
         let mut actions = Vec::new();
         for f in rendered {
             let on_host = f.target == phoenix_render::FileTarget::Host;

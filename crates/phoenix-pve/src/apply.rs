@@ -15,7 +15,8 @@
 //! reason "kept: already done", an applied one as done.
 
 use phoenix_model::model::{GuestId, GuestKind};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use phoenix_render::FileTarget;
@@ -31,7 +32,7 @@ use crate::error::PveError;
 use crate::guestexec::{LxcExec, QemuAgentExec};
 use crate::observe::{Observation, kind_segment};
 use phoenix_exec::guest::provision::{
-    Contents, Materials, NoMaterials, StepOutcome, apply_provision,
+    Contents, Materials, NoMaterials, StepOutcome, apply_provision_after,
 };
 use phoenix_exec::shell::HostShell;
 use phoenix_exec::shell::files as hostfiles;
@@ -110,6 +111,7 @@ pub fn apply_plan_with(
         observation,
         options,
         materials,
+        written: Mutex::new(BTreeSet::new()),
     };
     apply_waves(plan, options.parallelism, &ctx)
 }
@@ -121,19 +123,49 @@ struct WaveContext<'a> {
     observation: &'a Observation,
     options: &'a ApplyOptions<'a>,
     materials: &'a dyn Materials,
+    /// Files inside guests this run wrote: a guest's services reload for them.
+    written: Mutex<BTreeSet<(GuestId, String)>>,
+}
+
+impl WaveContext<'_> {
+    /// The paths inside `guest` this run wrote so far.
+    fn written_in(&self, guest: GuestId) -> BTreeSet<String> {
+        self.written
+            .lock()
+            .map(|w| {
+                w.iter()
+                    .filter(|(g, _)| *g == guest)
+                    .map(|(_, p)| p.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 impl ActionExecutor for WaveContext<'_> {
     type Error = PveError;
 
     fn run_action(&self, action: &Action) -> Outcome {
-        run_action(
+        let outcome = run_action(
             self.client,
             self.plan,
             self.observation,
             self.options,
             action,
-        )
+        );
+        if let (
+            Outcome::Done,
+            Action::WriteFile {
+                target: FileTarget::Guest(id),
+                path,
+                ..
+            },
+        ) = (&outcome, action)
+            && let Ok(mut w) = self.written.lock()
+        {
+            w.insert((*id, path.clone()));
+        }
+        outcome
     }
 
     fn run_provision(&self, actions: &[&Action]) -> Vec<Outcome> {
@@ -461,7 +493,12 @@ fn run_provision(ctx: &WaveContext<'_>, actions: &[&Action]) -> Vec<Outcome> {
     };
     let outcomes = match (kind, ctx.options.shell) {
         (GuestKind::Lxc, Some(shell)) => {
-            apply_provision(&LxcExec::new(shell, guest), &steps, contents)
+            apply_provision_after(
+                &LxcExec::new(shell, guest),
+                &steps,
+                contents,
+                &ctx.written_in(guest),
+            )
         }
         (GuestKind::Lxc, None) => {
             return steps
@@ -489,7 +526,7 @@ fn run_provision(ctx: &WaveContext<'_>, actions: &[&Action]) -> Vec<Outcome> {
                     })
                     .collect();
             }
-            apply_provision(&exec, &steps, contents)
+            apply_provision_after(&exec, &steps, contents, &ctx.written_in(guest))
         }
     };
     let mut failed = false;

@@ -275,7 +275,19 @@ pub fn apply_provision(
     steps: &[ProvisionStep],
     contents: Contents<'_>,
 ) -> Vec<StepOutcome> {
-    let mut changed = BTreeSet::new();
+    apply_provision_after(exec, steps, contents, &BTreeSet::new())
+}
+
+/// [`apply_provision`] when earlier actions of the same run already changed `written` (paths
+/// inside this guest, e.g. the plan's rendered files): a service reloads for them as for a
+/// file its own steps changed.
+pub fn apply_provision_after(
+    exec: &dyn GuestExec,
+    steps: &[ProvisionStep],
+    contents: Contents<'_>,
+    written: &BTreeSet<String>,
+) -> Vec<StepOutcome> {
+    let mut changed = written.clone();
     let mut failed = false;
     steps
         .iter()
