@@ -691,3 +691,71 @@ fn rejected_parameters_point_at_the_config_key() {
     );
     assert!(stderr.contains("apply stopped in wave"), "{stderr}");
 }
+
+/// The waves of a `sync all` report's plan: (name, actions) in order.
+fn waves(report: &serde_json::Value) -> Vec<(String, Vec<serde_json::Value>)> {
+    report["plan"]["waves"]
+        .as_array()
+        .expect("waves")
+        .iter()
+        .map(|w| {
+            (
+                w["name"].as_str().unwrap_or_default().to_string(),
+                w["actions"].as_array().cloned().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// The one pipeline: against an empty lab and an empty node, `sync all --dry-run` plans the
+/// same actions, in the same waves and order, for the same reasons — with and without the
+/// provision steps. The lab's dry run makes nothing.
+#[test]
+fn empty_lab_and_empty_node_plan_the_same_actions() {
+    if !fakepve_available() {
+        return;
+    }
+    if !phoenix_lab::is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the lab's dry run needs root"
+        );
+        eprintln!("note: skipped (the lab's dry run needs root)");
+        return;
+    }
+    let pve = FakePve::start(&storages());
+    let root = tempfile::tempdir().unwrap();
+    let prefix = format!("e{}", std::process::id() % 100_000);
+    for provision in [false, true] {
+        let extra: &[&str] = if provision {
+            &["--dry-run", "--provision"]
+        } else {
+            &["--dry-run"]
+        };
+        let (code, node, stderr) = sync_with(&pve, root.path(), extra);
+        assert!(code == 0 || code == 2, "node dry run: {code} {stderr}");
+        let mut lab = Command::new(env!("CARGO_BIN_EXE_phoenix"));
+        lab.args(["sync", "all", "--target", "lab", "--prefix", &prefix])
+            .args(["--node", "pve1", "--output", "json"])
+            .args(extra)
+            .arg("--config")
+            .arg(homelab_dir())
+            .env_remove("PHOENIX_CONFIG");
+        let (code, lab, stderr) = run_json(lab);
+        assert_eq!(code, 2, "the lab's dry run: changes; {stderr}");
+        let (node, lab) = (waves(&node), waves(&lab));
+        assert!(node.len() > 5, "{node:?}");
+        assert_eq!(
+            node.iter().map(|w| &w.0).collect::<Vec<_>>(),
+            lab.iter().map(|w| &w.0).collect::<Vec<_>>(),
+            "the same waves (provision: {provision})"
+        );
+        for ((name, n), (_, l)) in node.iter().zip(&lab) {
+            assert_eq!(n, l, "wave `{name}` (provision: {provision})");
+        }
+    }
+    assert!(
+        !phoenix_lab::state_dir(&prefix).exists(),
+        "a dry run made the lab's state dir"
+    );
+}
