@@ -97,14 +97,17 @@ fn lab(args: &StatusArgs) -> u8 {
         Err(code) => return code,
     };
     let prefix = args.lab.prefix.as_str();
-    let mut target =
-        match phoenix_lab::target::LabTarget::new(&d, prefix, phoenix_render::RenderOptions::default()) {
-            Ok(t) => t,
-            Err(e) => {
-                let _ = writeln!(anstream::stderr(), "error: {e}");
-                return exit::FAILED;
-            }
-        };
+    let mut target = match phoenix_lab::target::LabTarget::new(
+        &d,
+        prefix,
+        phoenix_render::RenderOptions::default(),
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = writeln!(anstream::stderr(), "error: {e}");
+            return exit::FAILED;
+        }
+    };
     let req = SyncRequest {
         request: phoenix_plan::Request::SyncAll,
         only: Default::default(),

@@ -84,8 +84,9 @@ pub fn run(args: &SyncAllArgs) -> u8 {
         Err(e) => {
             error(
                 &format!("lab {prefix}: {e}"),
-                &e.hint()
-                    .unwrap_or_else(|| "`phoenix validate` shows the configuration's findings".into()),
+                &e.hint().unwrap_or_else(|| {
+                    "`phoenix validate` shows the configuration's findings".into()
+                }),
             );
             return exit::FAILED;
         }

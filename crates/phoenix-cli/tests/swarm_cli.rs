@@ -228,7 +228,17 @@ fn swarm_cli_status_deploy_rm_on_the_lab() {
     let guard = LabGuard::new(&prefix);
     let c = cfg.to_string_lossy().into_owned();
     let up = phoenix(&[
-        "sync", "all", "--target", "lab", "--config", &c, "--prefix", &prefix, "--output", "json",
+        "sync",
+        "all",
+        "--target",
+        "lab",
+        "--provision",
+        "--config",
+        &c,
+        "--prefix",
+        &prefix,
+        "--output",
+        "json",
     ]);
     assert_eq!(up.status.code(), Some(0), "{}", text(&up.stderr));
 
@@ -471,7 +481,16 @@ fn sync_pve_only_swarm_over_tls_from_the_hypervisor() {
     let prefix = unique_prefix('t');
     let guard = LabGuard::new(&prefix);
     let up = phoenix(&[
-        "sync", "all", "--target", "lab", "--config", CONFIG, "--prefix", &prefix, "--output",
+        "sync",
+        "all",
+        "--target",
+        "lab",
+        "--provision",
+        "--config",
+        CONFIG,
+        "--prefix",
+        &prefix,
+        "--output",
         "json",
     ]);
     assert_eq!(up.status.code(), Some(0), "{}", text(&up.stderr));

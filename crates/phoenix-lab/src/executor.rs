@@ -64,6 +64,8 @@ pub struct LabExecutor<'a> {
     notes: Mutex<BTreeSet<String>>,
     /// Files inside guests this run wrote: a guest's services restart for them.
     written: Mutex<BTreeSet<(GuestId, String)>>,
+    /// step-ca's apply-time files, made once per run (every guest's group asks).
+    materials: std::sync::OnceLock<crate::provision::LabMaterials>,
 }
 
 fn failed(reason: impl Into<String>) -> Outcome<LabError> {
@@ -87,6 +89,7 @@ impl<'a> LabExecutor<'a> {
             network: Mutex::new(None),
             notes: Mutex::new(BTreeSet::new()),
             written: Mutex::new(BTreeSet::new()),
+            materials: std::sync::OnceLock::new(),
         }
     }
 
@@ -123,11 +126,12 @@ impl<'a> LabExecutor<'a> {
 
     /// Guest `id`'s inside (its file root made on first use).
     fn exec(&self, id: GuestId) -> Result<crate::provision::LabExec, LabError> {
-        let x = crate::provision::exec_for(self.d, self.t, id, &self.rendered).ok_or_else(|| {
-            LabError::Provision(format!(
-                "guest {id} has no namespace in the lab (a template has no inside)"
-            ))
-        })?;
+        let x =
+            crate::provision::exec_for(self.d, self.t, id, &self.rendered).ok_or_else(|| {
+                LabError::Provision(format!(
+                    "guest {id} has no namespace in the lab (a template has no inside)"
+                ))
+            })?;
         std::fs::create_dir_all(&x.root).map_err(|e| LabError::io(&x.root, e))?;
         Ok(x)
     }
@@ -426,10 +430,16 @@ impl ActionExecutor for LabExecutor<'_> {
                     .collect();
             }
         };
-        let (materials, _) = crate::provision::lab_materials(self.d, &self.t.prefix);
+        let materials = self.materials.get_or_init(|| {
+            let (m, notes) = crate::provision::lab_materials(self.d, &self.t.prefix);
+            for n in notes {
+                self.note(n);
+            }
+            m
+        });
         let contents = Contents {
             rendered: &self.plan.files,
-            materials: &materials,
+            materials,
         };
         let mut changed: BTreeSet<String> = self
             .written
@@ -454,7 +464,12 @@ impl ActionExecutor for LabExecutor<'_> {
                     stop = true;
                     failed(m)
                 }
-                (StepKind::Service { name, reload_on, .. }, _) => {
+                (
+                    StepKind::Service {
+                        name, reload_on, ..
+                    },
+                    _,
+                ) => {
                     let restart = reload_on.iter().any(|p| changed.contains(p));
                     match guest_services::ensure(self.d, self.t, guest, name, restart) {
                         Ok(Started::Started(said)) => {
@@ -521,7 +536,10 @@ pub fn converge_swarm(
     let Some(sp) = crate::swarm::plan(d, t)? else {
         return Ok(Vec::new());
     };
-    let wanted = sp.nodes.iter().any(|n| crate::swarm::engine_pid(n).is_some())
+    let wanted = sp
+        .nodes
+        .iter()
+        .any(|n| crate::swarm::engine_pid(n).is_some())
         || plan.waves.iter().flat_map(|w| &w.actions).any(|a| {
             matches!(a, Action::Provision { step, .. }
                 if matches!(&step.kind, StepKind::Service { name, .. } if name == "docker"))

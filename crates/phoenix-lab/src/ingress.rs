@@ -242,8 +242,14 @@ pub fn swarm_stand_in_for(
         let c = d.certificates.iter().find(|c| covers(c, with))?;
         let g = d.guest(c.guest)?;
         let root = guest_root(&t.prefix, c.guest.0);
-        let cert = under(&root, &phoenix_pki::materialise::in_guest_path(g, &c.cert_path));
-        let key = under(&root, &phoenix_pki::materialise::in_guest_path(g, &c.key_path));
+        let cert = under(
+            &root,
+            &phoenix_pki::materialise::in_guest_path(g, &c.cert_path),
+        );
+        let key = under(
+            &root,
+            &phoenix_pki::materialise::in_guest_path(g, &c.key_path),
+        );
         (cert.is_file() && key.is_file()).then_some((cert, key))
     });
     let dir = state_dir(&t.prefix);
@@ -386,8 +392,6 @@ fn write_file(path: &Path, content: &str) -> Result<(), LabError> {
     }
     crate::services::write(path, content)
 }
-
-
 
 /// The Portainer route (the first label of its host is `portainer`).
 pub fn portainer_route(ing: &Ingress) -> Option<&Route> {

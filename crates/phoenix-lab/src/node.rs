@@ -125,11 +125,7 @@ impl LabNode {
 
     pub fn set_started(&self, id: GuestId, on: bool) -> Result<(), LabError> {
         let p = self.started_path(id);
-        if on {
-            write(&p, "")
-        } else {
-            remove(&p)
-        }
+        if on { write(&p, "") } else { remove(&p) }
     }
 
     fn firewall_path(&self) -> PathBuf {
@@ -187,7 +183,10 @@ pub fn parse_conf(text: &str) -> BTreeMap<String, String> {
 
 /// A config's text from its settings, keeping the raw `lxc.*` lines of `previous`. Pure.
 pub fn render_conf(settings: &BTreeMap<String, String>, previous: &str) -> String {
-    let mut text: String = settings.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
+    let mut text: String = settings
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\n"))
+        .collect();
     for l in phoenix_exec::shell::raw_lxc_lines(previous) {
         text.push_str(&l);
         text.push('\n');
@@ -261,7 +260,11 @@ mod tests {
         let prev = "hostname: a\nlxc.net.1.type: macvlan\n\n[snap]\nhostname: old\n";
         let mut s = parse_conf(prev);
         assert_eq!(s.get("hostname").map(String::as_str), Some("a"));
-        assert_eq!(s.len(), 1, "the snapshot section and raw lines are not settings");
+        assert_eq!(
+            s.len(),
+            1,
+            "the snapshot section and raw lines are not settings"
+        );
         s.insert("memory".into(), "512".into());
         let text = render_conf(&s, prev);
         assert_eq!(text, "hostname: a\nmemory: 512\nlxc.net.1.type: macvlan\n");

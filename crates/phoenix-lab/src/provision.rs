@@ -469,9 +469,8 @@ impl GuestExec for LabExec {
     /// handled by [`GuestExec::own_step`] or through the file root instead.
     fn run(&self, argv: &[String]) -> Result<CommandOutput, ProvisionError> {
         let words: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let name = |svc: &str| {
-            crate::guest_services::record_name_for(self.gateway, self.guest, svc)
-        };
+        let name =
+            |svc: &str| crate::guest_services::record_name_for(self.gateway, self.guest, svc);
         let status = |status: i32, said: &str| CommandOutput {
             status,
             stdout: said.to_string(),
@@ -483,7 +482,11 @@ impl GuestExec for LabExec {
                 let on = crate::guest_services::running(&self.prefix, &name(svc)).is_some();
                 return Ok(status(if on { 0 } else { 3 }, ""));
             }
-            ["systemctl", verb @ ("reload" | "restart" | "reload-or-restart"), svc] => {
+            [
+                "systemctl",
+                verb @ ("reload" | "restart" | "reload-or-restart"),
+                svc,
+            ] => {
                 let hup = *verb == "reload" || *svc == "nginx";
                 return match crate::guest_services::reload_named(&self.prefix, &name(svc), hup) {
                     Ok(true) => Ok(status(0, "")),
@@ -634,7 +637,9 @@ pub fn lab_materials(d: &DesiredState, prefix: &str) -> (LabMaterials, Vec<Strin
     let key = match crate::stepca::provisioner_key(&d.step_ca.provisioner, &dir) {
         Ok(k) => Some(k.public_jwk()),
         Err(e) => {
-            notes.push(format!("guest {id}: ca.json not supplied (no provisioner key: {e})"));
+            notes.push(format!(
+                "guest {id}: ca.json not supplied (no provisioner key: {e})"
+            ));
             None
         }
     };

@@ -159,10 +159,27 @@ pub fn ensure_network(t: &LabTopology) -> Result<Vec<String>, LabError> {
             t.macvlans.len()
         )]);
     }
-    let Some(was) = crate::status::load_state(prefix) else {
-        return Err(LabError::Provision(format!(
-            "lab {prefix} has namespaces but no recorded network (made by another tool, or a crash): `phoenix lab down --prefix {prefix}` and sync again"
-        )));
+    let problems = network_problems(t);
+    let Some(was) = crate::status::load_state(prefix).filter(|_| problems.is_empty()) else {
+        // A build that did not finish (killed), or links and addresses gone: the network is
+        // made again (its processes end with it); the node root and the guest roots stay,
+        // so the plan's provision steps start the guests' programs again.
+        let why = if problems.is_empty() {
+            "no recorded network".to_string()
+        } else {
+            problems.join("; ")
+        };
+        crate::teardown::down_network(prefix)?;
+        let mut phases = Phases(Vec::new(), Instant::now());
+        if let Err(e) = build(t, None, Scope::Full, &mut phases) {
+            if let Err(cleanup) = crate::teardown::down_network(prefix) {
+                eprintln!("warning: cleanup after a failed lab network {prefix}: {cleanup}");
+            }
+            return Err(e);
+        }
+        return Ok(vec![format!(
+            "the lab's network was incomplete ({why}): built again, its programs restart with their provision steps"
+        )]);
     };
     if was == *t {
         return Ok(Vec::new());
@@ -182,7 +199,10 @@ pub fn ensure_network(t: &LabTopology) -> Result<Vec<String>, LabError> {
     if was.nat_ruleset != t.nat_ruleset {
         let file = dir.join("nat.nft");
         write(&file, &t.nat_ruleset)?;
-        run("ip", &["netns", "exec", &t.hv, "nft", "-f", &path_str(&file)])?;
+        run(
+            "ip",
+            &["netns", "exec", &t.hv, "nft", "-f", &path_str(&file)],
+        )?;
         said.push("the NAT ruleset was reloaded in the lab's hypervisor".to_string());
     }
     if was.mesh_dns != t.mesh_dns {
@@ -204,6 +224,41 @@ pub fn ensure_network(t: &LabTopology) -> Result<Vec<String>, LabError> {
     let state = serde_json::to_string_pretty(t).map_err(LabError::State)?;
     write(&dir.join("state.json"), &state)?;
     Ok(said)
+}
+
+/// What is missing from the lab's network for `t` (empty: complete, or nothing is up):
+/// namespaces, links that are gone or down, addresses not held.
+pub fn network_problems(t: &LabTopology) -> Vec<String> {
+    if namespaces(&t.prefix).is_empty() {
+        return Vec::new();
+    }
+    let Ok(st) = crate::status::status(&t.prefix) else {
+        return vec!["its status cannot be read".to_string()];
+    };
+    let mut out = Vec::new();
+    for n in &t.namespaces {
+        let Some(s) = st.namespaces.iter().find(|s| s.name == n.name && s.present) else {
+            out.push(format!("namespace {} is gone", n.name));
+            continue;
+        };
+        for l in &s.missing_links {
+            out.push(format!("{}: link {l} is gone", n.name));
+        }
+        for l in &s.down_links {
+            out.push(format!("{}: link {l} is down", n.name));
+        }
+        for a in t.addresses.iter().filter(|a| a.ns == n.name) {
+            let want = a.cidr.to_string();
+            let held = s
+                .links
+                .iter()
+                .any(|l| l.name == a.dev && l.addresses.contains(&want));
+            if !held {
+                out.push(format!("{}: {} lacks {want}", n.name, a.dev));
+            }
+        }
+    }
+    out
 }
 
 /// The lab's own world kept running (not part of any plan: a node's hypervisor services
@@ -228,10 +283,16 @@ pub fn upkeep(prefix: &str) -> Result<Vec<String>, LabError> {
             .unwrap_or_default()
     };
     let (live, leases) = services::status(prefix, links);
-    for s in live.iter().filter(|s| !s.alive && WORLD.contains(&s.name.as_str())) {
+    for s in live
+        .iter()
+        .filter(|s| !s.alive && WORLD.contains(&s.name.as_str()))
+    {
         if let Some(rec) = state.services.iter().find(|r| r.name == s.name) {
             services::restart(prefix, rec)?;
-            said.push(format!("restarted {} in {}: it was not running", s.name, s.ns));
+            said.push(format!(
+                "restarted {} in {}: it was not running",
+                s.name, s.ns
+            ));
         }
     }
     let mut renewed = false;

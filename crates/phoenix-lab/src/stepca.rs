@@ -104,6 +104,8 @@ fn s(p: &Path) -> String {
 /// run, else a new one, so `ca.json` (step-ca's own and the plan's material) stays the same
 /// across runs and restarts.
 pub(crate) fn provisioner_key(name: &str, dir: &Path) -> Result<ProvisionerKey, LabError> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
     let key_file = dir.join(PROVISIONER_KEY_FILE);
     if let Some(k) = std::fs::read_to_string(&key_file)
         .ok()
@@ -203,7 +205,6 @@ pub(crate) fn prepare(
         },
     })))
 }
-
 
 fn host_port(addr: IpAddr, port: u16) -> String {
     phoenix_render::traefik::ingress::host_port(addr, port)

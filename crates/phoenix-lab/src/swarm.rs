@@ -316,12 +316,18 @@ static ENGINE_START: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Start the dockerd of Swarm VM `guest` in the running lab `t` (the plan's `docker` service
 /// step): its TLS files from the lab CA first. `None` when it already runs.
-pub fn start_node(d: &DesiredState, t: &LabTopology, guest: u32) -> Result<Option<String>, LabError> {
+pub fn start_node(
+    d: &DesiredState,
+    t: &LabTopology,
+    guest: u32,
+) -> Result<Option<String>, LabError> {
     crate::require_root()?;
     let plan = plan(d, t)?.ok_or_else(|| swarm_err("the configuration has no Swarm VM"))?;
-    let n = plan
-        .node(guest)
-        .ok_or_else(|| swarm_err(format!("guest {guest} is not a Swarm node of the configuration")))?;
+    let n = plan.node(guest).ok_or_else(|| {
+        swarm_err(format!(
+            "guest {guest} is not a Swarm node of the configuration"
+        ))
+    })?;
     let _one = ENGINE_START.lock().unwrap_or_else(|p| p.into_inner());
     if running_engine(n).is_some() {
         return Ok(None);
@@ -331,7 +337,10 @@ pub fn start_node(d: &DesiredState, t: &LabTopology, guest: u32) -> Result<Optio
     stop_leftovers(n);
     let pid = start_engine(n)?;
     runtime()?.block_on(wait_engine(n, pid))?;
-    Ok(Some(format!("started dockerd for {} (pid {pid})", n.label())))
+    Ok(Some(format!(
+        "started dockerd for {} (pid {pid})",
+        n.label()
+    )))
 }
 
 /// Bring the Swarm of `d` up in the running lab `t` (after [`crate::up`] or

@@ -125,7 +125,8 @@ impl LabTarget {
     /// Is guest `id` running: started, and its namespace present?
     fn running(&self, node: &LabNode, id: GuestId, present: &BTreeSet<String>) -> bool {
         node.started(id)
-            && guest_services::ns_of_guest(&self.topology, id).is_some_and(|ns| present.contains(&ns))
+            && guest_services::ns_of_guest(&self.topology, id)
+                .is_some_and(|ns| present.contains(&ns))
     }
 }
 
@@ -135,9 +136,21 @@ impl Target for LabTarget {
 
     fn observe(&mut self, d: &DesiredState, req: &SyncRequest) -> Result<LabObserved, Failure> {
         let node = self.node();
-        let present: BTreeSet<String> = crate::teardown::namespaces(&self.prefix)
-            .into_iter()
-            .collect();
+        let mut notes = Vec::new();
+        // A network that is not whole runs no guest: they are planned as stopped, and their
+        // start makes the network again (`realise::ensure_network`).
+        let problems = crate::realise::network_problems(&self.topology);
+        let present: BTreeSet<String> = if problems.is_empty() {
+            crate::teardown::namespaces(&self.prefix)
+                .into_iter()
+                .collect()
+        } else {
+            notes.push(format!(
+                "the lab's network is not whole ({}): its guests are planned as stopped",
+                problems.join("; ")
+            ));
+            BTreeSet::new()
+        };
         let mut state = ObservedState::default();
         let mut existing = BTreeSet::new();
         for (id, kind, text) in node.confs() {
@@ -167,7 +180,6 @@ impl Target for LabTarget {
             state.files = phoenix_exec::shell::files::observe_host_files(&node.shell(), &paths)
                 .map_err(|e| observe_failure("observe the lab node's files", e))?;
         }
-        let mut notes = Vec::new();
         let running: Vec<GuestId> = state
             .guests
             .iter()
@@ -344,26 +356,27 @@ fn report(d: &DesiredState, target: &LabTarget, elapsed_ms: u128) -> crate::UpRe
     let prefix = target.prefix.as_str();
     let t = &target.topology;
     let swarm_stand_in = crate::ingress::swarm_stand_in(prefix);
-    let ingress = phoenix_render::traefik::ingress::ingress(d)
-        .ok()
-        .map(|_| crate::ingress::IngressState {
-            ca_dir: guest_services::lab_ca_dir(prefix),
-            certificates: d.certificates.len(),
-            files: Vec::new(),
-            stand_in: swarm_stand_in.as_ref().and_then(|si| {
-                let addr = crate::swarm::load(prefix)?
-                    .plan
-                    .node(si.guest)
-                    .map(|n| n.addr)?;
-                Some(format!(
-                    "https://{}",
-                    phoenix_render::traefik::ingress::host_port(addr.into(), si.port)
-                ))
-            }),
-            step_ca: guest_services::step_ca(prefix),
-            swarm_stand_in: swarm_stand_in.clone(),
-            notes: target.notes.clone(),
-        });
+    let ingress =
+        phoenix_render::traefik::ingress::ingress(d)
+            .ok()
+            .map(|_| crate::ingress::IngressState {
+                ca_dir: guest_services::lab_ca_dir(prefix),
+                certificates: d.certificates.len(),
+                files: Vec::new(),
+                stand_in: swarm_stand_in.as_ref().and_then(|si| {
+                    let addr = crate::swarm::load(prefix)?
+                        .plan
+                        .node(si.guest)
+                        .map(|n| n.addr)?;
+                    Some(format!(
+                        "https://{}",
+                        phoenix_render::traefik::ingress::host_port(addr.into(), si.port)
+                    ))
+                }),
+                step_ca: guest_services::step_ca(prefix),
+                swarm_stand_in: swarm_stand_in.clone(),
+                notes: target.notes.clone(),
+            });
     crate::UpReport {
         prefix: prefix.to_string(),
         namespaces: t.namespaces.len(),

@@ -212,13 +212,20 @@ fn delete_namespaces(prefix: &str, nss: &[String]) -> Result<(), LabError> {
     if left.is_empty() { Ok(()) } else { result }
 }
 
-/// Tear down the lab `prefix`, also when its state file is gone.
-pub fn down(prefix: &str) -> Result<DownReport, LabError> {
+/// Stop the lab's processes and delete its namespaces and `/etc/netns` directories, keeping
+/// its state dir (the node root, the guest roots, the CA): a network to build again.
+pub fn down_network(prefix: &str) -> Result<(), LabError> {
     validate_prefix(prefix)?;
-    let mut report = DownReport {
-        prefix: prefix.to_string(),
-        ..DownReport::default()
-    };
+    let mut report = DownReport::default();
+    let mut errors = Vec::new();
+    network_down(prefix, &mut report, &mut errors);
+    match errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn network_down(prefix: &str, report: &mut DownReport, errors: &mut Vec<LabError>) {
     let stragglers = stop_stragglers(prefix, &namespaces(prefix));
     let nss = namespaces(prefix);
     report.killed = stop_processes(prefix, &nss);
@@ -226,7 +233,6 @@ pub fn down(prefix: &str) -> Result<DownReport, LabError> {
     for left in crate::swarm::remove_cgroups(prefix) {
         eprintln!("warning: lab {prefix}: cgroup left: {left}");
     }
-    let mut errors = Vec::new();
     if let Err(e) = delete_namespaces(prefix, &nss) {
         errors.push(e);
     }
@@ -239,6 +245,17 @@ pub fn down(prefix: &str) -> Result<DownReport, LabError> {
             Err(e) => errors.push(LabError::io(path, e)),
         }
     }
+}
+
+/// Tear down the lab `prefix`, also when its state file is gone.
+pub fn down(prefix: &str) -> Result<DownReport, LabError> {
+    validate_prefix(prefix)?;
+    let mut report = DownReport {
+        prefix: prefix.to_string(),
+        ..DownReport::default()
+    };
+    let mut errors = Vec::new();
+    network_down(prefix, &mut report, &mut errors);
     let state = state_dir(prefix);
     if state.exists() {
         match std::fs::remove_dir_all(&state) {

@@ -71,7 +71,13 @@ fn services_dhcp_dns_egress_fault_and_down() {
     // Swarm stack's service (tests/swarm_stand_in.rs), never a process of its own.
     let with_step_ca = phoenix_lab::stepca::step_ca_binary().is_some();
     assert_eq!(names.contains(&"step-ca"), with_step_ca, "{names:?}");
-    let mut want = vec!["dnsmasq-wan", "httpd-wan", "dnsmasq-hv", "traefik", "nginx-gw"];
+    let mut want = vec![
+        "dnsmasq-wan",
+        "httpd-wan",
+        "dnsmasq-hv",
+        "traefik",
+        "nginx-gw",
+    ];
     if with_step_ca {
         want.push("step-ca");
     }

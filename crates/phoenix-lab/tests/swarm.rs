@@ -147,7 +147,9 @@ fn swarm_up_checks_idempotence_faults_and_down() {
 
     // Idempotence: a second run finds everything in place.
     let t3 = Instant::now();
-    let again = swarm::up(&d, &t, true).expect("swarm up again").expect("swarm");
+    let again = swarm::up(&d, &t, true)
+        .expect("swarm up again")
+        .expect("swarm");
     eprintln!(
         "second swarm up {:?}: changes {:?}",
         t3.elapsed(),

@@ -109,7 +109,9 @@ fn manager_engine_api_over_tls_from_the_hypervisor_only() {
     let cert_before = std::fs::read(server.join(tls::CERT_FILE)).expect("cert");
     assert!(!tls::prepare(&prefix, &plan).expect("prepare again"));
     let t = topology(&d, &prefix).expect("topology");
-    let again = swarm::up(&d, &t, true).expect("swarm up again").expect("swarm");
+    let again = swarm::up(&d, &t, true)
+        .expect("swarm up again")
+        .expect("swarm");
     assert_eq!(again.changes, Vec::<String>::new());
     assert_eq!(swarm::engine_pid(&manager), Some(mpid));
     assert_eq!(
@@ -120,7 +122,9 @@ fn manager_engine_api_over_tls_from_the_hypervisor_only() {
     // New server files (here: the old ones gone) restart the running manager engine.
     std::fs::remove_dir_all(&server).expect("remove the server files");
     let t2 = Instant::now();
-    let renewed = swarm::up(&d, &t, true).expect("swarm up after").expect("swarm");
+    let renewed = swarm::up(&d, &t, true)
+        .expect("swarm up after")
+        .expect("swarm");
     eprintln!(
         "swarm up with new TLS files {:?}: {:?}",
         t2.elapsed(),

@@ -492,14 +492,12 @@ fn run_provision(ctx: &WaveContext<'_>, actions: &[&Action]) -> Vec<Outcome> {
         materials: ctx.materials,
     };
     let outcomes = match (kind, ctx.options.shell) {
-        (GuestKind::Lxc, Some(shell)) => {
-            apply_provision_after(
-                &LxcExec::new(shell, guest),
-                &steps,
-                contents,
-                &ctx.written_in(guest),
-            )
-        }
+        (GuestKind::Lxc, Some(shell)) => apply_provision_after(
+            &LxcExec::new(shell, guest),
+            &steps,
+            contents,
+            &ctx.written_in(guest),
+        ),
         (GuestKind::Lxc, None) => {
             return steps
                 .iter()

@@ -1,0 +1,169 @@
+//! The lab runs the node's plan, nothing else (`sync all --target lab --provision`, the real
+//! binary as root, `examples/homelab` copies):
+//! - the Portainer route's port moved to 9444 on a running lab: the run writes the route's
+//!   file in the proxy (and nothing else: no guest, certificate or other file), and `verify`
+//!   fails at the route's backend hop;
+//! - the gateway's `nginx` feature dropped: the plan says nothing serves the gateway's file,
+//!   no nginx runs in the gateway, and `verify` fails at the route's first hop.
+//!
+//! Root only: without root a note and return, unless `CI` is set (then it fails).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
+use std::path::Path;
+use std::time::Instant;
+
+mod common;
+
+use common::*;
+use phoenix_lab::LabGuard;
+use serde_json::Value;
+
+/// `sync all --target lab --provision --output json` of `config`: (exit code, document).
+fn sync(prefix: &str, config: &Path) -> (Option<i32>, Value) {
+    let t = Instant::now();
+    let o = phoenix(&[
+        "sync",
+        "all",
+        "--target",
+        "lab",
+        "--provision",
+        "--config",
+        &config.display().to_string(),
+        "--prefix",
+        prefix,
+        "--output",
+        "json",
+    ]);
+    eprintln!(
+        "sync: {:?}, exit {:?}\n{}",
+        t.elapsed(),
+        o.status.code(),
+        text(&o.stderr)
+    );
+    let v: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("json ({e}): {}\n{}", text(&o.stdout), text(&o.stderr)));
+    (o.status.code(), v)
+}
+
+/// The journal's entries that changed something.
+fn done(v: &Value) -> Vec<Value> {
+    v["journal"]["entries"]
+        .as_array()
+        .expect("journal")
+        .iter()
+        .filter(|e| e["outcome"] == "done")
+        .map(|e| e["action"].clone())
+        .collect()
+}
+
+/// The route check's evidence (it failed).
+fn route_failure(v: &Value) -> String {
+    let route = v["verify"]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["id"] == "route/portainer.internal.thinkheads.ai")
+        .expect("the route check");
+    assert_eq!(route["status"], "fail", "{route:#}");
+    route["evidence"].as_str().unwrap_or_default().to_string()
+}
+
+/// A copy of the homelab with `edit` applied to one of its files.
+fn homelab_with(file: &str, edit: impl FnOnce(&mut Value)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(Path::new(CONFIG), dir.path());
+    let path = dir.path().join(file);
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    dir
+}
+
+#[test]
+fn lab_route_change_rewrites_only_its_file() {
+    if !root_or_skip("lab_plan route change") {
+        return;
+    }
+    let prefix = unique_prefix('r');
+    let guard = LabGuard::new(&prefix);
+    let (code, v) = sync(&prefix, Path::new(CONFIG));
+    assert_eq!(code, Some(0), "{:#}", v["journal"]["failed_wave"]);
+
+    let moved = homelab_with("phoenix_vm_configs.json", |v| {
+        let manager = v["vms"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|vm| vm["vmid"] == 1001)
+            .unwrap();
+        manager["traefik_service"]["port"] = 9444.into();
+    });
+    let t = Instant::now();
+    let (code, v) = sync(&prefix, moved.path());
+    eprintln!("route change: sync and verify in {:?}", t.elapsed());
+    assert_eq!(code, Some(1), "verify fails: {:#}", v["verify"]["counts"]);
+    let changed = done(&v);
+    assert!(!changed.is_empty());
+    for a in &changed {
+        assert!(
+            a.to_string().contains("/etc/traefik/dynamic/phoenix.yml")
+                && (a["guest"] == 102 || a["target"]["id"] == 102),
+            "only the route's file in the proxy: {a:#}"
+        );
+    }
+    let evidence = route_failure(&v);
+    assert!(
+        evidence.contains("hop 3/3") && evidence.contains("172.16.100.21:9444"),
+        "{evidence}"
+    );
+
+    let down = phoenix(&["lab", "down", "--prefix", &prefix]);
+    assert!(down.status.success(), "lab down: {}", text(&down.stderr));
+    drop(guard);
+    assert_gone(&prefix);
+}
+
+#[test]
+fn lab_gateway_without_nginx_feature_fails_at_the_gateway() {
+    if !root_or_skip("lab_plan no nginx") {
+        return;
+    }
+    let copy = homelab_with("phoenix_lxc_configs.json", |v| {
+        let features = v["lxc_configs"]["101"]["features"]
+            .as_array_mut()
+            .expect("features of 101");
+        let before = features.len();
+        features.retain(|f| f != "nginx");
+        assert_eq!(features.len() + 1, before, "101 had the nginx feature");
+    });
+    let prefix = unique_prefix('n');
+    let guard = LabGuard::new(&prefix);
+    let (code, v) = sync(&prefix, copy.path());
+    assert_eq!(code, Some(1), "verify fails: {:#}", v["verify"]["counts"]);
+    let notes: Vec<&str> = v["plan"]["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("guest 101")
+            && n.contains("/etc/nginx/conf.d/phoenix-gateway.conf")
+            && n.contains("no provision step installs or starts nginx")),
+        "{notes:#?}"
+    );
+    let services = phoenix_lab::services::load(&prefix).expect("services.json");
+    assert!(
+        services.services.iter().all(|s| s.name != "nginx-gw"),
+        "nothing in the plan starts nginx: {:?}",
+        services.services
+    );
+    let evidence = route_failure(&v);
+    assert!(evidence.contains("hop 1/3"), "{evidence}");
+
+    let down = phoenix(&["lab", "down", "--prefix", &prefix]);
+    assert!(down.status.success(), "lab down: {}", text(&down.stderr));
+    drop(guard);
+    assert_gone(&prefix);
+}
