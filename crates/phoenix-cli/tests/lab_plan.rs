@@ -1,8 +1,8 @@
 //! The lab runs the node's plan, nothing else (`sync all --target lab --provision`, the real
 //! binary as root, `examples/homelab` copies):
 //! - the Portainer route's port moved to 9444 on a running lab: the run writes the route's
-//!   file in the proxy (and nothing else: no guest, certificate or other file), and `verify`
-//!   fails at the route's backend hop;
+//!   file in the proxy and moves the backend's firewall rule to the new port (nothing else:
+//!   no guest, certificate or other file), and `verify` fails at the route's backend hop;
 //! - the gateway's `nginx` feature dropped: the plan says nothing serves the gateway's file,
 //!   no nginx runs in the gateway, and `verify` fails at the route's first hop.
 //!
@@ -105,13 +105,24 @@ fn lab_route_change_rewrites_only_its_file() {
     assert_eq!(code, Some(1), "verify fails: {:#}", v["verify"]["counts"]);
     let changed = done(&v);
     assert!(!changed.is_empty());
+    // The route's file in the proxy, and the backend's firewall rule following its port.
     for a in &changed {
+        let route_file = a.to_string().contains("/etc/traefik/dynamic/phoenix.yml")
+            && (a["guest"] == 102 || a["target"]["id"] == 102);
+        let backend_rule = a["action"] == "firewall"
+            && a["scope"]["id"] == 1001
+            && a["change"]["set"]["dport"] == "9444";
         assert!(
-            a.to_string().contains("/etc/traefik/dynamic/phoenix.yml")
-                && (a["guest"] == 102 || a["target"]["id"] == 102),
-            "only the route's file in the proxy: {a:#}"
+            route_file || backend_rule,
+            "only what the route touches: {a:#}"
         );
     }
+    assert!(
+        changed
+            .iter()
+            .any(|a| a.to_string().contains("/etc/traefik/dynamic/phoenix.yml")),
+        "{changed:#?}"
+    );
     let evidence = route_failure(&v);
     assert!(
         evidence.contains("hop 3/3") && evidence.contains("172.16.100.21:9444"),

@@ -121,6 +121,7 @@ pub fn ensure(
     }
     let dir = state_dir(&t.prefix);
     let root = guest_root(&t.prefix, id.0);
+    stop_orphan(&dir, &name, &ns);
     let pending = match service {
         "nginx" => {
             let include = under(&root, "/etc/nginx/conf.d").join("*.conf");
@@ -194,6 +195,25 @@ pub fn ensure(
     let said = format!("started {name} in {ns}");
     record(&t.prefix, pending.record)?;
     Ok(Started::Started(said))
+}
+
+/// A process of an earlier start of `name` that was never recorded (its run was killed
+/// between the start and the record): its pid file names it; stopped when it is still alive
+/// in `ns`, so the new one can take its sockets.
+fn stop_orphan(dir: &Path, name: &str, ns: &str) {
+    let Some(pid) = services::read_pid(&dir.join(format!("{name}.pid"))) else {
+        return;
+    };
+    if !crate::teardown::pids_in(&[ns.to_string()]).contains(&pid) {
+        return;
+    }
+    let _ = crate::run::output("kill", &["-TERM", "--", &pid.to_string()]);
+    let start = std::time::Instant::now();
+    while Path::new(&format!("/proc/{pid}")).exists()
+        && start.elapsed() < std::time::Duration::from_secs(3)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// Where the running step-ca of a lab is recorded.

@@ -288,20 +288,55 @@ fn proc_hex(addr: Ipv4Addr, port: u16) -> String {
     format!("{:08X}:{port:04X}", u32::from_ne_bytes(addr.octets()))
 }
 
-/// Is the TCP `port` listened on in `pid`'s namespace (any address, IPv4 or IPv6)?
+/// The socket inodes `pid` and its descendants hold open.
+fn socket_inodes(pid: u32) -> std::collections::BTreeSet<String> {
+    let mut procs = vec![pid];
+    procs.extend(crate::teardown::descendants(&[pid]));
+    let mut out = std::collections::BTreeSet::new();
+    for p in procs {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{p}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let Ok(target) = std::fs::read_link(fd.path()) {
+                let t = target.to_string_lossy();
+                if let Some(inode) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
+                    out.insert(inode.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Does a line of `/proc/PID/net/{tcp,udp}{,6}` match, and is its socket one of `own`?
+fn owned_line(
+    table: &str,
+    own: &std::collections::BTreeSet<String>,
+    m: impl Fn(&[&str]) -> bool,
+) -> bool {
+    table.lines().any(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        m(&w) && w.get(9).is_some_and(|inode| own.contains(*inode))
+    })
+}
+
+/// Does the process `pid` itself (or a child of it) listen on TCP `port` (any address, IPv4
+/// or IPv6)? Another process's socket in the same namespace — a stale listener — does not
+/// count.
 pub(crate) fn listening(pid: u32, port: u16) -> bool {
     let want = format!(":{port:04X}");
+    let own = socket_inodes(pid);
     ["tcp", "tcp6"].iter().any(|f| {
         std::fs::read_to_string(format!("/proc/{pid}/net/{f}")).is_ok_and(|t| {
-            t.lines().any(|l| {
-                let w: Vec<&str> = l.split_whitespace().collect();
+            owned_line(&t, &own, |w| {
                 w.get(1).is_some_and(|a| a.ends_with(&want)) && w.get(3) == Some(&"0A")
             })
         })
     })
 }
 
-/// Does `pid`'s namespace (its own `/proc/PID/net/…`) hold the socket?
+/// Does `pid` (or a child of it) hold the socket, in its own namespace?
 fn holds(pid: u32, l: Listen) -> bool {
     let (file, addr, port, state) = match l {
         Listen::Tcp(a, p) => ("tcp", a, p, "0A"),
@@ -309,9 +344,9 @@ fn holds(pid: u32, l: Listen) -> bool {
         Listen::TcpPort(p) => return listening(pid, p),
     };
     let want = proc_hex(addr, port);
+    let own = socket_inodes(pid);
     std::fs::read_to_string(format!("/proc/{pid}/net/{file}")).is_ok_and(|t| {
-        t.lines().any(|line| {
-            let w: Vec<&str> = line.split_whitespace().collect();
+        owned_line(&t, &own, |w| {
             w.get(1) == Some(&want.as_str()) && w.get(3) == Some(&state)
         })
     })
