@@ -1,6 +1,7 @@
 //! Reading a configuration directory: the five JSON files (honouring `core_paths`) and the
 //! stacks' compose files, each through [`crate::input`]. I/O: reads.
 
+use crate::diag::Quote;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -78,7 +79,7 @@ pub fn load_dir(dir: &Path, sources: &mut SourceMap, diags: &mut Diagnostics) ->
             let names: Vec<String> = shared
                 .keys()
                 .filter(|k| *k != "firewall")
-                .map(|k| format!("`{}`", k.escape_debug()))
+                .map(|k| format!("`{}`", k.quoted()))
                 .collect();
             if !names.is_empty() {
                 diags.push(
@@ -340,7 +341,7 @@ fn load_lxc_file(mut v: Value, file: FileId, raw: &mut RawConfig, diags: &mut Di
                 Diagnostic::new(
                     Code::UnknownKey,
                     &root.child(k),
-                    format!("unknown key `{}`", k.escape_debug()),
+                    format!("unknown key `{}`", k.quoted()),
                     "containers go under `lxc_configs`; check the spelling against `phoenix schema`",
                 )
                 .at_key(),
@@ -401,7 +402,7 @@ fn load_vm_file(v: Value, file: FileId, raw: &mut RawConfig, diags: &mut Diagnos
                 Diagnostic::new(
                     Code::UnknownKey,
                     &root.child(key),
-                    format!("unknown key `{}`", key.escape_debug()),
+                    format!("unknown key `{}`", key.quoted()),
                     "the VM file holds `vm_defaults` and `vms`",
                 )
                 .at_key(),
@@ -510,7 +511,7 @@ fn load_stacks_file(v: &Value, file: FileId, raw: &mut RawConfig, diags: &mut Di
                 Diagnostic::new(
                     Code::UnknownKey,
                     &root.child(key),
-                    format!("unknown key `{}`", key.escape_debug()),
+                    format!("unknown key `{}`", key.quoted()),
                     "the stacks file holds `docker_stacks`",
                 )
                 .at_key(),

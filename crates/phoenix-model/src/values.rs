@@ -3,6 +3,7 @@
 //! Config values are data: these parsers decide what is allowed, nothing is ever interpreted
 //! by a shell. No I/O.
 
+use crate::diag::Quote;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -14,7 +15,7 @@ pub fn hostname(s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > 253 {
         return Err(format!(
             "`{}` is not a valid host name (1–253 characters)",
-            s.escape_debug()
+            s.quoted()
         ));
     }
     for label in s.split('.') {
@@ -28,7 +29,7 @@ pub fn hostname(s: &str) -> Result<(), String> {
         if !ok {
             return Err(format!(
                 "`{}` is not a valid host name (letters, digits and `-` in dot-separated labels)",
-                s.escape_debug()
+                s.quoted()
             ));
         }
     }
@@ -41,13 +42,13 @@ pub fn dns_san(s: &str) -> Result<(), String> {
     if rest.contains('*') {
         return Err(format!(
             "`{}`: a wildcard may only be the whole leftmost label (`*.example.org`)",
-            s.escape_debug()
+            s.quoted()
         ));
     }
     if s.starts_with("*.") && !rest.contains('.') {
         return Err(format!(
             "`{}`: a wildcard needs at least two labels after it",
-            s.escape_debug()
+            s.quoted()
         ));
     }
     hostname(rest)
@@ -65,7 +66,7 @@ pub fn ident(s: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "`{}` is not a valid name (letters, digits, `_`, `-`, `.`; at most 64)",
-            s.escape_debug()
+            s.quoted()
         ))
     }
 }
@@ -73,16 +74,13 @@ pub fn ident(s: &str) -> Result<(), String> {
 /// An absolute path: starts with `/`, no control characters, no `..` components.
 pub fn abs_path(s: &str) -> Result<(), String> {
     if !s.starts_with('/') {
-        return Err(format!("`{}` is not an absolute path", s.escape_debug()));
+        return Err(format!("`{}` is not an absolute path", s.quoted()));
     }
     if s.chars().any(char::is_control) {
-        return Err(format!(
-            "`{}` contains control characters",
-            s.escape_debug()
-        ));
+        return Err(format!("`{}` contains control characters", s.quoted()));
     }
     if s.split('/').any(|c| c == "..") {
-        return Err(format!("`{}` contains a `..` component", s.escape_debug()));
+        return Err(format!("`{}` contains a `..` component", s.quoted()));
     }
     Ok(())
 }
@@ -92,12 +90,12 @@ pub fn cidr(s: &str) -> Result<IpNet, String> {
     if !s.contains('/') {
         return Err(format!(
             "`{}` needs a prefix length (for example `{}/24`)",
-            s.escape_debug(),
-            s.escape_debug()
+            s.quoted(),
+            s.quoted()
         ));
     }
     s.parse::<IpNet>()
-        .map_err(|_| format!("`{}` is not an address in CIDR form", s.escape_debug()))
+        .map_err(|_| format!("`{}` is not an address in CIDR form", s.quoted()))
 }
 
 /// A subnet: CIDR with zero host bits.
@@ -114,7 +112,7 @@ pub fn subnet(s: &str) -> Result<IpNet, String> {
 
 pub fn ip(s: &str) -> Result<IpAddr, String> {
     s.parse::<IpAddr>()
-        .map_err(|_| format!("`{}` is not an IP address", s.escape_debug()))
+        .map_err(|_| format!("`{}` is not an IP address", s.quoted()))
 }
 
 /// A firewall endpoint: address, CIDR, range `a-b`, alias name or `+ipset`.
@@ -143,7 +141,7 @@ pub fn endpoint(s: &str) -> Result<Endpoint, String> {
         .map_err(|_| {
             format!(
                 "`{}` is not an address, CIDR, range, alias or +ipset",
-                s.escape_debug()
+                s.quoted()
             )
         })
 }
@@ -159,7 +157,7 @@ fn alias_name(s: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "`{}` is not a valid alias or ipset name",
-            s.escape_debug()
+            s.quoted()
         ))
     }
 }
@@ -178,7 +176,7 @@ pub fn ports(s: &str) -> Result<Vec<PortRange>, String> {
                 .parse::<u16>()
                 .ok()
                 .filter(|n| *n > 0)
-                .ok_or_else(|| format!("`{}` is not a port (1–65535)", x.escape_debug()))
+                .ok_or_else(|| format!("`{}` is not a port (1–65535)", x.quoted()))
         };
         let (from, to) = (p(a)?, p(b)?);
         if from > to {
@@ -200,10 +198,7 @@ pub fn proto(s: &str) -> Result<String, String> {
     if ok {
         Ok(l)
     } else {
-        Err(format!(
-            "`{}` is not a protocol name or number",
-            s.escape_debug()
-        ))
+        Err(format!("`{}` is not a protocol name or number", s.quoted()))
     }
 }
 
@@ -229,7 +224,7 @@ pub fn lxc_line(s: &str) -> Result<(String, String), String> {
     one_line(s)?;
     let cut = s
         .find([':', '='])
-        .ok_or_else(|| format!("`{}` is not a `lxc.key: value` line", s.escape_debug()))?;
+        .ok_or_else(|| format!("`{}` is not a `lxc.key: value` line", s.quoted()))?;
     let key = s[..cut].trim();
     let value = s[cut + 1..].trim();
     let key_ok = key.starts_with("lxc.")
@@ -239,7 +234,7 @@ pub fn lxc_line(s: &str) -> Result<(String, String), String> {
     if !key_ok {
         return Err(format!(
             "`{}` is not an lxc.* configuration key",
-            key.escape_debug()
+            key.quoted()
         ));
     }
     Ok((key.to_string(), value.to_string()))
@@ -254,7 +249,7 @@ pub fn env_name(s: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "`{}` is not an environment variable name",
-            s.escape_debug()
+            s.quoted()
         ))
     }
 }

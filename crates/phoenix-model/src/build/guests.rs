@@ -29,10 +29,7 @@ impl Builder<'_> {
                 self.err(
                     Code::InvalidValue,
                     &loc.child("pct_options").child(i),
-                    format!(
-                        "`{}` is not a Proxmox feature `key=value`",
-                        f.escape_debug()
-                    ),
+                    format!("`{}` is not a Proxmox feature `key=value`", f.quoted()),
                     "write features such as `nesting=1` or `keyctl=1`",
                 );
             }
@@ -157,7 +154,7 @@ impl Builder<'_> {
                         self.err(
                             Code::InvalidValue,
                             &loc.child("swarm_role"),
-                            format!("`{}` is not a Swarm role", other.escape_debug()),
+                            format!("`{}` is not a Swarm role", other.quoted()),
                             "use `manager` or `worker`",
                         );
                         None
@@ -175,7 +172,7 @@ impl Builder<'_> {
                             _ => self.err(
                                 Code::InvalidValue,
                                 &loc.child("node_labels").child(i),
-                                format!("`{}` is not a `key=value` label", l.escape_debug()),
+                                format!("`{}` is not a `key=value` label", l.quoted()),
                                 "write labels such as `gpu=false`",
                             ),
                         }
@@ -289,7 +286,7 @@ impl Builder<'_> {
                 self.err(
                     Code::InvalidValue,
                     &loc.child("scheme"),
-                    format!("`{}` is not a scheme", other.escape_debug()),
+                    format!("`{}` is not a scheme", other.quoted()),
                     "use `http` or `https`",
                 );
                 (Scheme::Http, true)
