@@ -70,6 +70,7 @@ codes! {
     InvalidName = "PHX-E040", Error, "a name contains characters that are not allowed";
     InvalidPath = "PHX-E041", Error, "a path is not an absolute, plain path";
     InvalidRule = "PHX-E042", Error, "a firewall rule field is not valid";
+    InvalidVolume = "PHX-E043", Error, "an OS template or base image is not a Proxmox volume id or a plain path";
     InvalidSecret = "PHX-E050", Error, "a secret reference is malformed";
     UnknownGuest = "PHX-E051", Error, "a reference names a guest that does not exist";
     InvalidSan = "PHX-E052", Error, "a certificate SAN or name is malformed";

@@ -85,6 +85,102 @@ pub fn abs_path(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A path phoenix passes to Proxmox or writes to (mount points, certificate files, an OS
+/// template): absolute, and only letters, digits and `/ . _ - + @` — no blank, no shell
+/// metacharacter (`$`, backtick, `;`, `|`, `&`, quotes), no `,` or `=` that would split a
+/// Proxmox property string.
+pub fn plain_path(s: &str) -> Result<(), String> {
+    abs_path(s)?;
+    match s.chars().find(|c| !plain_path_char(*c)) {
+        Some(c) => Err(format!(
+            "`{}` contains `{}`; a path here holds only letters, digits and `/ . _ - + @`",
+            s.quoted(),
+            c.escape_debug()
+        )),
+        None => Ok(()),
+    }
+}
+
+fn plain_path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | '@')
+}
+
+/// A file name inside a storage: plain characters, no `/`, not `.` or `..`.
+fn volume_file(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && !s.starts_with('.')
+        && s.chars().all(|c| c != '/' && plain_path_char(c))
+}
+
+/// An LXC OS template (`ostemplate`): `storage:vztmpl/file.tar.zst` (Proxmox's volume id), an
+/// absolute path of a tarball on the node, or a bare template name.
+pub fn ostemplate(s: &str) -> Result<(), String> {
+    volume_ref(
+        s,
+        "vztmpl",
+        "`local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst`",
+    )
+}
+
+/// A VM base image (`template_image`): `storage:content/file`, an absolute path or a file name.
+pub fn image_ref(s: &str) -> Result<(), String> {
+    volume_ref(s, "", "`local:iso/noble-server-cloudimg-amd64.img`")
+}
+
+/// `storage:content/file` (content `want` when given), an absolute plain path, or a file name.
+fn volume_ref(s: &str, want: &str, example: &str) -> Result<(), String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "`{}` is not a volume (`storage:{}/file`, an absolute path or a file name): {why}; for example {example}",
+            s.quoted(),
+            if want.is_empty() { "content" } else { want },
+        ))
+    };
+    if s.starts_with('/') {
+        return plain_path(s);
+    }
+    let Some((storage, volume)) = s.split_once(':') else {
+        return if volume_file(s) {
+            Ok(())
+        } else {
+            bad("a file name holds only letters, digits and `. _ - + @`")
+        };
+    };
+    if ident(storage).is_err() {
+        return bad("the storage is not a Proxmox storage id");
+    }
+    let (content, file) = volume.split_once('/').unwrap_or(("", volume));
+    let content_ok = if want.is_empty() {
+        content.is_empty() || ident(content).is_ok()
+    } else {
+        content == want
+    };
+    if !content_ok {
+        return bad(&format!("the content type must be `{want}`"));
+    }
+    if !volume_file(file) {
+        return bad("the file name holds only letters, digits and `. _ - + @`");
+    }
+    Ok(())
+}
+
+/// A Proxmox snapshot name: a letter, then letters, digits, `_` and `-` (at most 40).
+pub fn snapshot_name(s: &str) -> Result<(), String> {
+    let ok = s.len() <= 40
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a Proxmox snapshot name (a letter, then letters, digits, `_`, `-`; at most 40)",
+            s.quoted()
+        ))
+    }
+}
+
 /// A CIDR address with explicit prefix (`172.16.100.10/24`).
 pub fn cidr(s: &str) -> Result<IpNet, String> {
     if !s.contains('/') {
@@ -257,6 +353,49 @@ pub fn env_name(s: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn volumes_and_plain_paths() {
+        for good in [
+            "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+            "ubuntu-24.04-standard",
+            "/fastData/shared-iso/template/cache/ubuntu-24.04-standard_24.04-2_amd64.tar.zst",
+        ] {
+            assert!(ostemplate(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "local:vztmpl/x$(touch /tmp/x).tar.zst",
+            "local:iso/debian.tar.zst",
+            "local:vztmpl/../../etc/shadow",
+            "/srv/x;reboot",
+            "$(id)",
+            "local :vztmpl/a.tar.zst",
+            "",
+        ] {
+            assert!(ostemplate(bad).is_err(), "{bad}");
+        }
+        assert!(image_ref("noble-server-cloudimg-amd64.img").is_ok());
+        assert!(image_ref("local:iso/noble.img").is_ok());
+        assert!(image_ref("x`id`.img").is_err());
+        assert!(plain_path("/mnt/pve/quickOS/lxc-persistent-data/103/ssl").is_ok());
+        for bad in [
+            "/srv/$(touch /tmp/x)",
+            "/srv/a`b`",
+            "/srv/a;b",
+            "/srv/a|b",
+            "/srv/a&b",
+            "/srv/a\nb",
+            "/srv/a b",
+            "/srv/a,mp=/etc",
+            "/srv/../etc",
+        ] {
+            assert!(plain_path(bad).is_err(), "{bad}");
+        }
+        assert!(
+            snapshot_name("final-form").is_ok() && snapshot_name("initial_clean_state").is_ok()
+        );
+        assert!(snapshot_name("a;b").is_err() && snapshot_name("1a").is_err());
+    }
 
     #[test]
     fn hostnames() {

@@ -464,7 +464,7 @@ impl Builder<'_> {
         for (i, f) in files.iter().enumerate() {
             let floc = loc.child(i);
             let dest = f.destination_in_container.as_str();
-            if let Err(m) = values::abs_path(dest) {
+            if let Err(m) = values::plain_path(dest) {
                 self.err(
                     Code::InvalidPath,
                     &floc.child("destination_in_container"),

@@ -73,12 +73,12 @@ impl Builder<'_> {
         sans.sort();
         sans.dedup();
         for (k, p) in [("cert_path", &c.cert_path), ("key_path", &c.key_path)] {
-            if let Err(m) = values::abs_path(p) {
+            if let Err(m) = values::plain_path(p) {
                 self.err(
                     Code::InvalidPath,
                     &loc.child(k),
                     m,
-                    "certificate destinations are absolute paths",
+                    "certificate destinations are absolute paths of plain names",
                 );
                 ok = false;
             }
