@@ -1,12 +1,16 @@
 //! Reading operator input (configuration, compose, secret and key files): regular files only,
 //! opened without blocking, bounded by a cap per kind, and optionally kept inside a directory.
 //! I/O: opens and reads the one file it is given. Caps are listed in docs/inputs.md.
+//! [`read_input`] is the loader's form: a located finding instead of an error.
 
 use std::fmt;
 use std::fs::{File, Metadata};
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+use crate::diag::{Code, Diagnostics};
+use crate::source::Location;
 
 /// What a file is for; decides its size cap and how it is named in messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,6 +234,59 @@ fn describe(m: &Metadata) -> &'static str {
     } else {
         "not a regular file"
     }
+}
+
+/// The loader's form of a read: a finding instead of an error.
+/// An input file the loader reads: its kind, whether it must exist, the directories it must
+/// stay in (none: anywhere) and the configuration member that names it, if one does.
+pub(crate) struct Input<'a> {
+    pub path: &'a Path,
+    pub kind: InputKind,
+    pub required: bool,
+    pub within: &'a [&'a Path],
+    pub named_at: Option<Location>,
+}
+
+impl<'a> Input<'a> {
+    pub fn config(path: &'a Path, required: bool) -> Self {
+        Input {
+            path,
+            kind: InputKind::Config,
+            required,
+            within: &[],
+            named_at: None,
+        }
+    }
+}
+
+/// The bytes of `i`, or `None` after reporting why not (nothing for an optional file that
+/// does not exist). A refused file's content is never read, so never shown.
+pub(crate) fn read_input(i: &Input<'_>, diags: &mut Diagnostics) -> Option<Vec<u8>> {
+    let read = if i.within.is_empty() {
+        read_regular(i.path, i.kind)
+    } else {
+        read_within(i.path, i.within, i.kind)
+    };
+    let e = match read {
+        Ok(bytes) => return Some(bytes),
+        Err(e) if e.is_not_found() && !i.required => return None,
+        Err(e) => e,
+    };
+    let code = if e.is_too_large() {
+        Code::TooLarge
+    } else {
+        Code::FileUnreadable
+    };
+    let hint = if e.is_not_found() && i.kind == InputKind::Config {
+        "pass the directory that holds the phoenix_*.json files with --config".to_string()
+    } else {
+        e.hint()
+    };
+    match &i.named_at {
+        Some(loc) => diags.emit(code, loc, e.to_string(), hint),
+        None => crate::load::file_diag(diags, code, i.path, e.to_string(), &hint),
+    }
+    None
 }
 
 impl fmt::Display for InputKind {

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::decode::decode;
 use crate::diag::{Anchor, Code, Diagnostic, Diagnostics, range_diag};
-use crate::input::InputKind;
+use crate::input::{Input, InputKind, read_input};
 use crate::raw::*;
 use crate::source::{FileId, Location, SourceMap};
 
@@ -178,58 +178,6 @@ fn resolve_core_path(dir: &Path, given: Option<&str>, default_name: &str) -> Pat
         return dir.join(default_name);
     }
     dir.join(p)
-}
-
-/// An input file the loader reads: its kind, whether it must exist, the directories it must
-/// stay in (none: anywhere) and the configuration member that names it, if one does.
-struct Input<'a> {
-    path: &'a Path,
-    kind: InputKind,
-    required: bool,
-    within: &'a [&'a Path],
-    named_at: Option<Location>,
-}
-
-impl<'a> Input<'a> {
-    fn config(path: &'a Path, required: bool) -> Self {
-        Input {
-            path,
-            kind: InputKind::Config,
-            required,
-            within: &[],
-            named_at: None,
-        }
-    }
-}
-
-/// The bytes of `i`, or `None` after reporting why not (nothing for an optional file that
-/// does not exist). A refused file's content is never read, so never shown.
-fn read_input(i: &Input<'_>, diags: &mut Diagnostics) -> Option<Vec<u8>> {
-    let read = if i.within.is_empty() {
-        crate::input::read_regular(i.path, i.kind)
-    } else {
-        crate::input::read_within(i.path, i.within, i.kind)
-    };
-    let e = match read {
-        Ok(bytes) => return Some(bytes),
-        Err(e) if e.is_not_found() && !i.required => return None,
-        Err(e) => e,
-    };
-    let code = if e.is_too_large() {
-        Code::TooLarge
-    } else {
-        Code::FileUnreadable
-    };
-    let hint = if e.is_not_found() && i.kind == InputKind::Config {
-        "pass the directory that holds the phoenix_*.json files with --config".to_string()
-    } else {
-        e.hint()
-    };
-    match &i.named_at {
-        Some(loc) => diags.emit(code, loc, e.to_string(), hint),
-        None => file_diag(diags, code, i.path, e.to_string(), &hint),
-    }
-    None
 }
 
 fn read_json(
