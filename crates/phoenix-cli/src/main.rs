@@ -20,6 +20,7 @@ mod swarm_cmd;
 mod sync_cmd;
 mod sync_lab;
 mod verify_cmd;
+mod verify_pve;
 
 use std::io::Write;
 use std::process::ExitCode;
