@@ -20,9 +20,19 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// `phoenix --version`: the package version, the git commit and the build date (build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("PHOENIX_GIT_COMMIT"),
+    ", built ",
+    env!("PHOENIX_BUILD_DATE"),
+    ")"
+);
+
 /// Provision and verify a Proxmox VE homelab from declarative JSON.
 #[derive(Debug, Parser)]
-#[command(name = "phoenix", version, propagate_version = true)]
+#[command(name = "phoenix", version = VERSION, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -59,6 +69,17 @@ pub enum Command {
     Apply(ApplyArgs),
     /// The Docker Swarm through the Engine API: status, init, join, deploy and remove stacks
     Swarm(SwarmArgs),
+    /// Print a shell completion script (`phoenix completions bash > /etc/bash_completion.d/phoenix`)
+    Completions {
+        /// The shell to complete in
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) of phoenix or of one of its commands (`phoenix man | man -l -`)
+    Man {
+        /// A command path such as `sync all` (default: phoenix itself)
+        command: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, Default)]

@@ -8,6 +8,9 @@ use super::{DEFAULT_CONFIG_DIR, LabPrefixArg, OutputFormat, PassphraseArgs, Plan
 
 /// `phoenix apply --target pve [flags] VERB [ID]`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "The flags may follow the verb too: `phoenix apply create 101 --target pve`"
+)]
 pub struct ApplyArgs {
     #[command(flatten)]
     pub sync: SyncAllArgs,
