@@ -30,19 +30,23 @@ fn fail(msg: impl std::fmt::Display, hint: &str) -> u8 {
 /// The passphrase: `--passphrase-env`/`--passphrase-file`, else `step_ca.password` of
 /// `--config`, else none (unencrypted keys).
 fn passphrase(a: &PassphraseArgs, config_dir: Option<&Path>) -> Result<Option<Passphrase>, String> {
-    let secret = match passphrase_secret(a, None) {
-        Some(s) => Some(s),
+    let (secret, key) = match passphrase_secret(a, None) {
+        Some(s) => (Some(s), ""),
         None => match config_dir {
             Some(dir) => {
                 let d =
                     config::load(dir).map_err(|_| "the configuration has errors".to_string())?;
-                d.step_ca.password.clone()
+                (d.step_ca.password.clone(), "step_ca.password: ")
             }
-            None => None,
+            None => (None, ""),
         },
     };
     secret
-        .map(|s| config::resolve_secret(&s).map(Passphrase::new))
+        .map(|s| {
+            config::resolve_secret(&s)
+                .map(Passphrase::new)
+                .map_err(|e| format!("{key}{e}"))
+        })
         .transpose()
 }
 
@@ -151,12 +155,12 @@ fn issue(a: &CaIssueArgs) -> u8 {
             );
             return exit::USAGE;
         };
-        let issuer = std::fs::read_to_string(root)
-            .map_err(|e| format!("cannot read {}: {e}", root.display()))
+        use phoenix_model::input::{InputKind, read_text};
+        let issuer = read_text(root, InputKind::Material)
+            .map_err(|e| e.to_string())
             .and_then(|root_pem| StepCaClient::new(url, &root_pem).map_err(|e| e.to_string()))
             .and_then(|client| {
-                let text = std::fs::read_to_string(key)
-                    .map_err(|e| format!("cannot read {}: {e}", key.display()))?;
+                let text = read_text(key, InputKind::Material).map_err(|e| e.to_string())?;
                 let prov =
                     ProvisionerKey::from_file_contents(name, &text).map_err(|e| e.to_string())?;
                 StepCaIssuer::connect(client, prov).map_err(|e| e.to_string())

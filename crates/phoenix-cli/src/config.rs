@@ -77,14 +77,17 @@ pub fn resolve_secret(s: &Secret) -> Result<Vec<u8>, String> {
         Secret::Env(name) => std::env::var(name)
             .map(String::into_bytes)
             .map_err(|_| format!("environment variable {name} is not set")),
-        Secret::File(path) => std::fs::read(path)
-            .map(|mut b| {
-                while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
-                    b.pop();
-                }
-                b
-            })
-            .map_err(|e| format!("cannot read secret file {path}: {e}")),
+        Secret::File(path) => {
+            use phoenix_model::input::{InputKind, read_regular};
+            read_regular(std::path::Path::new(path), InputKind::Secret)
+                .map(|mut b| {
+                    while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
+                        b.pop();
+                    }
+                    b
+                })
+                .map_err(|e| format!("secret file: {e}"))
+        }
     }
 }
 

@@ -57,7 +57,7 @@ impl Policy {
             ..Policy::default()
         };
         let path = dir.join(LINT_FILE);
-        match std::fs::read_to_string(&path) {
+        match phoenix_model::input::read_text(&path, phoenix_model::input::InputKind::Config) {
             Ok(text) => {
                 let file: LintFile = serde_json::from_str(&text).map_err(|e| {
                     format!(
@@ -78,8 +78,8 @@ impl Policy {
                     }
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(format!("{e}\n  hint: {}", e.hint())),
         }
         for c in allow {
             let code = parse_code(c).map_err(|m| format!("--allow: {m}"))?;

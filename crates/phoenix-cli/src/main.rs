@@ -4,11 +4,14 @@
 //! Streams: data (the model summary, JSON findings, schemas) on stdout; findings in text
 //! mode, the count line and errors on stderr.
 
+mod argv;
 mod ca_cmd;
 mod cli;
 mod config;
+mod hints;
 mod lab_cmd;
 mod lint;
+mod manual;
 mod materials;
 mod netswitch_cmd;
 mod plan_cmd;
@@ -20,11 +23,12 @@ mod swarm_cmd;
 mod sync_cmd;
 mod sync_lab;
 mod verify_cmd;
+mod verify_pve;
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use cli::{Cli, Command, OutputFormat};
 use phoenix_model::{Code, Severity};
@@ -39,8 +43,10 @@ pub mod exit {
 }
 
 fn main() -> ExitCode {
-    // clap exits with 2 on usage errors and 0 for --help/--version.
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return ExitCode::from(code),
+    };
     let code = match cli.command {
         Command::Validate(args) => validate(&args),
         Command::Schema(args) => schema(&args),
@@ -55,8 +61,41 @@ fn main() -> ExitCode {
         Command::Status(args) => status_cmd::run(&args),
         Command::Apply(args) => sync_cmd::apply_verb(&args),
         Command::Swarm(args) => swarm_cmd::run(&args),
+        Command::Completions { shell } => manual::completions(shell),
+        Command::Man { command } => manual::man(&command),
     };
     ExitCode::from(code)
+}
+
+/// The command line, or the exit code of a usage error already reported. clap exits with 2 on
+/// usage errors and 0 for --help/--version; a bash verb (`phoenix create 101`) is answered
+/// with the phoenix command that does it.
+fn parse() -> Result<Cli, u8> {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut args = std::env::args_os();
+    let program = args.next().unwrap_or_else(|| "phoenix".into());
+    let args = match cmd.find_subcommand("apply") {
+        Some(apply) => argv::apply_flags_first(apply, args.collect()),
+        None => args.collect(),
+    };
+    let matches = match cmd.try_get_matches_from_mut(std::iter::once(program).chain(args)) {
+        Ok(m) => m,
+        Err(e) => {
+            if e.kind() == clap::error::ErrorKind::InvalidSubcommand {
+                let args: Vec<String> = std::env::args_os()
+                    .skip(1)
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect();
+                if let Some(tip) = hints::bash_verb(&args) {
+                    let _ = writeln!(anstream::stderr(), "{tip}");
+                    return Err(exit::USAGE);
+                }
+            }
+            e.exit()
+        }
+    };
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd).exit())
 }
 
 fn validate(args: &cli::ValidateArgs) -> u8 {

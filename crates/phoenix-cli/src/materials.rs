@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use phoenix_model::DesiredState;
+use phoenix_model::input::{InputKind, read_text};
 use phoenix_model::model::GuestId;
 use phoenix_pki::stepca::ProvisionerKey;
 use phoenix_pki::{CaStore, Passphrase};
@@ -34,7 +35,7 @@ pub fn from_ca_dir(
     let encrypted = public.is_encrypted();
     let key_text = if encrypted {
         let path = ca_dir.join(phoenix_pki::ca::INTERMEDIATE_KEY);
-        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?
+        read_text(&path, InputKind::Material).map_err(|e| e.to_string())?
     } else {
         ca.intermediate_key_pem().expose().to_string()
     };
@@ -47,8 +48,7 @@ pub fn from_ca_dir(
     };
     let provisioner = match provisioner_key {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text = read_text(path, InputKind::Material).map_err(|e| e.to_string())?;
             let key = ProvisionerKey::from_file_contents(&d.step_ca.provisioner, &text)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             Some(key.public_jwk())

@@ -63,8 +63,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 fn read_observed(path: &Path) -> Result<ObservedState, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    use phoenix_model::input::{InputKind, read_text};
+    let text = read_text(path, InputKind::Config).map_err(|e| e.to_string())?;
     serde_json::from_str(&text)
         .map_err(|e| format!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))
 }

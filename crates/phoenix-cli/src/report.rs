@@ -64,6 +64,9 @@ impl miette::Diagnostic for Snippet<'_> {
     }
 }
 
+/// Longest source line a snippet shows; a longer one leaves the finding without a snippet.
+const SNIPPET_LINE_BYTES: usize = 4096;
+
 /// A file as miette reads it, but each snippet is cut from a window of a few lines around
 /// its span (found through the line starts), so a thousand findings in a 3 MB file do not
 /// each scan the file from the top.
@@ -85,6 +88,19 @@ impl WindowedSource {
                 .map(|(i, _)| i + 1),
         );
         WindowedSource { name, text, starts }
+    }
+
+    /// Whether a line a snippet of `span` shows (one of context on each side) is longer than
+    /// [`SNIPPET_LINE_BYTES`].
+    fn long_lines_near(&self, span: &std::ops::Range<usize>) -> bool {
+        let first = self.line_of(span.start).saturating_sub(1);
+        let last = self.line_of(span.end) + 1;
+        (first..=last).any(|l| {
+            let (Some(start), end) = (self.starts.get(l), self.starts.get(l + 1)) else {
+                return false;
+            };
+            end.copied().unwrap_or(self.text.len()) - start > SNIPPET_LINE_BYTES
+        })
     }
 
     /// 0-based line of a byte offset.
@@ -178,6 +194,10 @@ impl<'a> Renderer<'a> {
     fn snippet(&self, f: &Finding) -> Option<String> {
         let span = f.span.clone()?;
         let source = self.named_source(&f.file)?;
+        if source.long_lines_near(&span) {
+            // A 5 MB value on one line would be printed whole: the location says where it is.
+            return None;
+        }
         // A finding anchored at a whole object shows its first line, not all of it.
         let text = &source.text;
         let cut = text

@@ -204,7 +204,24 @@ pub(crate) fn pve_ctx(
     host: Option<&str>,
     certs: &std::path::Path,
 ) -> Ctx {
-    let engines = desired
+    let engines = pve_engines(&desired, host, certs);
+    Ctx {
+        d,
+        desired,
+        engines,
+        lab: None,
+        label: "pve".into(),
+    }
+}
+
+/// The Swarm nodes' engines on a Proxmox node: the first manager at `host` (else its Swarm
+/// address), every other node at its Swarm address, port 2376, TLS with `certs`.
+pub(crate) fn pve_engines(
+    desired: &SwarmDesired,
+    host: Option<&str>,
+    certs: &std::path::Path,
+) -> Vec<Engine> {
+    desired
         .nodes
         .iter()
         .enumerate()
@@ -227,14 +244,7 @@ pub(crate) fn pve_ctx(
                 client,
             }
         })
-        .collect();
-    Ctx {
-        d,
-        desired,
-        engines,
-        lab: None,
-        label: "pve".into(),
-    }
+        .collect()
 }
 
 fn lab_err(e: phoenix_lab::LabError) -> Failure {

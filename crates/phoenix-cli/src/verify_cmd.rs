@@ -1,4 +1,4 @@
-//! `phoenix verify --target lab`: maps the running lab's recorded state (`phoenix-lab`) to the
+//! `phoenix verify --target lab` (`--target pve`: [`crate::verify_pve`]): maps the running lab's recorded state (`phoenix-lab`) to the
 //! places the probes need and prints `phoenix-verify`'s report. The checks themselves live in
 //! `phoenix_verify::lab`. Root only. Report on stdout (text table ending in the count line, or
 //! JSON); timing and errors on stderr; exit 1 on any failed check.
@@ -21,6 +21,7 @@ fn error(msg: &str, hint: &str) -> u8 {
 pub fn run(args: &VerifyArgs) -> u8 {
     match args.target {
         VerifyTarget::Lab => lab(args),
+        VerifyTarget::Pve => crate::verify_pve::run(args),
     }
 }
 

@@ -330,6 +330,91 @@ fn help_and_version_exit_0() {
 }
 
 #[test]
+fn version_names_the_commit_and_build_date() {
+    let out = text(&run(&["--version"]).stdout);
+    assert!(out.starts_with("phoenix 0.1.0 (commit "), "{out}");
+    assert!(out.contains(", built "), "{out}");
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_definitions() {
+    let bash = run(&["completions", "bash"]);
+    assert_eq!(bash.status.code(), Some(0));
+    let script = text(&bash.stdout);
+    assert!(
+        script.contains("sync") && script.contains("--target"),
+        "{script}"
+    );
+    for shell in ["zsh", "fish", "powershell", "elvish"] {
+        let out = run(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        assert!(text(&out.stdout).contains("apply"), "{shell}");
+    }
+    let man = text(&run(&["man"]).stdout);
+    assert!(man.contains(".TH phoenix 1"), "{man}");
+    assert!(
+        man.contains(".SH SUBCOMMANDS") && man.contains("phoenix\\-sync(1)"),
+        "{man}"
+    );
+    let sub = text(&run(&["man", "sync", "all"]).stdout);
+    assert!(sub.contains(".TH phoenix-sync-all 1"), "{sub}");
+    assert!(sub.contains("\\-\\-dry\\-run"), "{sub}");
+    let nope = run(&["man", "nope"]);
+    assert_eq!(nope.status.code(), Some(2));
+    assert!(text(&nope.stderr).contains("no command `nope`"));
+}
+
+#[test]
+fn bash_verbs_answer_with_the_phoenix_command() {
+    let out = run(&["create", "101"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("did you mean: phoenix apply --target pve create 101\n"),
+        "{err}"
+    );
+    assert!(!err.contains("similar"), "{err}");
+    let out = run(&["health-check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("did you mean: phoenix verify --target pve"));
+    // Other unknown words keep clap's answer.
+    let out = run(&["crate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!text(&out.stderr).contains("did you mean"));
+}
+
+#[test]
+fn apply_takes_its_flags_before_or_after_the_verb() {
+    let homelab = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/homelab");
+    // --target lab is refused for a verb, with its own message: proof it was read.
+    let before = run(&["apply", "--target", "lab", "-c", homelab, "create", "101"]);
+    let after = run(&["apply", "create", "101", "--target", "lab", "-c", homelab]);
+    assert!(text(&before.stderr).contains("the lab twin is converged as a whole"));
+    assert_eq!(
+        (before.status.code(), text(&before.stderr)),
+        (after.status.code(), text(&after.stderr))
+    );
+    // Constraints hold across the verb: conflicting flags on both sides are refused.
+    let split = run(&[
+        "apply",
+        "--api-token",
+        "a",
+        "create",
+        "101",
+        "--username",
+        "b",
+        "--target",
+        "pve",
+    ]);
+    assert_eq!(split.status.code(), Some(2));
+    assert!(
+        text(&split.stderr).contains("cannot be used with"),
+        "{}",
+        text(&split.stderr)
+    );
+}
+
+#[test]
 fn schema_is_valid_json_schema() {
     let out = run(&["schema"]);
     assert_eq!(out.status.code(), Some(0));

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use bollard::Docker;
+use phoenix_model::input::InputKind;
 use phoenix_model::model::{DesiredState, Secret};
 use phoenix_plan::swarm::{
     SecretSource, SwarmAction, SwarmActionKind, SwarmDesired, SwarmObserved,
@@ -318,17 +319,16 @@ pub fn file_contents(
     rendered
         .files
         .iter()
-        .map(|f| match std::fs::read(&f.path) {
-            Ok(c) => Ok((f.base.clone(), c)),
-            Err(e) => Err(swarm_failure(
-                format!(
-                    "stack {stack} (environment {env}): cannot read the file {}: {e}",
-                    f.path.display()
-                ),
-                "create it, or fix its `source` under the environment's `files` in \
+        .map(
+            |f| match phoenix_model::input::read_regular(&f.path, InputKind::Stack) {
+                Ok(c) => Ok((f.base.clone(), c)),
+                Err(e) => Err(swarm_failure(
+                    format!("stack {stack} (environment {env}): {e}"),
+                    "create it, or fix its `source` under the environment's `files` in \
                  phoenix_stacks_config.json (a relative path is relative to the configuration \
                  directory)",
-            )),
-        })
+                )),
+            },
+        )
         .collect()
 }

@@ -32,6 +32,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "phoenix-render",
             "phoenix-pki",
             "phoenix-plan",
+            "phoenix-verify",
             "phoenix-exec",
         ],
     ),

@@ -2,6 +2,7 @@
 //! warnings with their location, and a type error is reported, the offending member removed,
 //! and decoding retried, so one bad field does not hide the next. No I/O.
 
+use crate::diag::Quote;
 use std::borrow::Cow;
 
 use serde::de::DeserializeOwned;
@@ -41,7 +42,7 @@ pub fn decode<T: DeserializeOwned>(
                         Diagnostic::new(
                             Code::UnknownKey,
                             &at,
-                            format!("unknown key `{}`", key.escape_debug()),
+                            format!("unknown key `{}`", key.quoted()),
                             "phoenix keeps it but nothing reads it; check the spelling against `phoenix schema`",
                         )
                         .at_key(),
@@ -70,7 +71,7 @@ pub fn decode<T: DeserializeOwned>(
                 let consequence =
                     missing && removed.contains(&crate::source::pointer_push(&rel, field));
                 if !consequence {
-                    diags.emit(code, &at, tidy(&message), hint);
+                    diags.emit(code, &at, tidy(&shorten_quoted(&message)), hint);
                 }
                 // A required member missing at the top gives up on the value; one missing in a
                 // nested object drops that object, so the rest of the value still loads (a bad
@@ -88,6 +89,20 @@ pub fn decode<T: DeserializeOwned>(
         }
     }
     None
+}
+
+/// serde quotes the whole offending string (`invalid type: string "…", expected u32`): cut
+/// it as every other message quotes a value.
+fn shorten_quoted(message: &str) -> String {
+    match (message.find('"'), message.rfind('"')) {
+        (Some(a), Some(b)) if b > a + crate::diag::QUOTE_CHARS => format!(
+            "{}\"{}\"{}",
+            &message[..a],
+            crate::diag::cut(&message[a + 1..b], crate::diag::QUOTE_CHARS),
+            &message[b + 1..]
+        ),
+        _ => message.to_string(),
+    }
 }
 
 /// serde's messages end with a period and speak of maps and sequences; the configuration is

@@ -3,6 +3,7 @@
 //!
 //! No I/O.
 
+use std::fmt::Write as _;
 use std::ops::Range;
 use std::path::PathBuf;
 
@@ -69,6 +70,7 @@ codes! {
     InvalidName = "PHX-E040", Error, "a name contains characters that are not allowed";
     InvalidPath = "PHX-E041", Error, "a path is not an absolute, plain path";
     InvalidRule = "PHX-E042", Error, "a firewall rule field is not valid";
+    InvalidVolume = "PHX-E043", Error, "an OS template or base image is not a Proxmox volume id or a plain path";
     InvalidSecret = "PHX-E050", Error, "a secret reference is malformed";
     UnknownGuest = "PHX-E051", Error, "a reference names a guest that does not exist";
     InvalidSan = "PHX-E052", Error, "a certificate SAN or name is malformed";
@@ -127,6 +129,47 @@ impl Code {
                 | Code::StaleSan
                 | Code::CertificateGap
         )
+    }
+}
+
+/// Most characters of a value a message quotes; a longer value is cut and its length given.
+pub const QUOTE_CHARS: usize = 80;
+/// Most characters of a message or hint once resolved, whatever it quotes.
+pub const MESSAGE_CHARS: usize = 2000;
+
+/// A value as a message quotes it: escaped (`escape_debug`), at most [`QUOTE_CHARS`]
+/// characters, and when cut, `…` and its length (`aaaa… (5242880 bytes)`).
+pub struct Quoted<'a>(&'a str);
+
+impl std::fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut escaped = self.0.escape_debug();
+        for c in escaped.by_ref().take(QUOTE_CHARS) {
+            f.write_char(c)?;
+        }
+        if escaped.next().is_some() {
+            write!(f, "… ({} bytes)", self.0.len())?;
+        }
+        Ok(())
+    }
+}
+
+/// `.quoted()`: how every diagnostic shows a value of the configuration.
+pub trait Quote {
+    fn quoted(&self) -> Quoted<'_>;
+}
+
+impl Quote for str {
+    fn quoted(&self) -> Quoted<'_> {
+        Quoted(self)
+    }
+}
+
+/// `s` cut to `max` characters, with `…` and the full length when cut.
+pub fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => format!("{}… ({} bytes)", &s[..at], s.len()),
+        None => s.to_string(),
     }
 }
 
@@ -265,8 +308,8 @@ impl Diagnostics {
             }
         }
         for f in &mut out {
-            f.message = sources.redact(&f.message);
-            f.hint = sources.redact(&f.hint);
+            f.message = cut(&sources.redact(&f.message), MESSAGE_CHARS);
+            f.hint = cut(&sources.redact(&f.hint), MESSAGE_CHARS);
         }
         out.sort_by(|a, b| {
             (&a.file, a.line, a.column, a.code, &a.message)
@@ -346,6 +389,15 @@ pub(crate) fn range_diag(
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn quoted_values_are_cut_with_their_length() {
+        assert_eq!("a\nb".quoted().to_string(), "a\\nb");
+        let long = "a".repeat(5 * 1024 * 1024);
+        let q = long.quoted().to_string();
+        assert_eq!(q, format!("{}… (5242880 bytes)", "a".repeat(QUOTE_CHARS)));
+        assert_eq!(cut("é".repeat(3).as_str(), 2), "éé… (6 bytes)");
+    }
 
     #[test]
     fn codes_are_unique_and_prefixed_by_severity() {

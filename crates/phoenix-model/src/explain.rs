@@ -24,7 +24,7 @@ pub fn explain(code: Code) -> Explanation {
     use Code::*;
     match code {
         FileUnreadable => e(
-            "A configuration file phoenix needs is missing or cannot be read. Findings that only follow from it (guests it defines \"not defined\" elsewhere) are left out until it is fixed.",
+            "A configuration file phoenix needs is missing or cannot be read. Findings that only follow from it (guests it defines \"not defined\" elsewhere) are left out until it is fixed. Only regular files are read: a FIFO, device or socket is refused without waiting on it, and a stack's compose file or `phoenix.json` that is a symbolic link out of the configuration directory, or a loop of links, is refused at the stack that names it (its content is never read, so never shown).",
             "--config /usr/local/phoenix_hypervisor/etc without phoenix_lxc_configs.json",
             "Pass the directory that holds phoenix_hypervisor_config.json, or restore the file; check its permissions.",
         ),
@@ -34,7 +34,7 @@ pub fn explain(code: Code) -> Explanation {
             "Fix the marked position; JSON allows no comments or trailing commas. `jq . FILE` shows the same error.",
         ),
         TooLarge => e(
-            "The file is larger than 16 MiB or nested deeper than 64 levels; phoenix refuses it rather than exhaust memory.",
+            "The file is larger than phoenix reads for its kind (16 MiB for a configuration file, 1 MiB for a compose or stack file; docs/inputs.md lists them) or nested deeper than 64 levels; phoenix refuses it rather than exhaust memory.",
             "--config pointing at a directory where phoenix_lxc_configs.json is a disk image",
             "Check that the right file was given; real configurations are a few hundred KiB.",
         ),
@@ -139,14 +139,19 @@ pub fn explain(code: Code) -> Explanation {
             "Use letters, digits, `-` and `_`.",
         ),
         InvalidPath => e(
-            "A path is not an absolute, plain path.",
-            "\"container_path\": \"certs/../x\"",
-            "Write an absolute path without `..`.",
+            "A path is not an absolute, plain path. Paths phoenix hands to Proxmox or writes to (mount points, certificate files, stack file destinations) hold only letters, digits and `/ . _ - + @`: no blank, no shell metacharacter, no `,` or `=` that would split a Proxmox property string.",
+            "\"host_path\": \"/srv/$(touch /tmp/x)\"",
+            "Write an absolute path of plain names without `..`.",
         ),
         InvalidRule => e(
             "A firewall rule field is not valid for Proxmox.",
             "\"action\": \"ALLOW\"",
             "Use the values the hint lists (ACCEPT, DROP, REJECT; tcp, udp; 80, \"80,443\").",
+        ),
+        InvalidVolume => e(
+            "An LXC `template` or a VM `template_image` is not what Proxmox accepts as a volume: `storage:vztmpl/file.tar.zst` (`storage:content/file` for an image), an absolute plain path, or a plain file name. It reaches the Proxmox API as it is, so nothing else is let through.",
+            "\"template\": \"local:vztmpl/debian$(touch /tmp/x).tar.zst\"",
+            "Give the volume id `pveam list STORAGE` shows, e.g. `local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst`.",
         ),
         InvalidSecret => e(
             "A secret reference is malformed.",

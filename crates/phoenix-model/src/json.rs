@@ -4,6 +4,7 @@
 //!
 //! No I/O.
 
+use crate::diag::Quote;
 use serde_json::{Map, Number, Value};
 
 use crate::diag::{Anchor, Code, Diagnostic, Diagnostics, range_diag};
@@ -193,7 +194,7 @@ impl Converter<'_> {
                             severity: Code::DuplicateKey.severity(),
                             message: format!(
                                 "duplicate key `{}`, first given at line {line}:{col}",
-                                name.escape_debug()
+                                name.quoted()
                             ),
                             hint: "JSON readers disagree on which copy wins (phoenix and jq read the last); keep exactly one"
                                 .into(),

@@ -1,6 +1,7 @@
 //! Forms older versions of the bash system accepted, rewritten to the current form on the
 //! JSON value before decoding, each reported once as PHX-W004 (docs/legacy-forms.md). No I/O.
 
+use crate::diag::Quote;
 use serde_json::{Map, Value};
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
@@ -88,15 +89,15 @@ pub fn vm(entry: &mut Value, loc: &Location, diags: &mut Diagnostics) {
         let env = match o.get("environment") {
             Some(Value::String(e)) => format!(
                 " (the bash system deployed only its environment `{}`; phoenix deploys every environment the stack defines)",
-                e.escape_debug()
+                e.quoted()
             ),
             _ => String::new(),
         };
         legacy(
             diags,
             &loc.child("docker_stacks").child(i),
-            format!("stack `{}` is given as an object{env}", name.escape_debug()),
-            &format!("write the stack's name only: \"{}\"", name.escape_debug()),
+            format!("stack `{}` is given as an object{env}", name.quoted()),
+            &format!("write the stack's name only: \"{}\"", name.quoted()),
         );
         *item = Value::String(name);
     }

@@ -5,13 +5,14 @@
 //! (`build` → [`model::DesiredState`]), the semantic checks (`checks`), located diagnostics
 //! (`diag`) and the JSON Schema (`schema`).
 //!
-//! I/O: `load` reads configuration files; everything else is pure.
+//! I/O: `load` reads configuration files through `input`; everything else is pure.
 
 pub mod build;
 pub mod checks;
 pub mod decode;
 pub mod diag;
 pub mod explain;
+pub mod input;
 pub mod json;
 pub mod legacy;
 pub mod load;

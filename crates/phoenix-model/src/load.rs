@@ -1,13 +1,14 @@
 //! Reading a configuration directory: the five JSON files (honouring `core_paths`) and the
-//! stacks' compose files. This module is the only one in the crate that touches the
-//! filesystem, and it only reads.
+//! stacks' compose files, each through [`crate::input`]. I/O: reads.
 
+use crate::diag::Quote;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use crate::decode::decode;
 use crate::diag::{Anchor, Code, Diagnostic, Diagnostics, range_diag};
+use crate::input::{Input, InputKind, read_input};
 use crate::raw::*;
 use crate::source::{FileId, Location, SourceMap};
 
@@ -54,7 +55,7 @@ pub fn load_dir(dir: &Path, sources: &mut SourceMap, diags: &mut Diagnostics) ->
         ..RawConfig::default()
     };
     let hyp_path = dir.join(HYPERVISOR_FILE);
-    let Some((hfile, mut hval)) = read_json(&hyp_path, true, sources, diags) else {
+    let Some((hfile, mut hval)) = read_json(&Input::config(&hyp_path, true), sources, diags) else {
         return raw;
     };
     if let Value::Object(obj) = &mut hval {
@@ -78,7 +79,7 @@ pub fn load_dir(dir: &Path, sources: &mut SourceMap, diags: &mut Diagnostics) ->
             let names: Vec<String> = shared
                 .keys()
                 .filter(|k| *k != "firewall")
-                .map(|k| format!("`{}`", k.escape_debug()))
+                .map(|k| format!("`{}`", k.quoted()))
                 .collect();
             if !names.is_empty() {
                 diags.push(
@@ -114,18 +115,18 @@ pub fn load_dir(dir: &Path, sources: &mut SourceMap, diags: &mut Diagnostics) ->
         .unwrap_or_default();
 
     let lxc_path = resolve_core_path(dir, core.lxc_config_file.as_deref(), LXC_FILE);
-    if let Some((f, v)) = read_json(&lxc_path, true, sources, diags) {
+    if let Some((f, v)) = read_json(&Input::config(&lxc_path, true), sources, diags) {
         load_lxc_file(v, f, &mut raw, diags);
     }
     let vm_path = resolve_core_path(dir, core.vm_config_file.as_deref(), VM_FILE);
-    let vm_file = read_json(&vm_path, false, sources, diags);
+    let vm_file = read_json(&Input::config(&vm_path, false), sources, diags);
     let vm_file_absent = vm_file.is_none() && !vm_path.exists();
     if let Some((f, v)) = vm_file {
         load_vm_file(v, f, &mut raw, diags);
     }
     vms_in_hypervisor(hval, hfile, vm_file_absent, &mut raw, diags);
     let stacks_path = resolve_core_path(dir, core.stacks_config_file.as_deref(), STACKS_FILE);
-    if let Some((f, v)) = read_json(&stacks_path, false, sources, diags) {
+    if let Some((f, v)) = read_json(&Input::config(&stacks_path, false), sources, diags) {
         load_stacks_file(&v, f, &mut raw, diags);
     }
     load_stack_dirs(dir, &mut raw, sources, diags);
@@ -134,7 +135,7 @@ pub fn load_dir(dir: &Path, sources: &mut SourceMap, diags: &mut Diagnostics) ->
         core.certificate_manifest_file.as_deref(),
         MANIFEST_FILE,
     );
-    if let Some((f, v)) = read_json(&manifest_path, false, sources, diags) {
+    if let Some((f, v)) = read_json(&Input::config(&manifest_path, false), sources, diags) {
         raw.manifest_present = true;
         match &v {
             Value::Array(items) => {
@@ -180,55 +181,28 @@ fn resolve_core_path(dir: &Path, given: Option<&str>, default_name: &str) -> Pat
 }
 
 fn read_json(
-    path: &Path,
-    required: bool,
+    input: &Input<'_>,
     sources: &mut SourceMap,
     diags: &mut Diagnostics,
 ) -> Option<(FileId, Value)> {
-    let text = match read_bounded(path) {
-        Ok(None) => {
-            file_diag(
-                diags,
-                Code::TooLarge,
-                path,
-                format!(
-                    "file is larger than {} bytes, the most phoenix reads",
-                    crate::json::MAX_FILE_BYTES
-                ),
-                "split the configuration or check that the right file was given",
-            );
-            return None;
-        }
-        Ok(Some(bytes)) => {
-            match String::from_utf8(bytes) {
-                Ok(t) => t,
-                Err(e) => {
-                    let at = e.utf8_error().valid_up_to();
-                    let byte = e.as_bytes().get(at).copied().unwrap_or(0);
-                    let file = sources.add(
-                        path.to_path_buf(),
-                        String::from_utf8_lossy(e.as_bytes()).into_owned(),
-                    );
-                    diags.push(range_diag(
-                    Code::JsonSyntax,
-                    file,
-                    at..at + 1,
-                    format!("not UTF-8 text: byte 0x{byte:02x} cannot start or continue a character"),
-                    "save the file as UTF-8 (it was probably written in Latin-1 or Windows-1252)",
-                ));
-                    return None;
-                }
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return None,
+    let path = input.path;
+    let bytes = read_input(input, diags)?;
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
         Err(e) => {
-            file_diag(
-                diags,
-                Code::FileUnreadable,
-                path,
-                format!("cannot read {}: {e}", path.display()),
-                "pass the directory that holds the phoenix_*.json files with --config",
+            let at = e.utf8_error().valid_up_to();
+            let byte = e.as_bytes().get(at).copied().unwrap_or(0);
+            let file = sources.add(
+                path.to_path_buf(),
+                String::from_utf8_lossy(e.as_bytes()).into_owned(),
             );
+            diags.push(range_diag(
+                Code::JsonSyntax,
+                file,
+                at..at + 1,
+                format!("not UTF-8 text: byte 0x{byte:02x} cannot start or continue a character"),
+                "save the file as UTF-8 (it was probably written in Latin-1 or Windows-1252)",
+            ));
             return None;
         }
     };
@@ -256,21 +230,6 @@ fn read_json(
     let value = crate::json::parse(file, &sources.get(file).text, diags);
     crate::secrets::mask_file(sources, file, value.as_ref());
     Some((file, value?))
-}
-
-/// Read at most [`crate::json::MAX_FILE_BYTES`]; `None` when the file is larger. Reading
-/// through `take` also bounds devices and FIFOs that report no size (`/dev/zero`).
-pub(crate) fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-    use std::io::Read;
-    let limit = crate::json::MAX_FILE_BYTES as u64;
-    let file = std::fs::File::open(path)?;
-    let hint = file.metadata().map(|m| m.len()).unwrap_or(0);
-    if hint > limit {
-        return Ok(None);
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
-    file.take(limit + 1).read_to_end(&mut bytes)?;
-    Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
 pub(crate) fn file_diag(
@@ -330,7 +289,7 @@ fn load_lxc_file(mut v: Value, file: FileId, raw: &mut RawConfig, diags: &mut Di
                 Diagnostic::new(
                     Code::UnknownKey,
                     &root.child(k),
-                    format!("unknown key `{}`", k.escape_debug()),
+                    format!("unknown key `{}`", k.quoted()),
                     "containers go under `lxc_configs`; check the spelling against `phoenix schema`",
                 )
                 .at_key(),
@@ -391,7 +350,7 @@ fn load_vm_file(v: Value, file: FileId, raw: &mut RawConfig, diags: &mut Diagnos
                 Diagnostic::new(
                     Code::UnknownKey,
                     &root.child(key),
-                    format!("unknown key `{}`", key.escape_debug()),
+                    format!("unknown key `{}`", key.quoted()),
                     "the VM file holds `vm_defaults` and `vms`",
                 )
                 .at_key(),
@@ -500,7 +459,7 @@ fn load_stacks_file(v: &Value, file: FileId, raw: &mut RawConfig, diags: &mut Di
                 Diagnostic::new(
                     Code::UnknownKey,
                     &root.child(key),
-                    format!("unknown key `{}`", key.escape_debug()),
+                    format!("unknown key `{}`", key.quoted()),
                     "the stacks file holds `docker_stacks`",
                 )
                 .at_key(),
@@ -548,12 +507,31 @@ fn load_stack_dirs(
         Err(_) => return,
     };
     names.sort();
+    let roots = [dir, stacks_root.as_path()];
     for name in names {
         let sdir = stacks_root.join(&name);
+        // A link, a FIFO or a device is found here and refused when read, never skipped as
+        // "no such file".
+        let present = |p: &Path| p.symlink_metadata().is_ok();
+        let named_at = raw
+            .stacks
+            .iter()
+            .find(|(n, _)| n == &name)
+            .map(|(_, s)| s.loc.clone());
         let def = sdir.join("phoenix.json");
-        if def.is_file()
-            && !raw.stacks.iter().any(|(n, _)| n == &name)
-            && let Some((f, v)) = read_json(&def, false, sources, diags)
+        if present(&def)
+            && named_at.is_none()
+            && let Some((f, v)) = read_json(
+                &Input {
+                    path: &def,
+                    kind: InputKind::Stack,
+                    required: false,
+                    within: &roots,
+                    named_at: None,
+                },
+                sources,
+                diags,
+            )
         {
             let loc = Location::new(f, "");
             if let Some(value) = decode::<RawStack>(&v, &loc, diags) {
@@ -568,9 +546,19 @@ fn load_stack_dirs(
         ]
         .iter()
         .map(|f| sdir.join(f))
-        .find(|p| p.is_file());
-        if let Some(path) = compose
-            && let Some(value) = crate::yaml::read_yaml(&path, sources, diags)
+        .find(|p| present(p));
+        let Some(path) = compose else {
+            continue;
+        };
+        let input = Input {
+            path: &path,
+            kind: InputKind::Stack,
+            required: true,
+            within: &roots,
+            named_at,
+        };
+        if let Some(bytes) = read_input(&input, diags)
+            && let Some(value) = crate::yaml::parse_yaml(&path, bytes, sources, diags)
         {
             raw.compose.insert(name, ComposeFile { path, value });
         }

@@ -3,6 +3,7 @@
 //! Config values are data: these parsers decide what is allowed, nothing is ever interpreted
 //! by a shell. No I/O.
 
+use crate::diag::Quote;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -14,7 +15,7 @@ pub fn hostname(s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > 253 {
         return Err(format!(
             "`{}` is not a valid host name (1–253 characters)",
-            s.escape_debug()
+            s.quoted()
         ));
     }
     for label in s.split('.') {
@@ -28,7 +29,7 @@ pub fn hostname(s: &str) -> Result<(), String> {
         if !ok {
             return Err(format!(
                 "`{}` is not a valid host name (letters, digits and `-` in dot-separated labels)",
-                s.escape_debug()
+                s.quoted()
             ));
         }
     }
@@ -41,13 +42,13 @@ pub fn dns_san(s: &str) -> Result<(), String> {
     if rest.contains('*') {
         return Err(format!(
             "`{}`: a wildcard may only be the whole leftmost label (`*.example.org`)",
-            s.escape_debug()
+            s.quoted()
         ));
     }
     if s.starts_with("*.") && !rest.contains('.') {
         return Err(format!(
             "`{}`: a wildcard needs at least two labels after it",
-            s.escape_debug()
+            s.quoted()
         ));
     }
     hostname(rest)
@@ -65,7 +66,7 @@ pub fn ident(s: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "`{}` is not a valid name (letters, digits, `_`, `-`, `.`; at most 64)",
-            s.escape_debug()
+            s.quoted()
         ))
     }
 }
@@ -73,18 +74,111 @@ pub fn ident(s: &str) -> Result<(), String> {
 /// An absolute path: starts with `/`, no control characters, no `..` components.
 pub fn abs_path(s: &str) -> Result<(), String> {
     if !s.starts_with('/') {
-        return Err(format!("`{}` is not an absolute path", s.escape_debug()));
+        return Err(format!("`{}` is not an absolute path", s.quoted()));
     }
     if s.chars().any(char::is_control) {
-        return Err(format!(
-            "`{}` contains control characters",
-            s.escape_debug()
-        ));
+        return Err(format!("`{}` contains control characters", s.quoted()));
     }
     if s.split('/').any(|c| c == "..") {
-        return Err(format!("`{}` contains a `..` component", s.escape_debug()));
+        return Err(format!("`{}` contains a `..` component", s.quoted()));
     }
     Ok(())
+}
+
+/// A path phoenix passes to Proxmox or writes to (mount points, certificate files, an OS
+/// template): absolute, and only letters, digits and `/ . _ - + @` — no blank, no shell
+/// metacharacter (`$`, backtick, `;`, `|`, `&`, quotes), no `,` or `=` that would split a
+/// Proxmox property string.
+pub fn plain_path(s: &str) -> Result<(), String> {
+    abs_path(s)?;
+    match s.chars().find(|c| !plain_path_char(*c)) {
+        Some(c) => Err(format!(
+            "`{}` contains `{}`; a path here holds only letters, digits and `/ . _ - + @`",
+            s.quoted(),
+            c.escape_debug()
+        )),
+        None => Ok(()),
+    }
+}
+
+fn plain_path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | '@')
+}
+
+/// A file name inside a storage: plain characters, no `/`, not `.` or `..`.
+fn volume_file(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && !s.starts_with('.')
+        && s.chars().all(|c| c != '/' && plain_path_char(c))
+}
+
+/// An LXC OS template (`ostemplate`): `storage:vztmpl/file.tar.zst` (Proxmox's volume id), an
+/// absolute path of a tarball on the node, or a bare template name.
+pub fn ostemplate(s: &str) -> Result<(), String> {
+    volume_ref(
+        s,
+        "vztmpl",
+        "`local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst`",
+    )
+}
+
+/// A VM base image (`template_image`): `storage:content/file`, an absolute path or a file name.
+pub fn image_ref(s: &str) -> Result<(), String> {
+    volume_ref(s, "", "`local:iso/noble-server-cloudimg-amd64.img`")
+}
+
+/// `storage:content/file` (content `want` when given), an absolute plain path, or a file name.
+fn volume_ref(s: &str, want: &str, example: &str) -> Result<(), String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "`{}` is not a volume (`storage:{}/file`, an absolute path or a file name): {why}; for example {example}",
+            s.quoted(),
+            if want.is_empty() { "content" } else { want },
+        ))
+    };
+    if s.starts_with('/') {
+        return plain_path(s);
+    }
+    let Some((storage, volume)) = s.split_once(':') else {
+        return if volume_file(s) {
+            Ok(())
+        } else {
+            bad("a file name holds only letters, digits and `. _ - + @`")
+        };
+    };
+    if ident(storage).is_err() {
+        return bad("the storage is not a Proxmox storage id");
+    }
+    let (content, file) = volume.split_once('/').unwrap_or(("", volume));
+    let content_ok = if want.is_empty() {
+        content.is_empty() || ident(content).is_ok()
+    } else {
+        content == want
+    };
+    if !content_ok {
+        return bad(&format!("the content type must be `{want}`"));
+    }
+    if !volume_file(file) {
+        return bad("the file name holds only letters, digits and `. _ - + @`");
+    }
+    Ok(())
+}
+
+/// A Proxmox snapshot name: a letter, then letters, digits, `_` and `-` (at most 40).
+pub fn snapshot_name(s: &str) -> Result<(), String> {
+    let ok = s.len() <= 40
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a Proxmox snapshot name (a letter, then letters, digits, `_`, `-`; at most 40)",
+            s.quoted()
+        ))
+    }
 }
 
 /// A CIDR address with explicit prefix (`172.16.100.10/24`).
@@ -92,12 +186,12 @@ pub fn cidr(s: &str) -> Result<IpNet, String> {
     if !s.contains('/') {
         return Err(format!(
             "`{}` needs a prefix length (for example `{}/24`)",
-            s.escape_debug(),
-            s.escape_debug()
+            s.quoted(),
+            s.quoted()
         ));
     }
     s.parse::<IpNet>()
-        .map_err(|_| format!("`{}` is not an address in CIDR form", s.escape_debug()))
+        .map_err(|_| format!("`{}` is not an address in CIDR form", s.quoted()))
 }
 
 /// A subnet: CIDR with zero host bits.
@@ -114,7 +208,7 @@ pub fn subnet(s: &str) -> Result<IpNet, String> {
 
 pub fn ip(s: &str) -> Result<IpAddr, String> {
     s.parse::<IpAddr>()
-        .map_err(|_| format!("`{}` is not an IP address", s.escape_debug()))
+        .map_err(|_| format!("`{}` is not an IP address", s.quoted()))
 }
 
 /// A firewall endpoint: address, CIDR, range `a-b`, alias name or `+ipset`.
@@ -143,7 +237,7 @@ pub fn endpoint(s: &str) -> Result<Endpoint, String> {
         .map_err(|_| {
             format!(
                 "`{}` is not an address, CIDR, range, alias or +ipset",
-                s.escape_debug()
+                s.quoted()
             )
         })
 }
@@ -159,7 +253,7 @@ fn alias_name(s: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "`{}` is not a valid alias or ipset name",
-            s.escape_debug()
+            s.quoted()
         ))
     }
 }
@@ -178,7 +272,7 @@ pub fn ports(s: &str) -> Result<Vec<PortRange>, String> {
                 .parse::<u16>()
                 .ok()
                 .filter(|n| *n > 0)
-                .ok_or_else(|| format!("`{}` is not a port (1–65535)", x.escape_debug()))
+                .ok_or_else(|| format!("`{}` is not a port (1–65535)", x.quoted()))
         };
         let (from, to) = (p(a)?, p(b)?);
         if from > to {
@@ -200,10 +294,7 @@ pub fn proto(s: &str) -> Result<String, String> {
     if ok {
         Ok(l)
     } else {
-        Err(format!(
-            "`{}` is not a protocol name or number",
-            s.escape_debug()
-        ))
+        Err(format!("`{}` is not a protocol name or number", s.quoted()))
     }
 }
 
@@ -229,7 +320,7 @@ pub fn lxc_line(s: &str) -> Result<(String, String), String> {
     one_line(s)?;
     let cut = s
         .find([':', '='])
-        .ok_or_else(|| format!("`{}` is not a `lxc.key: value` line", s.escape_debug()))?;
+        .ok_or_else(|| format!("`{}` is not a `lxc.key: value` line", s.quoted()))?;
     let key = s[..cut].trim();
     let value = s[cut + 1..].trim();
     let key_ok = key.starts_with("lxc.")
@@ -239,7 +330,7 @@ pub fn lxc_line(s: &str) -> Result<(String, String), String> {
     if !key_ok {
         return Err(format!(
             "`{}` is not an lxc.* configuration key",
-            key.escape_debug()
+            key.quoted()
         ));
     }
     Ok((key.to_string(), value.to_string()))
@@ -254,7 +345,7 @@ pub fn env_name(s: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "`{}` is not an environment variable name",
-            s.escape_debug()
+            s.quoted()
         ))
     }
 }
@@ -262,6 +353,49 @@ pub fn env_name(s: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn volumes_and_plain_paths() {
+        for good in [
+            "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+            "ubuntu-24.04-standard",
+            "/fastData/shared-iso/template/cache/ubuntu-24.04-standard_24.04-2_amd64.tar.zst",
+        ] {
+            assert!(ostemplate(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "local:vztmpl/x$(touch /tmp/x).tar.zst",
+            "local:iso/debian.tar.zst",
+            "local:vztmpl/../../etc/shadow",
+            "/srv/x;reboot",
+            "$(id)",
+            "local :vztmpl/a.tar.zst",
+            "",
+        ] {
+            assert!(ostemplate(bad).is_err(), "{bad}");
+        }
+        assert!(image_ref("noble-server-cloudimg-amd64.img").is_ok());
+        assert!(image_ref("local:iso/noble.img").is_ok());
+        assert!(image_ref("x`id`.img").is_err());
+        assert!(plain_path("/mnt/pve/quickOS/lxc-persistent-data/103/ssl").is_ok());
+        for bad in [
+            "/srv/$(touch /tmp/x)",
+            "/srv/a`b`",
+            "/srv/a;b",
+            "/srv/a|b",
+            "/srv/a&b",
+            "/srv/a\nb",
+            "/srv/a b",
+            "/srv/a,mp=/etc",
+            "/srv/../etc",
+        ] {
+            assert!(plain_path(bad).is_err(), "{bad}");
+        }
+        assert!(
+            snapshot_name("final-form").is_ok() && snapshot_name("initial_clean_state").is_ok()
+        );
+        assert!(snapshot_name("a;b").is_err() && snapshot_name("1a").is_err());
+    }
 
     #[test]
     fn hostnames() {

@@ -1,64 +1,31 @@
-//! Compose files: read (bounded) and parsed as YAML; a syntax error is located at its own
-//! line:col with the file as snippet. I/O: reads the compose file.
+//! Compose files, as read by the loader, parsed as YAML; a syntax error is located at its own
+//! line:col with the file as snippet. No I/O.
 
 use std::path::Path;
 
 use serde_json::Value;
 
 use crate::diag::{Code, Diagnostics, range_diag};
-use crate::load::{file_diag, read_bounded};
+use crate::load::file_diag;
 use crate::source::SourceMap;
 
-pub(crate) fn read_yaml(
+/// Parse the compose file `path`, read as `bytes` (bounded, by the loader).
+pub(crate) fn parse_yaml(
     path: &Path,
+    bytes: Vec<u8>,
     sources: &mut SourceMap,
     diags: &mut Diagnostics,
 ) -> Option<Value> {
-    let text = match read_bounded(path) {
-        Ok(Some(bytes)) => match String::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(_) => {
-                file_diag(
-                    diags,
-                    Code::YamlSyntax,
-                    path,
-                    format!("{} is not UTF-8 text", path.display()),
-                    "save the compose file as UTF-8",
-                );
-                return None;
-            }
-        },
-        Ok(None) => {
-            file_diag(
-                diags,
-                Code::TooLarge,
-                path,
-                "compose file too large".into(),
-                "compose files are small; check the path",
-            );
-            return None;
-        }
-        Err(e) => {
-            file_diag(
-                diags,
-                Code::FileUnreadable,
-                path,
-                format!("cannot read {}: {e}", path.display()),
-                "check the file's permissions",
-            );
-            return None;
-        }
-    };
-    if text.len() > crate::json::MAX_FILE_BYTES {
+    let Ok(text) = String::from_utf8(bytes) else {
         file_diag(
             diags,
-            Code::TooLarge,
+            Code::YamlSyntax,
             path,
-            "compose file too large".into(),
-            "compose files are small; check the path",
+            format!("{} is not UTF-8 text", path.display()),
+            "save the compose file as UTF-8",
         );
         return None;
-    }
+    };
     match serde_saphyr::from_str::<Value>(&text) {
         Ok(v) => Some(v),
         Err(e) => {

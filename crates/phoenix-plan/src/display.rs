@@ -1,7 +1,7 @@
-//! The text form of a plan: actions grouped by wave with reasons and changed keys, unified
-//! diffs of files (coloured on request), certificate decisions with their post-renewal actions
-//! (a manifest's bash string verbatim, marked "not run"), kept certificates, notes, and the
-//! summary line. No I/O.
+//! The text form of a plan: actions grouped by wave with reasons and changed keys (property
+//! strings by field, see [`crate::fielddiff`]), unified diffs of files (coloured on request),
+//! certificate decisions with their post-renewal actions (a manifest's bash string verbatim,
+//! marked "not run"), kept certificates, notes, and the summary line. No I/O.
 
 use std::fmt::Write;
 
@@ -122,10 +122,17 @@ pub fn text(plan: &Plan, color: bool) -> String {
 fn details(out: &mut String, a: &Action, node: &str) {
     match a {
         Action::UpdateGuest {
+            kind,
             reason: Reason::Differs { changes },
             ..
+        } => {
+            for c in changes {
+                for line in crate::fielddiff::guest_key(*kind, c).to_string().lines() {
+                    let _ = writeln!(out, "      {line}");
+                }
+            }
         }
-        | Action::WriteRawLxc {
+        Action::WriteRawLxc {
             reason: Reason::Differs { changes },
             ..
         }

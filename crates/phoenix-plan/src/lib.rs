@@ -10,6 +10,7 @@ pub mod action;
 pub mod certs;
 pub mod compare;
 pub mod display;
+pub mod fielddiff;
 pub mod firewall_api;
 pub mod observed;
 pub mod order;

@@ -198,7 +198,9 @@ pub fn text(s: &Status) -> String {
             running
         ));
         for c in &g.drift {
-            out.push_str(&format!("         {c}\n"));
+            for line in crate::fielddiff::guest_key(g.kind, c).to_string().lines() {
+                out.push_str(&format!("         {line}\n"));
+            }
         }
     }
     if !s.files.is_empty() {

@@ -104,6 +104,41 @@ fn planted_drift_shows_up_as_exactly_that_action() {
 }
 
 #[test]
+fn an_address_change_reads_as_that_field_in_the_text_plan() {
+    let d = desired("rootesting-2025-11-25");
+    let mut o = execute(
+        &d,
+        &sync(&d, &ObservedState::default()),
+        &ObservedState::default(),
+    );
+    let Some(net0) = o
+        .guests
+        .iter_mut()
+        .find(|g| g.id == GuestId(102))
+        .and_then(|g| g.config.get_mut("net0"))
+    else {
+        panic!("guest 102 has no net0");
+    };
+    let desired_net0 = net0.clone();
+    let ip = desired_net0
+        .split(',')
+        .find_map(|f| f.strip_prefix("ip="))
+        .unwrap_or_else(|| panic!("no ip= in {desired_net0}"));
+    *net0 = desired_net0.replace(&format!("ip={ip}"), "ip=192.0.2.99/24");
+    let fields = desired_net0.split(',').count();
+    let text = phoenix_plan::display::text(&sync(&d, &o), false);
+    assert!(
+        text.contains(&format!("      net0.ip: 192.0.2.99/24 → {ip}\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("(net0: {} fields unchanged)", fields - 1)),
+        "{text}"
+    );
+    assert!(!text.contains(&desired_net0), "{text}");
+}
+
+#[test]
 fn orphans_are_reported_not_deleted() {
     let d = desired("rootesting-2025-11-25");
     let mut o = execute(

@@ -196,7 +196,17 @@ impl ConnectionSettings {
         flags: &ConnectionFlags,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<ConnectionSettings, PveError> {
-        ConnectionSettings::resolve_with(flags, env, |path| std::fs::read_to_string(path))
+        ConnectionSettings::resolve_with(flags, env, |path| {
+            use phoenix_model::input::{InputKind, read_text};
+            read_text(path, InputKind::Secret).map_err(|e| {
+                let kind = if e.is_not_found() {
+                    std::io::ErrorKind::NotFound
+                } else {
+                    std::io::ErrorKind::InvalidInput
+                };
+                std::io::Error::new(kind, e.to_string())
+            })
+        })
     }
 
     /// [`ConnectionSettings::resolve`] with the password file read through `read_file`.
@@ -337,7 +347,7 @@ fn read_password_file(
         name: source.into(),
         message: format!("{}: {message}", path.display()),
     };
-    let text = read_file(path).map_err(|e| bad(format!("cannot read: {}", e.kind())))?;
+    let text = read_file(path).map_err(|e| bad(format!("cannot read: {e}")))?;
     let text = text.strip_suffix('\n').unwrap_or(&text);
     let text = text.strip_suffix('\r').unwrap_or(text);
     if text.is_empty() {

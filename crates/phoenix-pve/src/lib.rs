@@ -4,6 +4,7 @@
 //! (`firewall`), and the node's guests from inside (`guestexec`: `pct exec`/`pct push`, the
 //! QEMU guest agent) for `phoenix-exec`'s provisioning runner; the node's files and commands
 //! through `phoenix-exec`'s host shells (locally or over OpenSSH).
+//! `verify` runs `phoenix verify --target pve`'s read-only checks.
 //! Every module but `connection` (which only reads a password file) and `tls` does I/O.
 
 pub mod apply;
@@ -17,6 +18,7 @@ pub mod observe;
 
 pub mod target;
 pub mod tls;
+pub mod verify;
 
 #[cfg(test)]
 mod provision_tests;

@@ -121,6 +121,80 @@ impl ServerCertVerifier for Recording {
 
 type Seen = Arc<Mutex<Option<CertificateDer<'static>>>>;
 
+/// Records the end-entity certificate and accepts any chain (the handshake signature is still
+/// checked): for reading what a server presents when no root is at hand; the chain check is
+/// then reported as skipped by the caller, never as passed.
+#[derive(Debug)]
+struct RecordOnly {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    seen: Seen,
+}
+
+impl ServerCertVerifier for RecordOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut g) = self.seen.lock() {
+            *g = Some(end_entity.clone().into_owned());
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+fn record_only_config() -> Result<(Arc<ClientConfig>, Seen), ProbeError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let seen: Seen = Arc::new(Mutex::new(None));
+    let cfg = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ProbeError::TlsSetup(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(RecordOnly {
+            provider,
+            seen: seen.clone(),
+        }))
+        .with_no_client_auth();
+    Ok((Arc::new(cfg), seen))
+}
+
 fn client_config(root_pem: &str) -> Result<(Arc<ClientConfig>, Seen), ProbeError> {
     let setup = |e: &dyn fmt::Display| ProbeError::TlsSetup(e.to_string());
     let mut roots = RootCertStore::empty();
@@ -213,6 +287,30 @@ pub fn get(
     send: bool,
 ) -> Result<HttpsOutcome, ProbeError> {
     let (cfg, seen) = client_config(&req.root_pem)?;
+    get_with(ep, req, cfg, seen, deadline, send)
+}
+
+/// [`get`] without a root: the chain is not verified (`req.root_pem` is ignored), the
+/// presented certificate is recorded. For reading SANs when no root is known; never report
+/// its success as a verified chain.
+pub fn get_unverified(
+    ep: &(impl Endpoint + ?Sized),
+    req: &HttpsRequest,
+    deadline: Duration,
+    send: bool,
+) -> Result<HttpsOutcome, ProbeError> {
+    let (cfg, seen) = record_only_config()?;
+    get_with(ep, req, cfg, seen, deadline, send)
+}
+
+fn get_with(
+    ep: &(impl Endpoint + ?Sized),
+    req: &HttpsRequest,
+    cfg: Arc<ClientConfig>,
+    seen: Seen,
+    deadline: Duration,
+    send: bool,
+) -> Result<HttpsOutcome, ProbeError> {
     let name = ServerName::try_from(req.sni.clone())
         .map_err(|e| ProbeError::TlsSetup(format!("SNI {:?}: {e}", req.sni)))?;
     let req = req.clone();

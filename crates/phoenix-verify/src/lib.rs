@@ -22,6 +22,7 @@ pub mod route;
 pub mod run;
 pub mod tcp;
 pub mod tls;
+pub mod tlsview;
 
 pub use endpoint::{CommandOutput, Endpoint, LocalEndpoint, ProbeTarget, with_net};
 pub use error::ProbeError;

@@ -101,7 +101,7 @@ fn guest(id: GuestId) -> Subject {
     Subject::Guest(id)
 }
 
-fn sans_text(sans: &[San]) -> String {
+pub(crate) fn sans_text(sans: &[San]) -> String {
     sans.iter()
         .map(ToString::to_string)
         .collect::<Vec<_>>()
@@ -479,7 +479,7 @@ pub fn missing_sans(expected: &[San], presented: &CertInfo) -> Vec<San> {
         .collect()
 }
 
-fn presented_text(c: &CertInfo) -> String {
+pub(crate) fn presented_text(c: &CertInfo) -> String {
     format!(
         "presented: subject {:?}, issuer {:?}, SANs [{}], not after {}",
         c.subject,
@@ -490,7 +490,7 @@ fn presented_text(c: &CertInfo) -> String {
 }
 
 /// A reading of rustls' certificate errors for the evidence.
-fn explain(err: &str, c: Option<&CertInfo>, sni: &str) -> Option<String> {
+pub(crate) fn explain(err: &str, c: Option<&CertInfo>, sni: &str) -> Option<String> {
     if err.contains("UnknownIssuer") {
         Some(match c {
             Some(c) => format!(

@@ -14,7 +14,7 @@ impl Builder<'_> {
                 self.err(
                     Code::InvalidRule,
                     loc,
-                    format!("`{}` is not a firewall action", other.escape_debug()),
+                    format!("`{}` is not a firewall action", other.quoted()),
                     "use ACCEPT, DROP or REJECT",
                 );
                 default
@@ -154,7 +154,7 @@ impl Builder<'_> {
                 bad(
                     self,
                     "type",
-                    format!("`{}` is not a rule direction", other.escape_debug()),
+                    format!("`{}` is not a rule direction", other.quoted()),
                     "use `in` or `out`",
                 );
                 Direction::In
@@ -239,7 +239,7 @@ impl Builder<'_> {
                 bad(
                     self,
                     "iface",
-                    format!("`{}` is not a guest NIC name", i.escape_debug()),
+                    format!("`{}` is not a guest NIC name", i.quoted()),
                     "use net0, net1, …",
                 );
             }

@@ -29,10 +29,7 @@ impl Builder<'_> {
                 self.err(
                     Code::InvalidValue,
                     &loc.child("pct_options").child(i),
-                    format!(
-                        "`{}` is not a Proxmox feature `key=value`",
-                        f.escape_debug()
-                    ),
+                    format!("`{}` is not a Proxmox feature `key=value`", f.quoted()),
                     "write features such as `nesting=1` or `keyctl=1`",
                 );
             }
@@ -66,16 +63,24 @@ impl Builder<'_> {
                 ("host_path", &mp.host_path),
                 ("container_path", &mp.container_path),
             ] {
-                if let Err(m) = values::abs_path(p) {
+                if let Err(m) = values::plain_path(p) {
                     self.err(
                         Code::InvalidPath,
                         &mloc.child(k),
                         m,
-                        "mount points are absolute paths",
+                        "mount points are absolute paths of plain names; phoenix passes them to Proxmox as they are",
                     );
                 }
             }
         }
+        if let (None, Some(t)) = (&r.clone_from_ctid, &r.template) {
+            self.volume(values::ostemplate(t), &loc.child("template"));
+        }
+        self.storage_and_snapshot(
+            r.storage_pool.as_deref(),
+            r.template_snapshot_name.as_deref(),
+            loc,
+        );
         if let Some(u) = &r.service_user {
             self.ident(u, &loc.child("service_user"));
         }
@@ -157,7 +162,7 @@ impl Builder<'_> {
                         self.err(
                             Code::InvalidValue,
                             &loc.child("swarm_role"),
-                            format!("`{}` is not a Swarm role", other.escape_debug()),
+                            format!("`{}` is not a Swarm role", other.quoted()),
                             "use `manager` or `worker`",
                         );
                         None
@@ -175,7 +180,7 @@ impl Builder<'_> {
                             _ => self.err(
                                 Code::InvalidValue,
                                 &loc.child("node_labels").child(i),
-                                format!("`{}` is not a `key=value` label", l.escape_debug()),
+                                format!("`{}` is not a `key=value` label", l.quoted()),
                                 "write labels such as `gpu=false`",
                             ),
                         }
@@ -187,6 +192,14 @@ impl Builder<'_> {
         for (i, s) in r.docker_stacks.iter().enumerate() {
             self.ident(s, &loc.child("docker_stacks").child(i));
         }
+        if let (None, Some(t)) = (&r.clone_from_vmid, &r.template_image) {
+            self.volume(values::image_ref(t), &loc.child("template_image"));
+        }
+        self.storage_and_snapshot(
+            r.storage_pool.as_deref(),
+            r.template_snapshot_name.as_deref(),
+            loc,
+        );
         let source = match (&r.clone_from_vmid, &r.template_image) {
             (Some(from), _) => GuestSource::Clone {
                 from: *from,
@@ -289,7 +302,7 @@ impl Builder<'_> {
                 self.err(
                     Code::InvalidValue,
                     &loc.child("scheme"),
-                    format!("`{}` is not a scheme", other.escape_debug()),
+                    format!("`{}` is not a scheme", other.quoted()),
                     "use `http` or `https`",
                 );
                 (Scheme::Http, true)
@@ -326,5 +339,42 @@ impl Builder<'_> {
             entrypoints,
             loc: loc.clone(),
         })
+    }
+}
+
+impl Builder<'_> {
+    /// An OS template or base image, which Proxmox reads as a volume id.
+    fn volume(&mut self, checked: Result<(), String>, loc: &Location) {
+        if let Err(m) = checked {
+            self.err(
+                Code::InvalidVolume,
+                loc,
+                m,
+                "`pveam list local` shows the templates a storage holds, by their volume ids",
+            );
+        }
+    }
+
+    /// `storage_pool` (a Proxmox storage id) and `template_snapshot_name` (a snapshot name),
+    /// which both reach the Proxmox API.
+    fn storage_and_snapshot(
+        &mut self,
+        storage: Option<&str>,
+        snapshot: Option<&str>,
+        loc: &Location,
+    ) {
+        if let Some(s) = storage {
+            self.ident(s, &loc.child("storage_pool"));
+        }
+        if let Some(s) = snapshot
+            && let Err(m) = values::snapshot_name(s)
+        {
+            self.err(
+                Code::InvalidName,
+                &loc.child("template_snapshot_name"),
+                m,
+                "name the snapshot as Proxmox does, e.g. `final-form`",
+            );
+        }
     }
 }

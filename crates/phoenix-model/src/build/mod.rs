@@ -3,6 +3,7 @@
 //! values (duplicates, subnets, references) are `crate::checks`. No I/O, except one `stat`
 //! per stack `files[]` source to warn when it is missing (nothing is read).
 
+use crate::diag::Quote;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -407,7 +408,7 @@ impl Builder<'_> {
                     self.err(
                         Code::InvalidName,
                         &vloc.child("name"),
-                        format!("`{}` is not a variable name", v.name.escape_debug()),
+                        format!("`{}` is not a variable name", v.name.quoted()),
                         "use letters, digits and `_`",
                     );
                 }
@@ -463,7 +464,7 @@ impl Builder<'_> {
         for (i, f) in files.iter().enumerate() {
             let floc = loc.child(i);
             let dest = f.destination_in_container.as_str();
-            if let Err(m) = values::abs_path(dest) {
+            if let Err(m) = values::plain_path(dest) {
                 self.err(
                     Code::InvalidPath,
                     &floc.child("destination_in_container"),
@@ -474,17 +475,14 @@ impl Builder<'_> {
                 self.err(
                     Code::InvalidPath,
                     &floc.child("destination_in_container"),
-                    format!("`{}` names a directory, not a file", dest.escape_debug()),
+                    format!("`{}` names a directory, not a file", dest.quoted()),
                     "give the absolute path of the file in the container, e.g. `/app/.env`",
                 );
             } else if out.iter().any(|o| o.destination == dest) {
                 self.err(
                     Code::InvalidValue,
                     &floc.child("destination_in_container"),
-                    format!(
-                        "`{}` is the destination of an earlier file",
-                        dest.escape_debug()
-                    ),
+                    format!("`{}` is the destination of an earlier file", dest.quoted()),
                     "each file of an environment needs its own destination",
                 );
             }
@@ -493,7 +491,7 @@ impl Builder<'_> {
                 self.err(
                     Code::InvalidPath,
                     &floc.child("source"),
-                    format!("`{}` is not a file path", f.source.escape_debug()),
+                    format!("`{}` is not a file path", f.source.quoted()),
                     "give the host file's path, relative to the configuration directory or absolute",
                 );
             } else if !path.is_file() {
@@ -502,7 +500,7 @@ impl Builder<'_> {
                     &floc.child("source"),
                     format!(
                         "`{}` is not a file (looked for {})",
-                        f.source.escape_debug(),
+                        f.source.quoted(),
                         path.display()
                     ),
                     "create it, or fix `source` (a relative path is relative to the configuration directory); deploying this environment fails without it",

@@ -337,7 +337,7 @@ impl Builder<'_> {
                 self.err(
                     Code::InvalidValue,
                     &loc.child("kind"),
-                    format!("`{}` is not a NIC kind", other.escape_debug()),
+                    format!("`{}` is not a NIC kind", other.quoted()),
                     "use `veth` or `macvlan`",
                 );
                 NicKind::Veth
@@ -391,7 +391,7 @@ impl Builder<'_> {
                 self.err(
                     Code::InvalidAddress,
                     loc,
-                    format!("`{}` is not a MAC address", s.escape_debug()),
+                    format!("`{}` is not a MAC address", s.quoted()),
                     "write six hex bytes separated by colons, e.g. 02:00:00:00:01:01",
                 );
                 None

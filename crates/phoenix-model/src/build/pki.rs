@@ -73,12 +73,12 @@ impl Builder<'_> {
         sans.sort();
         sans.dedup();
         for (k, p) in [("cert_path", &c.cert_path), ("key_path", &c.key_path)] {
-            if let Err(m) = values::abs_path(p) {
+            if let Err(m) = values::plain_path(p) {
                 self.err(
                     Code::InvalidPath,
                     &loc.child(k),
                     m,
-                    "certificate destinations are absolute paths",
+                    "certificate destinations are absolute paths of plain names",
                 );
                 ok = false;
             }
@@ -91,7 +91,7 @@ impl Builder<'_> {
                     self.err(
                         Code::InvalidName,
                         &loc.child("owner"),
-                        format!("`{}` is not `user:group`", o.escape_debug()),
+                        format!("`{}` is not `user:group`", o.quoted()),
                         "write the owner as user:group, e.g. root:www-data",
                     );
                     ok = false;
@@ -106,7 +106,7 @@ impl Builder<'_> {
                 self.err(
                     Code::InvalidValue,
                     &loc.child("cert_type"),
-                    format!("`{}` is not a certificate type", other.escape_debug()),
+                    format!("`{}` is not a certificate type", other.quoted()),
                     "use `server` or `client`",
                 );
                 CertKind::Server
@@ -118,7 +118,7 @@ impl Builder<'_> {
             self.err(
                 Code::InvalidValue,
                 &loc.child("guest_type"),
-                format!("`{}` is not a guest type", t.escape_debug()),
+                format!("`{}` is not a guest type", t.quoted()),
                 "use `lxc` or `vm`",
             );
         }
@@ -163,7 +163,7 @@ impl Builder<'_> {
                     self.err(
                         Code::InvalidValue,
                         &loc.child("permissions"),
-                        format!("`{}` is not an octal file mode", p.escape_debug()),
+                        format!("`{}` is not an octal file mode", p.quoted()),
                         "write the mode as octal digits, e.g. \"640\"",
                     );
                     0o600

@@ -1,6 +1,7 @@
 //! Manifest entries against how they are issued and delivered: a client certificate from
 //! step-ca (W041), a host path outside every mount point of its guest (W042). No I/O.
 
+use crate::diag::Quote;
 use std::path::{Component, Path};
 
 use crate::diag::{Code, Diagnostics};
@@ -26,7 +27,7 @@ fn client_from_step_ca(c: &Certificate, ca: GuestId, diags: &mut Diagnostics) {
         &c.loc.child("cert_type"),
         format!(
             "certificate `{}` is a client certificate, but step-ca (guest {ca}) signs every leaf with its default x509 template, which adds serverAuth to clientAuth: the bash system got a certificate that also passes as a server's, and `phoenix ca issue --step-ca` refuses it",
-            c.common_name.escape_debug()
+            c.common_name.quoted()
         ),
         "issue it with phoenix's built-in CA (`--ca-dir`), or give the step-ca provisioner a template with clientAuth alone (`\"options\": {\"x509\": {\"templateFile\": …}}` in ca.json, `\"extKeyUsage\": [\"clientAuth\"]`; `phoenix explain PHX-W041` shows one)",
     );
@@ -81,7 +82,7 @@ fn outside_mounts(
         // A path inside the guest (`/etc/nginx/ssl/…`): used as written.
         return;
     }
-    let cn = c.common_name.escape_debug();
+    let cn = c.common_name.quoted();
     let mounts = if g.mount_points.is_empty() {
         "it has none".to_string()
     } else {
@@ -93,7 +94,7 @@ fn outside_mounts(
     };
     let mut message = format!(
         "{key} of certificate `{cn}` ({}) lies outside every mount point of guest {} ({mounts}): phoenix writes it at that same path inside the guest, where nothing that reads the host directory sees it",
-        path.escape_debug(),
+        path.quoted(),
         g.id
     );
     if let Some((o, m)) = elsewhere {
@@ -117,9 +118,9 @@ fn outside_mounts(
         _ => match moved_to(command, key).and_then(|dest| on_host(g, &dest).map(|h| (dest, h))) {
             Some((dest, host)) => format!(
                 "the post_renewal_command installs it at {} in guest {}, which is {} on the host: write that path",
-                dest.escape_debug(),
+                dest.quoted(),
                 g.id,
-                host.escape_debug()
+                host.quoted()
             ),
             None => format!(
                 "move the path under one of guest {}'s mounts' host paths, or correct `guest_id`",
@@ -136,11 +137,7 @@ fn outside_mounts(
 }
 
 fn describe(m: &MountPoint) -> String {
-    format!(
-        "{} → {}",
-        m.host_path.escape_debug(),
-        m.container_path.escape_debug()
-    )
+    format!("{} → {}", m.host_path.quoted(), m.container_path.quoted())
 }
 
 /// The words of a shell string, quotes and separators stripped (enough to find guest ids

@@ -1,6 +1,7 @@
 //! Identity and references: duplicate VMIDs, addresses, MACs and hostnames; dependencies and
 //! clone sources that do not exist; dependency cycles (every member named). No I/O.
 
+use crate::diag::Quote;
 use std::collections::{BTreeMap, HashMap};
 
 use petgraph::graph::DiGraph;
@@ -191,7 +192,7 @@ fn unknown_snapshot(g: &Guest, src: &Guest, field: &str, raw: &RawConfig, diags:
         return;
     }
     let why = match created {
-        Some(other) => format!("{} creates `{}`", src.id, other.escape_debug()),
+        Some(other) => format!("{} creates `{}`", src.id, other.quoted()),
         None => format!("{} names no snapshot", src.id),
     };
     diags.push(
@@ -202,12 +203,12 @@ fn unknown_snapshot(g: &Guest, src: &Guest, field: &str, raw: &RawConfig, diags:
                 "guest {} clones {}@{}, a snapshot no guest's configuration creates ({why}); the clone fails unless it exists on the node",
                 g.id,
                 src.id,
-                snap.escape_debug()
+                snap.quoted()
             ),
             format!(
                 "give template {} \"template_snapshot_name\": \"{}\", or remove `template_snapshot_name` here to clone {}'s current state (`{field}`)",
                 src.id,
-                snap.escape_debug(),
+                snap.quoted(),
                 src.id
             ),
         ),

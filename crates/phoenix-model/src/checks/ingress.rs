@@ -6,6 +6,7 @@
 //!
 //! No I/O.
 
+use crate::diag::Quote;
 use std::collections::HashMap;
 
 use crate::diag::{Code, Diagnostics};
@@ -135,7 +136,7 @@ fn entrypoints(d: &DesiredState, g: &Guest, ts: &TraefikService, diags: &mut Dia
                     "service `{}` on guest {} uses entrypoint `{}`, which Traefik does not have",
                     ts.name,
                     g.id,
-                    e.escape_debug()
+                    e.quoted()
                 ),
                 unknown_entrypoint_hint(d),
             );
@@ -187,9 +188,9 @@ fn stack_labels(d: &DesiredState, diags: &mut Diagnostics) {
                             &loc.child(i),
                             format!(
                                 "router `{}` of stack {} ({env}) uses entrypoint `{}`, which Traefik does not have",
-                                router.escape_debug(),
+                                router.quoted(),
                                 s.name,
-                                ep.escape_debug()
+                                ep.quoted()
                             ),
                             unknown_entrypoint_hint(d),
                         );
@@ -242,7 +243,7 @@ fn overlay_only_routes(d: &DesiredState, diags: &mut Diagnostics) {
                         "Traefik (guest {}) is not a Swarm node, but stack {} ({env}) routes `{}` to port {port}, which its compose file does not publish: only the overlay reaches it, so the route would answer 502/404",
                         proxy.id,
                         s.name,
-                        svc.escape_debug()
+                        svc.quoted()
                     ),
                     format!(
                         "publish it in host mode on the node Traefik routes to (`ports: [{{target: {port}, published: {port}, protocol: tcp, mode: host}}]`), or run Traefik as a Swarm service on the `traefik-public` overlay"
@@ -262,7 +263,7 @@ fn stacks(d: &DesiredState, g: &Guest, diags: &mut Diagnostics) {
                 format!(
                     "guest {} deploys stack `{}`, which is not defined",
                     g.id,
-                    name.escape_debug()
+                    name.quoted()
                 ),
                 "define it under `docker_stacks` in phoenix_stacks_config.json (or stacks/<name>/phoenix.json), or remove it",
             );
@@ -278,7 +279,7 @@ fn features(g: &Guest, diags: &mut Diagnostics) {
                 &g.loc.child("features").child(i),
                 format!(
                     "feature `{}` of guest {} is not provisioned by phoenix yet",
-                    f.escape_debug(),
+                    f.quoted(),
                     g.id
                 ),
                 format!(
@@ -310,7 +311,7 @@ fn certificates(d: &DesiredState, raw: &RawConfig, diags: &mut Diagnostics) {
                 &c.loc.child(id_key),
                 format!(
                     "certificate `{}` is for guest {}, which is not defined",
-                    c.common_name.escape_debug(),
+                    c.common_name.quoted(),
                     c.guest
                 ),
                 "name a VMID from the LXC or VM file, or remove the entry",
@@ -329,7 +330,7 @@ fn certificates(d: &DesiredState, raw: &RawConfig, diags: &mut Diagnostics) {
                 &c.loc.child("guest_type"),
                 format!(
                     "certificate `{}` is for {claimed} {}, but guest {} is a {}",
-                    c.common_name.escape_debug(),
+                    c.common_name.quoted(),
                     c.guest,
                     c.guest,
                     g.kind
@@ -379,8 +380,8 @@ fn ca_mounts(d: &DesiredState, diags: &mut Diagnostics) {
                 format!(
                     "guest {} mounts {} at {}, which exposes {owner} key directory {secret}",
                     g.id,
-                    m.host_path.escape_debug(),
-                    m.container_path.escape_debug()
+                    m.host_path.quoted(),
+                    m.container_path.quoted()
                 ),
                 "remove the mount: guests get their own certificate and the root certificate from phoenix (feature `trusted_ca`), never the CA's keys",
             );

@@ -9,6 +9,7 @@
 //!
 //! No I/O: reads the desired state and the raw `lxc_options` (for their positions).
 
+use crate::diag::Quote;
 use std::collections::HashMap;
 
 use ipnet::IpNet;
@@ -131,7 +132,7 @@ fn unknown_bridge(d: &DesiredState, g: &Guest, nic: &Nic, diags: &mut Diagnostic
             "guest {} {} is on bridge `{}`, which the host does not define",
             g.id,
             nic_label(nic),
-            nic.bridge.escape_debug()
+            nic.bridge.quoted()
         ),
         format!(
             "use one of the host's bridges ({}) or define the bridge in the hypervisor file's `network`",

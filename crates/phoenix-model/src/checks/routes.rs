@@ -2,6 +2,7 @@
 //! stacks publish and their labels (W039), and the names routes serve against the gateway's
 //! and the internal proxy's certificates (W040). No I/O.
 
+use crate::diag::Quote;
 use std::collections::BTreeSet;
 
 use serde_json::Value;
@@ -98,7 +99,7 @@ fn backend_port(d: &DesiredState, g: &Guest, ts: &TraefikService, diags: &mut Di
                 format!(
                     "{} → {}:{} in {}",
                     o.published,
-                    o.service.escape_debug(),
+                    o.service.quoted(),
                     o.target,
                     o.stack
                 )
@@ -134,7 +135,7 @@ fn backend_port(d: &DesiredState, g: &Guest, ts: &TraefikService, diags: &mut Di
             &at,
             format!(
                 "route `{}` of guest {} sends Traefik to port {}, which no stack on the guest publishes (they publish {}): unless something outside the stacks listens there, the route answers 502",
-                ts.name.escape_debug(),
+                ts.name.quoted(),
                 g.id,
                 ts.port,
                 listed.join(", ")
@@ -167,10 +168,10 @@ fn backend_port(d: &DesiredState, g: &Guest, ts: &TraefikService, diags: &mut Di
         &at,
         format!(
             "route `{}` of guest {} reaches container port {} of {} in {} (published as {}), but the stack's label `loadbalancer.server.port` names container port {label}",
-            ts.name.escape_debug(),
+            ts.name.quoted(),
             g.id,
             hit.target,
-            hit.service.escape_debug(),
+            hit.service.quoted(),
             hit.stack,
             ts.port
         ),
@@ -351,7 +352,7 @@ fn uncovered_names(
         format!(
             "add {} to the SANs of `{}`",
             what_to_add(&missing, &d.domain),
-            anchor.common_name.escape_debug()
+            anchor.common_name.quoted()
         ),
     );
 }

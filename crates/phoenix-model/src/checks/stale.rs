@@ -6,6 +6,7 @@
 //! No I/O. Every occurrence is reported at its own location; the lookups are hash sets, so the
 //! cost is linear in the number of rules, nameservers and SANs.
 
+use crate::diag::Quote;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
@@ -110,7 +111,7 @@ fn stale_endpoints(book: &AddressBook, what: &str, r: &FirewallRule, diags: &mut
             let comment = r
                 .comment
                 .as_deref()
-                .map(|c| format!(" (\"{}\")", c.escape_debug()))
+                .map(|c| format!(" (\"{}\")", c.quoted()))
                 .unwrap_or_default();
             diags.emit(
                 Code::StaleRuleAddress,
@@ -295,7 +296,7 @@ fn certificate_sans(book: &AddressBook, raw: &RawConfig, diags: &mut Diagnostics
                     &c.loc.child("sans").child(i),
                     format!(
                         "certificate `{}` has the IP SAN {a}, which is in {subnet} but belongs to no guest or host",
-                        c.value.common_name.escape_debug()
+                        c.value.common_name.quoted()
                     ),
                     "replace it with the guest's current address so clients that dial it can verify the certificate",
                 );
@@ -361,7 +362,7 @@ fn certificate_gaps(d: &DesiredState, raw: &RawConfig, diags: &mut Diagnostics) 
                 format!(
                     "add `{n}` (or `*.{}`) to the SANs of `{}`",
                     d.domain,
-                    anchor.common_name.escape_debug()
+                    anchor.common_name.quoted()
                 ),
             );
         }
@@ -372,7 +373,7 @@ fn certificate_gaps(d: &DesiredState, raw: &RawConfig, diags: &mut Diagnostics) 
                     Code::CertificateGap,
                     &at,
                     format!("no server certificate of guest {id} covers its address {a} on {bridge}"),
-                    format!("add `{a}` to the SANs of `{}` so clients dialling the address can verify it", anchor.common_name.escape_debug()),
+                    format!("add `{a}` to the SANs of `{}` so clients dialling the address can verify it", anchor.common_name.quoted()),
                 );
             }
         }

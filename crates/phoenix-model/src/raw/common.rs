@@ -4,6 +4,7 @@
 //! integers, `nameservers` vs `nameserver`), and document every field for `phoenix schema`.
 //! No I/O.
 
+use crate::diag::Quote;
 use std::fmt;
 
 use schemars::JsonSchema;
@@ -27,10 +28,7 @@ impl GuestId {
 
     pub fn parse(s: &str) -> Result<GuestId, String> {
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!(
-                "`{}` is not a guest id (digits only)",
-                s.escape_debug()
-            ));
+            return Err(format!("`{}` is not a guest id (digits only)", s.quoted()));
         }
         let n: u64 = s
             .parse()

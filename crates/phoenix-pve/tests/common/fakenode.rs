@@ -23,6 +23,11 @@ pub struct GuestState {
     pub users: BTreeSet<String>,
     /// path → (owner, group); files not listed are root:root.
     pub owners: BTreeMap<String, (String, String)>,
+    /// What the guest's resolver answers (`getent ahosts NAME`): name → address.
+    pub hosts: BTreeMap<String, String>,
+    /// What `curl --resolve HOST:PORT:ADDR …` gets: that value → HTTP status; others fail to
+    /// connect.
+    pub http: BTreeMap<String, u16>,
 }
 
 /// A node with one container: every command is recorded.
@@ -199,6 +204,28 @@ impl FakeNode {
                 std::fs::copy(self.at(src), self.at(dest)).unwrap();
                 Self::chmod(&self.at(dest), u32::from_str_radix(m, 8).unwrap());
                 ok("")
+            }
+            ["getent", "ahosts", name] => match g.hosts.get(*name) {
+                Some(a) => ok(&format!("{a}   STREAM {name}\n{a}   DGRAM\n{a}   RAW\n")),
+                None => fail(2, ""),
+            },
+            [
+                "curl",
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                rest @ ..,
+            ] => {
+                let resolve = rest
+                    .iter()
+                    .position(|a| *a == "--resolve")
+                    .and_then(|i| rest.get(i + 1));
+                match resolve.and_then(|r| g.http.get(*r)) {
+                    Some(code) => ok(&code.to_string()),
+                    None => fail(7, "curl: (7) Failed to connect"),
+                }
             }
             ["rm", "-f", p] => {
                 let _ = std::fs::remove_file(self.at(p));

@@ -1,0 +1,100 @@
+//! `phoenix plan`, `render` and the verbs shared with `apply`.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use super::{DEFAULT_CONFIG_DIR, OutputFormat};
+
+/// A guest id on the command line.
+pub fn parse_guest(s: &str) -> Result<phoenix_model::model::GuestId, String> {
+    phoenix_model::raw::GuestId::parse(s)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanVerb {
+    /// Converge everything (the default)
+    Sync,
+    /// Create the guest and the prerequisites it is missing
+    Create {
+        #[arg(value_parser = parse_guest)]
+        id: phoenix_model::model::GuestId,
+    },
+    /// Re-apply the guest's whole chain
+    Converge {
+        #[arg(value_parser = parse_guest)]
+        id: phoenix_model::model::GuestId,
+    },
+    /// Stop and delete the guest; refused while others depend on it
+    Delete {
+        #[arg(value_parser = parse_guest)]
+        id: phoenix_model::model::GuestId,
+        /// Also delete the guests that depend on it
+        #[arg(long)]
+        force: bool,
+    },
+    /// Start the guest (and what it needs)
+    Start {
+        #[arg(value_parser = parse_guest)]
+        id: phoenix_model::model::GuestId,
+    },
+    /// Stop the guest
+    Stop {
+        #[arg(value_parser = parse_guest)]
+        id: phoenix_model::model::GuestId,
+    },
+    /// Stop, then start the guest
+    Restart {
+        #[arg(value_parser = parse_guest)]
+        id: phoenix_model::model::GuestId,
+    },
+    /// Create everything, then start every guest in boot order
+    #[command(name = "LetsGo", alias = "letsgo")]
+    LetsGo,
+    /// Stop every running guest in reverse boot order
+    Shutdown,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    #[command(subcommand)]
+    pub verb: Option<PlanVerb>,
+    /// Directory holding phoenix_hypervisor_config.json and the other files
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_DIR, env = "PHOENIX_CONFIG", global = true)]
+    pub config: PathBuf,
+    /// What exists on the target, as JSON (default: an empty host)
+    #[arg(long, global = true)]
+    pub observed: Option<PathBuf>,
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value_t, global = true)]
+    pub output: OutputFormat,
+    /// Exit 0 when there is nothing to do, 2 when there are changes (1 on errors)
+    #[arg(long, global = true)]
+    pub detailed_exitcode: bool,
+    /// Also plan the provisioning inside guests (packages, files, services from `features`)
+    #[arg(long, global = true)]
+    pub provision: bool,
+    /// Proxmox node name (for host.fw)
+    #[arg(long, default_value = "pve", env = "PROXMOX_VE_NODE", global = true)]
+    pub node: String,
+    /// Built-in CA directory: plan certificate renewals and trust files against it (reads its
+    /// public certificates only; no passphrase needed)
+    #[arg(long, global = true)]
+    pub ca_dir: Option<PathBuf>,
+    /// Renew once this fraction of a certificate's lifetime has passed (with --ca-dir)
+    #[arg(long, default_value_t = 2.0 / 3.0, global = true)]
+    pub renew_after: f64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RenderArgs {
+    /// Directory holding phoenix_hypervisor_config.json and the other files
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_DIR, env = "PHOENIX_CONFIG")]
+    pub config: PathBuf,
+    /// Output directory (host/…, guest-ID/…, pve/ID.json)
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Proxmox node name (for host.fw)
+    #[arg(long, default_value = "pve", env = "PROXMOX_VE_NODE")]
+    pub node: String,
+}
