@@ -311,6 +311,7 @@ fn traefik_port(d: &DesiredState) -> Option<u16> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
