@@ -1,32 +1,25 @@
-//! The ingress path in the lab: wan → Nginx (gateway) → Traefik (proxy) → Portainer stand-in,
-//! with the rendered configuration and certificates from a built-in CA. Started by `lab up`
-//! after [`crate::services`] when the model has a gateway and an internal proxy.
+//! The ingress path in the lab — wan → Nginx (gateway) → Traefik (proxy) → Portainer stand-in
+//! — as the plan sets it up: guest file roots, the path remapping of their files, the lab's
+//! nginx main file, and the Portainer stand-in the Swarm step deploys. The programs themselves
+//! start from provision steps ([`crate::guest_services`]).
 //!
 //! - Guest file roots: `/run/phoenix-lab/<prefix>/root/<id>/` stands for guest `<id>`'s
-//!   filesystem. The CA is initialised per run in `/run/phoenix-lab/<prefix>/ca` (unencrypted,
-//!   outside every guest root); only the issued leaves, their keys (`issue_manifest` with
-//!   `out = …/root`) and the root certificate ([`TRUST_BUNDLE`], in every guest) go to the roots,
-//!   with the rendered Traefik and Nginx files at their in-guest paths.
+//!   filesystem; the lab's CA lives in `/run/phoenix-lab/<prefix>/ca` (unencrypted, outside
+//!   every guest root); certificates, keys, trust files and rendered files reach the roots by
+//!   the plan's actions.
 //! - Paths (decision): the rendered text is rewritten, not bind-mounted. Every occurrence of a
 //!   known in-guest path — the guest's certificate and key paths, the trust bundle, the
 //!   directories of its rendered files — standing as a whole token (after a delimiter, followed
 //!   by a delimiter or `/`) is prefixed with the guest root ([`remap`], pure, one left-to-right
 //!   pass so nothing is rewritten twice). No mount namespace is needed and nothing outside the
 //!   state dir is read or written.
-//! - Processes (argv only, under `ip netns exec`, each its own process group, like the other
-//!   services): real Traefik (`traefik --configFile=…`; the render disables the version check
-//!   and telemetry) in the proxy's namespace; nginx with a main configuration written by the
-//!   lab ([`nginx_main`]: pid, logs and temp paths in the state dir, `include` of the rendered
-//!   gateway file) in the gateway's; and a **Portainer stand-in** — a second nginx serving a
-//!   page that says so ([`STAND_IN_PAGE`]) over HTTPS with the backend's manifest certificate
-//!   (or one issued by the lab CA) — on the address and port Traefik routes Portainer to.
-//!   When that address is a Swarm VM's and `dockerd` is installed, the stand-in is instead the
-//!   Swarm service `portainer-stand-in` ([`crate::swarm::service`], host-mode published port),
-//!   recorded in [`SWARM_STAND_IN_FILE`] here and deployed by `realise` once the Swarm is up.
-//!   step-ca runs in the CA guest when its binary is found ([`crate::stepca`]). Traefik's
-//!   static file gets a zero graceful timeout per entrypoint ([`with_short_grace`], lab only).
-//!
-//! Readiness: each process holds its TCP port (IPv4 or IPv6, from `/proc/<pid>/net`).
+//! - nginx runs with a main configuration written by the lab ([`nginx_main`]: pid, logs and
+//!   temp paths in the state dir, `include` of the guest's `conf.d`).
+//! - The **Portainer stand-in** ([`swarm_stand_in_for`]): the Swarm service
+//!   `portainer-stand-in` ([`crate::swarm::service`], host-mode published port) serving a page
+//!   that says so ([`STAND_IN_PAGE`]) over HTTPS with the backend's manifest certificate, on the
+//!   port the stack's compose file publishes ([`stand_in_port`]); recorded in
+//!   [`SWARM_STAND_IN_FILE`].
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -48,7 +41,7 @@ pub const TRUST_BUNDLE: &str = "/usr/local/share/ca-certificates/phoenix-root-ca
 pub const STAND_IN_PAGE: &str =
     "Portainer stand-in (phoenix lab): no Portainer image here, this nginx answers in its place";
 
-/// What [`start`] set up.
+/// What the ingress path of a lab holds (the report of `lab up`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IngressState {
     pub ca_dir: PathBuf,

@@ -5,17 +5,21 @@
 //! holding the model's bridges and the NAT, one `<prefix>-wan` acting as upstream router and
 //! "internet", one `<prefix>-g<id>` per non-template guest with exactly its NICs.
 //!
+//! - [`target`]: the lab as a `Target` of the one `sync all` pipeline: observed through its
+//!   node root ([`node`]) and guest roots, planned by the node's planner, applied by
+//!   [`executor`]; `lab up` is that pipeline with provisioning;
+//! - [`guest_services`]: the programs inside guests, started because a provision step says so;
 //! - [`topology`]: what to build, computed from the model (pure);
 //! - [`batch`]: the `ip -batch` text that builds it (pure);
-//! - [`realise`]: `lab up` (processes, files under `/etc/netns` and `/run/phoenix-lab`);
+//! - [`realise`]: the network (namespaces, links, NAT) and the lab's own world, built once and
+//!   kept whole;
 //! - [`teardown`]: `lab down` and [`LabGuard`] (finds everything by prefix, also after a crash);
 //! - [`services`]: the wan's DNS, DHCP and HTTP endpoint, the mesh DNS, the guests' DHCP
-//!   clients (started by `lab up`);
-//! - [`ingress`]: guest file roots (CA, certificates, rendered files) and the ingress path:
-//!   nginx in the gateway, Traefik in the proxy, a Portainer stand-in (started by `lab up`);
-//! - [`stepca`]: step-ca in the CA guest (started first with the ingress when the binary is
-//!   found; it issues the services' certificates);
-//! - [`guestfw`]: the guests' firewalls (the `.fw` policy as an nftables table per guest);
+//!   clients;
+//! - [`ingress`]: guest file roots, path remapping, the Portainer stand-in;
+//! - [`provision`]: the lab's `GuestExec` (files under the guest roots);
+//! - [`stepca`]: step-ca in the CA guest;
+//! - [`guestfw`]: the guests' firewalls (the policy as an nftables table per guest);
 //! - [`netlink`]: the namespaces' links, addresses and routes configured in-process;
 //! - [`swarm`]: a real Docker Swarm, one dockerd per Swarm VM namespace, and its checks;
 //! - [`traefik`]: the lab's own adjustments to Traefik's launch;

@@ -11,7 +11,7 @@
 //! | file (rendered, inline, material) | **real**: written under the guest root ([`crate::ingress::guest_root`]) with its owner, group (chown) and mode (chmod), atomically (a temp file 0600, then rename); checked by content, owner, group and mode, so a file changed behind phoenix's back is rewritten |
 //! | package | **not applied**: `Skipped("provided by the lab: …")` when the lab has what the package stands for (nginx, step-ca, dockerd on `PATH`, the lab's own build; other packages by a read-only `dpkg-query` of the host), else `Skipped("not in the lab: …")` |
 //! | download (`Fetch`) | **not applied** (the lab downloads nothing): Traefik's binary is `Skipped("provided by the lab: …")` when [`crate::traefik::traefik_binary`] finds one |
-//! | service | **not applied** (no systemd unit is enabled, started or restarted): `Skipped("provided by the lab: …")` for the services `lab up` runs itself as processes in the guest's namespace (nginx, Traefik, step-ca, dockerd) |
+//! | service | **no systemd unit** is enabled, started or restarted: `Skipped("provided by the lab: …")` here; the lab's executor ([`crate::executor`]) then starts the real program in the guest's namespace for nginx, Traefik, step-ca and dockerd ([`crate::guest_services`]) |
 //! | command `useradd` (step's system user) | **real in the guest root**: an entry in `<root>/etc/passwd` and `<root>/etc/group` (never the host's), so owners like `step` resolve |
 //! | command `install -d -o U -g G -m M DIR` | **real**: the directory under the root with that owner and mode |
 //! | any other command | `Skipped("no lab equivalent: …")` |
@@ -22,8 +22,10 @@
 //! ([`crate::ingress::remap`]), so a file is written the way the lab runs it (the same remap,
 //! and for the proxy's Traefik static file the lab's adjustments) and read back in the guest's
 //! own form; a running lab service therefore never sees a file it cannot use.
-//! Commands (`GuestExec::run`) are never run: every step kind is handled above, and any
-//! program would act on the shared host.
+//! Commands (`GuestExec::run`) are never run — any program would act on the shared host —
+//! except the few a node's actions run inside a guest, which map to the lab's own services:
+//! `systemctl is-active|reload|restart` on a service the lab runs, `update-ca-certificates`
+//! (a no-op: the lab's programs read the trust files themselves).
 //!
 //! Materials (step_ca's files): from the lab's CA (`<state dir>/ca`): the root and
 //! intermediate certificates, the intermediate key, the lab's password text, and a `ca.json`
@@ -397,7 +399,7 @@ impl LabExec {
     fn provided(&self, step: &ProvisionStep) -> String {
         let lab = |what: &str, found: Option<PathBuf>| match found {
             Some(p) => format!(
-                "provided by the lab: {what} from {} (started by `lab up` in {}, not installed in the guest)",
+                "provided by the lab: {what} from {} (run in {} by its service step, not installed in the guest)",
                 show(&p),
                 self.ns
             ),
@@ -449,7 +451,7 @@ impl LabExec {
                     }
                 };
                 format!(
-                    "provided by the lab: {what} runs as a process `lab up` starts in {} (when the model asks for it), not as a systemd unit; the lab never enables, starts or restarts units",
+                    "provided by the lab: {what} runs as a process in {}, not as a systemd unit; the lab never enables, starts or restarts units",
                     self.ns
                 )
             }
@@ -672,7 +674,7 @@ pub fn lab_materials(d: &DesiredState, prefix: &str) -> (LabMaterials, Vec<Strin
 
 // ------------------------------------------------------------------------ run
 
-/// The in-guest paths rewritten into guest `g`'s root (as [`crate::ingress::start`] does).
+/// The in-guest paths rewritten into guest `g`'s root.
 fn known_paths(
     d: &DesiredState,
     g: GuestId,

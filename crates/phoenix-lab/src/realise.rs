@@ -1,11 +1,12 @@
-//! `lab up`: build a [`LabTopology`] with `ip -batch` files, write each namespace's
+//! The lab's network: build a [`LabTopology`] with `ip -batch` files, write each namespace's
 //! `resolv.conf` first, turn forwarding on, load the NAT ruleset in the hypervisor, then start
-//! the services ([`crate::services`]).
-//! Records the topology in `/run/phoenix-lab/<prefix>/state.json` (runtime only).
-//!
-//! Idempotency (the simple, documented choice): if any namespace or `/etc/netns` directory of
-//! the prefix exists, `up` refuses with a hint, or rebuilds from scratch with `recreate`.
-//! A failed `up` tears down everything it made.
+//! the lab's own world ([`crate::services`]); records the topology in
+//! `/run/phoenix-lab/<prefix>/state.json` (runtime only). [`ensure_network`] is what the
+//! lab's executor calls when a guest action needs the network (built once, kept whole, the
+//! mesh DNS and NAT following the configuration); [`upkeep`] restarts the lab's own services.
+//! `lab up` ([`up`]) runs the whole pipeline ([`crate::target::up`]); `--network-only`
+//! ([`Scope::NetworkOnly`]) builds the network alone and refuses a lab that exists unless
+//! `recreate`. A failed build tears down what it made.
 //! I/O: processes, `/etc/netns`, `/run/phoenix-lab`.
 
 use std::path::{Path, PathBuf};
