@@ -328,12 +328,15 @@ pub fn start_node(
             "guest {guest} is not a Swarm node of the configuration"
         ))
     })?;
-    let _one = ENGINE_START.lock().unwrap_or_else(|p| p.into_inner());
     if running_engine(n).is_some() {
         return Ok(None);
     }
-    build_rootfs(&plan.rootfs_tar)?;
-    tls::prepare(&t.prefix, &plan)?;
+    {
+        // The image rootfs and the TLS files are shared by every node: made by one start.
+        let _one = ENGINE_START.lock().unwrap_or_else(|p| p.into_inner());
+        build_rootfs(&plan.rootfs_tar)?;
+        tls::prepare(&t.prefix, &plan)?;
+    }
     stop_leftovers(n);
     let pid = start_engine(n)?;
     runtime()?.block_on(wait_engine(n, pid))?;
