@@ -19,42 +19,13 @@ use common::*;
 use phoenix_lab::LabGuard;
 use serde_json::Value;
 
-/// `sync all --target lab --provision --output json` of `config`: (exit code, document).
 fn sync(prefix: &str, config: &Path) -> (Option<i32>, Value) {
-    let t = Instant::now();
-    let o = phoenix(&[
-        "sync",
-        "all",
-        "--target",
-        "lab",
-        "--provision",
-        "--config",
-        &config.display().to_string(),
-        "--prefix",
-        prefix,
-        "--output",
-        "json",
-    ]);
-    eprintln!(
-        "sync: {:?}, exit {:?}\n{}",
-        t.elapsed(),
-        o.status.code(),
-        text(&o.stderr)
-    );
-    let v: Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("json ({e}): {}\n{}", text(&o.stdout), text(&o.stderr)));
-    (o.status.code(), v)
+    lab_sync(prefix, &config.display().to_string())
 }
 
-/// The journal's entries that changed something.
-fn done(v: &Value) -> Vec<Value> {
-    v["journal"]["entries"]
-        .as_array()
-        .expect("journal")
-        .iter()
-        .filter(|e| e["outcome"] == "done")
-        .map(|e| e["action"].clone())
-        .collect()
+/// The actions the journal says changed something.
+fn changed(v: &Value) -> Vec<Value> {
+    done(v).into_iter().map(|(_, a)| a).collect()
 }
 
 /// The route check's evidence (it failed).
@@ -103,7 +74,7 @@ fn lab_route_change_rewrites_only_its_file() {
     let (code, v) = sync(&prefix, moved.path());
     eprintln!("route change: sync and verify in {:?}", t.elapsed());
     assert_eq!(code, Some(1), "verify fails: {:#}", v["verify"]["counts"]);
-    let changed = done(&v);
+    let changed = changed(&v);
     assert!(!changed.is_empty());
     // The route's file in the proxy, and the backend's firewall rule following its port.
     for a in &changed {

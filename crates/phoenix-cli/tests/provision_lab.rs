@@ -14,22 +14,7 @@ use phoenix_lab::LabGuard;
 use serde_json::Value;
 
 fn sync_provision(prefix: &str) -> (Option<i32>, Value) {
-    let o = phoenix(&[
-        "sync",
-        "all",
-        "--target",
-        "lab",
-        "--config",
-        CONFIG,
-        "--prefix",
-        prefix,
-        "--provision",
-        "--output",
-        "json",
-    ]);
-    let v: Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("json ({e}): {}\n{}", text(&o.stdout), text(&o.stderr)));
-    (o.status.code(), v)
+    lab_sync(prefix, CONFIG)
 }
 
 /// The provision steps the journal applied (guest: step) and how many failed.
@@ -49,14 +34,6 @@ fn outcomes(v: &Value) -> (Vec<String>, usize) {
         }
     }
     (applied, failed)
-}
-
-/// The plan's creates, changes and deletes.
-fn planned(v: &Value) -> u64 {
-    ["create", "change", "delete"]
-        .iter()
-        .map(|k| v["plan"]["summary"][k].as_u64().unwrap_or(0))
-        .sum()
 }
 
 #[test]

@@ -227,20 +227,8 @@ fn swarm_cli_status_deploy_rm_on_the_lab() {
 
     let guard = LabGuard::new(&prefix);
     let c = cfg.to_string_lossy().into_owned();
-    let up = phoenix(&[
-        "sync",
-        "all",
-        "--target",
-        "lab",
-        "--provision",
-        "--config",
-        &c,
-        "--prefix",
-        &prefix,
-        "--output",
-        "json",
-    ]);
-    assert_eq!(up.status.code(), Some(0), "{}", text(&up.stderr));
+    let (code, up) = lab_sync(&prefix, &c);
+    assert_eq!(code, Some(0), "{:#}", up["verify"]["counts"]);
 
     let v = status(cfg, &prefix);
     let a = actions(&v);
@@ -480,20 +468,8 @@ fn sync_pve_only_swarm_over_tls_from_the_hypervisor() {
     }
     let prefix = unique_prefix('t');
     let guard = LabGuard::new(&prefix);
-    let up = phoenix(&[
-        "sync",
-        "all",
-        "--target",
-        "lab",
-        "--provision",
-        "--config",
-        CONFIG,
-        "--prefix",
-        &prefix,
-        "--output",
-        "json",
-    ]);
-    assert_eq!(up.status.code(), Some(0), "{}", text(&up.stderr));
+    let (code, up) = lab_sync(&prefix, CONFIG);
+    assert_eq!(code, Some(0), "{:#}", up["verify"]["counts"]);
     let certs = phoenix_lab::swarm::tls::client_dir(&prefix);
     let hv = format!("{prefix}-hv");
     let sync = |with_certs: bool| {

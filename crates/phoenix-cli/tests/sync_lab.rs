@@ -26,81 +26,9 @@ use common::*;
 use phoenix_lab::LabGuard;
 use serde_json::Value;
 
-/// `sync all --target lab --provision --output json`: (exit code, document).
+/// `sync all --target lab --provision --output json` of the homelab: (exit code, document).
 fn sync(prefix: &str) -> (Option<i32>, Value) {
-    sync_with(prefix, CONFIG)
-}
-
-/// [`sync`] of the configuration in `config` (run in this crate's directory, so a relative
-/// path is relative to it).
-fn sync_with(prefix: &str, config: &str) -> (Option<i32>, Value) {
-    let t = Instant::now();
-    let o = Command::new(env!("CARGO_BIN_EXE_phoenix"))
-        .args([
-            "sync",
-            "all",
-            "--target",
-            "lab",
-            "--provision",
-            "--config",
-            config,
-            "--prefix",
-            prefix,
-            "--output",
-            "json",
-        ])
-        .env_remove("PHOENIX_CONFIG")
-        .env_remove("PHOENIX_LAB_PREFIX")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("phoenix runs");
-    eprintln!(
-        "sync wall time {:?}, exit {:?}\n{}",
-        t.elapsed(),
-        o.status.code(),
-        text(&o.stderr)
-    );
-    let v: Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("json ({e}): {}\n{}", text(&o.stdout), text(&o.stderr)));
-    (o.status.code(), v)
-}
-
-/// The plan's summary: creates + changes + deletes.
-fn planned(v: &Value) -> u64 {
-    let s = &v["plan"]["summary"];
-    ["create", "change", "delete"]
-        .iter()
-        .map(|k| s[k].as_u64().unwrap_or(0))
-        .sum()
-}
-
-/// The journal's entries that changed something: (wave, action as JSON).
-fn done(v: &Value) -> Vec<(String, Value)> {
-    v["journal"]["entries"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|e| e["outcome"] == "done")
-                .map(|e| {
-                    (
-                        e["wave"].as_str().unwrap_or_default().to_string(),
-                        e["action"].clone(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn notes(v: &Value) -> Vec<String> {
-    v["notes"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|n| n.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+    lab_sync(prefix, CONFIG)
 }
 
 fn failed_checks(v: &Value) -> Vec<String> {
@@ -215,7 +143,7 @@ fn sync_lab_builds_verifies_and_second_run_changes_nothing() {
     assert!(out.trim_end().ends_with("0 failed, 0 skipped"), "{out}");
 
     // The same configuration by a relative path: the same lab, nothing to change.
-    let (code, v) = sync_with(&prefix, "../../examples/homelab");
+    let (code, v) = lab_sync(&prefix, "../../examples/homelab");
     assert_eq!(code, Some(0));
     assert_eq!(planned(&v), 0, "{:#}", v["plan"]);
 
@@ -228,7 +156,7 @@ fn sync_lab_builds_verifies_and_second_run_changes_nothing() {
     configs["lxc_configs"]["101"]["memory_mb"] = 4096.into();
     std::fs::write(&lxc, serde_json::to_string_pretty(&configs).unwrap()).unwrap();
     let copied = copy.path().display().to_string();
-    let (code, v) = sync_with(&prefix, &copied);
+    let (code, v) = lab_sync(&prefix, &copied);
     assert_eq!(code, Some(0), "{:?}", failed_checks(&v["verify"]));
     assert_eq!(planned(&v), 1, "{:#}", v["plan"]);
     assert!(done(&v).is_empty(), "{:?}", done(&v));
@@ -246,7 +174,7 @@ fn sync_lab_builds_verifies_and_second_run_changes_nothing() {
             .starts_with("not modelled in the lab: memory=4096"),
         "{update:#}"
     );
-    let (_, v) = sync_with(&prefix, &copied);
+    let (_, v) = lab_sync(&prefix, &copied);
     assert_eq!(planned(&v), 0, "{:#}", v["plan"]);
 
     // Fault: the mesh dnsmasq stops → verify fails at DNS with evidence → sync restores it.

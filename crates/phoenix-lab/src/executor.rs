@@ -21,6 +21,7 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use phoenix_exec::guest::GuestExec;
+use phoenix_exec::guest::observe::WrittenInGuests;
 use phoenix_exec::guest::provision::{Contents, StepOutcome, apply_provision_after};
 use phoenix_exec::journal::{ActionExecutor, Outcome};
 use phoenix_exec::shell::HostFile;
@@ -63,7 +64,7 @@ pub struct LabExecutor<'a> {
     network: Mutex<Option<Result<(), String>>>,
     notes: Mutex<BTreeSet<String>>,
     /// Files inside guests this run wrote: a guest's services restart for them.
-    written: Mutex<BTreeSet<(GuestId, String)>>,
+    written: WrittenInGuests,
     /// step-ca's apply-time files, made once per run (every guest's group asks).
     materials: std::sync::OnceLock<crate::provision::LabMaterials>,
 }
@@ -88,7 +89,7 @@ impl<'a> LabExecutor<'a> {
             rendered: phoenix_render::render_all(d, &Default::default()).unwrap_or_default(),
             network: Mutex::new(None),
             notes: Mutex::new(BTreeSet::new()),
-            written: Mutex::new(BTreeSet::new()),
+            written: WrittenInGuests::default(),
             materials: std::sync::OnceLock::new(),
         }
     }
@@ -263,9 +264,7 @@ impl<'a> LabExecutor<'a> {
                 .map_err(|e| LabError::Provision(e.to_string()))
         }) {
             Ok(()) => {
-                if let Ok(mut w) = self.written.lock() {
-                    w.insert((id, path.to_string()));
-                }
+                self.written.record(id, path);
                 Outcome::Done
             }
             Err(e) => Outcome::Failed(e),
@@ -441,16 +440,7 @@ impl ActionExecutor for LabExecutor<'_> {
             rendered: &self.plan.files,
             materials,
         };
-        let mut changed: BTreeSet<String> = self
-            .written
-            .lock()
-            .map(|w| {
-                w.iter()
-                    .filter(|(g, _)| *g == guest)
-                    .map(|(_, p)| p.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut changed = self.written.in_guest(guest);
         let outcomes = apply_provision_after(&exec, &steps, contents, &changed);
         let mut out = Vec::new();
         let mut stop = false;

@@ -37,6 +37,7 @@ pub mod executor;
 pub mod guest_services;
 pub mod guestfw;
 pub mod ingress;
+mod lab_exec;
 pub mod netlink;
 pub mod node;
 pub mod provision;

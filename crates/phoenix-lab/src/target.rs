@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use phoenix_exec::guest::GuestExec;
+use phoenix_exec::guest::observe::{guest_certificates, guest_files, managed_paths};
 use phoenix_exec::journal::{Journal, apply_waves};
 use phoenix_exec::plan::{PlanInput, plan_target};
 use phoenix_exec::target::{Failure, Stage, SyncRequest, Target};
@@ -15,8 +15,8 @@ use phoenix_plan::Request;
 use phoenix_plan::firewall_api::FirewallState;
 use phoenix_plan::observed::{GuestStatus, ObservedGuest, ObservedState};
 use phoenix_plan::plan::Plan;
-use phoenix_plan::subsystem::{self, Subsystem};
-use phoenix_render::{FileTarget, RenderOptions};
+use phoenix_plan::subsystem::Subsystem;
+use phoenix_render::RenderOptions;
 
 use crate::node::{LabNode, parse_conf};
 use crate::topology::{LabTopology, topology};
@@ -95,33 +95,6 @@ impl LabTarget {
         phoenix_plan::PkiContext::from_ca(ca.public(), d, Default::default()).ok()
     }
 
-    /// Every managed file of this run (host and guest targets), never the `.fw` files (the
-    /// firewall is state, as on a node).
-    fn paths(
-        &self,
-        d: &DesiredState,
-        req: &SyncRequest,
-        pki: Option<&phoenix_plan::PkiContext>,
-    ) -> Result<Vec<(FileTarget, String)>, Failure> {
-        let files = phoenix_render::render_all(d, &self.opts).map_err(|e| {
-            Failure::new(
-                Stage::Plan,
-                format!("render: {e}"),
-                "`phoenix render` shows the same error",
-            )
-        })?;
-        let trust = pki
-            .map(|p| phoenix_plan::certs::trust_files(&p.trust))
-            .unwrap_or_default();
-        Ok(files
-            .into_iter()
-            .chain(trust.into_iter().filter(|_| req.includes(Subsystem::Pki)))
-            .map(|f| (f.target, f.path))
-            .filter(|(t, p)| subsystem::of_file(t, p) != Subsystem::Firewall)
-            .filter(|(t, p)| req.includes(subsystem::of_file(t, p)))
-            .collect())
-    }
-
     /// Is guest `id` running: started, and its namespace present?
     fn running(&self, node: &LabNode, id: GuestId, present: &BTreeSet<String>) -> bool {
         node.started(id)
@@ -175,56 +148,28 @@ impl Target for LabTarget {
             });
         }
         let pki = self.pki(d);
-        let paths = self.paths(d, req, pki.as_ref())?;
+        let paths = managed_paths(d, &self.opts, req, pki.as_ref())?;
         if node.exists() {
             state.files = phoenix_exec::shell::files::observe_host_files(&node.shell(), &paths)
                 .map_err(|e| observe_failure("observe the lab node's files", e))?;
         }
-        let running: Vec<GuestId> = state
+        let certificates = req.request == Request::SyncAll && req.includes(Subsystem::Pki);
+        let rendered = phoenix_render::render_all(d, &self.opts).unwrap_or_default();
+        for g in state
             .guests
             .iter()
             .filter(|g| g.status == GuestStatus::Running)
-            .map(|g| g.id)
-            .collect();
-        let rendered = phoenix_render::render_all(d, &self.opts).unwrap_or_default();
-        for id in running {
-            let Some(exec) = crate::provision::exec_for(d, &self.topology, id, &rendered) else {
+        {
+            let Some(exec) = crate::provision::exec_for(d, &self.topology, g.id, &rendered) else {
                 continue;
             };
-            for (target, path) in &paths {
-                if *target != FileTarget::Guest(id) {
-                    continue;
-                }
-                match exec.read_file(path) {
-                    Ok(Some(f)) => state.files.push(phoenix_plan::observed::ObservedFile {
-                        target: *target,
-                        path: path.clone(),
-                        sha256: None,
-                        content: Some(f.content),
-                        owner: Some(f.owner),
-                        group: Some(f.group),
-                        mode: Some(f.mode),
-                    }),
-                    Ok(None) => {}
-                    Err(e) => notes.push(format!(
-                        "{path} in guest {id} not observed ({e}): planned as missing"
-                    )),
-                }
-            }
-            if req.request == Request::SyncAll && req.includes(Subsystem::Pki) {
-                for entry in d.certificates.iter().filter(|c| c.guest == id) {
-                    let Some(guest) = d.guest(id) else { continue };
-                    let cert = phoenix_pki::materialise::in_guest_path(guest, &entry.cert_path);
-                    let key = phoenix_pki::materialise::in_guest_path(guest, &entry.key_path);
-                    match phoenix_exec::certs::observe(&exec as &dyn GuestExec, &cert, &key) {
-                        Ok(Some(c)) => state.certificates.push(c),
-                        Ok(None) => {}
-                        Err(e) => notes.push(format!(
-                            "certificate {} in guest {id} not observed ({e}): planned as missing",
-                            entry.common_name
-                        )),
-                    }
-                }
+            state
+                .files
+                .extend(guest_files(&exec, &paths, true, &mut notes));
+            if certificates {
+                state
+                    .certificates
+                    .extend(guest_certificates(d, &exec, &mut notes));
             }
         }
         let firewall = if req.request == Request::SyncAll && req.includes(Subsystem::Firewall) {

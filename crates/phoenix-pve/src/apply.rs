@@ -15,12 +15,12 @@
 //! reason "kept: already done", an applied one as done.
 
 use phoenix_model::model::{GuestId, GuestKind};
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use phoenix_render::FileTarget;
 
+use phoenix_exec::guest::observe::WrittenInGuests;
 use phoenix_exec::journal::{ActionExecutor, apply_waves};
 use phoenix_plan::action::Action;
 use phoenix_plan::plan::Plan;
@@ -111,7 +111,7 @@ pub fn apply_plan_with(
         observation,
         options,
         materials,
-        written: Mutex::new(BTreeSet::new()),
+        written: WrittenInGuests::default(),
     };
     apply_waves(plan, options.parallelism, &ctx)
 }
@@ -124,22 +124,7 @@ struct WaveContext<'a> {
     options: &'a ApplyOptions<'a>,
     materials: &'a dyn Materials,
     /// Files inside guests this run wrote: a guest's services reload for them.
-    written: Mutex<BTreeSet<(GuestId, String)>>,
-}
-
-impl WaveContext<'_> {
-    /// The paths inside `guest` this run wrote so far.
-    fn written_in(&self, guest: GuestId) -> BTreeSet<String> {
-        self.written
-            .lock()
-            .map(|w| {
-                w.iter()
-                    .filter(|(g, _)| *g == guest)
-                    .map(|(_, p)| p.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
+    written: WrittenInGuests,
 }
 
 impl ActionExecutor for WaveContext<'_> {
@@ -161,9 +146,8 @@ impl ActionExecutor for WaveContext<'_> {
                 ..
             },
         ) = (&outcome, action)
-            && let Ok(mut w) = self.written.lock()
         {
-            w.insert((*id, path.clone()));
+            self.written.record(*id, path);
         }
         outcome
     }
@@ -496,7 +480,7 @@ fn run_provision(ctx: &WaveContext<'_>, actions: &[&Action]) -> Vec<Outcome> {
             &LxcExec::new(shell, guest),
             &steps,
             contents,
-            &ctx.written_in(guest),
+            &ctx.written.in_guest(guest),
         ),
         (GuestKind::Lxc, None) => {
             return steps
@@ -524,7 +508,7 @@ fn run_provision(ctx: &WaveContext<'_>, actions: &[&Action]) -> Vec<Outcome> {
                     })
                     .collect();
             }
-            apply_provision_after(&exec, &steps, contents, &ctx.written_in(guest))
+            apply_provision_after(&exec, &steps, contents, &ctx.written.in_guest(guest))
         }
     };
     let mut failed = false;

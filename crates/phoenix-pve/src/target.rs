@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use phoenix_exec::guest::GuestExec;
+use phoenix_exec::guest::observe::{guest_certificates, guest_files, managed_paths};
 use phoenix_exec::guest::provision::Materials;
 use phoenix_exec::plan::{PlanInput, TargetPlan, plan_target};
 use phoenix_exec::shell::HostShell;
@@ -16,7 +17,7 @@ use phoenix_plan::Request;
 use phoenix_plan::firewall_api::FirewallState;
 use phoenix_plan::observed::{GuestStatus, ObservedCertificate, ObservedFile};
 use phoenix_plan::plan::Plan;
-use phoenix_plan::subsystem::{self, Subsystem};
+use phoenix_plan::subsystem::Subsystem;
 use phoenix_render::{FileTarget, RenderOptions};
 
 use crate::apply::{ApplyOptions, Journal, apply_plan_with};
@@ -63,33 +64,13 @@ fn observe_failure(what: &str, e: impl std::fmt::Display, hint: &str) -> Failure
 }
 
 impl PveTarget<'_> {
-    /// The files this run reads: the rendered files of the subsystems in it (host and guest
-    /// targets), never the `.fw` files (the firewall goes through the API, which stores those
-    /// files).
+    /// The files this run reads ([`managed_paths`]).
     fn host_paths(
         &self,
         d: &DesiredState,
         req: &SyncRequest,
     ) -> Result<Vec<(FileTarget, String)>, Failure> {
-        let files = phoenix_render::render_all(d, &self.opts).map_err(|e| {
-            Failure::new(
-                Stage::Plan,
-                format!("render: {e}"),
-                "`phoenix render` shows the same error",
-            )
-        })?;
-        let trust = self
-            .pki
-            .as_ref()
-            .map(|pki| phoenix_plan::certs::trust_files(&pki.trust))
-            .unwrap_or_default();
-        Ok(files
-            .into_iter()
-            .chain(trust.into_iter().filter(|_| req.includes(Subsystem::Pki)))
-            .map(|f| (f.target, f.path))
-            .filter(|(t, p)| subsystem::of_file(t, p) != Subsystem::Firewall)
-            .filter(|(t, p)| req.includes(subsystem::of_file(t, p)))
-            .collect())
+        managed_paths(d, &self.opts, req, self.pki.as_ref())
     }
 
     /// The plan and the desired firewall ([`phoenix_exec::plan::plan_target`]).
@@ -136,85 +117,34 @@ impl PveTarget<'_> {
         }
     }
 
-    /// The rendered files inside the running guests among `wanted`, and why some were not
-    /// looked at (a guest that is not running is planned as missing its files).
-    fn observe_guest_files(
-        &self,
-        observation: &Observation,
-        wanted: &[(FileTarget, String)],
-    ) -> (Vec<ObservedFile>, Vec<String>) {
-        let mut files = Vec::new();
-        let mut notes = Vec::new();
-        for (target, path) in wanted {
-            let FileTarget::Guest(id) = *target else {
-                continue;
-            };
-            let Some(g) = observation.state.guest(id) else {
-                continue;
-            };
-            if g.status != GuestStatus::Running {
-                continue;
-            }
-            let exec = self.guest_exec(observation, id, g.kind);
-            // A container's files with owner and mode (`pct exec stat`, a read); a VM's
-            // content alone (the agent's `file-read`: its `exec` would be a write request).
-            let read = match g.kind {
-                GuestKind::Lxc => exec
-                    .read_file(path)
-                    .map(|f| f.map(|f| (f.content, Some(f.owner), Some(f.group), Some(f.mode)))),
-                GuestKind::Vm => exec
-                    .read_content(path)
-                    .map(|c| c.map(|c| (c, None, None, None))),
-            };
-            match read {
-                Ok(Some((content, owner, group, mode))) => files.push(ObservedFile {
-                    target: *target,
-                    path: path.clone(),
-                    sha256: None,
-                    content: Some(content),
-                    owner,
-                    group,
-                    mode,
-                }),
-                Ok(None) => {}
-                Err(e) => notes.push(format!(
-                    "{path} in guest {id} not observed ({e}): planned as missing"
-                )),
-            }
-        }
-        (files, notes)
-    }
-
-    /// The manifest's certificates in the running guests, and why some were not looked at.
-    fn observe_certificates(
+    /// The rendered files and the manifest's certificates inside the running guests, and
+    /// why some were not looked at (a guest that is not running is planned as missing them).
+    fn observe_guests_inside(
         &self,
         d: &DesiredState,
         observation: &Observation,
-    ) -> (Vec<ObservedCertificate>, Vec<String>) {
+        wanted: &[(FileTarget, String)],
+        certificates: bool,
+    ) -> (Vec<ObservedFile>, Vec<ObservedCertificate>, Vec<String>) {
+        let mut files = Vec::new();
         let mut certs = Vec::new();
         let mut notes = Vec::new();
-        for entry in &d.certificates {
-            let (Some(guest), Some(observed)) =
-                (d.guest(entry.guest), observation.state.guest(entry.guest))
-            else {
-                continue;
-            };
-            if observed.status != GuestStatus::Running {
-                continue;
-            }
-            let cert_path = phoenix_pki::materialise::in_guest_path(guest, &entry.cert_path);
-            let key_path = phoenix_pki::materialise::in_guest_path(guest, &entry.key_path);
-            let exec = self.guest_exec(observation, guest.id, guest.kind);
-            match phoenix_exec::certs::observe(exec.as_ref(), &cert_path, &key_path) {
-                Ok(Some(c)) => certs.push(c),
-                Ok(None) => {}
-                Err(e) => notes.push(format!(
-                    "certificate {} in guest {} not observed ({e}): planned as missing",
-                    entry.common_name, guest.id
-                )),
+        for g in observation
+            .state
+            .guests
+            .iter()
+            .filter(|g| g.status == GuestStatus::Running)
+        {
+            let exec = self.guest_exec(observation, g.id, g.kind);
+            // A container's files with owner and mode (`pct exec stat`, a read); a VM's
+            // content alone (the agent's `file-read`: its `exec` would be a write request).
+            let with_owner = g.kind == GuestKind::Lxc;
+            files.extend(guest_files(exec.as_ref(), wanted, with_owner, &mut notes));
+            if certificates {
+                certs.extend(guest_certificates(d, exec.as_ref(), &mut notes));
             }
         }
-        (certs, notes)
+        (files, certs, notes)
     }
 }
 
@@ -264,15 +194,11 @@ impl Target for PveTarget<'_> {
         } else {
             None
         };
-        let mut notes = Vec::new();
-        let (guest_files, why) = self.observe_guest_files(&observation, &host_paths);
-        observation.state.files.extend(guest_files);
-        notes.extend(why);
-        if req.request == Request::SyncAll && req.includes(Subsystem::Pki) {
-            let (certs, why) = self.observe_certificates(d, &observation);
-            observation.state.certificates = certs;
-            notes.extend(why);
-        }
+        let certificates = req.request == Request::SyncAll && req.includes(Subsystem::Pki);
+        let (files, certs, notes) =
+            self.observe_guests_inside(d, &observation, &host_paths, certificates);
+        observation.state.files.extend(files);
+        observation.state.certificates = certs;
         Ok(PveObserved {
             observation,
             firewall,

@@ -1,6 +1,7 @@
 //! Helpers shared by the lab tests of the CLI (`sync_lab`, `verify_lab`, `route_faults`, …): the
-//! binary, root checks, unique prefixes, service pids, the "nothing left" assertion and the
-//! Portainer stand-in's certificate swap.
+//! binary, root checks, unique prefixes, service pids, the "nothing left" assertion, the
+//! Portainer stand-in's certificate swap, and `sync all --target lab`'s JSON (the plan's
+//! summary, the journal, the notes).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // not every test uses each; tests may panic
 
 use std::collections::hash_map::RandomState;
@@ -17,6 +18,75 @@ pub fn phoenix(args: &[&str]) -> Output {
         .env_remove("PHOENIX_LAB_PREFIX")
         .output()
         .expect("phoenix runs")
+}
+
+/// `phoenix sync all --target lab --provision --output json --config CONFIG --prefix P`, run
+/// in this crate's directory (a relative `config` is relative to it): (exit code, document).
+pub fn lab_sync(prefix: &str, config: &str) -> (Option<i32>, serde_json::Value) {
+    let t = Instant::now();
+    let o = Command::new(env!("CARGO_BIN_EXE_phoenix"))
+        .args([
+            "sync",
+            "all",
+            "--target",
+            "lab",
+            "--provision",
+            "--output",
+            "json",
+        ])
+        .args(["--config", config, "--prefix", prefix])
+        .env_remove("PHOENIX_CONFIG")
+        .env_remove("PHOENIX_LAB_PREFIX")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("phoenix runs");
+    eprintln!(
+        "sync: {:?}, exit {:?}\n{}",
+        t.elapsed(),
+        o.status.code(),
+        text(&o.stderr)
+    );
+    let v = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("json ({e}): {}\n{}", text(&o.stdout), text(&o.stderr)));
+    (o.status.code(), v)
+}
+
+/// The plan's creates + changes + deletes (a `sync all` or `plan` document).
+pub fn planned(v: &serde_json::Value) -> u64 {
+    ["create", "change", "delete"]
+        .iter()
+        .map(|k| v["plan"]["summary"][k].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// The journal's entries that changed something: (wave, action as JSON).
+pub fn done(v: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    v["journal"]["entries"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|e| e["outcome"] == "done")
+                .map(|e| {
+                    (
+                        e["wave"].as_str().unwrap_or_default().to_string(),
+                        e["action"].clone(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What the lab said of a run (`notes`).
+pub fn notes(v: &serde_json::Value) -> Vec<String> {
+    v["notes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub fn text(b: &[u8]) -> String {

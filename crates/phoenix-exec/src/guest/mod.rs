@@ -2,6 +2,7 @@
 //! QEMU guest agent in `phoenix-pve`, a lab guest's namespace and file root in `phoenix-lab`)
 //! and the helpers its implementations share. Argv vectors only, never a shell.
 
+pub mod observe;
 pub mod provision;
 
 use phoenix_model::model::GuestId;
