@@ -8,6 +8,7 @@ mod argv;
 mod ca_cmd;
 mod cli;
 mod config;
+mod failure;
 mod hints;
 mod lab_cmd;
 mod lint;
@@ -40,6 +41,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// `plan --detailed-exitcode`: the plan has changes (Terraform's convention).
     pub const CHANGES: u8 = 2;
+    /// Applying failed (the journal says where).
+    pub const APPLY_FAILED: u8 = 3;
 }
 
 fn main() -> ExitCode {

@@ -23,14 +23,11 @@ use phoenix_pve::netswitch::{
 
 use crate::cli::SyncAllArgs;
 use crate::exit;
+use crate::failure::error;
 use crate::session::PveSession;
 
 use phoenix_render::dnsmasq::DNSMASQ_PATH;
 use phoenix_render::hostnet::{NAT_RULESET_PATH, NAT_TABLE};
-
-fn error(message: &str, hint: &str) {
-    let _ = writeln!(anstream::stderr(), "error: {message}\n  hint: {hint}");
-}
 
 /// Refuse what the switch must not do, before anything is observed or applied.
 pub fn precheck(args: &SyncAllArgs) -> Result<(), u8> {

@@ -9,11 +9,8 @@ use phoenix_pve::{ConnectionFlags, ConnectionSettings, PveClient};
 use phoenix_render::RenderOptions;
 
 use crate::cli::PveConnArgs;
+use crate::failure::error;
 use crate::{config, exit};
-
-fn error(message: &str, hint: &str) {
-    let _ = writeln!(anstream::stderr(), "error: {message}\n  hint: {hint}");
-}
 
 /// A connected node: the configuration, the API client and the node's host shell.
 pub(crate) struct PveSession {

@@ -12,8 +12,8 @@ use phoenix_exec::shell::files::CountingShell;
 use crate::cli::{OutputFormat, StatusArgs, StatusTarget};
 use phoenix_exec::target::{SyncRequest, Target};
 
+use crate::failure::report_failure;
 use crate::session::connect;
-use crate::sync_cmd::report_failure;
 use crate::{config, exit};
 
 fn emit_json(v: &serde_json::Value) {

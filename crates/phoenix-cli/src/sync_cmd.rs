@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
 
 use phoenix_exec::shell::files::CountingShell;
-use phoenix_exec::target::{Failure, Stage, SwarmPhase, SyncRequest, SyncRun};
+use phoenix_exec::target::{SwarmPhase, SyncRequest, SyncRun};
 use phoenix_plan::Request;
 use phoenix_plan::plan::Plan;
 use phoenix_plan::subsystem::Subsystem;
@@ -14,30 +14,14 @@ use phoenix_pve::apply::{Journal, Outcome};
 use phoenix_pve::target::PveTarget;
 
 use crate::cli::{ApplyArgs, OutputFormat, SyncAllArgs, SyncCommand, SyncTarget};
+use crate::failure::{error, report_failure};
 use crate::session::{PveSession, connect};
 use crate::{config, exit};
-
-/// Apply failure (ARCHITECTURE.md).
-const APPLY_FAILED: u8 = 3;
 
 pub fn run(command: &SyncCommand) -> u8 {
     match command {
         SyncCommand::All(args) => sync_all(args),
         SyncCommand::Confirm { id } => crate::netswitch_cmd::confirm(id),
-    }
-}
-
-fn error(message: &str, hint: &str) {
-    let _ = writeln!(anstream::stderr(), "error: {message}\n  hint: {hint}");
-}
-
-/// The pipeline's failure as the CLI reports it: observe failures are apply failures (3),
-/// a configuration that cannot be planned a finding (1).
-pub(crate) fn report_failure(f: &Failure) -> u8 {
-    error(&f.message, &f.hint);
-    match f.stage {
-        Stage::Plan => exit::FAILED,
-        _ => APPLY_FAILED,
     }
 }
 
@@ -260,7 +244,7 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
             ),
             "the previous file is live again and the rejected one is staged as PATH.new; fix it and run again",
         );
-        return APPLY_FAILED;
+        return exit::APPLY_FAILED;
     }
     match &journal {
         Some(j) if !j.is_success() => {
@@ -269,7 +253,7 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
                 &format!("apply stopped in wave `{wave}`; later waves were not started"),
                 "the journal above says what was done; fix the cause and run `phoenix sync all` again",
             );
-            APPLY_FAILED
+            exit::APPLY_FAILED
         }
         _ => exit::OK,
     }
@@ -502,7 +486,7 @@ fn swarm_only(args: &SyncAllArgs) -> u8 {
         Ok(_) => exit::OK,
         Err(f) => {
             error(&format!("swarm: {}", f.message), &f.hint);
-            APPLY_FAILED
+            exit::APPLY_FAILED
         }
     }
 }

@@ -17,15 +17,9 @@ use phoenix_plan::Request;
 use phoenix_render::RenderOptions;
 
 use crate::cli::{OutputFormat, SyncAllArgs};
+use crate::failure::error;
 use crate::progress::Progress;
 use crate::{config, exit};
-
-/// Apply failure (ARCHITECTURE.md).
-const APPLY_FAILED: u8 = 3;
-
-fn error(message: &str, hint: &str) {
-    let _ = writeln!(anstream::stderr(), "error: {message}\n  hint: {hint}");
-}
 
 fn journal_json(j: &Journal<LabError>) -> serde_json::Value {
     let entries: Vec<_> = j
@@ -98,7 +92,7 @@ pub fn run(args: &SyncAllArgs) -> u8 {
             &format!("lab {prefix}: {e}"),
             "the lab's state lives under /run/phoenix-lab; `phoenix lab down` clears it",
         );
-        return APPLY_FAILED;
+        return exit::APPLY_FAILED;
     }
     let req = SyncRequest {
         request: Request::SyncAll,
@@ -115,7 +109,7 @@ pub fn run(args: &SyncAllArgs) -> u8 {
         Ok(r) => r,
         Err(f) => {
             progress.finish();
-            return crate::sync_cmd::report_failure(&f);
+            return crate::failure::report_failure(&f);
         }
     };
     let json = matches!(args.output, OutputFormat::Json);
@@ -164,7 +158,7 @@ pub fn run(args: &SyncAllArgs) -> u8 {
             &format!("apply to lab {prefix} stopped in `{wave}`{cause}"),
             "the journal above says what was done; fix the cause and run `phoenix sync all --target lab` again",
         );
-        return APPLY_FAILED;
+        return exit::APPLY_FAILED;
     }
     let changed = journal
         .entries

@@ -275,7 +275,7 @@ impl<'a> LabExecutor<'a> {
     /// lab's CA directly (the same root and intermediate step-ca serves with).
     fn certificate(&self, guest: GuestId, action: &Action) -> Outcome<LabError> {
         let prefix = &self.t.prefix;
-        let issued = guest_services::lab_ca(self.d, prefix).and_then(|ca| {
+        let issued = crate::roots::lab_ca(self.d, prefix).and_then(|ca| {
             let exec = self.exec(guest)?;
             let deliver = |issuer: &dyn phoenix_pki::LeafIssuer| {
                 phoenix_exec::certs::deliver(action, issuer, &exec, SystemTime::now())

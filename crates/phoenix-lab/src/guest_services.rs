@@ -9,13 +9,13 @@
 //! Any other service has no lab equivalent (said so). Records go to `services.json` like the
 //! lab's own services, so `lab status`, `lab down` and `verify` find them. Root only.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use phoenix_model::model::{DesiredState, GuestId};
-use phoenix_pki::{CaOptions, CaStore};
 
-use crate::ingress::{guest_root, nginx_args, nginx_main, under};
+use crate::ingress::{nginx_args, nginx_main};
+use crate::roots::{guest_root, lab_ca, under};
 use crate::services::{self, Listen, ServiceRecord, launch};
 use crate::topology::{LabTopology, NsRole};
 use crate::{LabError, state_dir};
@@ -249,24 +249,6 @@ pub fn reload_named(prefix: &str, name: &str, hup: bool) -> Result<bool, LabErro
         _ => services::restart(prefix, &rec)?,
     }
     Ok(true)
-}
-
-/// The lab's built-in CA (created on first use; unencrypted, in the state dir, outside
-/// every guest root).
-pub fn lab_ca(d: &DesiredState, prefix: &str) -> Result<CaStore, LabError> {
-    let dir = lab_ca_dir(prefix);
-    if dir.join(phoenix_pki::ca::STATE).is_file() {
-        return CaStore::open(&dir, None).map_err(|e| LabError::Ingress(format!("lab CA: {e}")));
-    }
-    let mut opts = CaOptions::from_settings(&d.step_ca);
-    opts.passphrase = None;
-    CaStore::init(&dir, &opts, std::time::SystemTime::now())
-        .map_err(|e| LabError::Ingress(format!("lab CA: {e}")))
-}
-
-/// The lab CA's directory.
-pub fn lab_ca_dir(prefix: &str) -> PathBuf {
-    state_dir(prefix).join("ca")
 }
 
 /// The TCP ports nginx's `listen` directives in `dir`'s `*.conf` files name.

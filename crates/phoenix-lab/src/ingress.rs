@@ -30,6 +30,7 @@ use phoenix_pki::{LeafIssuer, LeafRequest};
 use phoenix_render::traefik::ingress::{Ingress, Route, ingress};
 use serde::{Deserialize, Serialize};
 
+pub use crate::roots::{guest_root, under};
 use crate::stepca::StepCaState;
 use crate::topology::LabTopology;
 pub use crate::traefik::{TRAEFIK_ENV, traefik_binary, with_short_grace, without_swarm};
@@ -249,7 +250,7 @@ pub fn swarm_stand_in_for(
     let (cert, key) = match delivered {
         Some(found) => found,
         None => {
-            let ca = crate::guest_services::lab_ca(d, &t.prefix)?;
+            let ca = crate::roots::lab_ca(d, &t.prefix)?;
             let sans = [San::Dns(b.server_name.clone()), San::Ip(b.address)];
             let leaf = ca
                 .issue(
@@ -280,16 +281,6 @@ pub fn swarm_stand_in_for(
     let text = serde_json::to_string_pretty(&si).map_err(LabError::State)?;
     write_file(&dir.join(SWARM_STAND_IN_FILE), &text)?;
     Ok(Some(si))
-}
-
-/// The file root of guest `id` in the lab `prefix`.
-pub fn guest_root(prefix: &str, id: u32) -> PathBuf {
-    state_dir(prefix).join("root").join(id.to_string())
-}
-
-/// `in_guest` (absolute) under `root`.
-pub fn under(root: &Path, in_guest: &str) -> PathBuf {
-    root.join(in_guest.trim_start_matches('/'))
 }
 
 fn is_delim(c: char) -> bool {

@@ -14,7 +14,7 @@ use phoenix_exec::shell::{CommandOutput, HostFile};
 use phoenix_model::model::GuestId;
 use phoenix_plan::provision::{ProvisionStep, StepKind, TRAEFIK_BINARY};
 
-use crate::ingress::under;
+use crate::roots::under;
 
 /// A lab guest's inside: files under its root, commands in its namespace (see the module doc).
 #[derive(Debug)]

@@ -16,7 +16,8 @@
 //! - [`teardown`]: `lab down` and [`LabGuard`] (finds everything by prefix, also after a crash);
 //! - [`services`]: the wan's DNS, DHCP and HTTP endpoint, the mesh DNS, the guests' DHCP
 //!   clients;
-//! - [`ingress`]: guest file roots, path remapping, the Portainer stand-in;
+//! - [`roots`]: the guests' file roots and the lab's CA;
+//! - [`ingress`]: path remapping, the lab's nginx main file, the Portainer stand-in;
 //! - [`provision`]: the lab's `GuestExec` (files under the guest roots);
 //! - [`stepca`]: step-ca in the CA guest;
 //! - [`guestfw`]: the guests' firewalls (the policy as an nftables table per guest);
@@ -42,6 +43,7 @@ pub mod netlink;
 pub mod node;
 pub mod provision;
 pub mod realise;
+pub mod roots;
 mod run;
 pub mod services;
 pub mod status;
@@ -53,8 +55,9 @@ pub mod topology;
 pub mod traefik;
 
 pub use error::LabError;
-pub use realise::{Scope, UpOptions, UpReport, up, up_with};
+pub use realise::{Scope, UpOptions, UpReport};
 pub use status::{LabStatus, exec, status};
+pub use target::{up, up_with};
 pub use teardown::{DownReport, LabGuard, down};
 pub use topology::{LabTopology, validate_prefix};
 

@@ -8,7 +8,7 @@
 //!
 //! | step | in the lab |
 //! |---|---|
-//! | file (rendered, inline, material) | **real**: written under the guest root ([`crate::ingress::guest_root`]) with its owner, group (chown) and mode (chmod), atomically (a temp file 0600, then rename); checked by content, owner, group and mode, so a file changed behind phoenix's back is rewritten |
+//! | file (rendered, inline, material) | **real**: written under the guest root ([`crate::roots::guest_root`]) with its owner, group (chown) and mode (chmod), atomically (a temp file 0600, then rename); checked by content, owner, group and mode, so a file changed behind phoenix's back is rewritten |
 //! | package | **not applied**: `Skipped("provided by the lab: …")` when the lab has what the package stands for (nginx, step-ca, dockerd on `PATH`, the lab's own build; other packages by a read-only `dpkg-query` of the host), else `Skipped("not in the lab: …")` |
 //! | download (`Fetch`) | **not applied** (the lab downloads nothing): Traefik's binary is `Skipped("provided by the lab: …")` when [`crate::traefik::traefik_binary`] finds one |
 //! | service | **no systemd unit** is enabled, started or restarted: `Skipped("provided by the lab: …")` here; the lab's executor ([`crate::executor`]) then starts the real program in the guest's namespace for nginx, Traefik, step-ca and dockerd ([`crate::guest_services`]) |
@@ -43,7 +43,8 @@ use phoenix_plan::provision::ProvisionOptions;
 use phoenix_render::{FileTarget, RenderOptions, RenderedFile};
 use serde::Serialize;
 
-use crate::ingress::{TRUST_BUNDLE, guest_root, under};
+use crate::ingress::TRUST_BUNDLE;
+use crate::roots::{guest_root, under};
 use crate::topology::{LabTopology, NsRole};
 use crate::{LabError, require_root, state_dir};
 

@@ -4,8 +4,8 @@
 //! `/run/phoenix-lab/<prefix>/state.json` (runtime only). [`ensure_network`] is what the
 //! lab's executor calls when a guest action needs the network (built once, kept whole, the
 //! mesh DNS and NAT following the configuration); [`upkeep`] restarts the lab's own services.
-//! `lab up` ([`up`]) runs the whole pipeline ([`crate::target::up`]); `--network-only`
-//! ([`Scope::NetworkOnly`]) builds the network alone and refuses a lab that exists unless
+//! `lab up` runs the whole pipeline ([`crate::target::up`]); `--network-only`
+//! ([`up_network`]) builds the network alone and refuses a lab that exists unless
 //! `recreate`. A failed build tears down what it made.
 //! I/O: processes, `/etc/netns`, `/run/phoenix-lab`.
 
@@ -59,26 +59,17 @@ pub enum Scope {
     NetworkOnly,
 }
 
-/// Realise the model `d` under `opts.prefix` (network, services, ingress, Swarm).
-pub fn up(d: &DesiredState, opts: &UpOptions) -> Result<UpReport, LabError> {
-    up_with(d, opts, Scope::Full)
-}
-
-/// Realise `d` under `opts.prefix`, as much as `scope` says.
-pub fn up_with(d: &DesiredState, opts: &UpOptions, scope: Scope) -> Result<UpReport, LabError> {
+/// The network of `d` alone under `opts.prefix` (`lab up --network-only`): namespaces,
+/// links, addresses, routes, forwarding, NAT and guest firewalls, no process.
+pub fn up_network(d: &DesiredState, opts: &UpOptions) -> Result<UpReport, LabError> {
     validate_prefix(&opts.prefix)?;
     require_root()?;
-    match scope {
-        Scope::Full => crate::target::up(d, opts),
-        Scope::NetworkOnly => {
-            let t = topology(d, &opts.prefix)?;
-            realise_model(&t, opts.recreate, Some(d), scope)
-        }
-    }
+    let t = topology(d, &opts.prefix)?;
+    realise_model(&t, opts.recreate, Some(d), Scope::NetworkOnly)
 }
 
 /// Build `t` (root only). On failure everything made so far is torn down.
-/// Network and base services only; [`up`] also starts the ingress path of the model.
+/// Network and the lab's own services only.
 pub fn realise(t: &LabTopology, recreate: bool) -> Result<UpReport, LabError> {
     realise_model(t, recreate, None, Scope::Full)
 }

@@ -27,7 +27,7 @@ use phoenix_pki::stepca::{
 use serde::{Deserialize, Serialize};
 
 use crate::LabError;
-use crate::ingress::{guest_root, under};
+use crate::roots::{guest_root, under};
 use crate::services::{Listen, Pending, launch};
 use crate::topology::{LabTopology, NsRole};
 use crate::traefik::find_binary;

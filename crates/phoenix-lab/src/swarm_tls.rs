@@ -15,7 +15,7 @@
 //!   certificate with CN `phoenix` — what `docker --tlsverify -H tcp://<addr>:2376` reads.
 //!
 //! Keys are written 0600 in 0700 directories and never printed. [`prepare`] issues them from
-//! the lab CA (`<state dir>/ca`, [`crate::guest_services::lab_ca`]) and keeps files that are
+//! the lab CA (`<state dir>/ca`, [`crate::roots::lab_ca`]) and keeps files that are
 //! still good (the `ca.pem` is the current root, the certificate chains to it, is valid for
 //! its name for another hour), so a second run writes nothing. Without the lab CA nothing
 //! happens and the engines serve only their unix socket.

@@ -83,11 +83,11 @@ impl LabTarget {
     /// operator's `--ca-dir`; not part of the plan). Not called on a dry run, so an empty lab
     /// plans exactly as an empty node without a CA.
     pub fn prepare(&mut self, d: &DesiredState) -> Result<(), LabError> {
-        guest_services::lab_ca(d, &self.prefix).map(drop)
+        crate::roots::lab_ca(d, &self.prefix).map(drop)
     }
 
     fn pki(&self, d: &DesiredState) -> Option<phoenix_plan::PkiContext> {
-        let dir = guest_services::lab_ca_dir(&self.prefix);
+        let dir = crate::roots::lab_ca_dir(&self.prefix);
         if !dir.join(phoenix_pki::ca::STATE).is_file() {
             return None;
         }
@@ -249,6 +249,19 @@ pub fn exists(prefix: &str) -> bool {
         || state_dir(prefix).exists()
 }
 
+/// `lab up` of `d` under `opts.prefix`, as much as `scope` says ([`up`], or the network
+/// alone).
+pub fn up_with(
+    d: &DesiredState,
+    opts: &crate::UpOptions,
+    scope: crate::Scope,
+) -> Result<crate::UpReport, LabError> {
+    match scope {
+        crate::Scope::Full => up(d, opts),
+        crate::Scope::NetworkOnly => crate::realise::up_network(d, opts),
+    }
+}
+
 /// `lab up`: the lab of `d` under `opts.prefix` through the one pipeline (observe, the
 /// node's plan with its provision steps, the lab's executor, the Swarm), refusing an
 /// existing lab unless `opts.recreate` (then torn down first). Root only.
@@ -305,7 +318,7 @@ fn report(d: &DesiredState, target: &LabTarget, elapsed_ms: u128) -> crate::UpRe
         phoenix_render::traefik::ingress::ingress(d)
             .ok()
             .map(|_| crate::ingress::IngressState {
-                ca_dir: guest_services::lab_ca_dir(prefix),
+                ca_dir: crate::roots::lab_ca_dir(prefix),
                 certificates: d.certificates.len(),
                 files: Vec::new(),
                 stand_in: swarm_stand_in.as_ref().and_then(|si| {

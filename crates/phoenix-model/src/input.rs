@@ -284,7 +284,7 @@ pub(crate) fn read_input(i: &Input<'_>, diags: &mut Diagnostics) -> Option<Vec<u
     };
     match &i.named_at {
         Some(loc) => diags.emit(code, loc, e.to_string(), hint),
-        None => crate::load::file_diag(diags, code, i.path, e.to_string(), &hint),
+        None => crate::diag::file_diag(diags, code, i.path, e.to_string(), &hint),
     }
     None
 }

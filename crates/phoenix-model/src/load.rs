@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::decode::decode;
-use crate::diag::{Anchor, Code, Diagnostic, Diagnostics, range_diag};
+use crate::diag::{Code, Diagnostic, Diagnostics, range_diag};
 use crate::input::{Input, InputKind, read_input};
 use crate::raw::*;
 use crate::source::{FileId, Location, SourceMap};
@@ -230,24 +230,6 @@ fn read_json(
     let value = crate::json::parse(file, &sources.get(file).text, diags);
     crate::secrets::mask_file(sources, file, value.as_ref());
     Some((file, value?))
-}
-
-pub(crate) fn file_diag(
-    diags: &mut Diagnostics,
-    code: Code,
-    path: &Path,
-    message: String,
-    hint: &str,
-) {
-    diags.push(Diagnostic {
-        code,
-        severity: code.severity(),
-        message,
-        hint: hint.to_string(),
-        anchor: Anchor::File {
-            path: path.to_path_buf(),
-        },
-    });
 }
 
 fn expect_object<'v>(

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::diag::file_diag;
 use crate::diag::{Code, Diagnostics, range_diag};
-use crate::load::file_diag;
 use crate::source::SourceMap;
 
 /// Parse the compose file `path`, read as `bytes` (bounded, by the loader).
