@@ -385,6 +385,25 @@ pub(crate) fn range_diag(
     }
 }
 
+/// A finding about a whole file (it cannot be read, or is not the kind of file it must be).
+pub(crate) fn file_diag(
+    diags: &mut Diagnostics,
+    code: Code,
+    path: &std::path::Path,
+    message: String,
+    hint: &str,
+) {
+    diags.push(Diagnostic {
+        code,
+        severity: code.severity(),
+        message,
+        hint: hint.to_string(),
+        anchor: Anchor::File {
+            path: path.to_path_buf(),
+        },
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,23 +435,4 @@ mod tests {
             );
         }
     }
-}
-
-/// A finding about a whole file (it cannot be read, or is not the kind of file it must be).
-pub(crate) fn file_diag(
-    diags: &mut Diagnostics,
-    code: Code,
-    path: &std::path::Path,
-    message: String,
-    hint: &str,
-) {
-    diags.push(Diagnostic {
-        code,
-        severity: code.severity(),
-        message,
-        hint: hint.to_string(),
-        anchor: Anchor::File {
-            path: path.to_path_buf(),
-        },
-    });
 }
