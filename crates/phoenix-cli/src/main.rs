@@ -11,6 +11,7 @@ mod config;
 mod hints;
 mod lab_cmd;
 mod lint;
+mod locking;
 mod manual;
 mod materials;
 mod netswitch_cmd;
@@ -40,6 +41,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// `plan --detailed-exitcode`: the plan has changes (Terraform's convention).
     pub const CHANGES: u8 = 2;
+    /// Another run holds the target's lock (`--lock-timeout` passed, or 0).
+    pub const LOCKED: u8 = 4;
 }
 
 fn main() -> ExitCode {
