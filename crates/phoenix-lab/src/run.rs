@@ -1,5 +1,6 @@
 //! Running the tools the lab needs (`ip`, `nft`, `sysctl`, `kill`), always with argv vectors,
-//! never through a shell. I/O: processes.
+//! never through a shell. Every process started here is recorded for the labs this process
+//! works on ([`crate::procs`]). I/O: processes.
 
 use std::process::{Child, Command, Output, Stdio};
 
@@ -20,19 +21,7 @@ pub fn run(program: &str, args: &[&str]) -> Result<String, LabError> {
 
 /// Run to completion and return the raw output, whatever the exit status.
 pub fn output(program: &str, args: &[&str]) -> Result<Output, LabError> {
-    Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| LabError::Spawn {
-            program: program.to_string(),
-            source,
-        })
-}
-
-/// Start without waiting (for running many batches side by side).
-pub fn spawn(program: &str, args: &[&str]) -> Result<Child, LabError> {
-    Command::new(program)
+    let child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -41,7 +30,51 @@ pub fn spawn(program: &str, args: &[&str]) -> Result<Child, LabError> {
         .map_err(|source| LabError::Spawn {
             program: program.to_string(),
             source,
-        })
+        })?;
+    crate::procs::record(child.id());
+    child.wait_with_output().map_err(|source| LabError::Spawn {
+        program: program.to_string(),
+        source,
+    })
+}
+
+/// Run to completion with `input` on stdin; stdout on success.
+pub fn run_stdin(program: &str, args: &[&str], input: &[u8]) -> Result<String, LabError> {
+    use std::io::Write;
+    let spawn_err = |source| LabError::Spawn {
+        program: program.to_string(),
+        source,
+    };
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_err)?;
+    crate::procs::record(child.id());
+    if let Some(mut stdin) = child.stdin.take() {
+        // A child that exits early closes the pipe; its status tells the story.
+        let _ = stdin.write_all(input);
+    }
+    let out = child.wait_with_output().map_err(spawn_err)?;
+    check(program, args, out)
+}
+
+/// Start without waiting (for running many batches side by side).
+pub fn spawn(program: &str, args: &[&str]) -> Result<Child, LabError> {
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| LabError::Spawn {
+            program: program.to_string(),
+            source,
+        })?;
+    crate::procs::record(child.id());
+    Ok(child)
 }
 
 /// Start `program args…` inside network namespace `ns` without `ip netns exec` (no extra
@@ -117,6 +150,7 @@ pub(crate) fn spawn_detached(
             source,
         })?;
     let pid = child.id();
+    crate::procs::record(pid);
     std::thread::spawn(move || {
         let _ = child.wait();
     });
