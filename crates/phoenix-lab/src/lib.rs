@@ -9,6 +9,7 @@
 //! - [`batch`]: the `ip -batch` text that builds it (pure);
 //! - [`realise`]: `lab up` (processes, files under `/etc/netns` and `/run/phoenix-lab`);
 //! - [`teardown`]: `lab down` and [`LabGuard`] (finds everything by prefix, also after a crash);
+//! - [`procs`]: the processes the lab started, recorded by identity (pid and start time);
 //! - [`services`]: the wan's DNS, DHCP and HTTP endpoint, the mesh DNS, the guests' DHCP
 //!   clients (started by `lab up`);
 //! - [`ingress`]: guest file roots (CA, certificates, rendered files) and the ingress path:
@@ -35,6 +36,7 @@ pub mod guestfw;
 pub mod ingress;
 pub mod netlink;
 pub mod node;
+pub mod procs;
 pub mod provision;
 pub mod realise;
 mod run;

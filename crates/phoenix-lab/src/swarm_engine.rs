@@ -223,6 +223,7 @@ fn uts_holder(n: &SwarmNode) -> Result<u32, LabError> {
             source,
         })?;
     let pid = child.id();
+    crate::procs::record(pid);
     std::thread::spawn(move || {
         let _ = child.wait();
     });
