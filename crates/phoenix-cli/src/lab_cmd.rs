@@ -77,21 +77,21 @@ pub fn run(args: &LabArgs) -> u8 {
         {
             Err(code) => code,
             Ok(r) => match r {
-            Ok(r) => emit(*output, &r, || {
-                format!(
-                    "lab {} down: {} namespaces, {} /etc/netns dirs, {} processes stopped{}\n",
-                    r.prefix,
-                    r.namespaces.len(),
-                    r.etc_dirs.len(),
-                    r.killed.len(),
-                    if r.state_removed {
-                        ", state removed"
-                    } else {
-                        ""
-                    }
-                )
-            }),
-            Err(e) => fail(&e),
+                Ok(r) => emit(*output, &r, || {
+                    format!(
+                        "lab {} down: {} namespaces, {} /etc/netns dirs, {} processes stopped{}\n",
+                        r.prefix,
+                        r.namespaces.len(),
+                        r.etc_dirs.len(),
+                        r.killed.len(),
+                        if r.state_removed {
+                            ", state removed"
+                        } else {
+                            ""
+                        }
+                    )
+                }),
+                Err(e) => fail(&e),
             },
         },
         LabCommand::Status { prefix, output } => match phoenix_lab::status(&prefix.prefix) {

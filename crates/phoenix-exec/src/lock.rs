@@ -106,7 +106,12 @@ pub fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // `pid (comm) state ppid …`: comm may hold spaces and parentheses; field 22 is the 20th
     // after the closing one.
-    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
 }
 
 fn hostname() -> String {
@@ -147,7 +152,9 @@ pub struct LockGuard<'a> {
 
 impl std::fmt::Debug for LockGuard<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LockGuard").field("path", &self.path).finish()
+        f.debug_struct("LockGuard")
+            .field("path", &self.path)
+            .finish()
     }
 }
 

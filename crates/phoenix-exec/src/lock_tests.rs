@@ -15,11 +15,7 @@ fn req(wait: Duration) -> LockRequest<'static> {
 fn plant(root: &std::path::Path, h: &Holder) {
     let dir = root.join("run");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("phoenix.lock"),
-        serde_json::to_string(h).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.join("phoenix.lock"), serde_json::to_string(h).unwrap()).unwrap();
 }
 
 /// A pid that was alive a moment ago and is gone now.
@@ -49,7 +45,10 @@ fn a_second_run_is_told_who_holds_it_and_the_lock_goes_on_drop() {
                 holder,
             }
             .to_string();
-            assert!(said.contains(&format!("pid {}", std::process::id())), "{said}");
+            assert!(
+                said.contains(&format!("pid {}", std::process::id())),
+                "{said}"
+            );
         }
         other => panic!("expected Held, got {other:?}"),
     }

@@ -6,6 +6,26 @@ use std::process::{Child, Command, Output, Stdio};
 
 use crate::LabError;
 
+/// `program` with an environment of its own: `PATH` and `LANG` only. Nothing of phoenix's
+/// environment — which may hold `PROXMOX_VE_API_TOKEN`, a passphrase or a configuration's
+/// `{"env"}` secret — reaches the lab's tools and daemons (readable in `/proc/PID/environ`
+/// for as long as a daemon lives); what a daemon needs it gets in its argv (never a secret)
+/// or a 0600 file.
+pub(crate) fn command(program: &str) -> Command {
+    let mut c = Command::new(program);
+    c.env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .env("LANG", "C.UTF-8");
+    if let Some(path) = std::env::var_os("PATH") {
+        // The operator's PATH finds the lab's own binaries (a venv's traefik, a built step-ca).
+        c.env("PATH", path);
+    }
+    c
+}
+
 fn argv_text(program: &str, args: &[&str]) -> String {
     std::iter::once(program)
         .chain(args.iter().copied())
@@ -21,7 +41,7 @@ pub fn run(program: &str, args: &[&str]) -> Result<String, LabError> {
 
 /// Run to completion and return the raw output, whatever the exit status.
 pub fn output(program: &str, args: &[&str]) -> Result<Output, LabError> {
-    let child = Command::new(program)
+    let child = command(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -45,7 +65,7 @@ pub fn run_stdin(program: &str, args: &[&str], input: &[u8]) -> Result<String, L
         program: program.to_string(),
         source,
     };
-    let mut child = Command::new(program)
+    let mut child = command(program)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -63,7 +83,7 @@ pub fn run_stdin(program: &str, args: &[&str], input: &[u8]) -> Result<String, L
 
 /// Start without waiting (for running many batches side by side).
 pub fn spawn(program: &str, args: &[&str]) -> Result<Child, LabError> {
-    let child = Command::new(program)
+    let child = command(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -138,7 +158,7 @@ pub(crate) fn spawn_detached(
         program: program.to_string(),
         source,
     })?;
-    let mut child = Command::new(program)
+    let mut child = command(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(out)

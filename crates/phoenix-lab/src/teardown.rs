@@ -216,7 +216,8 @@ fn delete_namespaces(prefix: &str, nss: &[String]) -> Result<(), LabError> {
             std::thread::sleep(Duration::from_millis(100));
         }
         let text: String = left.iter().map(|n| format!("netns delete {n}\n")).collect();
-        result = crate::run::run_stdin("ip", &["-force", "-batch", "-"], text.as_bytes()).map(|_| ());
+        result =
+            crate::run::run_stdin("ip", &["-force", "-batch", "-"], text.as_bytes()).map(|_| ());
         let now = namespaces(prefix);
         left.retain(|n| now.contains(n));
     }

@@ -98,11 +98,7 @@ impl GuestExec for LxcExec<'_> {
         // Staged on the node readable by root only (it may hold a key), in phoenix's own
         // directory (never a predictable name in a shared one like /var/tmp), removed afterwards.
         let n = PUSH_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = format!(
-            "{PUSH_DIR}/push-{}-{}-{n}",
-            self.id,
-            std::process::id()
-        );
+        let tmp = format!("{PUSH_DIR}/push-{}-{}-{n}", self.id, std::process::id());
         let staged = HostFile {
             content: file.content.clone(),
             owner: "root".into(),
