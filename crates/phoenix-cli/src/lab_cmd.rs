@@ -21,8 +21,13 @@ pub fn run(args: &LabArgs) -> u8 {
             prefix,
             recreate,
             network_only,
+            lock,
             output,
         } => {
+            let _lock = match crate::locking::lab(&prefix.prefix, "lab up", lock.lock_timeout) {
+                Ok(g) => g,
+                Err(code) => return code,
+            };
             let d = match config::load(dir) {
                 Ok(d) => d,
                 Err(code) => return code,
@@ -63,22 +68,31 @@ pub fn run(args: &LabArgs) -> u8 {
                 Err(e) => fail(&e),
             }
         }
-        LabCommand::Down { prefix, output } => match phoenix_lab::down(&prefix.prefix) {
-            Ok(r) => emit(*output, &r, || {
-                format!(
-                    "lab {} down: {} namespaces, {} /etc/netns dirs, {} processes stopped{}\n",
-                    r.prefix,
-                    r.namespaces.len(),
-                    r.etc_dirs.len(),
-                    r.killed.len(),
-                    if r.state_removed {
-                        ", state removed"
-                    } else {
-                        ""
-                    }
-                )
-            }),
-            Err(e) => fail(&e),
+        LabCommand::Down {
+            prefix,
+            lock,
+            output,
+        } => match crate::locking::lab(&prefix.prefix, "lab down", lock.lock_timeout)
+            .map(|_lock| phoenix_lab::down(&prefix.prefix))
+        {
+            Err(code) => code,
+            Ok(r) => match r {
+                Ok(r) => emit(*output, &r, || {
+                    format!(
+                        "lab {} down: {} namespaces, {} /etc/netns dirs, {} processes stopped{}\n",
+                        r.prefix,
+                        r.namespaces.len(),
+                        r.etc_dirs.len(),
+                        r.killed.len(),
+                        if r.state_removed {
+                            ", state removed"
+                        } else {
+                            ""
+                        }
+                    )
+                }),
+                Err(e) => fail(&e),
+            },
         },
         LabCommand::Status { prefix, output } => match phoenix_lab::status(&prefix.prefix) {
             Ok(s) => {

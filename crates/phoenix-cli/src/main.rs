@@ -12,6 +12,7 @@ mod failure;
 mod hints;
 mod lab_cmd;
 mod lint;
+mod locking;
 mod manual;
 mod materials;
 mod netswitch_cmd;
@@ -43,6 +44,8 @@ pub mod exit {
     pub const CHANGES: u8 = 2;
     /// Applying failed (the journal says where).
     pub const APPLY_FAILED: u8 = 3;
+    /// Another run holds the target's lock (`--lock-timeout` passed, or 0).
+    pub const LOCKED: u8 = 4;
 }
 
 fn main() -> ExitCode {

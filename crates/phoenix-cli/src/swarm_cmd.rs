@@ -48,6 +48,24 @@ fn error(msg: &str, hint: &str) -> u8 {
 }
 
 pub fn run(args: &SwarmArgs) -> u8 {
+    // Changes on the lab's engines take the lab's lock (a node's Swarm has no host shell here).
+    let change = match &args.command {
+        SwarmCommand::Status { .. } => None,
+        SwarmCommand::Init { target } => Some((target, "swarm init")),
+        SwarmCommand::Join { target } => Some((target, "swarm join")),
+        SwarmCommand::Deploy { target, .. } => Some((target, "swarm deploy")),
+        SwarmCommand::Rm { target, .. } => Some((target, "swarm rm")),
+    };
+    let _lock = match change {
+        Some((t, command)) if t.target == SwarmTarget::Lab => {
+            match crate::locking::lab(&t.prefix.prefix, command, t.lock.lock_timeout) {
+                // What the engines' restarts start is recorded as the lab's.
+                Ok(g) => Some((g, phoenix_lab::procs::Active::enter(&t.prefix.prefix))),
+                Err(code) => return code,
+            }
+        }
+        _ => None,
+    };
     let r = match &args.command {
         SwarmCommand::Status {
             target,

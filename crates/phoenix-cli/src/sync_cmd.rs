@@ -157,6 +157,23 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
+    let _lock = if args.dry_run {
+        None
+    } else {
+        let command = match request {
+            Request::SyncAll => "sync all --target pve".to_string(),
+            other => format!("apply --target pve {other:?}"),
+        };
+        match crate::locking::node(
+            session.shell.as_ref(),
+            &session.opts.node,
+            &command,
+            args.lock.lock_timeout,
+        ) {
+            Ok(g) => Some(g),
+            Err(code) => return code,
+        }
+    };
     let shell = CountingShell::new(session.shell.as_ref());
     let swarm_ctx =
         if (only.is_empty() || only.contains(&Subsystem::Swarm)) && *request == Request::SyncAll {

@@ -65,6 +65,14 @@ pub fn run(args: &SyncAllArgs) -> u8 {
         error(&e.to_string(), "prefixes are 1-6 characters of [a-z0-9]");
         return exit::USAGE;
     }
+    let _lock = if args.dry_run {
+        None
+    } else {
+        match crate::locking::lab(prefix, "sync all --target lab", args.lock.lock_timeout) {
+            Ok(g) => Some(g),
+            Err(code) => return code,
+        }
+    };
     let d = match config::load(&args.config) {
         Ok(d) => d,
         Err(code) => return code,

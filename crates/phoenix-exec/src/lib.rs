@@ -12,6 +12,7 @@
 //! - [`plan`]: the plan a target applies (the planner's, with the firewall's API actions);
 //! - [`target`]: the [`target::Target`] interface and the one [`target::sync_all`] pipeline;
 //! - [`swarm`]: a configuration's Swarm on a target's engines (the Swarm phase);
+//! - [`lock`]: one run at a time per target (a lock file through the host shell);
 //! - [`root`]: privilege checks.
 //!
 //! Does file and process I/O.
@@ -20,6 +21,7 @@ pub mod certs;
 pub mod docker;
 pub mod guest;
 pub mod journal;
+pub mod lock;
 pub mod plan;
 pub mod root;
 pub mod shell;

@@ -298,14 +298,13 @@ mod tests {
 
     #[test]
     fn nginx_ports_from_listen_lines() {
-        let dir = std::env::temp_dir().join(format!("phx-ngx-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         std::fs::write(
             dir.join("a.conf"),
             "server {\n    listen 443 ssl;\n    listen [::]:443 ssl;\n}\nserver {\n  listen 10.0.0.1:80;\n}\n",
         )
         .unwrap();
-        assert_eq!(nginx_ports(&dir), vec![80, 443]);
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(nginx_ports(dir), vec![80, 443]);
     }
 }

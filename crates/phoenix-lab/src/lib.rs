@@ -14,6 +14,7 @@
 //! - [`realise`]: the network (namespaces, links, NAT) and the lab's own world, built once and
 //!   kept whole;
 //! - [`teardown`]: `lab down` and [`LabGuard`] (finds everything by prefix, also after a crash);
+//! - [`procs`]: the processes the lab started, recorded by identity (pid and start time);
 //! - [`services`]: the wan's DNS, DHCP and HTTP endpoint, the mesh DNS, the guests' DHCP
 //!   clients;
 //! - [`roots`]: the guests' file roots and the lab's CA;
@@ -41,6 +42,7 @@ pub mod ingress;
 mod lab_exec;
 pub mod netlink;
 pub mod node;
+pub mod procs;
 pub mod provision;
 pub mod realise;
 pub mod roots;

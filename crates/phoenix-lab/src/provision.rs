@@ -444,8 +444,7 @@ mod tests {
 
     #[test]
     fn paths_stay_under_the_root() {
-        let dir = std::env::temp_dir().join(format!("phx-lab-prov-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_root("paths");
         let e = exec(&dir);
         assert_eq!(e.host_path("/etc/x").unwrap(), dir.join("etc/x"));
         assert!(e.host_path("etc/x").is_err());
@@ -469,10 +468,12 @@ mod tests {
     }
 
     fn temp_root(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("phx-lab-prov-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        // A random name created 0700: never a predictable one in the shared temp dir.
+        tempfile::Builder::new()
+            .prefix(&format!("phx-lab-prov-{name}-"))
+            .tempdir()
+            .unwrap()
+            .keep()
     }
 
     #[test]

@@ -82,6 +82,10 @@ fn realise_model(
 ) -> Result<UpReport, LabError> {
     require_root()?;
     let prefix = t.prefix.as_str();
+    let _active = crate::procs::Active::enter(prefix);
+    if let Some(note) = crate::teardown::finish_interrupted(prefix)? {
+        eprintln!("note: {note}");
+    }
     let mut existing = namespaces(prefix);
     existing.extend(entries_with_prefix(NETNS_ETC, prefix));
     existing.sort();

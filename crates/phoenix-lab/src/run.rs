@@ -1,9 +1,30 @@
 //! Running the tools the lab needs (`ip`, `nft`, `sysctl`, `kill`), always with argv vectors,
-//! never through a shell. I/O: processes.
+//! never through a shell. Every process started here is recorded for the labs this process
+//! works on ([`crate::procs`]). I/O: processes.
 
 use std::process::{Child, Command, Output, Stdio};
 
 use crate::LabError;
+
+/// `program` with an environment of its own: `PATH` and `LANG` only. Nothing of phoenix's
+/// environment — which may hold `PROXMOX_VE_API_TOKEN`, a passphrase or a configuration's
+/// `{"env"}` secret — reaches the lab's tools and daemons (readable in `/proc/PID/environ`
+/// for as long as a daemon lives); what a daemon needs it gets in its argv (never a secret)
+/// or a 0600 file.
+pub(crate) fn command(program: &str) -> Command {
+    let mut c = Command::new(program);
+    c.env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .env("LANG", "C.UTF-8");
+    if let Some(path) = std::env::var_os("PATH") {
+        // The operator's PATH finds the lab's own binaries (a venv's traefik, a built step-ca).
+        c.env("PATH", path);
+    }
+    c
+}
 
 fn argv_text(program: &str, args: &[&str]) -> String {
     std::iter::once(program)
@@ -20,19 +41,7 @@ pub fn run(program: &str, args: &[&str]) -> Result<String, LabError> {
 
 /// Run to completion and return the raw output, whatever the exit status.
 pub fn output(program: &str, args: &[&str]) -> Result<Output, LabError> {
-    Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| LabError::Spawn {
-            program: program.to_string(),
-            source,
-        })
-}
-
-/// Start without waiting (for running many batches side by side).
-pub fn spawn(program: &str, args: &[&str]) -> Result<Child, LabError> {
-    Command::new(program)
+    let child = command(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -41,7 +50,51 @@ pub fn spawn(program: &str, args: &[&str]) -> Result<Child, LabError> {
         .map_err(|source| LabError::Spawn {
             program: program.to_string(),
             source,
-        })
+        })?;
+    crate::procs::record(child.id());
+    child.wait_with_output().map_err(|source| LabError::Spawn {
+        program: program.to_string(),
+        source,
+    })
+}
+
+/// Run to completion with `input` on stdin; stdout on success.
+pub fn run_stdin(program: &str, args: &[&str], input: &[u8]) -> Result<String, LabError> {
+    use std::io::Write;
+    let spawn_err = |source| LabError::Spawn {
+        program: program.to_string(),
+        source,
+    };
+    let mut child = command(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_err)?;
+    crate::procs::record(child.id());
+    if let Some(mut stdin) = child.stdin.take() {
+        // A child that exits early closes the pipe; its status tells the story.
+        let _ = stdin.write_all(input);
+    }
+    let out = child.wait_with_output().map_err(spawn_err)?;
+    check(program, args, out)
+}
+
+/// Start without waiting (for running many batches side by side).
+pub fn spawn(program: &str, args: &[&str]) -> Result<Child, LabError> {
+    let child = command(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| LabError::Spawn {
+            program: program.to_string(),
+            source,
+        })?;
+    crate::procs::record(child.id());
+    Ok(child)
 }
 
 /// Start `program args…` inside network namespace `ns` without `ip netns exec` (no extra
@@ -105,7 +158,7 @@ pub(crate) fn spawn_detached(
         program: program.to_string(),
         source,
     })?;
-    let mut child = Command::new(program)
+    let mut child = command(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(out)
@@ -117,6 +170,7 @@ pub(crate) fn spawn_detached(
             source,
         })?;
     let pid = child.id();
+    crate::procs::record(pid);
     std::thread::spawn(move || {
         let _ = child.wait();
     });

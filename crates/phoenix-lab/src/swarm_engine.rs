@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::{DF_PING, SwarmNode, SwarmPlan, client, p, runtime, swarm_err};
@@ -210,7 +210,7 @@ fn uts_holder(n: &SwarmNode) -> Result<u32, LabError> {
     {
         return Ok(pid);
     }
-    let mut child = Command::new("nsenter")
+    let mut child = crate::run::command("nsenter")
         .args([&format!("--net=/run/netns/{}", n.ns), "unshare", "-u"])
         .args(["busybox", "sleep", "2147483647"])
         .stdin(Stdio::null())
@@ -223,6 +223,7 @@ fn uts_holder(n: &SwarmNode) -> Result<u32, LabError> {
             source,
         })?;
     let pid = child.id();
+    crate::procs::record(pid);
     std::thread::spawn(move || {
         let _ = child.wait();
     });

@@ -36,6 +36,8 @@ pub struct LabTarget {
     pub swarm_changes: Vec<String>,
     /// What the lab did differently from a node, said once per run.
     pub notes: Vec<String>,
+    /// Processes started while this target lives are recorded as the lab's.
+    _active: crate::procs::Active,
 }
 
 /// What observing the lab gives.
@@ -67,6 +69,7 @@ impl LabTarget {
             firewall: None,
             swarm_changes: Vec::new(),
             notes: Vec::new(),
+            _active: crate::procs::Active::enter(prefix),
         })
     }
 
@@ -82,7 +85,13 @@ impl LabTarget {
     /// What a run needs before it observes: the lab's CA (the lab's stand-in for the
     /// operator's `--ca-dir`; not part of the plan). Not called on a dry run, so an empty lab
     /// plans exactly as an empty node without a CA.
+    /// An interrupted `lab down` is finished first, said so (a half-deleted state dir is
+    /// never built on).
     pub fn prepare(&mut self, d: &DesiredState) -> Result<(), LabError> {
+        if let Some(note) = crate::teardown::finish_interrupted(&self.prefix)? {
+            eprintln!("note: {note}");
+            self.notes.push(note);
+        }
         crate::roots::lab_ca(d, &self.prefix).map(drop)
     }
 
@@ -269,6 +278,9 @@ pub fn up(d: &DesiredState, opts: &crate::UpOptions) -> Result<crate::UpReport, 
     let prefix = opts.prefix.as_str();
     crate::topology::validate_prefix(prefix)?;
     crate::require_root()?;
+    if let Some(note) = crate::teardown::finish_interrupted(prefix)? {
+        eprintln!("note: {note}");
+    }
     if exists(prefix) {
         if !opts.recreate {
             let mut found = crate::teardown::namespaces(prefix);

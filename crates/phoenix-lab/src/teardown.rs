@@ -2,7 +2,9 @@
 //! `ip netns list` lists), `/etc/netns/<prefix>-*`, the state directory — stop the processes
 //! inside (SIGTERM, SIGKILL after a deadline), delete. Works without the state file, so the
 //! leftovers of a crashed run go too. Links need no separate step: every lab link lives inside
-//! a lab namespace and dies with it; nothing in the root namespace is touched.
+//! a lab namespace and dies with it; nothing in the root namespace is touched. Processes are
+//! the lab's by namespace or by a recorded identity ([`crate::procs`]), never by command line.
+//! A mark written first and removed last makes an interrupted `down` visible to the next run.
 //! I/O: processes, `/run/netns`, `/etc/netns`, `/run/phoenix-lab`.
 
 use std::os::unix::fs::MetadataExt;
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::run::{output, run};
+use crate::run::output;
 use crate::topology::validate_prefix;
 use crate::{LabError, state_dir};
 
@@ -153,29 +155,17 @@ fn stop_processes(prefix: &str, nss: &[String]) -> Vec<u32> {
 }
 
 /// Processes outside the lab's namespaces still working for it: a `phoenix` killed halfway
-/// leaves its children (`ip -batch …/batch/root.ip`, `nft -f …`) running, found by the state
-/// dir in their command line. They are killed and waited for before anything is deleted, so
-/// they cannot create what `down` just removed.
-fn stop_stragglers(prefix: &str, nss: &[String]) -> Vec<u32> {
-    let marker = format!("{}/", state_dir(prefix).to_string_lossy());
+/// leaves its children (`ip -batch …`, `nft -f …`) running. Only those recorded by identity
+/// ([`crate::procs`]: pid and start time, recorder dead) and their descendants are killed —
+/// never a process because its command line names the lab — and waited for before anything
+/// is deleted, so they cannot create what `down` just removed.
+fn stop_left_behind(prefix: &str) -> Vec<u32> {
     let own = std::process::id();
-    let inside = pids_in(nss);
-    let find = || -> Vec<u32> {
-        let Ok(proc) = std::fs::read_dir("/proc") else {
-            return Vec::new();
-        };
-        proc.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|pid| *pid != own && !inside.contains(pid))
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                    String::from_utf8_lossy(&c)
-                        .replace('\0', " ")
-                        .contains(&marker)
-                })
-            })
-            .collect()
-    };
-    let found = find();
+    let mut found = crate::procs::left_behind(prefix);
+    found.extend(descendants(&found));
+    found.retain(|p| *p != own);
+    found.sort_unstable();
+    found.dedup();
     signal("-KILL", &found);
     let deadline = Instant::now() + TERM_DEADLINE;
     while found
@@ -188,9 +178,33 @@ fn stop_stragglers(prefix: &str, nss: &[String]) -> Vec<u32> {
     found
 }
 
-/// Delete the namespaces with one `ip -force -batch` (it goes on after a failed line); what is
-/// still listed afterwards gets two more tries (a namespace can be busy for a moment while the
-/// processes in it are reaped); the last failure is reported.
+/// The mark of a `down` under way (`/run/phoenix-lab/<prefix>.down`), written first and
+/// removed last: still there, a `down` was interrupted and the state dir may be half deleted.
+pub fn down_marker(prefix: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("{}/{prefix}.down", crate::STATE_ROOT))
+}
+
+/// Was a `lab down` of `prefix` interrupted (its state possibly half deleted)?
+pub fn interrupted(prefix: &str) -> bool {
+    down_marker(prefix).exists()
+}
+
+/// Finish an interrupted `lab down` so the next build starts clean; `Some(note)` when there
+/// was one.
+pub fn finish_interrupted(prefix: &str) -> Result<Option<String>, LabError> {
+    if !interrupted(prefix) {
+        return Ok(None);
+    }
+    down(prefix)?;
+    Ok(Some(format!(
+        "lab {prefix}: an earlier `lab down` was interrupted; its leftovers (a half-deleted state dir) were removed first and the lab is built from scratch"
+    )))
+}
+
+/// Delete the namespaces with one `ip -force -batch -` (it goes on after a failed line; the
+/// batch on stdin, so no file in a shared directory); what is still listed afterwards gets two
+/// more tries (a namespace can be busy for a moment while the processes in it are reaped); the
+/// last failure is reported.
 fn delete_namespaces(prefix: &str, nss: &[String]) -> Result<(), LabError> {
     let mut left: Vec<String> = nss.to_vec();
     let mut result = Ok(());
@@ -201,11 +215,9 @@ fn delete_namespaces(prefix: &str, nss: &[String]) -> Result<(), LabError> {
         if attempt > 0 {
             std::thread::sleep(Duration::from_millis(100));
         }
-        let file = std::env::temp_dir().join(format!("phoenix-lab-{prefix}-down.ip"));
         let text: String = left.iter().map(|n| format!("netns delete {n}\n")).collect();
-        std::fs::write(&file, text).map_err(|e| LabError::io(&file, e))?;
-        result = run("ip", &["-force", "-batch", &file.to_string_lossy()]).map(|_| ());
-        let _ = std::fs::remove_file(&file);
+        result =
+            crate::run::run_stdin("ip", &["-force", "-batch", "-"], text.as_bytes()).map(|_| ());
         let now = namespaces(prefix);
         left.retain(|n| now.contains(n));
     }
@@ -226,7 +238,8 @@ pub fn down_network(prefix: &str) -> Result<(), LabError> {
 }
 
 fn network_down(prefix: &str, report: &mut DownReport, errors: &mut Vec<LabError>) {
-    let stragglers = stop_stragglers(prefix, &namespaces(prefix));
+    let _active = crate::procs::Active::enter(prefix);
+    let stragglers = stop_left_behind(prefix);
     let nss = namespaces(prefix);
     report.killed = stop_processes(prefix, &nss);
     report.killed.extend(stragglers);
@@ -255,6 +268,12 @@ pub fn down(prefix: &str) -> Result<DownReport, LabError> {
         ..DownReport::default()
     };
     let mut errors = Vec::new();
+    let marker = down_marker(prefix);
+    if let Err(e) = std::fs::create_dir_all(crate::STATE_ROOT)
+        .and_then(|()| std::fs::write(&marker, format!("{}\n", std::process::id())))
+    {
+        return Err(LabError::io(marker, e));
+    }
     network_down(prefix, &mut report, &mut errors);
     let state = state_dir(prefix);
     if state.exists() {
@@ -265,7 +284,11 @@ pub fn down(prefix: &str) -> Result<DownReport, LabError> {
     }
     match errors.into_iter().next() {
         Some(e) => Err(e),
-        None => Ok(report),
+        None => {
+            crate::procs::clear(prefix);
+            let _ = std::fs::remove_file(&marker);
+            Ok(report)
+        }
     }
 }
 

@@ -39,6 +39,10 @@ pub struct LxcExec<'a> {
 
 static PUSH_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Where files bound for a container are staged on the node (root's, created by the shell's
+/// write with umask 077 over ssh).
+pub const PUSH_DIR: &str = "/run/phoenix/push";
+
 impl<'a> LxcExec<'a> {
     pub fn new(shell: &'a dyn HostShell, id: GuestId) -> Self {
         LxcExec {
@@ -91,13 +95,10 @@ impl GuestExec for LxcExec<'_> {
 
     fn write_file(&self, path: &str, file: &HostFile) -> Result<(), ProvisionError> {
         run_ok(self, &strings(&["mkdir", "-p", parent(path)]))?;
-        // Staged on the node readable by root only (it may hold a key), removed afterwards.
+        // Staged on the node readable by root only (it may hold a key), in phoenix's own
+        // directory (never a predictable name in a shared one like /var/tmp), removed afterwards.
         let n = PUSH_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = format!(
-            "/var/tmp/phoenix-push-{}-{}-{n}",
-            self.id,
-            std::process::id()
-        );
+        let tmp = format!("{PUSH_DIR}/push-{}-{}-{n}", self.id, std::process::id());
         let staged = HostFile {
             content: file.content.clone(),
             owner: "root".into(),

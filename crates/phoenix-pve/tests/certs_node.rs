@@ -176,7 +176,7 @@ fn container_certificates_are_issued_into_their_guests_once() {
                 .lock()
                 .unwrap()
                 .keys()
-                .all(|p| !p.starts_with("/var/tmp/phoenix-push")),
+                .all(|p| !p.starts_with(phoenix_pve::guestexec::PUSH_DIR)),
             "staged pushes removed"
         );
         // The key was pushed before the certificate.

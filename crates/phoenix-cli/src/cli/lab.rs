@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use super::{DEFAULT_CONFIG_DIR, OutputFormat};
+use super::{DEFAULT_CONFIG_DIR, LockArgs, OutputFormat};
 
 #[derive(Debug, clap::Args)]
 pub struct LabArgs {
@@ -36,6 +36,8 @@ pub enum LabCommand {
         /// no service is started, and `sync all` treats the lab as unfinished
         #[arg(long)]
         network_only: bool,
+        #[command(flatten)]
+        lock: LockArgs,
         /// Output format
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
@@ -44,6 +46,8 @@ pub enum LabCommand {
     Down {
         #[command(flatten)]
         prefix: LabPrefixArg,
+        #[command(flatten)]
+        lock: LockArgs,
         /// Output format
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,

@@ -156,3 +156,12 @@ pub struct SchemaArgs {
     #[arg(long, value_enum)]
     pub file: Option<SchemaFile>,
 }
+
+/// How long a changing command waits for another run's lock on its target.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LockArgs {
+    /// Wait up to SECONDS for another phoenix run holding the target's lock (0: exit 4 at
+    /// once, naming the holder)
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub lock_timeout: u64,
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Subcommand, ValueEnum};
 
-use super::{DEFAULT_CONFIG_DIR, LabPrefixArg, OutputFormat};
+use super::{DEFAULT_CONFIG_DIR, LabPrefixArg, LockArgs, OutputFormat};
 
 /// `phoenix swarm …`.
 #[derive(Debug, clap::Args)]
@@ -34,6 +34,9 @@ pub struct SwarmTargetArgs {
     pub target: SwarmTarget,
     #[command(flatten)]
     pub prefix: LabPrefixArg,
+    /// (changes, target lab) waiting for the lab's lock
+    #[command(flatten)]
+    pub lock: LockArgs,
     /// The first manager's Engine API (target pve), e.g. tcp://172.16.100.21:2376
     #[arg(long, env = "DOCKER_HOST")]
     pub docker_host: Option<String>,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Subcommand, ValueEnum};
 
-use super::{DEFAULT_CONFIG_DIR, LabPrefixArg, OutputFormat, PassphraseArgs, PlanVerb};
+use super::{DEFAULT_CONFIG_DIR, LabPrefixArg, LockArgs, OutputFormat, PassphraseArgs, PlanVerb};
 
 /// `phoenix apply --target pve [flags] VERB [ID]`.
 #[derive(Debug, clap::Args)]
@@ -124,6 +124,8 @@ pub struct SyncAllArgs {
     /// Observe and plan only
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
     /// Also provision inside the guests (packages, files, services from `features`; pct
     /// exec/push for containers, the guest agent for VMs; each step checked first). In the
     /// lab: files under each guest's root; packages and services are the lab's own, never

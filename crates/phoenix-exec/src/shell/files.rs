@@ -171,6 +171,10 @@ impl HostShell for CountingShell<'_> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.remove_file(path)
     }
+
+    fn create_new(&self, path: &str, content: &str) -> Result<bool, ShellError> {
+        self.inner.create_new(path, content)
+    }
 }
 
 #[cfg(test)]

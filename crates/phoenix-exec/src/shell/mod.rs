@@ -76,6 +76,23 @@ pub trait HostShell: Send + Sync + std::fmt::Debug {
     /// Remove `path` if it exists.
     fn remove_file(&self, path: &str) -> Result<(), ShellError>;
 
+    /// Create `path` with `content` (mode 0600, owned by the caller) only if nothing is there;
+    /// `false` when something already is. [`LocalShell`] and [`ssh::SshShell`] create it
+    /// exclusively (`O_EXCL`, the shell's `noclobber`); this fallback for other shells (test
+    /// doubles) reads first and is not atomic.
+    fn create_new(&self, path: &str, content: &str) -> Result<bool, ShellError> {
+        if self.read_file(path)?.is_some() {
+            return Ok(false);
+        }
+        let file = HostFile {
+            content: content.to_string(),
+            owner: "root".into(),
+            group: "root".into(),
+            mode: 0o600,
+        };
+        self.write_file(path, &file).map(|()| true)
+    }
+
     /// Write `file` next to `path` as [`staged_path`] (`interfaces.new`), leaving `path` alone.
     fn stage_file(&self, path: &str, file: &HostFile) -> Result<String, ShellError> {
         let staged = staged_path(path);
@@ -256,6 +273,33 @@ impl HostShell for LocalShell {
         let mut cmd = Command::new(argv.first().map_or("", String::as_str));
         cmd.args(argv.iter().skip(1));
         run_with_deadline(cmd, None, deadline)
+    }
+
+    fn create_new(&self, path: &str, content: &str) -> Result<bool, ShellError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let real = self.resolve(path)?;
+        if let Some(dir) = real.parent() {
+            std::fs::create_dir_all(dir).map_err(io("create directory", dir))?;
+        }
+        let mut f = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&real)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(io("create", &real)(e)),
+        };
+        let written = f
+            .write_all(content.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(io("write", &real));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&real);
+            return Err(e);
+        }
+        Ok(true)
     }
 }
 

@@ -190,6 +190,39 @@ impl HostShell for SshShell {
     fn run(&self, argv: &[String], deadline: Duration) -> Result<CommandOutput, ShellError> {
         self.exec(&quote_argv(argv), None, deadline)
     }
+
+    fn create_new(&self, path: &str, content: &str) -> Result<bool, ShellError> {
+        let out = self.exec(
+            &create_new_script(&self.resolve(path)?)?,
+            Some(content.as_bytes()),
+            self.io_deadline,
+        )?;
+        match out.status {
+            0 => Ok(true),
+            EXISTS => Ok(false),
+            status => Err(ShellError::Failed {
+                program: "ssh".into(),
+                status,
+                stderr: out.stderr.trim().to_string(),
+            }),
+        }
+    }
+}
+
+/// The exit status of [`create_new_script`] when the file is already there.
+const EXISTS: i32 = 17;
+
+/// The remote script of an exclusive create: `noclobber` makes `>` open with `O_EXCL`; the
+/// content arrives on stdin; exit [`EXISTS`] when something is already at `path`.
+pub fn create_new_script(path: &str) -> Result<String, ShellError> {
+    check_path(path)?;
+    let (dir, _) = path.rsplit_once('/').unwrap_or(("", path));
+    let q_dir = quote(if dir.is_empty() { "/" } else { dir });
+    let q = quote(path);
+    Ok(format!(
+        "umask 077; mkdir -p -- {q_dir} || exit 1; [ -e {q} ] && exit {EXISTS}; set -C; \
+         if cat > {q} 2>/dev/null; then sync -- {q}; exit 0; fi; [ -e {q} ] && exit {EXISTS}; exit 1"
+    ))
 }
 
 #[cfg(test)]
