@@ -4,7 +4,9 @@
 //!   file in the proxy and moves the backend's firewall rule to the new port (nothing else:
 //!   no guest, certificate or other file), and `verify` fails at the route's backend hop;
 //! - the gateway's `nginx` feature dropped: the plan says nothing serves the gateway's file,
-//!   no nginx runs in the gateway, and `verify` fails at the route's first hop.
+//!   no nginx runs in the gateway, and `verify` fails at the route's first hop;
+//! - the operator's own configuration (the upstream rootesting fixture): the programs running
+//!   in its guests are exactly those its plan's `service` steps start.
 //!
 //! Root only: without root a note and return, unless `CI` is set (then it fails).
 
@@ -143,6 +145,93 @@ fn lab_gateway_without_nginx_feature_fails_at_the_gateway() {
     );
     let evidence = route_failure(&v);
     assert!(evidence.contains("hop 1/3"), "{evidence}");
+
+    let down = phoenix(&["lab", "down", "--prefix", &prefix]);
+    assert!(down.status.success(), "lab down: {}", text(&down.stderr));
+    drop(guard);
+    assert_gone(&prefix);
+}
+
+/// The operator's own configuration (rootesting): the lab runs in each guest exactly the
+/// programs its plan's `service` steps start — Traefik and step-ca, dockerd on the Swarm VMs —
+/// and no nginx on the gateway, which no feature provisions (the bash system installed it in
+/// the guest's own script): the plan says so and the route fails at its first hop.
+#[test]
+fn lab_rootesting_runs_only_what_its_plan_starts() {
+    if !root_or_skip("lab_plan rootesting") {
+        return;
+    }
+    let config = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/upstream/rootesting-2025-11-25/etc"
+    );
+    if !Path::new(config).is_dir() {
+        assert!(std::env::var_os("CI").is_none(), "the fixture is missing");
+        eprintln!("note: skipped: no rootesting fixture at {config}");
+        return;
+    }
+    let prefix = unique_prefix('o');
+    let guard = LabGuard::new(&prefix);
+    let (code, v) = lab_sync(&prefix, config);
+    assert!(
+        v["journal"]["success"] == true,
+        "exit {code:?}: {:#}",
+        v["journal"]["failed_wave"]
+    );
+    // The `service` steps of the journal that started or kept a program in a guest.
+    let mut started: Vec<String> = v["journal"]["entries"]
+        .as_array()
+        .expect("journal")
+        .iter()
+        .filter(|e| e["action"]["action"] == "provision")
+        .filter(|e| e["action"]["step"]["kind"]["kind"] == "service")
+        .filter(|e| e["outcome"] == "done")
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["action"]["guest"],
+                e["action"]["step"]["kind"]["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    started.sort();
+    let dockerd = phoenix_lab::swarm::dockerd_available();
+    let mut want = vec!["102:traefik", "103:step-ca"];
+    if dockerd {
+        want.extend(["1001:docker", "1002:docker"]);
+    }
+    want.sort_unstable();
+    assert_eq!(started, want, "{:#}", v["journal"]);
+    // …and nothing else runs in a guest.
+    let services = phoenix_lab::services::load(&prefix).expect("services.json");
+    let mut in_guests: Vec<String> = services
+        .services
+        .iter()
+        .filter(|s| !s.ns.ends_with("-hv") && !s.ns.ends_with("-wan"))
+        .map(|s| s.name.clone())
+        .collect();
+    in_guests.sort();
+    assert_eq!(in_guests, ["step-ca", "traefik"], "{:?}", services.services);
+    let notes: Vec<&str> = v["plan"]["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("guest 101") && n.contains("no provision step installs or starts nginx")),
+        "{notes:#?}"
+    );
+    assert_eq!(code, Some(1), "verify fails");
+    let hop1 = v["verify"]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["id"] == "route/portainer.internal.thinkheads.ai/hop1")
+        .expect("hop 1");
+    assert_eq!(hop1["status"], "fail", "{hop1:#}");
 
     let down = phoenix(&["lab", "down", "--prefix", &prefix]);
     assert!(down.status.success(), "lab down: {}", text(&down.stderr));
