@@ -82,7 +82,10 @@ mod tests {
     #[test]
     fn names_and_reference() {
         let id = GuestId(1001);
-        assert_eq!(cicustom(&store(), id), "vendor=local:snippets/phoenix-1001.yaml");
+        assert_eq!(
+            cicustom(&store(), id),
+            "vendor=local:snippets/phoenix-1001.yaml"
+        );
         assert_eq!(
             snippet_path(&store(), id),
             "/var/lib/vz/snippets/phoenix-1001.yaml"
