@@ -12,7 +12,10 @@ impl Builder<'_> {
         let algorithm = r.template_image_checksum_algorithm.as_deref();
         let Some(url) = &r.template_image_url else {
             for (key, set) in [
-                ("template_image_checksum", r.template_image_checksum.is_some()),
+                (
+                    "template_image_checksum",
+                    r.template_image_checksum.is_some(),
+                ),
                 ("template_image_checksum_algorithm", algorithm.is_some()),
             ] {
                 if set {
