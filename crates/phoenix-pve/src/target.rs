@@ -232,7 +232,20 @@ impl Target for PveTarget<'_> {
                     "is the endpoint a PVE node and the token allowed to read /cluster/resources?",
                 )
             })?;
-        let host_paths = self.host_paths(d, req)?;
+        let mut notes = Vec::new();
+        match crate::observe::observe_storages(self.client) {
+            Ok(storages) => observation.state.storages = storages,
+            Err(e) => notes.push(format!(
+                "storages not observed ({e}): no VM vendor data is planned this run"
+            )),
+        }
+        let mut host_paths = self.host_paths(d, req)?;
+        host_paths.extend(
+            phoenix_plan::vendor::snippet_files(d, &observation.state)
+                .into_iter()
+                .map(|f| (f.target, f.path))
+                .filter(|(t, p)| req.includes(subsystem::of_file(t, p))),
+        );
         observation.state.files = observe_host_files(self.shell, &host_paths).map_err(|e| {
             observe_failure(
                 "observe host files",
@@ -264,7 +277,6 @@ impl Target for PveTarget<'_> {
         } else {
             None
         };
-        let mut notes = Vec::new();
         let (guest_files, why) = self.observe_guest_files(&observation, &host_paths);
         observation.state.files.extend(guest_files);
         notes.extend(why);
