@@ -71,6 +71,7 @@ pub fn checksum(algorithm: &str, value: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -57,9 +57,16 @@ fn url_and_checksum_reach_the_model() {
     assert_eq!(c.value, "ab".repeat(32));
 }
 
+/// An edit of the template's entry, the pointer of the error it causes, words of its message.
+type Case = (
+    Box<dyn Fn(&mut serde_json::Value)>,
+    &'static str,
+    &'static str,
+);
+
 #[test]
 fn misuses_are_located_errors() {
-    let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             Box::new(|vm| vm["template_image_url"] = "ftp://x/y.img".into()),
             "/vms/0/template_image_url",

@@ -234,30 +234,6 @@ fn to_id(n: u64) -> Option<GuestId> {
     u32::try_from(n).ok().map(GuestId)
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn scalars_become_config_strings() {
-        assert_eq!(string_of(Some(&json!(2048))).as_deref(), Some("2048"));
-        assert_eq!(string_of(Some(&json!("a,b"))).as_deref(), Some("a,b"));
-        assert_eq!(string_of(Some(&json!(true))).as_deref(), Some("1"));
-        assert_eq!(string_of(Some(&json!({"x": 1}))), None);
-    }
-
-    #[test]
-    fn raw_lxc_pairs_become_lines() {
-        let v = json!([["lxc.net.0.type", "macvlan"], ["lxc.net.0.link", "enp1s0"]]);
-        assert_eq!(
-            raw_lines(&v),
-            vec!["lxc.net.0.type: macvlan", "lxc.net.0.link: enp1s0"]
-        );
-    }
-}
-
 /// The storages of `storage.cfg` (`GET /storage`): id, content types, directory.
 pub fn observe_storages(
     client: &PveClient,
@@ -291,4 +267,28 @@ pub fn observe_storages(
                 .collect()
         })
         .unwrap_or_default())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn scalars_become_config_strings() {
+        assert_eq!(string_of(Some(&json!(2048))).as_deref(), Some("2048"));
+        assert_eq!(string_of(Some(&json!("a,b"))).as_deref(), Some("a,b"));
+        assert_eq!(string_of(Some(&json!(true))).as_deref(), Some("1"));
+        assert_eq!(string_of(Some(&json!({"x": 1}))), None);
+    }
+
+    #[test]
+    fn raw_lxc_pairs_become_lines() {
+        let v = json!([["lxc.net.0.type", "macvlan"], ["lxc.net.0.link", "enp1s0"]]);
+        assert_eq!(
+            raw_lines(&v),
+            vec!["lxc.net.0.type: macvlan", "lxc.net.0.link: enp1s0"]
+        );
+    }
 }
