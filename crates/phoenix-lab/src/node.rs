@@ -6,7 +6,8 @@
 //!   in the same file, so [`phoenix_exec::shell::files::ensure_raw_lxc`] works unchanged);
 //! - the managed host files at their node paths (through a [`LocalShell`] on this root);
 //! - `firewall.json`: the firewall as the lab holds it (the API's state on a node);
-//! - `run/started/<id>`: guests started (a guest runs while its namespace exists too).
+//! - `run/started/<id>`: guests started (a guest runs while its namespace exists too);
+//! - its storages ([`storages`]): `local`, as a node's operator sets it up for phoenix.
 //!
 //! Pure parse/render plus small file I/O; nothing here touches a namespace.
 
@@ -146,6 +147,20 @@ impl LabNode {
         let text = serde_json::to_string_pretty(fw).map_err(LabError::State)?;
         write(&self.firewall_path(), &text)
     }
+}
+
+/// The storages the lab's node has: PVE's `local` directory storage, with the content
+/// types phoenix asks a node's operator for (snippets for the VMs' vendor data, import for
+/// cloud images) — the node the plan is made for.
+pub fn storages() -> Vec<phoenix_plan::observed::ObservedStorage> {
+    vec![phoenix_plan::observed::ObservedStorage {
+        name: "local".into(),
+        content: ["iso", "vztmpl", "backup", "import", "snippets"]
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        path: Some("/var/lib/vz".into()),
+    }]
 }
 
 fn write(path: &Path, text: &str) -> Result<(), LabError> {

@@ -133,7 +133,10 @@ impl Target for LabTarget {
             ));
             BTreeSet::new()
         };
-        let mut state = ObservedState::default();
+        let mut state = ObservedState {
+            storages: crate::node::storages(),
+            ..ObservedState::default()
+        };
         let mut existing = BTreeSet::new();
         for (id, kind, text) in node.confs() {
             existing.insert(id);
@@ -157,7 +160,13 @@ impl Target for LabTarget {
             });
         }
         let pki = self.pki(d);
-        let paths = managed_paths(d, &self.opts, req, pki.as_ref())?;
+        let mut paths = managed_paths(d, &self.opts, req, pki.as_ref())?;
+        paths.extend(
+            phoenix_plan::vendor::snippet_files(d, &state)
+                .into_iter()
+                .map(|f| (f.target, f.path))
+                .filter(|(t, p)| req.includes(phoenix_plan::subsystem::of_file(t, p))),
+        );
         if node.exists() {
             state.files = phoenix_exec::shell::files::observe_host_files(&node.shell(), &paths)
                 .map_err(|e| observe_failure("observe the lab node's files", e))?;

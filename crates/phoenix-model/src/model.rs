@@ -179,6 +179,9 @@ pub struct Guest {
     pub service_user: Option<String>,
     /// Cloud-init user (VMs).
     pub cloud_init_user: Option<String>,
+    /// Where the node downloads a template VM's cloud image (`template_image_url`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_source: Option<crate::image::ImageSource>,
     #[serde(skip)]
     pub loc: Location,
 }

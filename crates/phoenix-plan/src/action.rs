@@ -104,6 +104,9 @@ pub enum Action {
         calls: Vec<ApiCall>,
         /// A cloud image the host imports as the VM's disk first.
         image_import: Option<String>,
+        /// Where the node downloads that image when its storage lacks it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image_source: Option<phoenix_model::image::ImageSource>,
         reason: Reason,
     },
     /// Set only the changed keys (and delete the removed ones).

@@ -20,6 +20,7 @@ pub mod spec;
 pub mod status;
 pub mod subsystem;
 pub mod swarm;
+pub mod vendor;
 
 pub use action::{Action, Reason};
 pub use certs::{PkiContext, PlanContext, PlannedCertificate};

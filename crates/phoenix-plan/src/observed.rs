@@ -54,6 +54,28 @@ pub struct ObservedState {
     /// observed, and then no Swarm action is planned (`phoenix swarm status` observes it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swarm: Option<crate::swarm::SwarmObserved>,
+    /// The node's storages (id, content types, directory); empty: not observed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub storages: Vec<ObservedStorage>,
+}
+
+/// One storage of the node, as `storage.cfg` holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedStorage {
+    pub name: String,
+    /// Content types (`images`, `iso`, `snippets`, `import`, …).
+    #[serde(default)]
+    pub content: Vec<String>,
+    /// The directory of a file-based storage.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+impl ObservedStorage {
+    pub fn holds(&self, content: &str) -> bool {
+        self.content.iter().any(|c| c == content)
+    }
 }
 
 /// The provision steps found done inside one guest.
@@ -73,6 +95,23 @@ impl ObservedState {
     /// The steps found done inside `id`, when its inside was checked.
     pub fn provisioned(&self, id: GuestId) -> Option<&ObservedProvision> {
         self.provisioned.iter().find(|p| p.guest == id)
+    }
+
+    /// Where VM vendor snippets go: `local` when it holds `snippets`, else the first storage
+    /// (by id) that does and has a directory.
+    pub fn snippet_store(&self) -> Option<phoenix_render::cloudinit::SnippetStore> {
+        let mut found: Vec<&ObservedStorage> = self
+            .storages
+            .iter()
+            .filter(|s| s.holds("snippets") && s.path.is_some())
+            .collect();
+        found.sort_by_key(|s| (s.name != "local", s.name.clone()));
+        found
+            .first()
+            .map(|s| phoenix_render::cloudinit::SnippetStore {
+                storage: s.name.clone(),
+                path: s.path.clone().unwrap_or_default(),
+            })
     }
 
     pub fn file(&self, target: FileTarget, path: &str) -> Option<&ObservedFile> {

@@ -260,11 +260,21 @@ pub fn plan_full(
     let mut notes = Vec::new();
     let mut certificates = Vec::new();
     let mut files = Vec::new();
+    let snippets = observed.snippet_store();
     let specs: BTreeMap<GuestId, GuestSpec> = d
         .guests
         .values()
-        .map(|g| (g.id, guest_spec(g, d)))
+        .map(|g| {
+            let spec = guest_spec(g, d);
+            match (&snippets, g.kind) {
+                (Some(store), phoenix_model::model::GuestKind::Vm) => {
+                    (g.id, crate::spec::with_vendor_data(spec, store, g.id))
+                }
+                _ => (g.id, spec),
+            }
+        })
         .collect();
+    notes.extend(crate::vendor::note(d, observed));
 
     let scope: BTreeSet<GuestId> = match request {
         Request::SyncAll | Request::LetsGo | Request::Shutdown => {
@@ -297,8 +307,9 @@ pub fn plan_full(
     let mut guest_file_actions = Vec::new();
     let mut provision_actions = Vec::new();
     if matches!(request, Request::SyncAll) {
-        let rendered =
+        let mut rendered =
             phoenix_render::render_all(d, opts).map_err(|e| PlanError::Render(e.to_string()))?;
+        rendered.extend(crate::vendor::snippet_files(d, observed));
         if let Some(popts) = provision {
             provision_actions = provision_actions_for(d, observed, &rendered, popts, &mut notes);
         }
@@ -323,6 +334,29 @@ pub fn plan_full(
     match request {
         Request::SyncAll | Request::LetsGo | Request::Create(_) | Request::Converge(_) => {
             let update_existing = !matches!(request, Request::Create(_) | Request::LetsGo);
+            if !matches!(request, Request::SyncAll) {
+                // The snippets of the VMs this run creates or converges, before they start.
+                let mut actions = Vec::new();
+                for f in crate::vendor::snippet_files(d, observed) {
+                    let in_scope = scope.iter().any(|id| {
+                        f.path.ends_with(&format!(
+                            "/{}",
+                            phoenix_render::cloudinit::snippet_name(*id)
+                        ))
+                    });
+                    if in_scope {
+                        let (planned, action) = plan_file(f, observed);
+                        actions.extend(action);
+                        files.push(planned);
+                    }
+                }
+                if !actions.is_empty() {
+                    waves.push(Wave {
+                        name: "cloud-init snippets".into(),
+                        actions,
+                    });
+                }
+            }
             for (level, ids) in order::creation_waves(d).into_iter().enumerate() {
                 let mut actions = Vec::new();
                 for id in ids.into_iter().filter(|id| scope.contains(id)) {
@@ -669,6 +703,7 @@ fn guest_actions(
                     via: via.clone(),
                     calls: spec.create_calls.clone(),
                     image_import: spec.image_import.clone(),
+                    image_source: spec.image_source.clone(),
                     reason: Reason::Missing,
                 });
                 if !spec.raw_lxc.is_empty() {

@@ -2,8 +2,9 @@
 //! config keys it manages (compared key by key with the observed config), its raw `lxc.*`
 //! lines, and whether it should run. Built on `phoenix_render::guestparams`. No I/O.
 
-use phoenix_model::model::{DesiredState, Guest, GuestKind, GuestSource};
-use phoenix_render::guestparams::{self, ApiCall, ApiParams};
+use phoenix_model::model::{DesiredState, Guest, GuestId, GuestKind, GuestSource};
+use phoenix_render::cloudinit::{self, SnippetStore};
+use phoenix_render::guestparams::{self, ApiCall, ApiParams, GuestEndpoint};
 
 use crate::action::CreateVia;
 
@@ -16,6 +17,8 @@ pub struct GuestSpec {
     pub create_calls: Vec<ApiCall>,
     /// A cloud image the host must import as the VM's disk.
     pub image_import: Option<String>,
+    /// Where the node downloads that image.
+    pub image_source: Option<phoenix_model::image::ImageSource>,
     /// Config keys phoenix manages.
     pub config: ApiParams,
     /// Raw lines for `ID.conf` (`key: value`), compared as a set.
@@ -23,6 +26,22 @@ pub struct GuestSpec {
     pub convert_to_template: bool,
     /// Should be running after a sync.
     pub running: bool,
+}
+
+/// `spec` of VM `id` with its vendor data from `store` (`cicustom`): among the managed keys
+/// and in the call that creates or configures it.
+pub fn with_vendor_data(mut spec: GuestSpec, store: &SnippetStore, id: GuestId) -> GuestSpec {
+    let value = cloudinit::cicustom(store, id);
+    spec.config.insert("cicustom".into(), value.clone());
+    if let Some(call) = spec.create_calls.iter_mut().find(|c| {
+        matches!(
+            c.endpoint,
+            GuestEndpoint::QemuCreate | GuestEndpoint::QemuConfig
+        )
+    }) {
+        call.params.insert("cicustom".into(), value);
+    }
+    spec
 }
 
 /// The spec of one guest.
@@ -49,6 +68,7 @@ pub fn guest_spec(g: &Guest, d: &DesiredState) -> GuestSpec {
     GuestSpec {
         via,
         create_calls,
+        image_source: p.image_import.as_ref().and(g.image_source.clone()),
         image_import: p.image_import,
         config,
         raw_lxc: p.raw_lxc,

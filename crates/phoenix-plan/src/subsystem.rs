@@ -85,6 +85,9 @@ pub fn of_file(target: &FileTarget, path: &str) -> Subsystem {
                 Subsystem::Dns
             } else if under("/usr/local/share/ca-certificates/") {
                 Subsystem::Pki
+            } else if path.contains("/snippets/phoenix-") {
+                // A VM's cloud-init vendor data: part of creating the guest.
+                Subsystem::Guests
             } else {
                 Subsystem::HostNetwork
             }

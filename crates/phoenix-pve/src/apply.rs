@@ -49,10 +49,9 @@ pub type Journal = phoenix_exec::journal::Journal<PveError>;
 pub struct ApplyOptions<'a> {
     /// Guests written concurrently within a wave.
     pub parallelism: usize,
-    /// A storage with `import` content where the host step (or the operator) has placed the
-    /// cloud images named by bare file name: the create call then imports
-    /// `STORE:import/FILE` itself (`import-from`, PVE ≥ 8.1). `None`: such creates are
-    /// reported as [`Outcome::NeedsHostStep`].
+    /// The storage (with `import` content) that holds the cloud images named by bare file
+    /// name; the node downloads a missing one from the configuration's URL
+    /// ([`crate::image`]) and the create call imports it (`import-from`). `None`: `local`.
     pub image_store: Option<String>,
     /// The node's shell for host files and raw `lxc.*` lines. `None`: those actions are
     /// reported as [`Outcome::Skipped`].
@@ -174,8 +173,16 @@ fn run_action(
         Action::CreateGuest {
             calls,
             image_import,
+            image_source,
             ..
-        } => create(client, plan, calls, image_import.as_deref(), options),
+        } => create(
+            client,
+            plan,
+            calls,
+            image_import.as_deref(),
+            image_source.as_ref(),
+            options,
+        ),
         Action::UpdateGuest {
             id,
             kind,
@@ -252,6 +259,16 @@ fn run_action(
                 .write_and_wait(Method::POST, &path, &none)
                 .map(drop)
                 .map_err(Step::Failed)
+                .and_then(|()| {
+                    // A VM with phoenix's vendor data: its agent and cloud-init, before
+                    // anything reaches inside.
+                    if *kind == GuestKind::Vm && has_vendor_data(plan, *id) {
+                        crate::vmboot::wait_agent_and_cloud_init(client, &node_of(*id), *id)
+                            .map_err(Step::Failed)
+                    } else {
+                        Ok(())
+                    }
+                })
         }
         Action::StopGuest { id, kind, .. } => {
             // A clean shutdown, forced after the timeout (PVE's own `forceStop`).
@@ -535,21 +552,34 @@ enum Step {
     NeedsHost(String),
 }
 
-/// Run a create's calls in order, waiting for each task. A bare-file cloud image is imported
-/// through `import-from` from `options.image_store` when one is given.
+/// Whether the plan gives VM `id` a vendor snippet (so cloud-init installs its agent).
+fn has_vendor_data(plan: &Plan, id: GuestId) -> bool {
+    let name = format!("/{}", phoenix_render::cloudinit::snippet_name(id));
+    plan.files
+        .iter()
+        .any(|f| f.file.target == FileTarget::Host && f.file.path.ends_with(&name))
+}
+
+/// Run a create's calls in order, waiting for each task. A bare-file cloud image comes from
+/// `options.image_store` (default `local`), downloaded there by the node when missing, and
+/// is imported through `import-from`.
 fn create(
     client: &PveClient,
     plan: &Plan,
     calls: &[ApiCall],
     image_import: Option<&str>,
+    image_source: Option<&phoenix_model::image::ImageSource>,
     options: &ApplyOptions<'_>,
 ) -> Result<(), Step> {
     let mut calls = calls.to_vec();
     if let Some(image) = image_import {
-        let Some(store) = &options.image_store else {
-            return Err(Step::NeedsHost(format!(
-                "import the cloud image {image} (no image storage configured)"
-            )));
+        let store = options.image_store.as_deref().unwrap_or("local");
+        let volid = match crate::image::ensure_image(client, &plan.node, store, image, image_source)
+        {
+            Ok(crate::image::ImageReady::Present(v))
+            | Ok(crate::image::ImageReady::Downloaded(v)) => v,
+            Ok(crate::image::ImageReady::Missing(what)) => return Err(Step::NeedsHost(what)),
+            Err(e) => return Err(Step::Failed(e)),
         };
         let Some(first) = calls.first_mut() else {
             return Ok(());
@@ -563,7 +593,7 @@ fn create(
             .to_string();
         first.params.insert(
             "scsi0".into(),
-            format!("{disk_store}:0,import-from={store}:import/{image}"),
+            format!("{disk_store}:0,import-from={volid}"),
         );
         first.params.insert("boot".into(), "order=scsi0".into());
     }

@@ -72,6 +72,14 @@ pub enum PveError {
     #[error("host shell: {0}")]
     Shell(#[from] phoenix_exec::shell::ShellError),
 
+    /// A storage cannot do what the plan needs of it (hold imported images).
+    #[error("storage {storage}: {message}; hint: {hint}")]
+    Storage {
+        storage: String,
+        message: String,
+        hint: String,
+    },
+
     /// A provision step inside a guest failed (the message names the step and the command).
     #[error("guest {guest}: {message}")]
     Provision {

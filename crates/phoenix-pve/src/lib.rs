@@ -13,12 +13,14 @@ pub mod connection;
 pub mod error;
 pub mod firewall;
 pub mod guestexec;
+pub mod image;
 pub mod netswitch;
 pub mod observe;
 
 pub mod target;
 pub mod tls;
 pub mod verify;
+pub mod vmboot;
 
 #[cfg(test)]
 mod provision_tests;

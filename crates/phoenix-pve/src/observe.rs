@@ -234,6 +234,41 @@ fn to_id(n: u64) -> Option<GuestId> {
     u32::try_from(n).ok().map(GuestId)
 }
 
+/// The storages of `storage.cfg` (`GET /storage`): id, content types, directory.
+pub fn observe_storages(
+    client: &PveClient,
+) -> Result<Vec<phoenix_plan::observed::ObservedStorage>, PveError> {
+    let list = client.get("/storage", &[])?;
+    Ok(list
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|s| {
+                    let name = s.get("storage")?.as_str()?.to_string();
+                    let content = s
+                        .get("content")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or_default()
+                        .split(',')
+                        .map(|c| c.trim().to_string())
+                        .filter(|c| !c.is_empty())
+                        .collect();
+                    let path = s
+                        .get("path")
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_string);
+                    Some(phoenix_plan::observed::ObservedStorage {
+                        name,
+                        content,
+                        path,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

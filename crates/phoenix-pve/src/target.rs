@@ -17,7 +17,7 @@ use phoenix_plan::Request;
 use phoenix_plan::firewall_api::FirewallState;
 use phoenix_plan::observed::{GuestStatus, ObservedCertificate, ObservedFile};
 use phoenix_plan::plan::Plan;
-use phoenix_plan::subsystem::Subsystem;
+use phoenix_plan::subsystem::{self, Subsystem};
 use phoenix_render::{FileTarget, RenderOptions};
 
 use crate::apply::{ApplyOptions, Journal, apply_plan_with};
@@ -162,7 +162,20 @@ impl Target for PveTarget<'_> {
                     "is the endpoint a PVE node and the token allowed to read /cluster/resources?",
                 )
             })?;
-        let host_paths = self.host_paths(d, req)?;
+        let mut notes = Vec::new();
+        match crate::observe::observe_storages(self.client) {
+            Ok(storages) => observation.state.storages = storages,
+            Err(e) => notes.push(format!(
+                "storages not observed ({e}): no VM vendor data is planned this run"
+            )),
+        }
+        let mut host_paths = self.host_paths(d, req)?;
+        host_paths.extend(
+            phoenix_plan::vendor::snippet_files(d, &observation.state)
+                .into_iter()
+                .map(|f| (f.target, f.path))
+                .filter(|(t, p)| req.includes(subsystem::of_file(t, p))),
+        );
         observation.state.files = observe_host_files(self.shell, &host_paths).map_err(|e| {
             observe_failure(
                 "observe host files",
@@ -195,10 +208,11 @@ impl Target for PveTarget<'_> {
             None
         };
         let certificates = req.request == Request::SyncAll && req.includes(Subsystem::Pki);
-        let (files, certs, notes) =
+        let (files, certs, why) =
             self.observe_guests_inside(d, &observation, &host_paths, certificates);
         observation.state.files.extend(files);
         observation.state.certificates = certs;
+        notes.extend(why);
         Ok(PveObserved {
             observation,
             firewall,

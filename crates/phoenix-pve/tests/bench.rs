@@ -42,6 +42,7 @@ fn create_wave(first: u32, count: u32) -> Plan {
                     params,
                 }],
                 image_import: None,
+                image_source: None,
                 reason: Reason::Missing,
             }
         })

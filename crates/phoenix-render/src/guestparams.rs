@@ -280,6 +280,8 @@ pub fn qemu_managed_config(d: &DesiredState, g: &Guest) -> ApiParams {
     if let Some(u) = &g.cloud_init_user {
         out.insert("ciuser".into(), u.clone());
     }
+    // phoenix reaches a VM's inside through the guest agent (installed by the vendor data).
+    out.insert("agent".into(), "1".into());
     boot(g, &mut out);
     dns(d, g, &mut out);
     out
@@ -424,7 +426,6 @@ fn qemu_params(d: &DesiredState, g: &Guest) -> GuestParams {
             p.insert("scsihw".into(), "virtio-scsi-pci".into());
             p.insert("serial0".into(), "socket".into());
             p.insert("vga".into(), "serial0".into());
-            p.insert("agent".into(), "enabled=1".into());
             let storage = g.storage.as_deref().unwrap_or("local-lvm");
             p.insert("ide2".into(), format!("{storage}:cloudinit"));
             if image.contains(':') || image.starts_with('/') {

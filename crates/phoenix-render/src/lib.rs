@@ -4,6 +4,7 @@
 //! returns [`RenderedFile`]s (a target, a path, content, owner and mode). Applying a file
 //! (stage, diff, atomic swap) is the backends' job. No I/O: values in, text out.
 
+pub mod cloudinit;
 pub mod compose;
 pub mod dnsmasq;
 pub mod firewall;

@@ -126,6 +126,7 @@ impl Builder<'_> {
             docker_stacks: Vec::new(),
             service_user: r.service_user.clone(),
             cloud_init_user: None,
+            image_source: None,
             loc: loc.clone(),
         }
     }
@@ -208,6 +209,7 @@ impl Builder<'_> {
             (None, Some(t)) => GuestSource::Template { image: t.clone() },
             (None, None) => GuestSource::Unspecified,
         };
+        let image_source = self.image_source(r, loc);
         let user = r.user_config.as_ref().and_then(|u| u.username.clone());
         if let Some(u) = &user {
             self.ident(u, &loc.child("user_config").child("username"));
@@ -246,6 +248,7 @@ impl Builder<'_> {
             docker_stacks: r.docker_stacks.clone(),
             service_user: None,
             cloud_init_user: user,
+            image_source,
             loc: loc.clone(),
         }
     }

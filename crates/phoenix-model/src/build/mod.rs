@@ -18,6 +18,7 @@ use crate::values;
 
 mod firewall;
 mod guests;
+mod image;
 mod network;
 mod pki;
 

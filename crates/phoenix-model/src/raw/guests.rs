@@ -170,6 +170,13 @@ pub struct RawVm {
     pub is_template: Option<bool>,
     /// Cloud image the template is built from.
     pub template_image: Option<String>,
+    /// New: where the node downloads `template_image` from (`http(s)://`), through the
+    /// storage's `download-url`, when the storage does not hold it yet.
+    pub template_image_url: Option<String>,
+    /// New: the image's checksum, verified by the node after the download (hex).
+    pub template_image_checksum: Option<String>,
+    /// New: `md5`, `sha1`, `sha224`, `sha256` (default), `sha384` or `sha512`.
+    pub template_image_checksum_algorithm: Option<String>,
     /// Snapshot to clone from.
     pub template_snapshot_name: Option<String>,
     /// CPU cores.

@@ -26,8 +26,44 @@ pub const PASSWORD: &str = "Tr0ub4dor-phoenix-test-pw-77c1";
 
 /// The launcher: fakepve's own Python API (FakePve, apitokens, storages), no copied code.
 const LAUNCHER: &str = r#"
-import asyncio, json, sys
+import asyncio, json, os, re, sys
 from fakepve.server import FakePve
+
+def vendor_snippet_installs_agent(pve, vm):
+    # A VM boots its cloud-init vendor data: the agent runs when `agent` is on and `cicustom`
+    # names a vendor snippet (which, with a host root given, must exist there and install
+    # qemu-guest-agent) - what cloud-init does on a real first boot.
+    cfg = vm.config
+    if str(cfg.get('agent', '0')).split(',')[0].split('=')[-1] != '1':
+        return False
+    found = re.search(r'vendor=([^:,]+):snippets/([^,]+)', str(cfg.get('cicustom', '')))
+    if not found:
+        return False
+    if pve.agent_root is None:
+        return True
+    base = pve.storages.get(found.group(1), {}).get('path', '')
+    path = os.path.join(pve.agent_root, base.lstrip('/'), 'snippets', found.group(2))
+    try:
+        with open(path) as f:
+            return 'qemu-guest-agent' in f.read()
+    except OSError:
+        return False
+
+def record_statuses(pve):
+    # Every answer's HTTP status next to fakepve's own request log (it records requests only).
+    pve.statuses = []
+    pve.agent_root = None
+    inner = pve._answer
+    async def answer(request, handler, generic, path_node):
+        resp = await inner(request, handler, generic, path_node)
+        pve.statuses.append([request.method, request.path, resp.status])
+        started = re.search(r'/qemu/(\d+)/status/start$', request.path)
+        if started and request.method == 'POST' and resp.status == 200:
+            vm = pve.vm(int(started.group(1)))
+            if vm is not None and vm.agent is None and vendor_snippet_installs_agent(pve, vm):
+                vm.agent = {}
+        return resp
+    pve._answer = answer
 
 async def main():
     cert, key, tokenid, storages, failures, time_scale, latency, vms = sys.argv[1:9]
@@ -38,6 +74,7 @@ async def main():
     pve.slow_network(float(latency))
     pve.apitokens[tokenid] = secret
     pve.users[username] = password
+    record_statuses(pve)
     for name, opts in json.loads(storages).items():
         store = {'active': 1, 'files': set(), 'volumes': {}}
         store.update(opts)
@@ -90,6 +127,13 @@ async def control(pve, cmd):
         return [{k: t.get(k) for k in ('type', 'id', 'status', 'exitstatus')} for t in pve.tasklog]
     elif op == 'requests':
         return [[m, p] for (m, p, _) in pve.requests]
+    elif op == 'request_bodies':
+        return [[m, p, b.decode('utf-8', 'replace') if isinstance(b, bytes) else str(b)] for (m, p, b) in pve.requests
+                if p.endswith(cmd['suffix'])]
+    elif op == 'statuses':
+        return pve.statuses
+    elif op == 'agent_root':
+        pve.agent_root = cmd['root']
     else:
         raise ValueError('unknown op ' + op)
     return {'ok': True}
@@ -312,6 +356,43 @@ impl FakePve {
         }
     }
 
+    /// Every answer's `(method, path, HTTP status)`, in order (recorded by the launcher).
+    pub fn statuses(&self) -> Vec<(String, String, u16)> {
+        let v = self.control(&serde_json::json!({"op": "statuses"}));
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r[0].as_str().unwrap().into(),
+                    r[1].as_str().unwrap().into(),
+                    u16::try_from(r[2].as_u64().unwrap()).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// The bodies fakepve recorded (secrets redacted) of requests whose path ends with
+    /// `suffix`: `(method, path, body)`.
+    pub fn request_bodies(&self, suffix: &str) -> Vec<(String, String, String)> {
+        let v = self.control(&serde_json::json!({"op": "request_bodies", "suffix": suffix}));
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let s = |i: usize| r[i].as_str().unwrap_or_default().to_string();
+                (s(0), s(1), s(2))
+            })
+            .collect()
+    }
+
+    /// A VM's agent starts only if its vendor snippet exists under `root` (the host shell's
+    /// root) and installs qemu-guest-agent; without this, `agent: 1` and a vendor `cicustom`
+    /// suffice.
+    pub fn agent_needs_snippet_under(&self, root: &Path) {
+        self.control(&serde_json::json!({"op": "agent_root", "root": root}));
+    }
+
     /// fakepve's task log, in start order: `(type, id, exitstatus)`.
     pub fn tasks(&self) -> Vec<(String, String, String)> {
         let v = self.control(&serde_json::json!({"op": "tasks"}));
@@ -361,8 +442,8 @@ impl FakePve {
 }
 
 /// fakepve's storage.cfg for `plan`: every storage id its create calls name (`STORAGE:…`
-/// values) as a directory storage, and `local` accepting imported cloud images (the host step's
-/// part, done up front).
+/// values) as a directory storage, and `local` accepting imported cloud images (which the node
+/// downloads) and cloud-init snippets.
 pub fn storages_for(plan: &phoenix_plan::Plan) -> serde_json::Value {
     let mut names = std::collections::BTreeSet::new();
     for a in plan.actions() {
@@ -393,7 +474,7 @@ pub fn storages_for(plan: &phoenix_plan::Plan) -> serde_json::Value {
     map.insert(
         "local".into(),
         serde_json::json!({"type": "dir", "path": "/var/lib/vz",
-            "content": "iso,vztmpl,backup,import"}),
+            "content": "iso,vztmpl,backup,import,snippets"}),
     );
     serde_json::Value::Object(map)
 }
