@@ -190,7 +190,9 @@ fn lab_rootesting_runs_only_what_its_plan_starts() {
             format!(
                 "{}:{}",
                 e["action"]["guest"],
-                e["action"]["step"]["kind"]["name"].as_str().unwrap_or_default()
+                e["action"]["step"]["kind"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
             )
         })
         .collect();
@@ -221,7 +223,8 @@ fn lab_rootesting_runs_only_what_its_plan_starts() {
     assert!(
         notes
             .iter()
-            .any(|n| n.contains("guest 101") && n.contains("no provision step installs or starts nginx")),
+            .any(|n| n.contains("guest 101")
+                && n.contains("no provision step installs or starts nginx")),
         "{notes:#?}"
     );
     assert_eq!(code, Some(1), "verify fails");
