@@ -12,6 +12,7 @@ pub mod checks;
 pub mod decode;
 pub mod diag;
 pub mod explain;
+pub mod host;
 pub mod input;
 pub mod json;
 pub mod legacy;

@@ -18,6 +18,7 @@ use crate::values;
 
 mod firewall;
 mod guests;
+mod host;
 mod network;
 mod pki;
 
@@ -209,6 +210,7 @@ impl Builder<'_> {
             .iter()
             .map(|(name, s)| (name.clone(), self.stack(name, s, raw)))
             .collect();
+        let host_setup = self.host_setup(h, root);
         DesiredState {
             domain,
             host,
@@ -223,6 +225,7 @@ impl Builder<'_> {
             proxmox_api,
             certificates,
             stacks,
+            host_setup,
         }
     }
 
