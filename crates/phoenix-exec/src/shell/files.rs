@@ -171,6 +171,19 @@ impl HostShell for CountingShell<'_> {
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.remove_file(path)
     }
+
+    fn run_with_input(
+        &self,
+        argv: &[String],
+        input: &[u8],
+        deadline: Duration,
+    ) -> Result<CommandOutput, ShellError> {
+        self.inner.run_with_input(argv, input, deadline)
+    }
+
+    fn command_path(&self, path: &str) -> Result<String, ShellError> {
+        self.inner.command_path(path)
+    }
 }
 
 #[cfg(test)]

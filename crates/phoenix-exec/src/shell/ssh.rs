@@ -190,6 +190,19 @@ impl HostShell for SshShell {
     fn run(&self, argv: &[String], deadline: Duration) -> Result<CommandOutput, ShellError> {
         self.exec(&quote_argv(argv), None, deadline)
     }
+
+    fn run_with_input(
+        &self,
+        argv: &[String],
+        input: &[u8],
+        deadline: Duration,
+    ) -> Result<CommandOutput, ShellError> {
+        self.exec(&quote_argv(argv), Some(input), deadline)
+    }
+
+    fn command_path(&self, path: &str) -> Result<String, ShellError> {
+        self.resolve(path)
+    }
 }
 
 #[cfg(test)]
