@@ -105,10 +105,16 @@ fn file_reason(have: Option<&HostFile>, want: &HostFile) -> Option<String> {
         Some(h) => h,
     };
     if have.content != want.content {
-        let old: Vec<&str> = have.content.lines().collect();
-        let new: Vec<&str> = want.content.lines().collect();
-        let added = new.iter().filter(|l| !old.contains(l)).count();
-        let removed = old.iter().filter(|l| !new.contains(l)).count();
+        // Lines as multisets: a line repeated in other sections still counts.
+        let mut count = std::collections::BTreeMap::<&str, i64>::new();
+        for l in want.content.lines() {
+            *count.entry(l).or_default() += 1;
+        }
+        for l in have.content.lines() {
+            *count.entry(l).or_default() -= 1;
+        }
+        let added: i64 = count.values().filter(|n| **n > 0).sum();
+        let removed: i64 = -count.values().filter(|n| **n < 0).sum::<i64>();
         return Some(format!("content differs: +{added} -{removed} lines"));
     }
     Some(format!(

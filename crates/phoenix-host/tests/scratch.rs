@@ -106,12 +106,15 @@ fn rendered_smb_conf_passes_the_real_testparm() {
     }
 }
 
+/// A recorded command: its argv and what it got on stdin.
+type Run = (Vec<String>, Option<Vec<u8>>);
+
 /// A live node as a recording shell: files in a scratch directory, every command recorded
 /// with its stdin and answered from a script.
 #[derive(Debug)]
 struct RecordingNode {
     files: LocalShell,
-    runs: Mutex<Vec<(Vec<String>, Option<Vec<u8>>)>>,
+    runs: Mutex<Vec<Run>>,
     smbd_running: bool,
     pdbedit: String,
 }
