@@ -76,7 +76,7 @@ impl std::fmt::Display for Step {
                     "set the Samba password of {user} with `smbpasswd -s -a {user}`, from the secret on stdin ({reason})"
                 )
             }
-            Step::Skip { what, reason } => write!(f, "skip {what}: {reason}"),
+            Step::Skip { what, reason } => write!(f, "{what}: {reason}"),
         }
     }
 }
