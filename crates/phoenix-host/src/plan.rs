@@ -182,8 +182,11 @@ pub fn plan(setup: &HostSetup, observed: &HostObserved, inputs: &PlanInputs) -> 
             check,
         )
         .is_some();
-        if changed {
-            steps.push(smbd_activation(observed));
+        // A stopped smbd is started even when the file is unchanged (an earlier start failed).
+        let stopped =
+            observed.scope == Scope::Live && observed.has("smbcontrol") && !observed.smbd_running;
+        if changed || stopped {
+            steps.push(smbd_activation(observed, changed));
         }
         match (&samba.password, &inputs.samba_password) {
             (None, _) => steps.push(skip(
@@ -245,8 +248,8 @@ pub fn plan(setup: &HostSetup, observed: &HostObserved, inputs: &PlanInputs) -> 
     SetupPlan { steps }
 }
 
-/// After smb.conf changed: reload a running smbd, start a stopped one.
-fn smbd_activation(observed: &HostObserved) -> Step {
+/// After smb.conf changed: reload a running smbd; start a stopped one.
+fn smbd_activation(observed: &HostObserved, changed: bool) -> Step {
     let skip = |reason: String| Step::Skip {
         what: "reloading smbd".into(),
         reason,
@@ -268,7 +271,12 @@ fn smbd_activation(observed: &HostObserved) -> Step {
     if observed.has("systemctl") {
         return Step::Run {
             argv: ["systemctl", "restart", "smbd"].map(String::from).to_vec(),
-            reason: "smb.conf changed and smbd is not running".into(),
+            reason: if changed {
+                "smb.conf changed and smbd is not running"
+            } else {
+                "smbd is not running"
+            }
+            .into(),
         };
     }
     skip("smbd is not running and there is no systemctl to start it".into())

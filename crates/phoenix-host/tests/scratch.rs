@@ -221,18 +221,29 @@ fn live_node_gets_checked_reloaded_and_the_password_on_stdin() {
     let observed = observe(&node, &with_password, Scope::Live).unwrap();
     assert_eq!(plan(&with_password, &observed, &inputs).changes(), 0);
 
-    // smbd stopped: a restart instead of a reload.
-    let stopped = RecordingNode {
-        smbd_running: false,
-        pdbedit: String::new(),
-        files: LocalShell::new(scratch_root().path()),
-        runs: Mutex::new(Vec::new()),
-    };
-    let observed = observe(&stopped, &setup, Scope::Live).unwrap();
-    let p = plan(&setup, &observed, &PlanInputs::default());
-    assert!(p.steps.iter().any(
-        |s| matches!(s, Step::Run { argv, .. } if argv.join(" ") == "systemctl restart smbd")
-    ));
+    // smbd stopped: a restart instead of a reload, also with smb.conf already in place
+    // (an earlier start failed).
+    for (files, reason) in [
+        (
+            tempfile::tempdir().unwrap(),
+            "smb.conf changed and smbd is not running",
+        ),
+        (root, "smbd is not running"),
+    ] {
+        let stopped = RecordingNode {
+            smbd_running: false,
+            pdbedit: String::new(),
+            files: LocalShell::new(files.path()),
+            runs: Mutex::new(Vec::new()),
+        };
+        let observed = observe(&stopped, &setup, Scope::Live).unwrap();
+        let p = plan(&setup, &observed, &PlanInputs::default());
+        let restart = Step::Run {
+            argv: ["systemctl", "restart", "smbd"].map(String::from).to_vec(),
+            reason: reason.into(),
+        };
+        assert!(p.steps.contains(&restart), "{:#?}", p.steps);
+    }
 }
 
 /// The NT hash as pdbedit prints it.
