@@ -16,6 +16,8 @@ pub struct HostSetup {
     pub nfs_exports: Vec<NfsExport>,
     /// `users` (read; not applied yet).
     pub admin_user: Option<AdminUser>,
+    /// `zfs` (read and checked; not applied yet).
+    pub zfs: Option<Zfs>,
 }
 
 impl HostSetup {
@@ -70,4 +72,58 @@ pub struct AdminUser {
     pub password_hash: Option<Secret>,
     pub sudo: bool,
     pub ssh_public_key: Option<String>,
+}
+
+/// ZFS as the configuration wants it (`zfs`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Zfs {
+    pub arc_max_gb: Option<u32>,
+    pub pools: Vec<ZfsPool>,
+    pub datasets: Vec<ZfsDataset>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RaidLevel {
+    Single,
+    Mirror,
+    Raidz1,
+    Raidz2,
+    Raidz3,
+}
+
+impl RaidLevel {
+    /// The fewest disks the layout takes.
+    pub fn min_disks(self) -> usize {
+        match self {
+            RaidLevel::Single => 1,
+            RaidLevel::Mirror | RaidLevel::Raidz1 => 2,
+            RaidLevel::Raidz2 => 3,
+            RaidLevel::Raidz3 => 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ZfsPool {
+    pub name: String,
+    pub raid_level: RaidLevel,
+    /// `/dev/disk/by-id/…` paths.
+    pub disks: Vec<String>,
+    #[serde(skip)]
+    pub loc: Location,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ZfsDataset {
+    /// `pool/name`.
+    pub name: String,
+    pub pool: String,
+    /// ZFS properties in the file's order.
+    pub properties: Vec<(String, String)>,
+    /// `zfspool` or `dir`, when given.
+    pub storage_type: Option<String>,
+    pub content: Vec<String>,
+    #[serde(skip)]
+    pub loc: Location,
 }

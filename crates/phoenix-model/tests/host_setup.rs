@@ -131,3 +131,58 @@ fn bad_values_are_located_and_a_plaintext_password_warned() {
         "{plaintext:?}"
     );
 }
+
+#[test]
+fn zfs_is_read_and_checked() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/upstream/rootesting-2025-11-25/etc");
+    let v = phoenix_model::validate_dir(&dir);
+    let zfs_findings: Vec<_> = v
+        .findings()
+        .into_iter()
+        .filter(|f| f.pointer.starts_with("/zfs"))
+        .map(|f| (f.code, f.pointer))
+        .collect();
+    assert_eq!(
+        zfs_findings,
+        [("PHX-W002", "/zfs".to_string())],
+        "read, not applied"
+    );
+    let zfs = v.desired.unwrap().host_setup.zfs.unwrap();
+    assert_eq!(zfs.arc_max_gb, Some(32));
+    assert_eq!(zfs.pools.len(), 2);
+    assert_eq!(zfs.datasets.len(), 12);
+    assert_eq!(zfs.datasets[0].name, "quickOS/vm-disks");
+    assert_eq!(
+        zfs.datasets[0].properties[3],
+        ("quota".to_string(), "800G".to_string())
+    );
+
+    let (_dir, v) = with_host_keys(serde_json::json!({"zfs": {
+        "pools": [
+            {"name": "tank", "raid_level": "mirror", "disks": ["/dev/disk/by-id/ata-A"]},
+            {"name": "fast", "raid_level": "raid5", "disks": ["/dev/sdb"]}
+        ],
+        "datasets": [
+            {"name": "vm", "pool": "nope", "properties": "recordsize=128K,compression", "proxmox_storage_type": "lvm", "proxmox_content_type": "images,movies"}
+        ]
+    }}));
+    let mut found: Vec<(&str, String)> = v
+        .findings()
+        .into_iter()
+        .filter(|f| f.pointer.starts_with("/zfs/"))
+        .map(|f| (f.code, f.pointer))
+        .collect();
+    found.sort();
+    let want = [
+        ("PHX-E041", "/zfs/pools/1/disks/0"),
+        ("PHX-E053", "/zfs/datasets/0/pool"),
+        ("PHX-E053", "/zfs/datasets/0/properties"),
+        ("PHX-E053", "/zfs/datasets/0/proxmox_content_type"),
+        ("PHX-E053", "/zfs/datasets/0/proxmox_storage_type"),
+        ("PHX-E053", "/zfs/pools/0/disks"),
+        ("PHX-E053", "/zfs/pools/1/raid_level"),
+    ];
+    let want: Vec<(&str, String)> = want.iter().map(|(c, p)| (*c, p.to_string())).collect();
+    assert_eq!(found, want);
+}

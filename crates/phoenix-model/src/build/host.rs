@@ -45,11 +45,13 @@ impl Builder<'_> {
             .users
             .as_ref()
             .and_then(|u| self.admin_user(u, &root.child("users")));
+        let zfs = h.zfs.as_ref().map(|z| self.zfs(z, &root.child("zfs")));
         HostSetup {
             timezone,
             samba,
             nfs_exports,
             admin_user,
+            zfs,
         }
     }
 

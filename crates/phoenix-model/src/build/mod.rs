@@ -21,6 +21,7 @@ mod guests;
 mod host;
 mod network;
 mod pki;
+mod zfs;
 
 /// Defaults the bash system hard-coded.
 pub const DEFAULT_UPLINK: &str = "enp6s0";

@@ -70,3 +70,45 @@ pub struct RawUsers {
     /// An OpenSSH public key for `~/.ssh/authorized_keys`; empty: none.
     pub ssh_public_key: Option<String>,
 }
+
+/// `zfs`: the ARC limit, pools and datasets (read and checked; not applied yet).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct RawZfs {
+    /// ARC size limit in GiB.
+    pub arc_max_gb: Option<u32>,
+    /// Pools, each from its disks.
+    #[serde(default)]
+    pub pools: Vec<RawZfsPool>,
+    /// Datasets, each in a pool, with its properties and Proxmox storage.
+    #[serde(default)]
+    pub datasets: Vec<RawZfsDataset>,
+}
+
+/// `zfs.pools[]`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct RawZfsPool {
+    /// Pool name (`quickOS`).
+    pub name: String,
+    /// `single`, `mirror`, `raidz1`, `raidz2` or `raidz3`.
+    pub raid_level: String,
+    /// Disks by their `/dev/disk/by-id/…` path.
+    #[serde(default)]
+    pub disks: Vec<String>,
+}
+
+/// `zfs.datasets[]`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct RawZfsDataset {
+    /// Dataset name inside its pool (`vm-disks`).
+    pub name: String,
+    /// The pool it lives in (a name from `pools`).
+    pub pool: String,
+    /// ZFS properties as `key=value,key=value` (may be empty).
+    pub properties: Option<String>,
+    /// Proxmox storage type: `zfspool` or `dir`.
+    pub proxmox_storage_type: Option<String>,
+    /// Proxmox content types, comma-separated (`images,rootdir`).
+    pub proxmox_content_type: Option<String>,
+    /// `direct` or `shared` (bash bookkeeping).
+    pub storage_class: Option<String>,
+}

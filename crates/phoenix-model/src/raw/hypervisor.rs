@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::common::{GuestId, RawRule, Secret};
-use super::host::{RawNfs, RawSamba, RawUsers};
+use super::host::{RawNfs, RawSamba, RawUsers, RawZfs};
 
 /// The hypervisor file.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -48,8 +48,8 @@ pub struct RawHypervisor {
     pub nfs: Option<RawNfs>,
     /// Host setup (`phoenix setup`): the Samba user and shares.
     pub samba: Option<RawSamba>,
-    /// Host setup (not applied yet): ZFS pools and datasets.
-    pub zfs: Option<Value>,
+    /// Host setup (read and checked, not applied yet): ZFS pools and datasets.
+    pub zfs: Option<RawZfs>,
     /// Host setup (not applied yet): Proxmox storage ids.
     pub proxmox_storage_ids: Option<Value>,
     /// Host setup (not applied yet): mount base.
