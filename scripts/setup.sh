@@ -24,8 +24,10 @@ fi
 # Debian packages the build, the tests and the lab use: git for a clean clone, time for
 # benchmarks, openssl to check certificates, nftables/dnsmasq/nginx as real peers of the
 # renderers (checked with `nft -c`, `dnsmasq --test`, `nginx -t`); ping and busybox run inside
-# the lab twin's namespaces.
-want=(ca-certificates git time openssl nftables dnsmasq-base nginx-light util-linux iproute2 iputils-ping busybox)
+# the lab twin's namespaces; samba (smbd, smbpasswd, pdbedit, testparm) and smbclient for
+# `phoenix setup`'s Samba test, whose smbd runs only inside its own namespace
+# (crates/phoenix-host/tests/samba_netns.rs).
+want=(ca-certificates git time openssl nftables dnsmasq-base nginx-light util-linux iproute2 iputils-ping busybox samba smbclient)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -43,6 +45,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # policy-rc.d kept Samba's daemons from starting; a boot must not start them either.
+  if command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --quiet smbd.service nmbd.service samba-ad-dc.service 2>/dev/null || true
+  fi
 fi
 
 # OpenSSH's server for the host shell's ssh test (crates/phoenix-cli/tests/ssh_pve.rs): the test

@@ -41,10 +41,6 @@ pub fn bash_verb(args: &[String]) -> Option<Suggestion> {
         });
     }
     let (instead, hint): (&[&str], &str) = match first.as_str() {
-        "setup" => (
-            &["sync", "all"],
-            "the host's network, DNS and firewall are part of `sync all`; `--only host-network,dns,firewall` limits it to them",
-        ),
         "health-check" => (
             &["verify"],
             "`phoenix status --target pve` shows what differs from the configuration",
@@ -139,11 +135,7 @@ mod tests {
     }
 
     #[test]
-    fn setup_and_health_check_name_their_commands() {
-        assert_eq!(
-            command(&["setup"]).as_deref(),
-            Some("phoenix sync all --target pve")
-        );
+    fn health_check_names_its_command() {
         assert_eq!(
             command(&["health-check", "-c", "etc"]).as_deref(),
             Some("phoenix verify --target pve -c etc")

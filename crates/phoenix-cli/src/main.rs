@@ -20,6 +20,7 @@ mod plan_cmd;
 mod progress;
 mod report;
 mod session;
+mod setup_cmd;
 mod status_cmd;
 mod swarm_cmd;
 mod sync_cmd;
@@ -66,6 +67,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify_cmd::run(&args),
         Command::Status(args) => status_cmd::run(&args),
         Command::Apply(args) => sync_cmd::apply_verb(&args),
+        Command::Setup(args) => setup_cmd::run(&args),
         Command::Swarm(args) => swarm_cmd::run(&args),
         Command::Completions { shell } => manual::completions(shell),
         Command::Man { command } => manual::man(&command),

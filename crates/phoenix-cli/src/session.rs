@@ -89,18 +89,13 @@ pub(crate) fn connect(config: &std::path::Path, pve: &PveConnArgs) -> Result<Pve
         );
         return Err(exit::USAGE);
     }
-    let root = pve.host_root.clone().unwrap_or_else(|| "/".into());
-    let shell: Box<dyn phoenix_pve::HostShell> = match &pve.ssh {
-        Some(destination) => {
-            let mut ssh = phoenix_exec::SshShell::new(destination.clone());
-            ssh.port = pve.ssh_port;
-            ssh.identity = pve.ssh_identity.clone();
-            ssh.known_hosts = pve.ssh_known_hosts.clone();
-            ssh.root = pve.host_root.as_ref().map(|r| r.display().to_string());
-            Box::new(ssh)
-        }
-        None => Box::new(LocalShell::new(root)),
-    };
+    let shell = host_shell(
+        pve.host_root.as_ref(),
+        pve.ssh.as_ref(),
+        pve.ssh_port,
+        pve.ssh_identity.as_ref(),
+        pve.ssh_known_hosts.as_ref(),
+    );
     Ok(PveSession {
         desired,
         client,
@@ -109,4 +104,26 @@ pub(crate) fn connect(config: &std::path::Path, pve: &PveConnArgs) -> Result<Pve
             node: settings.node.clone(),
         },
     })
+}
+
+/// The node's host shell: OpenSSH to `ssh` (paths under `root` there), else this machine
+/// under `root` (default `/`).
+pub(crate) fn host_shell(
+    root: Option<&std::path::PathBuf>,
+    ssh: Option<&String>,
+    port: Option<u16>,
+    identity: Option<&std::path::PathBuf>,
+    known_hosts: Option<&std::path::PathBuf>,
+) -> Box<dyn phoenix_pve::HostShell> {
+    match ssh {
+        Some(destination) => {
+            let mut shell = phoenix_exec::SshShell::new(destination.clone());
+            shell.port = port;
+            shell.identity = identity.cloned();
+            shell.known_hosts = known_hosts.cloned();
+            shell.root = root.map(|r| r.display().to_string());
+            Box::new(shell)
+        }
+        None => Box::new(LocalShell::new(root.cloned().unwrap_or_else(|| "/".into()))),
+    }
 }

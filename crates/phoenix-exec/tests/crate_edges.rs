@@ -48,8 +48,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "phoenix-host",
+        &["phoenix-model", "phoenix-render", "phoenix-exec"],
+    ),
+    (
         "phoenix-cli",
         &[
+            "phoenix-host",
             "phoenix-model",
             "phoenix-render",
             "phoenix-pki",

@@ -190,3 +190,22 @@ fn raw_lxc_rewrite_through_the_shell() {
     assert!(back.contains("memory: 512\n") && back.contains("[snap1]\n"));
     assert_eq!(raw_lxc_lines(&back), lines);
 }
+
+#[test]
+fn input_reaches_stdin_and_paths_resolve_under_the_root() {
+    let root = tempfile::tempdir().unwrap();
+    let shell = LocalShell::new(root.path());
+    let out = shell
+        .run_with_input(
+            &["cat".to_string()],
+            b"secret\n",
+            std::time::Duration::from_secs(10),
+        )
+        .unwrap();
+    assert_eq!(out.stdout, "secret\n");
+    assert_eq!(
+        shell.command_path("/etc/samba/smb.conf").unwrap(),
+        root.path().join("etc/samba/smb.conf").display().to_string()
+    );
+    assert!(shell.command_path("/etc/../x").is_err());
+}

@@ -13,6 +13,7 @@ pub mod decode;
 pub mod diag;
 pub mod explain;
 pub mod image;
+pub mod host;
 pub mod input;
 pub mod json;
 pub mod legacy;

@@ -31,6 +31,8 @@ pub struct DesiredState {
     pub proxmox_api: Option<ProxmoxApi>,
     pub certificates: Vec<Certificate>,
     pub stacks: BTreeMap<String, Stack>,
+    /// The hypervisor's own setup (`phoenix setup`).
+    pub host_setup: crate::host::HostSetup,
 }
 
 impl DesiredState {

@@ -348,7 +348,16 @@ fn undocumented(node: &Value, path: &str, out: &mut Vec<String>) -> usize {
                 }
             }
             for (k, v) in map {
-                seen += undocumented(v, &format!("{path}/{k}"), out);
+                match (k.as_str(), v) {
+                    // A property map: recurse into each property's schema, not the map itself
+                    // (a property may be called `properties`).
+                    ("properties", Value::Object(props)) => {
+                        for (name, prop) in props {
+                            seen += undocumented(prop, &format!("{path}/properties/{name}"), out);
+                        }
+                    }
+                    _ => seen += undocumented(v, &format!("{path}/{k}"), out),
+                }
             }
         }
         Value::Array(items) => {

@@ -10,6 +10,7 @@ pub mod dnsmasq;
 pub mod firewall;
 pub mod guestparams;
 pub mod hostnet;
+pub mod hostsetup;
 pub mod nginx;
 pub mod propstring;
 pub mod stack;

@@ -3,6 +3,7 @@
 mod ca;
 mod lab;
 mod plan;
+mod setup;
 mod status;
 mod swarm;
 mod sync;
@@ -11,6 +12,7 @@ mod verify;
 pub use ca::*;
 pub use lab::*;
 pub use plan::*;
+pub use setup::*;
 pub use status::*;
 pub use swarm::*;
 pub use sync::*;
@@ -67,6 +69,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Run one of the bash system's verbs on a Proxmox node: observe, plan it, apply, journal
     Apply(ApplyArgs),
+    /// The hypervisor itself: apt sources, time zone, Samba, NFS exports (observe, plan, apply)
+    Setup(SetupArgs),
     /// The Docker Swarm through the Engine API: status, init, join, deploy and remove stacks
     Swarm(SwarmArgs),
     /// Print a shell completion script (`phoenix completions bash > /etc/bash_completion.d/phoenix`)

@@ -174,6 +174,20 @@ impl HostShell for CountingShell<'_> {
 
     fn create_new(&self, path: &str, content: &str) -> Result<bool, ShellError> {
         self.inner.create_new(path, content)
+
+    }
+
+    fn run_with_input(
+        &self,
+        argv: &[String],
+        input: &[u8],
+        deadline: Duration,
+    ) -> Result<CommandOutput, ShellError> {
+        self.inner.run_with_input(argv, input, deadline)
+    }
+
+    fn command_path(&self, path: &str) -> Result<String, ShellError> {
+        self.inner.command_path(path)
     }
 }
 

@@ -93,6 +93,27 @@ pub trait HostShell: Send + Sync + std::fmt::Debug {
         self.write_file(path, &file).map(|()| true)
     }
 
+    /// Run `argv` with `input` on its stdin (a secret stays out of argv and the environment).
+    fn run_with_input(
+        &self,
+        argv: &[String],
+        input: &[u8],
+        deadline: Duration,
+    ) -> Result<CommandOutput, ShellError> {
+        let _ = (input, deadline);
+        Err(ShellError::BadPath {
+            path: argv.first().cloned().unwrap_or_default(),
+            reason: "this shell cannot pass a command's standard input".into(),
+        })
+    }
+
+    /// The path a command run through this shell sees for the node path `path` (a scratch
+    /// root's directory joined in front; the path itself on the node).
+    fn command_path(&self, path: &str) -> Result<String, ShellError> {
+        check_path(path)?;
+        Ok(path.to_string())
+    }
+
     /// Write `file` next to `path` as [`staged_path`] (`interfaces.new`), leaving `path` alone.
     fn stage_file(&self, path: &str, file: &HostFile) -> Result<String, ShellError> {
         let staged = staged_path(path);
@@ -300,6 +321,21 @@ impl HostShell for LocalShell {
             return Err(e);
         }
         Ok(true)
+    }
+
+    fn run_with_input(
+        &self,
+        argv: &[String],
+        input: &[u8],
+        deadline: Duration,
+    ) -> Result<CommandOutput, ShellError> {
+        let mut cmd = Command::new(argv.first().map_or("", String::as_str));
+        cmd.args(argv.iter().skip(1));
+        run_with_deadline(cmd, Some(input), deadline)
+    }
+
+    fn command_path(&self, path: &str) -> Result<String, ShellError> {
+        Ok(self.resolve(path)?.display().to_string())
     }
 }
 

@@ -207,6 +207,19 @@ impl HostShell for SshShell {
             }),
         }
     }
+
+    fn run_with_input(
+        &self,
+        argv: &[String],
+        input: &[u8],
+        deadline: Duration,
+    ) -> Result<CommandOutput, ShellError> {
+        self.exec(&quote_argv(argv), Some(input), deadline)
+    }
+
+    fn command_path(&self, path: &str) -> Result<String, ShellError> {
+        self.resolve(path)
+    }
 }
 
 /// The exit status of [`create_new_script`] when the file is already there.

@@ -19,8 +19,10 @@ use crate::values;
 mod firewall;
 mod guests;
 mod image;
+mod host;
 mod network;
 mod pki;
+mod zfs;
 
 /// Defaults the bash system hard-coded.
 pub const DEFAULT_UPLINK: &str = "enp6s0";
@@ -210,6 +212,7 @@ impl Builder<'_> {
             .iter()
             .map(|(name, s)| (name.clone(), self.stack(name, s, raw)))
             .collect();
+        let host_setup = self.host_setup(h, root);
         DesiredState {
             domain,
             host,
@@ -224,6 +227,7 @@ impl Builder<'_> {
             proxmox_api,
             certificates,
             stacks,
+            host_setup,
         }
     }
 

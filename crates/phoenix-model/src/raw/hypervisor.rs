@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::common::{GuestId, RawRule, Secret};
+use super::host::{RawNfs, RawSamba, RawUsers, RawZfs};
 
 /// The hypervisor file.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -38,16 +39,17 @@ pub struct RawHypervisor {
     /// phoenix: how to reach the Proxmox VE API (flags and `PROXMOX_VE_*` take precedence).
     pub proxmox_api: Option<RawProxmoxApi>,
 
-    /// Host setup (not applied yet): host timezone.
-    pub timezone: Option<Value>,
-    /// Host setup (not applied yet): admin user.
-    pub users: Option<Value>,
-    /// Host setup (not applied yet): NFS exports.
-    pub nfs: Option<Value>,
-    /// Host setup (not applied yet): Samba shares.
-    pub samba: Option<Value>,
-    /// Host setup (not applied yet): ZFS pools and datasets.
-    pub zfs: Option<Value>,
+    /// Host setup (`phoenix setup`): the host's time zone (`America/New_York`), written to
+    /// `/etc/timezone`.
+    pub timezone: Option<String>,
+    /// Host setup (read, not applied yet): the admin user.
+    pub users: Option<RawUsers>,
+    /// Host setup (`phoenix setup`): NFS exports.
+    pub nfs: Option<RawNfs>,
+    /// Host setup (`phoenix setup`): the Samba user and shares.
+    pub samba: Option<RawSamba>,
+    /// Host setup (read and checked, not applied yet): ZFS pools and datasets.
+    pub zfs: Option<RawZfs>,
     /// Host setup (not applied yet): Proxmox storage ids.
     pub proxmox_storage_ids: Option<Value>,
     /// Host setup (not applied yet): mount base.
@@ -78,10 +80,7 @@ pub struct RawHypervisor {
 
 /// Top-level hypervisor keys phoenix reads but does not apply yet (host setup).
 pub const HYPERVISOR_NOT_YET: &[&str] = &[
-    "timezone",
     "users",
-    "nfs",
-    "samba",
     "zfs",
     "proxmox_storage_ids",
     "mount_point_base",

@@ -3,10 +3,12 @@
 
 pub mod common;
 pub mod guests;
+pub mod host;
 pub mod hypervisor;
 pub mod stacks;
 
 pub use common::*;
 pub use guests::*;
+pub use host::*;
 pub use hypervisor::*;
 pub use stacks::*;
