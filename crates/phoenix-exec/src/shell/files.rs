@@ -174,7 +174,6 @@ impl HostShell for CountingShell<'_> {
 
     fn create_new(&self, path: &str, content: &str) -> Result<bool, ShellError> {
         self.inner.create_new(path, content)
-
     }
 
     fn run_with_input(

@@ -18,8 +18,8 @@ use crate::values;
 
 mod firewall;
 mod guests;
-mod image;
 mod host;
+mod image;
 mod network;
 mod pki;
 mod zfs;
