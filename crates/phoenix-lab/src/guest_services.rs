@@ -125,7 +125,7 @@ pub fn ensure(
     let pending = match service {
         "nginx" => {
             let include = under(&root, "/etc/nginx/conf.d").join("*.conf");
-            let ready = nginx_ports(&under(&root, "/etc/nginx/conf.d"))
+            let ready: Vec<Listen> = nginx_ports(&under(&root, "/etc/nginx/conf.d"))
                 .into_iter()
                 .map(Listen::TcpPort)
                 .collect();
@@ -133,6 +133,7 @@ pub fn ensure(
             services::write(&conf, &nginx_main(&dir, &name, &include))?;
             let tmp = dir.join(format!("{name}-tmp"));
             std::fs::create_dir_all(&tmp).map_err(|e| LabError::io(&tmp, e))?;
+            free(&ns, &ready);
             launch(
                 &dir,
                 &name,
@@ -160,11 +161,13 @@ pub fn ensure(
                 bin.to_string_lossy().into_owned(),
                 format!("--configFile={}", file.to_string_lossy()),
             ];
-            let ready = traefik_port(d).map(Listen::TcpPort).into_iter().collect();
+            let ready: Vec<Listen> = traefik_port(d).map(Listen::TcpPort).into_iter().collect();
+            free(&ns, &ready);
             launch(&dir, &name, &ns, &argv, "traefik.out", ready)?
         }
         "step-ca" => {
             let ca = lab_ca(d, &t.prefix)?;
+            free(&ns, &[Listen::TcpPort(d.step_ca.port)]);
             match crate::stepca::prepare(d, t, &ca, &dir)? {
                 crate::stepca::Outcome::NoCa => {
                     return Ok(Started::NotInLab(
@@ -195,6 +198,17 @@ pub fn ensure(
     let said = format!("started {name} in {ns}");
     record(&t.prefix, pending.record)?;
     Ok(Started::Started(said))
+}
+
+/// The ports of `ready` freed from any stale listener in `ns` ([`services::free_ports`]).
+fn free(ns: &str, ready: &[Listen]) {
+    let ports: Vec<u16> = ready
+        .iter()
+        .map(|l| match l {
+            Listen::Tcp(_, p) | Listen::Udp(_, p) | Listen::TcpPort(p) => *p,
+        })
+        .collect();
+    services::free_ports(ns, &ports, std::time::Duration::from_secs(3));
 }
 
 /// A process of an earlier start of `name` that was never recorded (its run was killed

@@ -292,21 +292,7 @@ fn proc_hex(addr: Ipv4Addr, port: u16) -> String {
 fn socket_inodes(pid: u32) -> std::collections::BTreeSet<String> {
     let mut procs = vec![pid];
     procs.extend(crate::teardown::descendants(&[pid]));
-    let mut out = std::collections::BTreeSet::new();
-    for p in procs {
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{p}/fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            if let Ok(target) = std::fs::read_link(fd.path()) {
-                let t = target.to_string_lossy();
-                if let Some(inode) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
-                    out.insert(inode.to_string());
-                }
-            }
-        }
-    }
-    out
+    procs.into_iter().flat_map(socket_inodes_of).collect()
 }
 
 /// Does a line of `/proc/PID/net/{tcp,udp}{,6}` match, and is its socket one of `own`?
@@ -319,6 +305,72 @@ fn owned_line(
         let w: Vec<&str> = l.split_whitespace().collect();
         m(&w) && w.get(9).is_some_and(|inode| own.contains(*inode))
     })
+}
+
+/// Stop every process in namespace `ns` that listens on one of `ports` (TERM, then KILL after
+/// `grace`): a service about to start there takes those ports, and the namespace is a lab
+/// guest's own, so a listener found there is a stale one of the lab's (a run killed before it
+/// recorded it). Returns the pids stopped.
+pub(crate) fn free_ports(ns: &str, ports: &[u16], grace: Duration) -> Vec<u32> {
+    if ports.is_empty() {
+        return Vec::new();
+    }
+    let holders = |pids: &[u32]| -> Vec<u32> {
+        pids.iter()
+            .copied()
+            .filter(|&pid| {
+                let own = socket_inodes_of(pid);
+                ports.iter().any(|&port| {
+                    let want = format!(":{port:04X}");
+                    ["tcp", "tcp6"].iter().any(|f| {
+                        std::fs::read_to_string(format!("/proc/{pid}/net/{f}")).is_ok_and(|t| {
+                            owned_line(&t, &own, |w| {
+                                w.get(1).is_some_and(|a| a.ends_with(&want))
+                                    && w.get(3) == Some(&"0A")
+                            })
+                        })
+                    })
+                })
+            })
+            .collect()
+    };
+    let stale = holders(&pids_in(&[ns.to_string()]));
+    for pid in &stale {
+        let _ = crate::run::output("kill", &["-TERM", "--", &pid.to_string()]);
+    }
+    let start = Instant::now();
+    loop {
+        let left = holders(&stale);
+        if left.is_empty() {
+            break;
+        }
+        if start.elapsed() > grace {
+            for pid in left {
+                let _ = crate::run::output("kill", &["-KILL", "--", &pid.to_string()]);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stale
+}
+
+/// The socket inodes `pid` alone holds open.
+fn socket_inodes_of(pid: u32) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return out;
+    };
+    for fd in fds.flatten() {
+        if let Ok(target) = std::fs::read_link(fd.path()) {
+            let t = target.to_string_lossy();
+            if let Some(inode) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
+                out.insert(inode.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// Does the process `pid` itself (or a child of it) listen on TCP `port` (any address, IPv4
