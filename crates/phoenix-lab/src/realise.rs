@@ -140,14 +140,7 @@ pub fn ensure_network(t: &LabTopology) -> Result<Vec<String>, LabError> {
             let p = Path::new(NETNS_ETC).join(&stray);
             std::fs::remove_dir_all(&p).map_err(|e| LabError::io(&p, e))?;
         }
-        let mut phases = Phases(Vec::new(), Instant::now());
-        let built = build(t, None, Scope::Full, &mut phases).map(drop);
-        if let Err(e) = built {
-            if let Err(cleanup) = down(prefix) {
-                eprintln!("warning: cleanup after a failed lab network {prefix}: {cleanup}");
-            }
-            return Err(e);
-        }
+        build_network(t)?;
         return Ok(vec![format!(
             "the lab's network was built: {} namespaces, {} veth pairs, {} macvlans",
             t.namespaces.len(),
@@ -166,13 +159,7 @@ pub fn ensure_network(t: &LabTopology) -> Result<Vec<String>, LabError> {
             problems.join("; ")
         };
         crate::teardown::down_network(prefix)?;
-        let mut phases = Phases(Vec::new(), Instant::now());
-        if let Err(e) = build(t, None, Scope::Full, &mut phases) {
-            if let Err(cleanup) = crate::teardown::down_network(prefix) {
-                eprintln!("warning: cleanup after a failed lab network {prefix}: {cleanup}");
-            }
-            return Err(e);
-        }
+        build_network(t)?;
         return Ok(vec![format!(
             "the lab's network was incomplete ({why}): built again, its programs restart with their provision steps"
         )]);
@@ -220,6 +207,23 @@ pub fn ensure_network(t: &LabTopology) -> Result<Vec<String>, LabError> {
     let state = serde_json::to_string_pretty(t).map_err(LabError::State)?;
     write(&dir.join("state.json"), &state)?;
     Ok(said)
+}
+
+/// Build the network of `t` and the lab's own world; on failure what was made of the network
+/// is taken down again, the state dir (node root, guest roots, CA) kept, so the next run
+/// observes its guests as stopped and builds again.
+fn build_network(t: &LabTopology) -> Result<(), LabError> {
+    let mut phases = Phases(Vec::new(), Instant::now());
+    let built = build(t, None, Scope::Full, &mut phases).map(drop);
+    if built.is_err()
+        && let Err(cleanup) = crate::teardown::down_network(&t.prefix)
+    {
+        eprintln!(
+            "warning: cleanup after a failed lab network {}: {cleanup}",
+            t.prefix
+        );
+    }
+    built
 }
 
 /// What is missing from the lab's network for `t` (empty: complete, or nothing is up):
