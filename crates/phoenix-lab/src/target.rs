@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use phoenix_exec::guest::observe::{guest_certificates, guest_files, managed_paths};
+use phoenix_exec::guest::observe::{guest_certificates, guest_files, managed_paths_of};
 use phoenix_exec::journal::{Journal, apply_waves};
 use phoenix_exec::plan::{PlanInput, plan_target};
 use phoenix_exec::target::{Failure, Stage, SyncRequest, Target};
@@ -160,7 +160,14 @@ impl Target for LabTarget {
             });
         }
         let pki = self.pki(d);
-        let mut paths = managed_paths(d, &self.opts, req, pki.as_ref())?;
+        let rendered = phoenix_render::render_all(d, &self.opts).map_err(|e| {
+            Failure::new(
+                Stage::Plan,
+                format!("render: {e}"),
+                "`phoenix render` shows the same error",
+            )
+        })?;
+        let mut paths = managed_paths_of(rendered.clone(), req, pki.as_ref());
         paths.extend(
             phoenix_plan::vendor::snippet_files(d, &state)
                 .into_iter()
@@ -172,7 +179,6 @@ impl Target for LabTarget {
                 .map_err(|e| observe_failure("observe the lab node's files", e))?;
         }
         let certificates = req.request == Request::SyncAll && req.includes(Subsystem::Pki);
-        let rendered = phoenix_render::render_all(d, &self.opts).unwrap_or_default();
         for g in state
             .guests
             .iter()

@@ -29,16 +29,25 @@ pub fn managed_paths(
             "`phoenix render` shows the same error",
         )
     })?;
+    Ok(managed_paths_of(files, req, pki))
+}
+
+/// [`managed_paths`] of files already rendered.
+pub fn managed_paths_of(
+    files: Vec<phoenix_render::RenderedFile>,
+    req: &SyncRequest,
+    pki: Option<&phoenix_plan::PkiContext>,
+) -> Vec<(FileTarget, String)> {
     let trust = pki
         .map(|p| phoenix_plan::certs::trust_files(&p.trust))
         .unwrap_or_default();
-    Ok(files
+    files
         .into_iter()
         .chain(trust.into_iter().filter(|_| req.includes(Subsystem::Pki)))
         .map(|f| (f.target, f.path))
         .filter(|(t, p)| subsystem::of_file(t, p) != Subsystem::Firewall)
         .filter(|(t, p)| req.includes(subsystem::of_file(t, p)))
-        .collect())
+        .collect()
 }
 
 /// The files of `wanted` inside `exec`'s guest, with owner, group and mode when
