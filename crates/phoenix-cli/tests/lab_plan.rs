@@ -30,14 +30,19 @@ fn changed(v: &Value) -> Vec<Value> {
     done(v).into_iter().map(|(_, a)| a).collect()
 }
 
-/// The route check's evidence (it failed).
-fn route_failure(v: &Value) -> String {
-    let route = v["verify"]["results"]
+/// The verify check `id` of a sync document.
+fn check<'v>(v: &'v Value, id: &str) -> &'v Value {
+    v["verify"]["results"]
         .as_array()
         .expect("results")
         .iter()
-        .find(|r| r["id"] == "route/portainer.internal.thinkheads.ai")
-        .expect("the route check");
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("no check {id}"))
+}
+
+/// The route check's evidence (it failed).
+fn route_failure(v: &Value) -> String {
+    let route = check(v, "route/portainer.internal.thinkheads.ai");
     assert_eq!(route["status"], "fail", "{route:#}");
     route["evidence"].as_str().unwrap_or_default().to_string()
 }
@@ -102,8 +107,7 @@ fn lab_route_change_rewrites_only_its_file() {
         "{evidence}"
     );
 
-    let down = phoenix(&["lab", "down", "--prefix", &prefix]);
-    assert!(down.status.success(), "lab down: {}", text(&down.stderr));
+    lab_down(&prefix);
     drop(guard);
     assert_gone(&prefix);
 }
@@ -146,8 +150,7 @@ fn lab_gateway_without_nginx_feature_fails_at_the_gateway() {
     let evidence = route_failure(&v);
     assert!(evidence.contains("hop 1/3"), "{evidence}");
 
-    let down = phoenix(&["lab", "down", "--prefix", &prefix]);
-    assert!(down.status.success(), "lab down: {}", text(&down.stderr));
+    lab_down(&prefix);
     drop(guard);
     assert_gone(&prefix);
 }
@@ -228,16 +231,10 @@ fn lab_rootesting_runs_only_what_its_plan_starts() {
         "{notes:#?}"
     );
     assert_eq!(code, Some(1), "verify fails");
-    let hop1 = v["verify"]["results"]
-        .as_array()
-        .expect("results")
-        .iter()
-        .find(|r| r["id"] == "route/portainer.internal.thinkheads.ai/hop1")
-        .expect("hop 1");
+    let hop1 = check(&v, "route/portainer.internal.thinkheads.ai/hop1");
     assert_eq!(hop1["status"], "fail", "{hop1:#}");
 
-    let down = phoenix(&["lab", "down", "--prefix", &prefix]);
-    assert!(down.status.success(), "lab down: {}", text(&down.stderr));
+    lab_down(&prefix);
     drop(guard);
     assert_gone(&prefix);
 }

@@ -80,8 +80,7 @@ fn sync_lab_provision_applies_once_and_repairs_a_changed_file() {
         "{}",
         unit.display()
     );
-    let down = phoenix(&["lab", "down", "--prefix", &prefix]);
-    assert!(down.status.success(), "lab down: {}", text(&down.stderr));
+    lab_down(&prefix);
     drop(guard);
     assert_gone(&prefix);
 }

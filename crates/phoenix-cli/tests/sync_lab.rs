@@ -231,8 +231,7 @@ fn sync_lab_builds_verifies_and_second_run_changes_nothing() {
     let (_, v) = sync(&prefix);
     assert_eq!(planned(&v), 0, "{:#}", v["plan"]);
 
-    let down = phoenix(&["lab", "down", "--prefix", &prefix]);
-    assert!(down.status.success(), "lab down: {}", text(&down.stderr));
+    lab_down(&prefix);
     drop(guard);
     assert_gone(&prefix);
 }
@@ -325,8 +324,7 @@ fn sync_lab_killed_halfway_converges_next_time() {
         assert_eq!(planned(&v), 0, "after a kill at {point}: {:#}", v["plan"]);
         assert!(done(&v).is_empty(), "{:?}", done(&v));
         // Next round starts from scratch.
-        let down = phoenix(&["lab", "down", "--prefix", &prefix]);
-        assert!(down.status.success(), "{}", text(&down.stderr));
+        lab_down(&prefix);
         assert_gone(&prefix);
     }
     drop(guard);
@@ -412,8 +410,7 @@ fn sync_lab_probes_conclude_under_packet_loss() {
         "{pass} of {}",
         results.len()
     );
-    let down = phoenix(&["lab", "down", "--prefix", &prefix]);
-    assert!(down.status.success());
+    lab_down(&prefix);
     drop(guard);
     assert_gone(&prefix);
 }
@@ -566,8 +563,7 @@ fn sync_lab_swarm_faults_are_named_and_repaired() {
         "only overlay checks fail: {failed:#?}"
     );
 
-    let down = phoenix(&["lab", "down", "--prefix", &prefix]);
-    assert!(down.status.success(), "{}", text(&down.stderr));
+    lab_down(&prefix);
     drop(guard);
     assert_gone(&prefix);
 }

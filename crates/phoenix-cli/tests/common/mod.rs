@@ -190,6 +190,12 @@ pub fn foreign_backend_cert(name: &str) -> (String, String) {
     (leaf.cert_file(false), leaf.key.expose().to_string())
 }
 
+/// `phoenix lab down --prefix PREFIX`, which must succeed.
+pub fn lab_down(prefix: &str) {
+    let down = phoenix(&["lab", "down", "--prefix", prefix]);
+    assert!(down.status.success(), "lab down: {}", text(&down.stderr));
+}
+
 pub fn assert_gone(prefix: &str) {
     let listed = text(
         &Command::new("ip")
