@@ -535,12 +535,35 @@ pub fn converge_swarm(
     if !wanted {
         return Ok(Vec::new());
     }
-    let Some(st) = crate::swarm::up(d, t, false)? else {
+    let stand_in = crate::ingress::swarm_stand_in_for(d, t)?;
+    // The stand-in's image goes into its engine while the Swarm forms (nothing shared).
+    let (st, preloaded) = std::thread::scope(|scope| {
+        let preload = stand_in
+            .as_ref()
+            .map(|si| scope.spawn(|| crate::swarm::service::preload_image(&sp, si.guest)));
+        let st = crate::swarm::up(d, t, false);
+        let preloaded = preload.map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(LabError::Provision("the image import panicked".into())))
+        });
+        (st, preloaded)
+    });
+    let Some(st) = st? else {
         return Ok(Vec::new());
     };
     let mut changes = st.changes;
-    if let Some(si) = crate::ingress::swarm_stand_in_for(d, t)? {
-        changes.extend(crate::ingress::deploy_swarm_stand_in(&st.plan, &si)?);
+    if let Some(p) = preloaded {
+        changes.extend(p?);
     }
+    // verify's probe containers start while the stand-in's task is scheduled (the first
+    // verify then finds them attached; they are instruments, not part of the plan).
+    let deployed = std::thread::scope(|scope| {
+        scope.spawn(|| crate::swarm::checks::start_probes(&st.plan));
+        stand_in
+            .as_ref()
+            .map(|si| crate::ingress::deploy_swarm_stand_in(&st.plan, si))
+            .transpose()
+    });
+    changes.extend(deployed?.unwrap_or_default());
     Ok(changes)
 }

@@ -437,9 +437,42 @@ pub fn up(
     }
     engines.sort_by_key(|e| e.guest);
     mark("engines", &mut phases);
-    rt.block_on(import_images(&plan, &mut changes))?;
-    mark("image", &mut phases);
-    // Membership, labels and the overlay: the same code as on a Proxmox node (`members`).
+    // The probes' image goes in beside the membership work (the same engines, nothing shared).
+    let plan_ref = &plan;
+    let (imported, members_done) = std::thread::scope(|scope| {
+        let images = scope.spawn(move || {
+            let mut said = Vec::new();
+            runtime()?.block_on(import_images(plan_ref, &mut said))?;
+            Ok::<_, LabError>(said)
+        });
+        let members_done = converge_members(d, plan_ref, &mut mark, &mut phases);
+        let imported = images
+            .join()
+            .unwrap_or_else(|_| Err(swarm_err("the image import panicked")));
+        (imported, members_done)
+    });
+    changes.extend(imported?);
+    changes.extend(members_done?);
+    let state = SwarmState {
+        plan,
+        engines,
+        changes,
+        elapsed_ms: start.elapsed().as_millis(),
+        phases,
+    };
+    let path = state_dir(&t.prefix).join(SWARM_FILE);
+    let text = serde_json::to_string_pretty(&state).map_err(LabError::State)?;
+    std::fs::write(&path, text).map_err(|e| LabError::io(&path, e))?;
+    Ok(Some(state))
+}
+
+/// Membership, labels and the overlay: the same code as on a Proxmox node (`members`).
+fn converge_members(
+    d: &DesiredState,
+    plan: &SwarmPlan,
+    mark: &mut impl FnMut(&str, &mut Vec<(String, u128)>),
+    phases: &mut Vec<(String, u128)>,
+) -> Result<Vec<String>, LabError> {
     let desired = phoenix_plan::swarm::desired(d)
         .ok_or_else(|| swarm_err("the model's Swarm has no node with a static address"))?;
     let clients = plan
@@ -456,23 +489,13 @@ pub fn up(
             client: c,
         })
         .collect();
-    changes.extend(members::init(&desired, &nodes, &plan.addr_pool)?);
-    mark("init", &mut phases);
+    let mut changes = members::init(&desired, &nodes, &plan.addr_pool)?;
+    mark("init", phases);
     changes.extend(members::join(&desired, &nodes)?);
-    mark("join and labels", &mut phases);
+    mark("join and labels", phases);
     changes.extend(members::overlays(&desired, &nodes)?);
-    mark("network", &mut phases);
-    let state = SwarmState {
-        plan,
-        engines,
-        changes,
-        elapsed_ms: start.elapsed().as_millis(),
-        phases,
-    };
-    let path = state_dir(&t.prefix).join(SWARM_FILE);
-    let text = serde_json::to_string_pretty(&state).map_err(LabError::State)?;
-    std::fs::write(&path, text).map_err(|e| LabError::io(&path, e))?;
-    Ok(Some(state))
+    mark("network", phases);
+    Ok(changes)
 }
 
 /// Import the image into every engine that lacks it.

@@ -305,15 +305,26 @@ fn underlay_pair(a: &SwarmNode, b: &SwarmNode) -> SwarmCheck {
     let t = Timer::start();
     let peer = SocketAddr::from((b.addr, GOSSIP_PORT));
     let addr = b.addr.to_string();
-    let icmp = match output(
-        "ip",
-        &["netns", "exec", &a.ns, "ping", "-c1", "-W0.5", &addr],
-    ) {
-        Ok(o) if o.status.success() => "icmp echo answered".to_string(),
-        Ok(_) => "icmp echo unanswered (a guest firewall may drop it)".to_string(),
-        Err(e) => format!("icmp echo not sent: {e}"),
-    };
-    let r = match connect_from(&a.ns, peer) {
+    // The echo is informational (a guest firewall may drop it): sent alongside the TCP
+    // connect that decides, and waited for a quarter second (a veth pair answers in µs).
+    let (icmp, connected) = std::thread::scope(|scope| {
+        let echo = scope.spawn(|| {
+            match output(
+                "ip",
+                &["netns", "exec", &a.ns, "ping", "-c1", "-W0.25", &addr],
+            ) {
+                Ok(o) if o.status.success() => "icmp echo answered".to_string(),
+                Ok(_) => "icmp echo unanswered (a guest firewall may drop it)".to_string(),
+                Err(e) => format!("icmp echo not sent: {e}"),
+            }
+        });
+        let connected = connect_from(&a.ns, peer);
+        let icmp = echo
+            .join()
+            .unwrap_or_else(|_| "icmp echo not sent: the probing thread panicked".to_string());
+        (icmp, connected)
+    });
+    let r = match connected {
         Ok(took) => Ok(format!(
             "tcp {peer} connected in {} µs; {icmp}",
             took.as_micros()
@@ -576,31 +587,51 @@ pub fn overlay(plan: &SwarmPlan) -> Vec<SwarmCheck> {
             .map(|n| n.guest)
             .zip(probes.iter())
             .collect();
-        let mut out = Vec::new();
-        for n in &plan.nodes {
-            let t = Timer::start();
-            let r = match by_guest.get(&n.guest) {
-                Some(Ok(p)) => mtu(p, plan).await,
-                Some(Err(e)) => Err(e.clone()),
-                None => Err("no probe".into()),
-            };
-            out.push(t.done(
-                format!("swarm/overlay-mtu/{}", n.guest),
-                n.label(),
-                "the overlay interface MTU is the underlay MTU − 50",
-                r,
-            ));
-        }
+        // The MTU checks and the pairs' pings all at once: each is a few `docker exec`s.
+        let mtus = plan.nodes.iter().map(|n| {
+            let probe = by_guest.get(&n.guest).copied();
+            async move {
+                let t = Timer::start();
+                let r = match probe {
+                    Some(Ok(p)) => mtu(p, plan).await,
+                    Some(Err(e)) => Err(e.clone()),
+                    None => Err("no probe".into()),
+                };
+                t.done(
+                    format!("swarm/overlay-mtu/{}", n.guest),
+                    n.label(),
+                    "the overlay interface MTU is the underlay MTU − 50",
+                    r,
+                )
+            }
+        });
         let pair_checks = pairs(plan).into_iter().map(|(a, b)| {
             let pa = by_guest.get(&a.guest).copied();
             let pb = by_guest.get(&b.guest).copied();
             overlay_pair(plan, a, b, pa, pb)
         });
-        for checks in futures_util::future::join_all(pair_checks).await {
-            out.extend(checks);
-        }
+        let (mut out, pairs_done) = futures_util::future::join(
+            futures_util::future::join_all(mtus),
+            futures_util::future::join_all(pair_checks),
+        )
+        .await;
+        out.extend(pairs_done.into_iter().flatten());
         out
     })
+}
+
+/// The probe containers started and their nodes' overlay peers settled ahead of the first
+/// [`overlay`], which then reuses them: a sync starts them while the stand-in's task is
+/// being scheduled. Best effort: whatever fails here, [`overlay`] tries again and says why.
+pub fn start_probes(plan: &SwarmPlan) {
+    let Ok(rt) = runtime() else {
+        return;
+    };
+    rt.block_on(async {
+        let starts = plan.nodes.iter().map(|n| start_probe(plan, n));
+        let probes: Vec<Result<Probe, String>> = futures_util::future::join_all(starts).await;
+        converge_peers(plan, &probes).await;
+    });
 }
 
 /// Remove the probe containers (they are otherwise reused by the next [`overlay`]).
@@ -733,22 +764,26 @@ async fn overlay_pair(
         kinds[0].1,
         r,
     ));
-    let t = Timer::start();
-    let r = poll(p, &ping_by_name(&peer.addr), RETRIES, OVERLAY_DEADLINE).await;
-    out.push(t.done(
+    // Once names answer the overlay carries traffic: the address and the one-MTU pings
+    // together.
+    let by_addr = async {
+        let t = Timer::start();
+        let r = poll(p, &ping_by_name(&peer.addr), RETRIES, OVERLAY_DEADLINE).await;
+        (t, r)
+    };
+    let df = async {
+        let t = Timer::start();
+        let argv = ping_df(&peer.addr, plan.overlay_mtu);
+        let r = poll(p, &argv, RETRIES, OVERLAY_DEADLINE).await;
+        (t, r)
+    };
+    let ((t_addr, r_addr), (t, r)) = futures_util::future::join(by_addr, df).await;
+    out.push(t_addr.done(
         format!("swarm/{}/{id}", kinds[1].0),
         subject.clone(),
         kinds[1].1,
-        r,
+        r_addr,
     ));
-    let t = Timer::start();
-    let r = poll(
-        p,
-        &ping_df(&peer.addr, plan.overlay_mtu),
-        RETRIES,
-        OVERLAY_DEADLINE,
-    )
-    .await;
     out.push(t.done(format!("swarm/{}/{id}", kinds[2].0), subject, kinds[2].1, r));
     out
 }

@@ -436,6 +436,25 @@ pub fn deploy(plan: &SwarmPlan, s: &StandIn) -> Result<Vec<String>, LabError> {
     Ok(changes)
 }
 
+/// The stand-in's nginx image put into guest `guest`'s engine ahead of [`deploy`] (which
+/// then finds it), so the import runs beside the Swarm's membership work; what it did.
+pub fn preload_image(plan: &SwarmPlan, guest: u32) -> Result<Vec<String>, LabError> {
+    let node = plan
+        .node(guest)
+        .ok_or_else(|| swarm_err(format!("guest {guest} is not a Swarm node")))?;
+    let mut changes = Vec::new();
+    let tar = nginx_rootfs_tar(plan);
+    if build_nginx_rootfs(&tar)? {
+        changes.push(format!("built the nginx image rootfs {}", p(&tar)));
+    }
+    let bytes = std::fs::read(&tar).map_err(|e| LabError::io(&tar, e))?;
+    runtime()?.block_on(async {
+        let nc = client(node)?;
+        ensure_image(node, &nc, bytes, &mut changes).await
+    })?;
+    Ok(changes)
+}
+
 /// Import the nginx image into `n` unless its rootfs label matches; its image ID.
 async fn ensure_image(
     n: &SwarmNode,

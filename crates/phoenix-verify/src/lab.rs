@@ -69,7 +69,10 @@ impl Default for Deadlines {
             dhcp: Duration::from_secs(2),
             dns: Duration::from_secs(2),
             egress: Duration::from_secs(2),
-            denied: Duration::from_millis(800),
+            // Every lab address is across a veth pair: an admitted SYN is answered within the
+            // sender's own softirq, microseconds later, so a quarter second of silence is a
+            // drop, not a slow peer (a node's probes keep their own, longer deadlines).
+            denied: Duration::from_millis(250),
             route: Duration::from_millis(2500),
         }
     }
