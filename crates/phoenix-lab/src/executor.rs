@@ -497,17 +497,31 @@ pub fn load_firewall(
 ) -> Result<(), LabError> {
     node.set_firewall(fw)?;
     let present: BTreeSet<String> = crate::teardown::namespaces(&t.prefix).into_iter().collect();
-    for (ns, text) in crate::guestfw::rulesets(d, t) {
-        if !present.contains(&ns) {
-            continue;
-        }
-        let want = crate::guestfw::fingerprint_of(&text);
-        if want.is_some() && crate::guestfw::observed_fingerprint(&ns) == want {
-            continue;
-        }
-        crate::guestfw::load(&ns, &text, &state_dir(&t.prefix))?;
-    }
-    Ok(())
+    let dir = state_dir(&t.prefix);
+    // Each guest's table is its own namespace's: all compared and loaded at once.
+    std::thread::scope(|scope| {
+        let loads: Vec<_> = crate::guestfw::rulesets(d, t)
+            .into_iter()
+            .filter(|(ns, _)| present.contains(ns))
+            .map(|(ns, text)| {
+                let dir = &dir;
+                scope.spawn(move || {
+                    let want = crate::guestfw::fingerprint_of(&text);
+                    if want.is_some() && crate::guestfw::observed_fingerprint(&ns) == want {
+                        return Ok(());
+                    }
+                    crate::guestfw::load(&ns, &text, dir).map(drop)
+                })
+            })
+            .collect();
+        loads.into_iter().try_for_each(|h| {
+            h.join().unwrap_or_else(|_| {
+                Err(LabError::Provision(
+                    "loading a guest's firewall panicked".into(),
+                ))
+            })
+        })
+    })
 }
 
 /// The Swarm after the waves, as on a node: the engines the plan's `docker` steps started,
