@@ -264,6 +264,16 @@ impl Target for LabTarget {
         }
         journal
     }
+
+    fn export(&self, observed: &LabObserved) -> phoenix_exec::saved::ObservedExport {
+        phoenix_exec::saved::ObservedExport {
+            format_version: phoenix_exec::saved::FORMAT_VERSION,
+            target: format!("lab {}", self.prefix),
+            state: observed.state.clone(),
+            existing: observed.existing.clone(),
+            firewall: observed.firewall.clone(),
+        }
+    }
 }
 
 /// Is there anything of lab `prefix` (namespaces, `/etc/netns` entries, the state dir)?
