@@ -27,6 +27,7 @@ mod sync_cmd;
 mod sync_lab;
 mod verify_cmd;
 mod verify_pve;
+mod workflow;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -65,6 +66,7 @@ fn main() -> ExitCode {
         Command::Lab(args) => lab_cmd::run(&args),
         Command::Sync { command } => sync_cmd::run(&command),
         Command::Verify(args) => verify_cmd::run(&args),
+        Command::Observe(args) => workflow::observe(&args),
         Command::Status(args) => status_cmd::run(&args),
         Command::Apply(args) => sync_cmd::apply_verb(&args),
         Command::Setup(args) => setup_cmd::run(&args),
