@@ -200,3 +200,70 @@ fn saved_plan_applies_then_refuses_after_drift_on_a_node() {
     assert_eq!(code, 0, "{err}\n{out}");
     assert_eq!(guest_config(&pve, "lxc", 102)["memory"], 3072);
 }
+
+/// `cmd` run on a pseudo-terminal (util-linux `script`) with `answer` typed in: exit code
+/// and what the terminal showed.
+fn on_terminal(cmd: &Command, answer: &str) -> (i32, String) {
+    use std::io::Write;
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', r"'\''"));
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(quote)
+        .collect();
+    let mut script = Command::new("script");
+    script
+        .args(["-qec", &line.join(" "), "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let mut child = script.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn a_node_sync_on_a_terminal_asks_first() {
+    if !fakepve_available() || Command::new("script").arg("--version").output().is_err() {
+        return;
+    }
+    let pve = FakePve::start(&storages());
+    let root = tempfile::tempdir().unwrap();
+    let sync = node_cmd_asking(
+        &pve,
+        root.path(),
+        &homelab_dir(),
+        &["sync", "all", "--target", "pve", "--image-store", "local"],
+    );
+    let (code, shown) = on_terminal(&sync, "n\n");
+    assert_eq!(code, 1, "{shown}");
+    assert!(shown.contains("Apply these "), "{shown}");
+    assert!(shown.contains(" changes to pve1? [y/N]"), "{shown}");
+    assert!(
+        shown.contains("wave 1:"),
+        "the plan is shown first: {shown}"
+    );
+    assert!(shown.contains("not applied"), "{shown}");
+    assert_eq!(
+        guest_status(&pve, "lxc", 101),
+        None,
+        "a declined run changed the node"
+    );
+    let (code, shown) = on_terminal(&sync, "y\n");
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("journal:"), "{shown}");
+    assert!(guest_status(&pve, "lxc", 101).is_some());
+}
