@@ -21,12 +21,32 @@ impl Drop for Lab {
 
 /// The configuration copied to `to`, with guest 102's first firewall rule on `port`.
 fn config_with_port(to: &Path, port: &str) {
+    config_with(to, |v| {
+        v["lxc_configs"]["102"]["firewall"]["rules"][0]["port"] = port.into()
+    });
+}
+
+/// The configuration copied to `to` and changed by `edit` (on the LXC file's JSON).
+fn config_with(to: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     copy_tree(Path::new(CONFIG), to);
     let file = to.join("phoenix_lxc_configs.json");
     let mut v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    v["lxc_configs"]["102"]["firewall"]["rules"][0]["port"] = port.into();
+    edit(&mut v);
     std::fs::write(&file, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+/// The actions of `plan --target lab -o json` against `config`.
+fn planned_actions(base: &[&str], config: &str) -> Vec<serde_json::Value> {
+    let (code, out, err) = run(&[&["plan"], base, &["--config", config, "-o", "json"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    plan["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| w["actions"].as_array().unwrap().clone())
+        .collect()
 }
 
 /// Exit code, stdout, stderr of `phoenix ARGS`.
@@ -91,6 +111,67 @@ fn plan_target_lab_shows_a_firewall_edit_and_saved_plans_hold() {
     assert!(
         shown.contains("0 to create, 1 to change, 0 to delete"),
         "{shown}"
+    );
+
+    // An address changed: the guest's net0 field and what names the address, no restart.
+    let readdressed = work.path().join("readdressed");
+    config_with(&readdressed, |v| {
+        v["lxc_configs"]["103"]["network_config"]["ip"] = "172.16.100.14/24".into()
+    });
+    let actions = planned_actions(&base, readdressed.to_str().unwrap());
+    let kinds: Vec<&str> = actions
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["write_file", "firewall", "update_guest", "write_file"],
+        "{actions:#?}"
+    );
+    assert_eq!(actions[0]["path"], "/etc/dnsmasq.d/phoenix.conf");
+    assert_eq!(
+        actions[1]["change"]["cidr"], "172.16.100.14",
+        "{:#}",
+        actions[1]
+    );
+    assert_eq!(actions[2]["id"], 103);
+    let net0 = actions[2]["set"]["net0"].as_str().unwrap();
+    assert!(net0.contains("ip=172.16.100.14/24"), "{net0}");
+    assert_eq!(actions[3]["path"], "/etc/traefik/dynamic/phoenix.yml");
+
+    // A new guest: its own actions, the name and alias it adds, nothing else started.
+    let grown = work.path().join("grown");
+    config_with(&grown, |v| {
+        let mut g = v["lxc_configs"]["103"].clone();
+        g["name"] = "extra".into();
+        g["network_config"]["ip"] = "172.16.100.15/24".into();
+        g["network_config"]["hwaddr"] = "02:00:00:01:04:00".into();
+        g["features"] = serde_json::json!([]);
+        g["boot_order"] = 9.into();
+        let o = g.as_object_mut().unwrap();
+        o.remove("firewall");
+        o.remove("traefik_service");
+        v["lxc_configs"]["104"] = g;
+    });
+    let actions = planned_actions(&base, grown.to_str().unwrap());
+    let about = |a: &serde_json::Value| {
+        a["id"]
+            .as_u64()
+            .or(a["scope"]["id"].as_u64())
+            .or(a["target"]["id"].as_u64())
+    };
+    let others: Vec<&serde_json::Value> =
+        actions.iter().filter(|a| about(a) != Some(104)).collect();
+    assert_eq!(others.len(), 2, "{others:#?}");
+    assert_eq!(others[0]["path"], "/etc/dnsmasq.d/phoenix.conf");
+    assert_eq!(others[1]["change"]["op"], "create_alias", "{:#}", others[1]);
+    let kinds: Vec<&str> = actions
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"create_guest") && kinds.contains(&"start_guest"),
+        "{kinds:?}"
     );
 
     // Saved, then the lab moves (another rule applied) before the saved plan: refused.
