@@ -85,9 +85,16 @@ fn parse() -> Result<Cli, u8> {
     cmd.build();
     let mut args = std::env::args_os();
     let program = args.next().unwrap_or_else(|| "phoenix".into());
-    let args = match cmd.find_subcommand("apply") {
-        Some(apply) => argv::apply_flags_first(apply, args.collect()),
-        None => args.collect(),
+    let args: Vec<std::ffi::OsString> = args.collect();
+    // `apply` and `plan` take their flags after the verb too (`plan stop 102 --target pve`).
+    let verb_command = args
+        .first()
+        .and_then(|a| a.to_str())
+        .filter(|name| matches!(*name, "apply" | "plan"))
+        .and_then(|name| cmd.find_subcommand(name));
+    let args = match verb_command {
+        Some(c) => argv::apply_flags_first(c, args),
+        None => args,
     };
     let matches = match cmd.try_get_matches_from_mut(std::iter::once(program).chain(args)) {
         Ok(m) => m,

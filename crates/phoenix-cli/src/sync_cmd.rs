@@ -214,7 +214,7 @@ pub(crate) fn run_pve(args: &SyncAllArgs, request: &Request, mode: &Mode<'_>) ->
         args,
         saved.as_ref(),
         &req,
-        true,
+        !dry_run,
         *request != Request::SyncAll,
     );
     let run = phoenix_exec::target::sync_all_gated(

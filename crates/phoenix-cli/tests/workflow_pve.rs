@@ -196,9 +196,27 @@ fn saved_plan_applies_then_refuses_after_drift_on_a_node() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("the configuration changed"), "{err}");
     set_memory(&config, "102", 3072);
+    let (code, _, err) = run(cmd(&[&sync_plan[..], &["--dry-run"]].concat()));
+    assert_eq!(code, 0, "a dry run checks the saved plan: {err}");
     let (code, out, err) = run(cmd(&sync_plan));
     assert_eq!(code, 0, "{err}\n{out}");
     assert_eq!(guest_config(&pve, "lxc", 102)["memory"], 3072);
+
+    // `apply VERB --plan`: the verb's saved plan applies; another verb's is refused.
+    let (code, _, err) = run(cmd(&[
+        "plan", "--target", "pve", "--out", plan_arg, "stop", "102",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let apply = |verb: &str| cmd(&["apply", "--target", "pve", "--plan", plan_arg, verb, "102"]);
+    let (code, _, err) = run(apply("start"));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("the saved plan was made for `stop 102`"),
+        "{err}"
+    );
+    let (code, _, err) = run(apply("stop"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(guest_status(&pve, "lxc", 102).as_deref(), Some("stopped"));
 }
 
 /// `cmd` run on a pseudo-terminal (util-linux `script`) with `answer` typed in: exit code

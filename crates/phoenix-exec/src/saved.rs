@@ -7,10 +7,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use phoenix_model::model::GuestId;
-use phoenix_plan::ObservedState;
 use phoenix_plan::fingerprint::{self, Fingerprints};
 use phoenix_plan::firewall_api::FirewallState;
 use phoenix_plan::plan::Plan;
+use phoenix_plan::{ObservedState, Request};
 use serde::{Deserialize, Serialize};
 
 use crate::target::{Failure, Stage, SyncRequest};
@@ -100,9 +100,25 @@ fn action_lines(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
+/// The request as the operator types it (`sync all`, `stop 102`, `delete 102 --force`).
+fn request_name(r: &Request) -> String {
+    match r {
+        Request::SyncAll => "sync all".into(),
+        Request::Create(id) => format!("create {id}"),
+        Request::Converge(id) => format!("converge {id}"),
+        Request::LetsGo => "LetsGo".into(),
+        Request::Start(id) => format!("start {id}"),
+        Request::Stop(id) => format!("stop {id}"),
+        Request::Restart(id) => format!("restart {id}"),
+        Request::Shutdown => "shutdown".into(),
+        Request::Delete { id, force: false } => format!("delete {id}"),
+        Request::Delete { id, force: true } => format!("delete {id} --force"),
+    }
+}
+
 fn request_of(req: &SyncRequest) -> (String, Vec<String>) {
     (
-        format!("{:?}", req.request),
+        request_name(&req.request),
         req.only.iter().map(|s| s.to_string()).collect(),
     )
 }
@@ -226,7 +242,7 @@ impl SavedPlan {
             != (self.request.as_str(), &self.only, self.provision)
         {
             return refuse(format!(
-                "the saved plan was made for {} (only {:?}, provision {}), not for {request} (only {only:?}, provision {})",
+                "the saved plan was made for `{}` (only {:?}, provision {}), not for `{request}` (only {only:?}, provision {})",
                 self.request, self.only, self.provision, req.provision
             ));
         }

@@ -142,8 +142,8 @@ pub fn sync_all<T: Target>(
     sync_all_gated(target, d, req, swarm, progress, None)
 }
 
-/// [`sync_all`], asking `gate` with the plan and the observation before applying (never on a
-/// dry run).
+/// [`sync_all`], asking `gate` with the plan and the observation before applying (on a dry
+/// run too: a saved plan is then checked without applying it).
 pub fn sync_all_gated<T: Target>(
     target: &mut T,
     d: &DesiredState,
@@ -162,6 +162,9 @@ pub fn sync_all_gated<T: Target>(
         plan.set_swarm(actions);
         plan.notes.extend(notes);
     }
+    if let Some(gate) = gate {
+        gate(&plan, &target.export(&observed))?;
+    }
     if req.dry_run {
         return Ok(SyncRun {
             observed,
@@ -169,9 +172,6 @@ pub fn sync_all_gated<T: Target>(
             journal: None,
             swarm_applied: Vec::new(),
         });
-    }
-    if let Some(gate) = gate {
-        gate(&plan, &target.export(&observed))?;
     }
     progress(APPLYING);
     let journal = target.apply(d, &plan, &observed, progress);
