@@ -113,6 +113,27 @@ fn plan_target_lab_shows_a_firewall_edit_and_saved_plans_hold() {
         "{shown}"
     );
 
+    // observe → the offline plan against it: the same actions as planning on the lab.
+    let (code, observed, err) = run(&[&["observe"], &base[..], &["--config", edited]].concat());
+    assert_eq!(code, 0, "{err}");
+    let observed_file = work.path().join("observed.json");
+    std::fs::write(&observed_file, observed).unwrap();
+    let (code, offline, err) = run(&[
+        "plan",
+        "--config",
+        edited,
+        "-o",
+        "json",
+        "--observed",
+        observed_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let offline: serde_json::Value = serde_json::from_str(&offline).unwrap();
+    assert_eq!(
+        offline["waves"], plan["waves"],
+        "offline and on the lab differ"
+    );
+
     // An address changed: the guest's net0 field and what names the address, no restart.
     let readdressed = work.path().join("readdressed");
     config_with(&readdressed, |v| {
