@@ -14,7 +14,7 @@ use phoenix_pve::apply::{Journal, Outcome};
 use phoenix_pve::target::PveTarget;
 
 use crate::cli::{ApplyArgs, OutputFormat, SyncAllArgs, SyncCommand, SyncTarget};
-use crate::failure::{error, report_failure};
+use crate::failure::error;
 use crate::session::{PveSession, connect};
 use crate::workflow::Mode;
 use crate::{config, exit};
@@ -236,7 +236,7 @@ pub(crate) fn run_pve(args: &SyncAllArgs, request: &Request, mode: &Mode<'_>) ->
         swarm_applied,
     } = match run {
         Ok(r) => r,
-        Err(f) => return report_failure(&f),
+        Err(f) => return crate::workflow::report_failure(&f, dry_run),
     };
     plan.notes.extend(material_notes);
     if !matches!(mode, Mode::Sync) {

@@ -141,7 +141,7 @@ pub(crate) fn run_mode(args: &SyncAllArgs, mode: &Mode<'_>) -> u8 {
         Ok(r) => r,
         Err(f) => {
             progress.finish();
-            return crate::failure::report_failure(&f);
+            return crate::workflow::report_failure(&f, dry_run);
         }
     };
     let json = matches!(args.output, OutputFormat::Json);

@@ -297,3 +297,15 @@ pub(crate) fn plan_on_target(
     };
     run_on(&sync_args_of_plan(args, target), request, &mode)
 }
+
+/// The pipeline's failure: as [`crate::failure::report_failure`], except that a run that
+/// changes nothing (a dry run, `plan --target`, `observe`) never exits 3 (apply failed): an
+/// observation that failed is 1 there.
+pub(crate) fn report_failure(f: &Failure, dry_run: bool) -> u8 {
+    let code = crate::failure::report_failure(f);
+    if dry_run && code == exit::APPLY_FAILED {
+        exit::FAILED
+    } else {
+        code
+    }
+}
