@@ -285,3 +285,33 @@ fn a_node_sync_on_a_terminal_asks_first() {
     assert!(shown.contains("journal:"), "{shown}");
     assert!(guest_status(&pve, "lxc", 101).is_some());
 }
+
+/// A plan that cannot observe its node is a finding (1), never "apply failed" (3).
+#[test]
+fn an_unreachable_node_plans_nothing_and_exits_1() {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_phoenix"));
+    c.args([
+        "plan",
+        "--target",
+        "pve",
+        "--endpoint",
+        "https://127.0.0.1:1",
+    ])
+    .args([
+        "--node",
+        "pve1",
+        "--insecure-skip-tls-verify",
+        "--request-timeout",
+        "2",
+    ])
+    .arg("--config")
+    .arg(homelab_dir())
+    .env(
+        "PROXMOX_VE_API_TOKEN",
+        format!("{}={SECRET}", common::TOKEN_ID),
+    )
+    .env_remove("PHOENIX_CONFIG");
+    let (code, out, err) = run(c);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty() && err.contains("observe guests"), "{err}");
+}
