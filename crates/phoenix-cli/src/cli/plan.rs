@@ -62,7 +62,8 @@ pub struct PlanArgs {
     /// Directory holding phoenix_hypervisor_config.json and the other files
     #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_DIR, env = "PHOENIX_CONFIG", global = true)]
     pub config: PathBuf,
-    /// What exists on the target, as JSON (default: an empty host)
+    /// What exists on the target, as JSON: `phoenix observe`'s document or a bare observed
+    /// state (default: an empty host)
     #[arg(long, global = true)]
     pub observed: Option<PathBuf>,
     /// Output format
