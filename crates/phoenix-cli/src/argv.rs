@@ -1,13 +1,14 @@
-//! `phoenix apply`'s flags after the verb (`phoenix apply create 101 --target pve`): moved in
-//! front of the verb before clap parses, so every flag is checked in one place, its
+//! `phoenix apply`'s and `phoenix plan`'s flags after the verb (`phoenix apply create 101
+//! --target pve`): moved in front of the verb before clap parses, so every flag is checked in one place, its
 //! `requires` and `conflicts_with` included (global flags would be checked per level). Pure.
 
 use std::ffi::OsString;
 
 /// `args` (without the program name) with the flags of `apply` that follow its verb moved in
-/// front of it; any other command line unchanged. `apply` is the built `phoenix apply` command.
+/// front of it; any other command line unchanged. `apply` is the built `phoenix apply` (or
+/// `phoenix plan`) command.
 pub fn apply_flags_first(apply: &clap::Command, args: Vec<OsString>) -> Vec<OsString> {
-    if args.first().and_then(|a| a.to_str()) != Some("apply") {
+    if args.first().and_then(|a| a.to_str()) != Some(apply.get_name()) {
         return args;
     }
     // The verb: the first word after apply's own flags and their values.

@@ -17,7 +17,7 @@ pub(crate) fn error(message: &str, hint: &str) {
 pub(crate) fn report_failure(f: &Failure) -> u8 {
     error(&f.message, &f.hint);
     match f.stage {
-        Stage::Plan => exit::FAILED,
+        Stage::Plan | Stage::Refused => exit::FAILED,
         _ => exit::APPLY_FAILED,
     }
 }

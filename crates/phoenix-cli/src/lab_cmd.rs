@@ -65,7 +65,7 @@ pub fn run(args: &LabArgs) -> u8 {
                     }
                     s
                 }),
-                Err(e) => fail(&e),
+                Err(e) => fail_changing(&e),
             }
         }
         LabCommand::Down {
@@ -91,7 +91,7 @@ pub fn run(args: &LabArgs) -> u8 {
                         }
                     )
                 }),
-                Err(e) => fail(&e),
+                Err(e) => fail_changing(&e),
             },
         },
         LabCommand::Status { prefix, output } => match phoenix_lab::status(&prefix.prefix) {
@@ -116,6 +116,21 @@ pub fn run(args: &LabArgs) -> u8 {
                 .unwrap_or(exit::FAILED),
             Err(e) => fail(&e),
         },
+    }
+}
+
+/// A run that changes the lab failed: 1 when it was refused before changing anything (the
+/// prefix, root, a lab already up, a configuration the lab cannot build), 3 otherwise.
+fn fail_changing(e: &LabError) -> u8 {
+    let code = fail(e);
+    match e {
+        LabError::InvalidPrefix(_)
+        | LabError::NotRoot
+        | LabError::AlreadyUp { .. }
+        | LabError::Nic { .. }
+        | LabError::NoManagementBridge
+        | LabError::UnknownGuest { .. } => code,
+        _ => exit::APPLY_FAILED,
     }
 }
 

@@ -27,6 +27,7 @@ mod sync_cmd;
 mod sync_lab;
 mod verify_cmd;
 mod verify_pve;
+mod workflow;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -65,6 +66,7 @@ fn main() -> ExitCode {
         Command::Lab(args) => lab_cmd::run(&args),
         Command::Sync { command } => sync_cmd::run(&command),
         Command::Verify(args) => verify_cmd::run(&args),
+        Command::Observe(args) => workflow::observe(&args),
         Command::Status(args) => status_cmd::run(&args),
         Command::Apply(args) => sync_cmd::apply_verb(&args),
         Command::Setup(args) => setup_cmd::run(&args),
@@ -83,9 +85,16 @@ fn parse() -> Result<Cli, u8> {
     cmd.build();
     let mut args = std::env::args_os();
     let program = args.next().unwrap_or_else(|| "phoenix".into());
-    let args = match cmd.find_subcommand("apply") {
-        Some(apply) => argv::apply_flags_first(apply, args.collect()),
-        None => args.collect(),
+    let args: Vec<std::ffi::OsString> = args.collect();
+    // `apply` and `plan` take their flags after the verb too (`plan stop 102 --target pve`).
+    let verb_command = args
+        .first()
+        .and_then(|a| a.to_str())
+        .filter(|name| matches!(*name, "apply" | "plan"))
+        .and_then(|name| cmd.find_subcommand(name));
+    let args = match verb_command {
+        Some(c) => argv::apply_flags_first(c, args),
+        None => args,
     };
     let matches = match cmd.try_get_matches_from_mut(std::iter::once(program).chain(args)) {
         Ok(m) => m,

@@ -62,14 +62,51 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn read_observed(path: &Path) -> Result<ObservedState, String> {
+fn read_observed(path: &Path) -> Result<Observed, String> {
     use phoenix_model::input::{InputKind, read_text};
     let text = read_text(path, InputKind::Config).map_err(|e| e.to_string())?;
-    serde_json::from_str(&text)
-        .map_err(|e| format!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))
+    let located =
+        |e: serde_json::Error| format!("{}:{}:{}: {e}", path.display(), e.line(), e.column());
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(located)?;
+    if value.get("format_version").is_some() {
+        serde_json::from_str(&text)
+            .map(Observed::Export)
+            .map_err(located)
+    } else {
+        serde_json::from_str(&text)
+            .map(|s| Observed::State(Box::new(s)))
+            .map_err(located)
+    }
+}
+
+/// The node name offline: --node, else $PROXMOX_VE_NODE, else `pve`.
+fn node_name(args: &PlanArgs) -> String {
+    args.pve
+        .node
+        .clone()
+        .or_else(|| std::env::var("PROXMOX_VE_NODE").ok())
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| "pve".into())
+}
+
+/// `--observed FILE`: `phoenix observe`'s document (planned as the target plans it) or a
+/// bare observed state (docs/observed.md).
+enum Observed {
+    Export(Box<phoenix_exec::saved::ObservedExport>),
+    State(Box<ObservedState>),
 }
 
 pub fn plan(args: &PlanArgs) -> u8 {
+    if let Some(target) = args.target {
+        if args.observed.is_some() {
+            crate::failure::error(
+                "--observed and --target both say what exists",
+                "use --target to observe now, or --observed FILE (from `phoenix observe`) offline",
+            );
+            return exit::USAGE;
+        }
+        return crate::workflow::plan_on_target(args, target, &request(args));
+    }
     let mut stderr = anstream::stderr();
     let json = matches!(args.output, OutputFormat::Json);
     let (desired, ignored) = match config::load_ignoring(&args.config, json) {
@@ -78,7 +115,8 @@ pub fn plan(args: &PlanArgs) -> u8 {
     };
     let observed = match &args.observed {
         Some(p) => match read_observed(p) {
-            Ok(o) => o,
+            Ok(Observed::Export(export)) => return plan_export(args, &desired, &ignored, &export),
+            Ok(Observed::State(o)) => *o,
             Err(e) => {
                 let _ = writeln!(
                     stderr,
@@ -95,7 +133,7 @@ pub fn plan(args: &PlanArgs) -> u8 {
         observed.swarm = Some(phoenix_plan::swarm::SwarmObserved::default());
     }
     let opts = RenderOptions {
-        node: args.node.clone(),
+        node: node_name(args),
     };
     if !(args.renew_after > 0.0 && args.renew_after <= 1.0) {
         let _ = writeln!(
@@ -132,22 +170,32 @@ pub fn plan(args: &PlanArgs) -> u8 {
             return exit::FAILED;
         }
     };
+    output(args, &plan, &ignored)
+}
+
+/// Print `plan` as --output says, what it leaves out, and the exit code.
+fn output(
+    args: &PlanArgs,
+    plan: &phoenix_plan::Plan,
+    ignored: &phoenix_model::notyet::Ignored,
+) -> u8 {
+    let mut stderr = anstream::stderr();
     let mut out = std::io::stdout().lock();
     let written = match args.output {
-        OutputFormat::Json => serde_json::to_string_pretty(&plan)
+        OutputFormat::Json => serde_json::to_string_pretty(plan)
             .map_err(std::io::Error::other)
             .and_then(|s| writeln!(out, "{s}")),
         OutputFormat::Text => {
             let color = std::io::stdout().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
             // What the plan leaves out goes above its summary, which stays the last line.
-            let text = phoenix_plan::display::text(&plan, color);
+            let text = phoenix_plan::display::text(plan, color);
             let (body, summary) = text
                 .trim_end_matches('\n')
                 .rsplit_once('\n')
                 .unwrap_or(("", text.trim_end_matches('\n')));
             writeln!(out, "{body}")
-                .and_then(|_| write_ignored(&mut out, &ignored))
+                .and_then(|_| write_ignored(&mut out, ignored))
                 .and_then(|_| {
                     if ignored.is_empty() {
                         writeln!(out, "{summary}")
@@ -159,7 +207,7 @@ pub fn plan(args: &PlanArgs) -> u8 {
     };
     if matches!(args.output, OutputFormat::Json) {
         // The JSON plan keeps its shape; what it leaves out goes to stderr.
-        let _ = write_ignored(&mut stderr, &ignored);
+        let _ = write_ignored(&mut stderr, ignored);
     }
     if let Err(e) = written
         && e.kind() != std::io::ErrorKind::BrokenPipe
@@ -171,6 +219,46 @@ pub fn plan(args: &PlanArgs) -> u8 {
         exit::CHANGES
     } else {
         exit::OK
+    }
+}
+
+/// The plan against `phoenix observe`'s document: the target's own planner
+/// ([`phoenix_exec::plan::plan_target`]), so the same actions a sync would run.
+fn plan_export(
+    args: &PlanArgs,
+    desired: &phoenix_model::model::DesiredState,
+    ignored: &phoenix_model::notyet::Ignored,
+    export: &phoenix_exec::saved::ObservedExport,
+) -> u8 {
+    let ctx = match context(args, desired) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::failure::error(
+                &format!("CA: {e}"),
+                "--ca-dir takes a directory made by `phoenix ca init`",
+            );
+            return exit::FAILED;
+        }
+    };
+    let input = phoenix_exec::plan::PlanInput {
+        state: &export.state,
+        existing: &export.existing,
+        firewall: export.firewall.as_ref(),
+        now: ctx.now,
+        pki: ctx.pki,
+    };
+    let req = phoenix_exec::target::SyncRequest {
+        request: request(args),
+        only: args.only.iter().copied().collect(),
+        provision: args.provision,
+        dry_run: true,
+    };
+    let opts = RenderOptions {
+        node: node_name(args),
+    };
+    match phoenix_exec::plan::plan_target(desired, &input, &req, &opts) {
+        Ok(p) => output(args, &p.plan, ignored),
+        Err(f) => crate::failure::report_failure(&f),
     }
 }
 

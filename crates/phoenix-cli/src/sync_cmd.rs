@@ -14,8 +14,9 @@ use phoenix_pve::apply::{Journal, Outcome};
 use phoenix_pve::target::PveTarget;
 
 use crate::cli::{ApplyArgs, OutputFormat, SyncAllArgs, SyncCommand, SyncTarget};
-use crate::failure::{error, report_failure};
+use crate::failure::error;
 use crate::session::{PveSession, connect};
+use crate::workflow::Mode;
 use crate::{config, exit};
 
 pub fn run(command: &SyncCommand) -> u8 {
@@ -82,7 +83,7 @@ fn sync_all(args: &SyncAllArgs) -> u8 {
     if matches!(args.target, SyncTarget::Lab) {
         return crate::sync_lab::run(args);
     }
-    run_pve(args, &Request::SyncAll)
+    run_pve(args, &Request::SyncAll, &Mode::Sync)
 }
 
 /// `phoenix apply --target pve VERB [ID]`: the bash verbs, acted on a node.
@@ -102,7 +103,7 @@ pub fn apply_verb(a: &ApplyArgs) -> u8 {
         );
         return exit::USAGE;
     }
-    run_pve(&a.sync, &request)
+    run_pve(&a.sync, &request, &Mode::Sync)
 }
 
 /// step-ca's CA files for the provision steps from `--ca-dir` (with the passphrase and the
@@ -110,8 +111,9 @@ pub fn apply_verb(a: &ApplyArgs) -> u8 {
 fn load_materials(
     d: &phoenix_model::DesiredState,
     args: &SyncAllArgs,
+    dry_run: bool,
 ) -> Result<(crate::materials::MaterialMap, Vec<String>), u8> {
-    let (Some(dir), true) = (&args.ca_dir, args.provision && !args.dry_run) else {
+    let (Some(dir), true) = (&args.ca_dir, args.provision && !dry_run) else {
         return Ok((crate::materials::MaterialMap::new(), Vec::new()));
     };
     let pass = crate::ca_cmd::passphrase_secret(&args.passphrase, d.step_ca.password.as_ref())
@@ -142,7 +144,13 @@ fn load_materials(
         })
 }
 
-fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
+/// The pipeline on a node, for `mode` (`sync all`/`apply`, `plan --target pve`, `observe`).
+pub(crate) fn run_pve(args: &SyncAllArgs, request: &Request, mode: &Mode<'_>) -> u8 {
+    let dry_run = mode.dry(args);
+    let saved = match crate::workflow::read_saved(args) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     if args.switch_network
         && let Err(code) = crate::netswitch_cmd::precheck(args)
     {
@@ -157,7 +165,7 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let _lock = if args.dry_run {
+    let _lock = if dry_run {
         None
     } else {
         let command = match request {
@@ -182,7 +190,7 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
             None
         };
     // step-ca's CA files for the provision steps, from `--ca-dir` (else skipped, said so).
-    let (materials, material_notes) = match load_materials(&session.desired, args) {
+    let (materials, material_notes) = match load_materials(&session.desired, args, dry_run) {
         Ok(m) => m,
         Err(code) => return code,
     };
@@ -190,7 +198,7 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
         request: request.clone(),
         only,
         provision: args.provision,
-        dry_run: args.dry_run,
+        dry_run,
     };
     let ca = match open_ca(&session.desired, args) {
         Ok(ca) => ca,
@@ -201,12 +209,26 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
     let swarm = swarm_view.as_ref().map(|s| s as &dyn SwarmPhase);
     // The requests of observing alone: counted when the apply starts (a dry run never does).
     let mut observe_counts = None;
-    let run =
-        phoenix_exec::target::sync_all(&mut target, &session.desired, &req, swarm, &mut |stage| {
+    // A node asks before it changes (sync all always, apply when it deletes or stops).
+    let mut gate = crate::workflow::gate(
+        args,
+        saved.as_ref(),
+        &req,
+        !dry_run,
+        *request != Request::SyncAll,
+    );
+    let run = phoenix_exec::target::sync_all_gated(
+        &mut target,
+        &session.desired,
+        &req,
+        swarm,
+        &mut |stage| {
             if stage == phoenix_exec::target::APPLYING && observe_counts.is_none() {
                 observe_counts = Some(session.client.counts());
             }
-        });
+        },
+        Some(&mut gate),
+    );
     let SyncRun {
         observed,
         mut plan,
@@ -214,9 +236,13 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
         swarm_applied,
     } = match run {
         Ok(r) => r,
-        Err(f) => return report_failure(&f),
+        Err(f) => return crate::workflow::report_failure(&f, dry_run),
     };
     plan.notes.extend(material_notes);
+    if !matches!(mode, Mode::Sync) {
+        let export = phoenix_exec::target::Target::export(&target, &observed);
+        return crate::workflow::finish_dry(mode, args, &req, &plan, &export);
+    }
     drop(observed);
     let client = &session.client;
     let observe_counts = observe_counts.unwrap_or_else(|| client.counts());
@@ -272,7 +298,8 @@ fn run_pve(args: &SyncAllArgs, request: &Request) -> u8 {
             );
             exit::APPLY_FAILED
         }
-        _ => exit::OK,
+        Some(_) => exit::OK,
+        None => crate::workflow::dry_exit(&plan, args.detailed_exitcode),
     }
 }
 
@@ -461,6 +488,12 @@ fn swarm_only(args: &SyncAllArgs) -> u8 {
     let swarm = ctx.swarm();
     let observed = swarm.observe();
     let (actions, notes) = swarm.plan_actions(&observed);
+    if !args.dry_run && !actions.is_empty() && !args.yes {
+        let shown: String = actions.iter().map(|a| format!("  ~ {a}\n")).collect();
+        if let Err(f) = crate::workflow::confirm(actions.len(), "the Swarm", &shown) {
+            return crate::failure::report_failure(&f);
+        }
+    }
     let applied = if args.dry_run || actions.is_empty() {
         Ok(Vec::new())
     } else {

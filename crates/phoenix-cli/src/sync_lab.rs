@@ -3,7 +3,8 @@
 //! executor, then `phoenix verify`'s lab checks. Root only.
 //! Stdout: the plan, the journal and the verification table (or one JSON document);
 //! stderr: progress, timings, errors with a hint. Exit 0 when the report passes (a dry run:
-//! 0 nothing to do, 2 changes), 1 when a check fails, 3 when applying failed.
+//! 0, or 2 for changes with --detailed-exitcode), 1 when a check fails or the run is refused,
+//! 3 when applying failed (docs/exit-codes.md).
 
 use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
@@ -19,6 +20,7 @@ use phoenix_render::RenderOptions;
 use crate::cli::{OutputFormat, SyncAllArgs};
 use crate::failure::error;
 use crate::progress::Progress;
+use crate::workflow::Mode;
 use crate::{config, exit};
 
 fn journal_json(j: &Journal<LabError>) -> serde_json::Value {
@@ -53,6 +55,16 @@ fn journal_text(j: &Journal<LabError>) -> String {
 }
 
 pub fn run(args: &SyncAllArgs) -> u8 {
+    run_mode(args, &Mode::Sync)
+}
+
+/// The pipeline on the lab, for `mode` (`sync all`, `plan --target lab`, `observe`).
+pub(crate) fn run_mode(args: &SyncAllArgs, mode: &Mode<'_>) -> u8 {
+    let dry_run = mode.dry(args);
+    let saved = match crate::workflow::read_saved(args) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     if !phoenix_exec::root::is_root() {
         error(
             "`phoenix sync all --target lab` must run as root (it creates network namespaces)",
@@ -65,7 +77,7 @@ pub fn run(args: &SyncAllArgs) -> u8 {
         error(&e.to_string(), "prefixes are 1-6 characters of [a-z0-9]");
         return exit::USAGE;
     }
-    let _lock = if args.dry_run {
+    let _lock = if dry_run {
         None
     } else {
         match crate::locking::lab(prefix, "sync all --target lab", args.lock.lock_timeout) {
@@ -93,9 +105,7 @@ pub fn run(args: &SyncAllArgs) -> u8 {
             return exit::FAILED;
         }
     };
-    if !args.dry_run
-        && let Err(e) = target.prepare(&d)
-    {
+    if !dry_run && let Err(e) = target.prepare(&d) {
         error(
             &format!("lab {prefix}: {e}"),
             "the lab's state lives under /run/phoenix-lab; `phoenix lab down` clears it",
@@ -106,18 +116,32 @@ pub fn run(args: &SyncAllArgs) -> u8 {
         request: Request::SyncAll,
         only: args.only.iter().copied().collect::<BTreeSet<_>>(),
         provision: args.provision,
-        dry_run: args.dry_run,
+        dry_run,
     };
     let progress = Progress::new();
     progress.step(format!("observing lab {prefix}"));
-    let run = phoenix_exec::target::sync_all(&mut target, &d, &req, None, &mut |stage| {
-        progress.step(format!("lab {prefix}: {stage}"));
-    });
-    let SyncRun { plan, journal, .. } = match run {
+    // The lab never asks (a rehearsal on this machine); a saved plan must still hold.
+    let mut gate = crate::workflow::gate(args, saved.as_ref(), &req, false, false);
+    let run = phoenix_exec::target::sync_all_gated(
+        &mut target,
+        &d,
+        &req,
+        None,
+        &mut |stage| {
+            progress.step(format!("lab {prefix}: {stage}"));
+        },
+        Some(&mut gate),
+    );
+    let SyncRun {
+        plan,
+        journal,
+        observed,
+        ..
+    } = match run {
         Ok(r) => r,
         Err(f) => {
             progress.finish();
-            return crate::failure::report_failure(&f);
+            return crate::workflow::report_failure(&f, dry_run);
         }
     };
     let json = matches!(args.output, OutputFormat::Json);
@@ -125,6 +149,10 @@ pub fn run(args: &SyncAllArgs) -> u8 {
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let Some(journal) = journal else {
         progress.finish();
+        if !matches!(mode, Mode::Sync) {
+            let export = phoenix_exec::target::Target::export(&target, &observed);
+            return crate::workflow::finish_dry(mode, args, &req, &plan, &export);
+        }
         if json {
             let v = serde_json::json!({"target": "lab", "prefix": prefix, "plan": plan,
                 "journal": null, "verify": null});
@@ -136,11 +164,7 @@ pub fn run(args: &SyncAllArgs) -> u8 {
                 phoenix_plan::display::text(&plan, color)
             );
         }
-        return if plan.is_empty() {
-            exit::OK
-        } else {
-            exit::CHANGES
-        };
+        return crate::workflow::dry_exit(&plan, args.detailed_exitcode);
     };
     if !journal.is_success() {
         progress.finish();

@@ -475,7 +475,7 @@ fn sync_pve_only_swarm_over_tls_from_the_hypervisor() {
     let sync = |with_certs: bool| {
         let mut c = std::process::Command::new("ip");
         c.args(["netns", "exec", &hv, env!("CARGO_BIN_EXE_phoenix")])
-            .args(["sync", "all", "--target", "pve", "--only", "swarm"])
+            .args(["sync", "all", "--target", "pve", "--only", "swarm", "--yes"])
             .args(["--config", CONFIG, "--output", "json"])
             .env_remove("DOCKER_HOST")
             .env_remove("DOCKER_CERT_PATH")

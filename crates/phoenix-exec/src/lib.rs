@@ -13,6 +13,7 @@
 //! - [`target`]: the [`target::Target`] interface and the one [`target::sync_all`] pipeline;
 //! - [`swarm`]: a configuration's Swarm on a target's engines (the Swarm phase);
 //! - [`lock`]: one run at a time per target (a lock file through the host shell);
+//! - [`saved`]: saved plans and the observed state as data;
 //! - [`root`]: privilege checks.
 //!
 //! Does file and process I/O.
@@ -24,6 +25,7 @@ pub mod journal;
 pub mod lock;
 pub mod plan;
 pub mod root;
+pub mod saved;
 pub mod shell;
 pub mod swarm;
 pub mod target;

@@ -57,6 +57,9 @@ pub enum Stage {
     /// The configuration cannot be planned (a renderer or the planner refused it).
     Plan,
     Swarm,
+    /// The run was refused before anything changed (a saved plan that no longer holds, an
+    /// operator who did not confirm).
+    Refused,
 }
 
 /// The stages [`sync_all`] announces through its `progress`, in order.
@@ -97,7 +100,14 @@ pub trait Target {
         observed: &Self::Observation,
         progress: &mut dyn FnMut(&str),
     ) -> Journal<Self::Error>;
+
+    /// What `observed` holds for the planner, as data (`phoenix observe`, saved plans).
+    fn export(&self, observed: &Self::Observation) -> crate::saved::ObservedExport;
 }
+
+/// Asked between the plan and the apply (a saved plan's check, the operator's answer): an
+/// `Err` stops the run before anything changes.
+pub type Gate<'a> = &'a mut dyn FnMut(&Plan, &crate::saved::ObservedExport) -> Result<(), Failure>;
 
 /// The Swarm of a target, through its nodes' engines (the lab's unix sockets, a node's VMs
 /// over TLS): observed, planned and converged after the guests are in place.
@@ -129,6 +139,19 @@ pub fn sync_all<T: Target>(
     swarm: Option<&dyn SwarmPhase>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<SyncRun<T::Observation, T::Error>, Failure> {
+    sync_all_gated(target, d, req, swarm, progress, None)
+}
+
+/// [`sync_all`], asking `gate` with the plan and the observation before applying (on a dry
+/// run too: a saved plan is then checked without applying it).
+pub fn sync_all_gated<T: Target>(
+    target: &mut T,
+    d: &DesiredState,
+    req: &SyncRequest,
+    swarm: Option<&dyn SwarmPhase>,
+    progress: &mut dyn FnMut(&str),
+    gate: Option<Gate<'_>>,
+) -> Result<SyncRun<T::Observation, T::Error>, Failure> {
     progress(OBSERVING);
     let observed = target.observe(d, req)?;
     let swarm_observed = swarm.map(|s| s.observe());
@@ -138,6 +161,9 @@ pub fn sync_all<T: Target>(
         let (actions, notes) = s.plan(o);
         plan.set_swarm(actions);
         plan.notes.extend(notes);
+    }
+    if let Some(gate) = gate {
+        gate(&plan, &target.export(&observed))?;
     }
     if req.dry_run {
         return Ok(SyncRun {

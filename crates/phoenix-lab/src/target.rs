@@ -121,7 +121,10 @@ impl Target for LabTarget {
         let mut notes = Vec::new();
         // A network that is not whole runs no guest: they are planned as stopped, and their
         // start makes the network again (`realise::ensure_network`).
-        let problems = crate::realise::network_problems(&self.topology);
+        // Judged as it was built: a configuration that rewires the lab (a new guest, an
+        // address changed) is a change the plan carries, not a broken network.
+        let built = crate::status::load_state(&self.prefix);
+        let problems = crate::realise::network_problems(built.as_ref().unwrap_or(&self.topology));
         let present: BTreeSet<String> = if problems.is_empty() {
             crate::teardown::namespaces(&self.prefix)
                 .into_iter()
@@ -263,6 +266,16 @@ impl Target for LabTarget {
             }
         }
         journal
+    }
+
+    fn export(&self, observed: &LabObserved) -> phoenix_exec::saved::ObservedExport {
+        phoenix_exec::saved::ObservedExport {
+            format_version: phoenix_exec::saved::FORMAT_VERSION,
+            target: format!("lab {}", self.prefix),
+            state: observed.state.clone(),
+            existing: observed.existing.clone(),
+            firewall: observed.firewall.clone(),
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub mod certs;
 pub mod compare;
 pub mod display;
 pub mod fielddiff;
+pub mod fingerprint;
 pub mod firewall_api;
 pub mod observed;
 pub mod order;

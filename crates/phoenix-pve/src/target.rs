@@ -250,4 +250,19 @@ impl Target for PveTarget<'_> {
             self.materials,
         )
     }
+
+    fn export(&self, observed: &PveObserved) -> phoenix_exec::saved::ObservedExport {
+        phoenix_exec::saved::ObservedExport {
+            format_version: phoenix_exec::saved::FORMAT_VERSION,
+            target: format!("pve {}", self.client.node()),
+            state: observed.observation.state.clone(),
+            existing: observed
+                .observation
+                .inventory
+                .iter()
+                .map(|e| e.id)
+                .collect(),
+            firewall: observed.firewall.clone(),
+        }
+    }
 }

@@ -25,7 +25,7 @@ pub enum CaCommand {
 }
 
 /// Where the CA passphrase comes from (default: `step_ca.password` of --config, if any).
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct PassphraseArgs {
     /// Read the CA passphrase from this environment variable
     #[arg(long, value_name = "NAME")]

@@ -13,7 +13,7 @@ pub struct LabArgs {
 }
 
 /// The run prefix of a lab: every namespace is `<prefix>-…`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct LabPrefixArg {
     /// Name prefix of the lab (1-6 characters of [a-z0-9])
     #[arg(long, short = 'p', default_value = phoenix_lab::DEFAULT_PREFIX, env = "PHOENIX_LAB_PREFIX")]

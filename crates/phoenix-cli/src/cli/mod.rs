@@ -65,6 +65,8 @@ pub enum Command {
     },
     /// Check a running target against the configuration: DHCP, DNS, NAT, the ingress route
     Verify(VerifyArgs),
+    /// Export what a target holds now as JSON (for `phoenix plan --observed FILE`); read-only
+    Observe(ObserveArgs),
     /// Desired vs actual, read-only: each guest (exists, running, drift by key), each managed file
     Status(StatusArgs),
     /// Run one of the bash system's verbs on a Proxmox node: observe, plan it, apply, journal
@@ -168,4 +170,22 @@ pub struct LockArgs {
     /// once, naming the holder)
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     pub lock_timeout: u64,
+}
+
+/// `phoenix observe --target lab|pve`.
+#[derive(Debug, clap::Args)]
+pub struct ObserveArgs {
+    /// What to observe
+    #[arg(long, value_enum)]
+    pub target: SyncTarget,
+    /// Directory holding phoenix_hypervisor_config.json and the other files
+    #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_DIR, env = "PHOENIX_CONFIG")]
+    pub config: PathBuf,
+    #[command(flatten)]
+    pub lab: LabPrefixArg,
+    #[command(flatten)]
+    pub pve: PveConnArgs,
+    /// Also observe inside the guests what the provision steps check
+    #[arg(long)]
+    pub provision: bool,
 }

@@ -62,7 +62,8 @@ pub struct PlanArgs {
     /// Directory holding phoenix_hypervisor_config.json and the other files
     #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_DIR, env = "PHOENIX_CONFIG", global = true)]
     pub config: PathBuf,
-    /// What exists on the target, as JSON (default: an empty host)
+    /// What exists on the target, as JSON: `phoenix observe`'s document or a bare observed
+    /// state (default: an empty host)
     #[arg(long, global = true)]
     pub observed: Option<PathBuf>,
     /// Output format
@@ -74,9 +75,24 @@ pub struct PlanArgs {
     /// Also plan the provisioning inside guests (packages, files, services from `features`)
     #[arg(long, global = true)]
     pub provision: bool,
-    /// Proxmox node name (for host.fw)
-    #[arg(long, default_value = "pve", env = "PROXMOX_VE_NODE", global = true)]
-    pub node: String,
+    /// Observe this target and plan against it (the plan `sync all` would apply); without
+    /// it the plan is offline, against --observed or an empty host
+    #[arg(long, value_enum, global = true)]
+    pub target: Option<super::SyncTarget>,
+    /// Save the plan (versioned JSON, no secrets) for `phoenix sync all --plan FILE`
+    /// (with --target)
+    #[arg(long, value_name = "FILE", global = true, requires = "target")]
+    pub out: Option<PathBuf>,
+    /// The lab's prefix (--target lab)
+    #[command(flatten)]
+    pub lab: super::LabPrefixArg,
+    /// How to reach the node (--target pve); --node also names the node offline (host.fw;
+    /// default $PROXMOX_VE_NODE, else pve)
+    #[command(flatten)]
+    pub pve: super::PveConnArgs,
+    /// Limit the plan to these subsystems, as `sync all --only` (with --target)
+    #[arg(long, value_delimiter = ',', value_parser = super::sync::parse_subsystem, requires = "target")]
+    pub only: Vec<phoenix_plan::subsystem::Subsystem>,
     /// Built-in CA directory: plan certificate renewals and trust files against it (reads its
     /// public certificates only; no passphrase needed)
     #[arg(long, global = true)]

@@ -18,7 +18,7 @@ pub struct ApplyArgs {
     pub verb: PlanVerb,
 }
 
-fn parse_subsystem(s: &str) -> Result<phoenix_plan::subsystem::Subsystem, String> {
+pub(crate) fn parse_subsystem(s: &str) -> Result<phoenix_plan::subsystem::Subsystem, String> {
     s.parse()
 }
 
@@ -43,7 +43,7 @@ pub enum SyncTarget {
 }
 
 /// How to reach a Proxmox VE node (flags, else the `PROXMOX_VE_*` environment).
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct PveConnArgs {
     /// API endpoint, https://HOST:8006 (default: $PROXMOX_VE_ENDPOINT)
     #[arg(long)]
@@ -124,6 +124,16 @@ pub struct SyncAllArgs {
     /// Observe and plan only
     #[arg(long)]
     pub dry_run: bool,
+    /// Apply exactly this saved plan (`phoenix plan --target … --out FILE`); refused, naming
+    /// what moved, when the target or the configuration changed since it was made
+    #[arg(long, value_name = "FILE", conflicts_with = "switch_network")]
+    pub plan: Option<PathBuf>,
+    /// Do not ask before changing a node (needed when stdin or stdout is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// With --dry-run: exit 2 when there are changes (0 when there is nothing to do)
+    #[arg(long)]
+    pub detailed_exitcode: bool,
     #[command(flatten)]
     pub lock: LockArgs,
     /// Also provision inside the guests (packages, files, services from `features`; pct

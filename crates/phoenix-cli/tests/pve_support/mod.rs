@@ -42,11 +42,22 @@ pub fn homelab_guests() -> BTreeMap<u64, &'static str> {
         .collect()
 }
 
-/// `phoenix ARGS… --config CONFIG` against `pve`; the token through the environment.
+/// `phoenix ARGS… --config CONFIG` against `pve`; the token through the environment; `--yes`
+/// for `sync all` and `apply`.
 pub fn node_cmd(pve: &FakePve, root: &Path, config: &Path, args: &[&str]) -> Command {
+    let mut c = node_cmd_asking(pve, root, config, args);
+    // A node asks before it changes: these runs are scripts (`sync all`, `apply`).
+    if args.starts_with(&["sync", "all"]) || args.first() == Some(&"apply") {
+        c.arg("--yes");
+    }
+    c
+}
+
+/// [`node_cmd`] without `--yes`: a run that would ask before changing the node.
+pub fn node_cmd_asking(pve: &FakePve, root: &Path, config: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_phoenix"));
-    c.args(args)
-        .arg("--config")
+    c.args(args);
+    c.arg("--config")
         .arg(config)
         .args([
             "--endpoint",
