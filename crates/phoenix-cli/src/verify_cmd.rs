@@ -104,6 +104,9 @@ pub fn lab_report(
         (report, swarm.join().unwrap_or_default())
     });
     report.extend(swarm);
+    // The network as the lab built it (links up, addresses, routes, resolv.conf, the NAT):
+    // what `sync all` repairs in place.
+    report.extend(phoenix_lab::drift::checks(&t));
     Ok((report, start.elapsed()))
 }
 

@@ -133,6 +133,14 @@ impl Target for LabTarget {
             ));
             BTreeSet::new()
         };
+        // What the lab repairs of its own before the plan's actions (never silently).
+        let due = crate::realise::upkeep_due(&self.topology);
+        if !due.is_empty() {
+            notes.push(format!(
+                "lab upkeep before the plan's actions: {}",
+                due.join("; ")
+            ));
+        }
         let mut state = ObservedState {
             storages: crate::node::storages(),
             ..ObservedState::default()
@@ -239,7 +247,7 @@ impl Target for LabTarget {
         _observed: &LabObserved,
         progress: &mut dyn FnMut(&str),
     ) -> Journal<LabError> {
-        match crate::realise::upkeep(&self.prefix) {
+        match crate::realise::upkeep(&self.topology) {
             Ok(said) => self.notes.extend(said),
             Err(e) => self.notes.push(format!("the lab's own services: {e}")),
         }
