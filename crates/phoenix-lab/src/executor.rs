@@ -544,3 +544,55 @@ pub fn converge_swarm(
     }
     Ok(changes)
 }
+
+/// The pids of the Swarm engines of `d` in `t` (empty: no Swarm), to tell after a run which
+/// engine it started again.
+pub fn engine_pids(d: &DesiredState, t: &LabTopology) -> Vec<Option<u32>> {
+    match crate::swarm::plan(d, t) {
+        Ok(Some(sp)) => sp.nodes.iter().map(crate::swarm::engine_pid).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// How long a run waits for the overlay after an engine restarted.
+const OVERLAY_RESYNC: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// After an engine of an existing Swarm was started again: wait (bounded) until every node is
+/// Ready as the model says and the overlay carries traffic between every pair of nodes. A
+/// restarted manager sees its workers Ready only after their next heartbeat, and a restarted
+/// dockerd 20.10 learns its peers' endpoints by the network database's periodic bulk sync
+/// (up to about 30 s here): until then the Swarm is broken though nothing is left to do.
+/// Returns what it waited for.
+pub fn await_overlay(d: &DesiredState, t: &LabTopology) -> Result<Option<String>, LabError> {
+    let Some(sp) = crate::swarm::plan(d, t)? else {
+        return Ok(None);
+    };
+    if sp.nodes.len() < 2 {
+        return Ok(None);
+    }
+    let start = std::time::Instant::now();
+    loop {
+        let mut checks = crate::swarm::checks::engines_and_nodes(&sp);
+        if checks.iter().all(|c| c.pass) {
+            checks = crate::swarm::checks::overlay(&sp);
+        }
+        let failing: Vec<String> = checks
+            .into_iter()
+            .filter(|c| !c.pass)
+            .map(|c| format!("{}: {}", c.subject, c.observed))
+            .collect();
+        let waited = start.elapsed().as_millis();
+        if failing.is_empty() {
+            return Ok(Some(format!(
+                "every node is Ready and the overlay carries traffic again after an engine restart (waited {waited} ms)"
+            )));
+        }
+        if start.elapsed() > OVERLAY_RESYNC {
+            return Err(crate::swarm::swarm_err(format!(
+                "the Swarm is still not whole {waited} ms after an engine restart: {}",
+                failing.join("; ")
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}

@@ -461,6 +461,7 @@ pub fn up(
     changes.extend(members::join(&desired, &nodes)?);
     mark("join and labels", &mut phases);
     changes.extend(members::overlays(&desired, &nodes)?);
+    changes.extend(engine::readdress_workers(&plan)?);
     mark("network", &mut phases);
     let state = SwarmState {
         plan,

@@ -166,13 +166,17 @@ pub(crate) fn start_engine(n: &SwarmNode) -> Result<u32, LabError> {
     // dockerd trusts containerd's pid file while that pid exists — also as a zombie of the
     // engine it replaces that init has not reaped yet — and then waits 15 s for a containerd
     // that never answers, and exits. A pid file naming no live process goes.
+    // dockerd refuses to start over its own pid file in the same case (a SIGKILLed engine
+    // not yet reaped): "pid file found, ensure docker is not running".
     let containerd_pid = n.dir.join("exec").join("containerd").join("containerd.pid");
-    if let Some(pid) = std::fs::read_to_string(&containerd_pid)
-        .ok()
-        .and_then(|t| t.trim().parse::<u32>().ok())
-        && !alive(pid)
-    {
-        let _ = std::fs::remove_file(&containerd_pid);
+    for file in [containerd_pid, n.pid_file()] {
+        if let Some(pid) = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+            && !alive(pid)
+        {
+            let _ = std::fs::remove_file(&file);
+        }
     }
     let conf = n.dir.join("daemon.json");
     std::fs::write(&conf, daemon_json(n)).map_err(|e| LabError::io(&conf, e))?;
@@ -420,4 +424,55 @@ pub fn stop_engine(plan: &SwarmPlan, guest: u32, deadline: Duration) -> Result<(
     }
     stop_leftovers(n);
     Ok(())
+}
+
+/// How long a worker gets to reconnect from its underlay address.
+const READDRESS_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Workers the first manager sees at another address than the model's (their session went
+/// out through another NIC while the underlay had no address or was down, and stays so once
+/// it is back): their sessions to the managers' port from any other local address are closed
+/// (`ss -K` in the worker's namespace), so the engine dials again from its underlay address;
+/// waits (bounded) until the manager sees it there. Returns what it did.
+pub(crate) fn readdress_workers(plan: &SwarmPlan) -> Result<Vec<String>, LabError> {
+    let Some(leader) = plan.leader() else {
+        return Ok(Vec::new());
+    };
+    let c = client(leader)?;
+    let rt = runtime()?;
+    let seen = |name: &str| -> Option<String> {
+        let nodes = rt.block_on(c.list_nodes(None)).ok()?;
+        nodes
+            .into_iter()
+            .find(|x| x.description.as_ref().and_then(|d| d.hostname.as_deref()) == Some(name))
+            .and_then(|x| x.status.and_then(|s| s.addr))
+    };
+    let mut said = Vec::new();
+    for n in plan
+        .nodes
+        .iter()
+        .filter(|n| n.role == super::SwarmRoleName::Worker)
+    {
+        let want = n.addr.to_string();
+        let Some(was) = seen(&n.name).filter(|a| *a != want) else {
+            continue;
+        };
+        let port = format!(":{}", super::MANAGER_PORT);
+        let argv = [
+            "netns", "exec", &n.ns, "ss", "-K", "-t", "-n", "dport", "=", &port, "and", "not",
+            "src", &want,
+        ];
+        run("ip", &argv)?;
+        let start = Instant::now();
+        while seen(&n.name).as_deref() != Some(want.as_str())
+            && start.elapsed() < READDRESS_DEADLINE
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        said.push(format!(
+            "{} was seen by the manager at {was}, not its underlay address {want}: its session reconnected",
+            n.label()
+        ));
+    }
+    Ok(said)
 }
