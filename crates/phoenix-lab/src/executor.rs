@@ -545,19 +545,24 @@ pub fn converge_swarm(
     Ok(changes)
 }
 
-/// The pids of the Swarm engines of `d` in `t` (empty: no Swarm), to tell after a run which
-/// engine it started again.
-pub fn engine_pids(d: &DesiredState, t: &LabTopology) -> Vec<Option<u32>> {
-    match crate::swarm::plan(d, t) {
-        Ok(Some(sp)) => sp.nodes.iter().map(crate::swarm::engine_pid).collect(),
-        _ => Vec::new(),
+/// Was an engine of the Swarm of `d` started (by this run or one killed before it) since
+/// the Swarm was last seen whole?
+pub fn swarm_unsettled(d: &DesiredState, t: &LabTopology) -> bool {
+    matches!(crate::swarm::plan(d, t), Ok(Some(sp)) if crate::swarm::unsettled(&sp))
+}
+
+/// The Swarm of `d` counts as whole (a new one, made whole by this run's own steps).
+pub fn swarm_settled(d: &DesiredState, t: &LabTopology) {
+    if let Ok(Some(sp)) = crate::swarm::plan(d, t) {
+        crate::swarm::settled(&sp);
     }
 }
 
 /// How long a run waits for the overlay after an engine restarted.
 const OVERLAY_RESYNC: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// After an engine of an existing Swarm was started again: wait (bounded) until every node is
+/// After an engine of an existing Swarm was started again (by this run or one killed
+/// before it: [`swarm_unsettled`]): wait (bounded) until every node is
 /// Ready as the model says and the overlay carries traffic between every pair of nodes. A
 /// restarted manager sees its workers Ready only after their next heartbeat, and a restarted
 /// dockerd 20.10 learns its peers' endpoints by the network database's periodic bulk sync
@@ -583,6 +588,7 @@ pub fn await_overlay(d: &DesiredState, t: &LabTopology) -> Result<Option<String>
             .collect();
         let waited = start.elapsed().as_millis();
         if failing.is_empty() {
+            crate::swarm::settled(&sp);
             return Ok(Some(format!(
                 "every node is Ready and the overlay carries traffic again after an engine restart (waited {waited} ms)"
             )));

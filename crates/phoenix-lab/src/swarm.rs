@@ -65,7 +65,7 @@ pub mod tls;
 pub use checks::{SwarmCheck, checks};
 pub use engine::{
     build_rootfs, daemon_json, dockerd_args, engine_pid, engine_pids, parse_ldd, remove_cgroups,
-    stop_engine,
+    settled, stop_engine, unsettled,
 };
 use engine::{running_engine, start_engine, stop_leftovers, wait_engine};
 pub use phoenix_exec::docker::members::ADDR_POOLS;

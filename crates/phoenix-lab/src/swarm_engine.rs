@@ -180,6 +180,9 @@ pub(crate) fn start_engine(n: &SwarmNode) -> Result<u32, LabError> {
     }
     let conf = n.dir.join("daemon.json");
     std::fs::write(&conf, daemon_json(n)).map_err(|e| LabError::io(&conf, e))?;
+    // Until a run sees the Swarm whole again (also when this run is killed meanwhile).
+    let marker = n.dir.join(UNSETTLED);
+    std::fs::write(&marker, "").map_err(|e| LabError::io(&marker, e))?;
     let _ = std::fs::remove_file(n.socket());
     let log = n.log();
     // Appended: a restarted engine keeps the story of the previous one.
@@ -475,4 +478,20 @@ pub(crate) fn readdress_workers(plan: &SwarmPlan) -> Result<Vec<String>, LabErro
         ));
     }
     Ok(said)
+}
+
+/// The marker an engine start leaves in the engine's directory until a run saw the Swarm
+/// whole again ([`crate::executor::await_overlay`]).
+const UNSETTLED: &str = "unsettled";
+
+/// Was an engine of `plan` started since the Swarm was last seen whole?
+pub fn unsettled(plan: &SwarmPlan) -> bool {
+    plan.nodes.iter().any(|n| n.dir.join(UNSETTLED).exists())
+}
+
+/// The Swarm of `plan` was seen whole: the engines' markers go.
+pub fn settled(plan: &SwarmPlan) {
+    for n in &plan.nodes {
+        let _ = std::fs::remove_file(n.dir.join(UNSETTLED));
+    }
 }

@@ -251,10 +251,9 @@ impl Target for LabTarget {
             Ok(said) => self.notes.extend(said),
             Err(e) => self.notes.push(format!("the lab's own services: {e}")),
         }
-        // An engine of a Swarm that exists, started again by this run, leaves the overlay
-        // broken for a while: the run waits for it ([`crate::executor::await_overlay`]).
+        // An engine of a Swarm that exists, started again, leaves the overlay broken for a
+        // while: the run waits for it ([`crate::executor::await_overlay`]).
         let swarm_existed = crate::swarm::load(&self.prefix).is_some();
-        let engines_before = crate::executor::engine_pids(d, &self.topology);
         let x = crate::executor::LabExecutor::new(d, &self.topology, plan, &self.prefix);
         let journal = apply_waves(plan, PARALLELISM, &x);
         self.notes.extend(x.notes());
@@ -274,15 +273,15 @@ impl Target for LabTarget {
                 Err(e) => journal.failed_wave = Some(format!("docker swarm: {e}")),
             }
         }
-        let restarted = crate::executor::engine_pids(d, &self.topology)
-            .iter()
-            .zip(&engines_before)
-            .any(|(now, was)| now.is_some() && now != was);
-        if journal.is_success() && swarm_existed && restarted {
-            progress("docker swarm: the overlay after an engine restart");
-            match crate::executor::await_overlay(d, &self.topology) {
-                Ok(said) => self.swarm_changes.extend(said),
-                Err(e) => journal.failed_wave = Some(format!("docker swarm: {e}")),
+        if journal.is_success() && crate::executor::swarm_unsettled(d, &self.topology) {
+            if swarm_existed {
+                progress("docker swarm: the overlay after an engine restart");
+                match crate::executor::await_overlay(d, &self.topology) {
+                    Ok(said) => self.swarm_changes.extend(said),
+                    Err(e) => journal.failed_wave = Some(format!("docker swarm: {e}")),
+                }
+            } else {
+                crate::executor::swarm_settled(d, &self.topology);
             }
         }
         journal
