@@ -96,17 +96,32 @@ impl fmt::Display for Drift {
 /// but a network to rebuild: [`crate::realise::network_problems`]).
 pub fn observe(t: &LabTopology) -> Vec<Drift> {
     let present = crate::teardown::namespaces(&t.prefix);
-    let mut out = Vec::new();
-    for n in t.namespaces.iter().filter(|n| present.contains(&n.name)) {
-        out.extend(observe_ns(t, n));
-    }
-    out
+    // One thread per namespace: each asks `ip` (and `nft`) in its own processes.
+    std::thread::scope(|s| {
+        let running: Vec<_> = t
+            .namespaces
+            .iter()
+            .filter(|n| present.contains(&n.name))
+            .map(|n| s.spawn(move || observe_ns(t, n)))
+            .collect();
+        running
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
 }
 
 fn observe_ns(t: &LabTopology, n: &Namespace) -> Vec<Drift> {
     let ns = n.name.as_str();
     let mut out = Vec::new();
-    let links = crate::status::links(ns).unwrap_or_default();
+    // Links and routes by one `ip` (a batch, one JSON document per line).
+    let listed =
+        crate::run::run_stdin("ip", &["-n", ns, "-j", "-batch", "-"], BATCH).unwrap_or_default();
+    let mut docs = listed
+        .lines()
+        .map(|l| serde_json::from_str::<Vec<Value>>(l).unwrap_or_default());
+    let links = crate::status::parse_links(&docs.next().unwrap_or_default());
+    let routes = parse_routes(&docs.next().unwrap_or_default());
     let link = |dev: &str| -> Option<&LinkStatus> { links.iter().find(|l| l.name == dev) };
     for dev in t.links_in(ns) {
         if link(dev).is_some_and(|l| !l.up) {
@@ -126,7 +141,6 @@ fn observe_ns(t: &LabTopology, n: &Namespace) -> Vec<Drift> {
             });
         }
     }
-    let routes = routes(ns);
     for r in t.routes.iter().filter(|r| r.ns == ns) {
         if !routes
             .iter()
@@ -158,12 +172,19 @@ fn observe_ns(t: &LabTopology, n: &Namespace) -> Vec<Drift> {
     out
 }
 
+/// What [`observe_ns`] asks `ip` in one run.
+const BATCH: &[u8] = b"addr show\nroute show\n";
+
 /// The routes of `ns`: (destination, `None` for the default; gateway).
 fn routes(ns: &str) -> Vec<(Option<IpNet>, Option<std::net::IpAddr>)> {
     let Ok(out) = run("ip", &["-n", ns, "-j", "route", "show"]) else {
         return Vec::new();
     };
-    let v: Vec<Value> = serde_json::from_str(&out).unwrap_or_default();
+    parse_routes(&serde_json::from_str::<Vec<Value>>(&out).unwrap_or_default())
+}
+
+/// The routes of `ip -j route show`'s document. Pure.
+fn parse_routes(v: &[Value]) -> Vec<(Option<IpNet>, Option<std::net::IpAddr>)> {
     v.iter()
         .filter_map(|r| {
             let dst = r.get("dst")?.as_str()?;
@@ -374,6 +395,26 @@ mod tests {
         assert_ne!(
             normalise_listing(a),
             normalise_listing("\t\tiifname \"vmbr0\" accept\n")
+        );
+    }
+
+    #[test]
+    fn routes_of_an_ip_document() {
+        let v: Vec<Value> = serde_json::from_str(
+            r#"[{"dst":"default","gateway":"172.16.100.1","dev":"eth0","flags":[]},
+                {"dst":"172.16.100.0/24","dev":"eth0","protocol":"kernel","scope":"link"},
+                {"dst":"198.51.100.80","gateway":"10.0.0.1","dev":"eth0"}]"#,
+        )
+        .unwrap_or_default();
+        let gw = |s: &str| s.parse::<std::net::IpAddr>().ok();
+        let net = |s: &str| s.parse::<IpNet>().ok();
+        assert_eq!(
+            parse_routes(&v),
+            vec![
+                (None, gw("172.16.100.1")),
+                (net("172.16.100.0/24"), None),
+                (net("198.51.100.80/32"), gw("10.0.0.1")),
+            ]
         );
     }
 

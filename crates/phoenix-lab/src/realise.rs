@@ -255,8 +255,9 @@ fn as_built(t: &LabTopology) -> LabTopology {
 const WORLD: &[&str] = &["dnsmasq-wan", "httpd-wan", "dnsmasq-hv"];
 
 /// What [`upkeep`] would do now, said for the plan's notes (empty: nothing, or no network).
+/// A namespace or link that is gone is not judged here ([`network_problems`]: rebuilt).
 pub fn upkeep_due(t: &LabTopology) -> Vec<String> {
-    if namespaces(&t.prefix).is_empty() || !network_problems(t).is_empty() {
+    if namespaces(&t.prefix).is_empty() {
         return Vec::new();
     }
     let built = as_built(t);
@@ -302,10 +303,11 @@ fn has_default(ns: &str) -> bool {
 /// and the upstream the lab stands in for): the network's drift repaired in place
 /// ([`crate::drift`]), the wan's DNS, DHCP and HTTP and the mesh DNS restarted when their
 /// process is gone, a DHCP lease (or the default route it gives) a guest lost obtained again.
-/// Nothing when the lab's network is not up or must be rebuilt. Returns what it did.
+/// Nothing when the lab's network is not up; what is gone of it is left to the rebuild
+/// ([`ensure_network`]). Returns what it did.
 pub fn upkeep(t: &LabTopology) -> Result<Vec<String>, LabError> {
     let prefix = t.prefix.as_str();
-    if namespaces(prefix).is_empty() || !network_problems(t).is_empty() {
+    if namespaces(prefix).is_empty() {
         return Ok(Vec::new());
     }
     let built = as_built(t);
