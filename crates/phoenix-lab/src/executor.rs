@@ -558,8 +558,9 @@ pub fn swarm_settled(d: &DesiredState, t: &LabTopology) {
     }
 }
 
-/// How long a run waits for the overlay after an engine restarted.
-const OVERLAY_RESYNC: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a run waits for the overlay after an engine restarted (both engines of a
+/// rebuilt network took about 85 s here).
+const OVERLAY_RESYNC: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// After an engine of an existing Swarm was started again (by this run or one killed
 /// before it: [`swarm_unsettled`]): wait (bounded) until every node is

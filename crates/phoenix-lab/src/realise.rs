@@ -242,8 +242,16 @@ pub fn network_problems(t: &LabTopology) -> Vec<String> {
             out.push(format!("{}: link {l} is gone", n.name));
         }
     }
+    if out.is_empty() && !state_dir(&t.prefix).join(BUILT).exists() {
+        // Killed halfway (addresses, routes, NAT or the lab's own services missing), built
+        // with --network-only, or by a phoenix from before the marker: built again.
+        out.push("its build did not finish".to_string());
+    }
     out
 }
+
+/// Written in the state dir when a full network build finished (removed when one starts).
+const BUILT: &str = "network.built";
 
 /// The topology the running lab `t.prefix` was built with (recorded), else `t`: drift is
 /// judged against what was built.
@@ -396,6 +404,7 @@ fn build(
     LabError,
 > {
     let dir = state_dir(&t.prefix);
+    let _ = std::fs::remove_file(dir.join(BUILT));
     let state = serde_json::to_string_pretty(t).map_err(LabError::State)?;
     let root = dir.join("batch").join("root.ip");
     write(&root, &root_batch(t))?;
@@ -481,6 +490,9 @@ fn build(
     let s = started?;
     loaded?;
     crate::drift::record_nat(t)?;
+    if scope == Scope::Full {
+        write(&dir.join(BUILT), "")?;
+    }
     phases.mark("hypervisor batch, namespaces (netlink), NAT, firewalls and services");
     Ok((s, None, None))
 }
