@@ -1,8 +1,9 @@
 //! The Swarm engines' processes: dockerd's argv and `daemon.json` (pure), the UTS namespace
 //! holder that carries the VM's hostname, starting an engine and waiting for its socket,
 //! stopping it (a fault) and what it leaves behind, the containers' cgroups for `lab down`,
-//! and the image rootfs built from the host's busybox and iputils ping. See [`super`] for why
-//! each engine runs the way it does.
+//! the image rootfs built from the host's busybox and iputils ping, and after an engine
+//! restart the wait until the Swarm is whole again. See [`super`] for why each engine runs
+//! the way it does.
 //! I/O: processes, `/proc`, `/sys/fs/cgroup`, the engine's directory.
 
 use std::fs::File;
@@ -14,7 +15,9 @@ use std::time::{Duration, Instant};
 use super::{DF_PING, SwarmNode, SwarmPlan, client, p, runtime, swarm_err};
 use crate::run::{output, run};
 use crate::teardown::pids_in;
+use crate::topology::LabTopology;
 use crate::{LabError, state_dir};
+use phoenix_model::model::DesiredState;
 
 /// How long an engine gets to answer on its socket after the start.
 const ENGINE_DEADLINE: Duration = Duration::from_secs(30);
@@ -481,7 +484,7 @@ pub(crate) fn readdress_workers(plan: &SwarmPlan) -> Result<Vec<String>, LabErro
 }
 
 /// The marker an engine start leaves in the engine's directory until a run saw the Swarm
-/// whole again ([`crate::executor::await_overlay`]).
+/// whole again ([`await_overlay`]).
 const UNSETTLED: &str = "unsettled";
 
 /// Was an engine of `plan` started since the Swarm was last seen whole?
@@ -493,5 +496,64 @@ pub fn unsettled(plan: &SwarmPlan) -> bool {
 pub fn settled(plan: &SwarmPlan) {
     for n in &plan.nodes {
         let _ = std::fs::remove_file(n.dir.join(UNSETTLED));
+    }
+}
+
+/// Was an engine of the Swarm of `d` started (by this run or one killed before it) since
+/// the Swarm was last seen whole?
+pub fn unsettled_in(d: &DesiredState, t: &LabTopology) -> bool {
+    matches!(super::plan(d, t), Ok(Some(sp)) if unsettled(&sp))
+}
+
+/// The Swarm of `d` counts as whole (a new one, made whole by this run's own steps).
+pub fn settled_in(d: &DesiredState, t: &LabTopology) {
+    if let Ok(Some(sp)) = super::plan(d, t) {
+        settled(&sp);
+    }
+}
+
+/// How long a run waits for the overlay after an engine restarted (both engines of a
+/// rebuilt network took about 85 s here).
+const OVERLAY_RESYNC: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// After an engine of an existing Swarm was started again (by this run or one killed
+/// before it: [`unsettled_in`]): wait (bounded) until every node is
+/// Ready as the model says and the overlay carries traffic between every pair of nodes. A
+/// restarted manager sees its workers Ready only after their next heartbeat, and a restarted
+/// dockerd 20.10 learns its peers' endpoints by the network database's periodic bulk sync
+/// (up to about 30 s here): until then the Swarm is broken though nothing is left to do.
+/// Returns what it waited for.
+pub fn await_overlay(d: &DesiredState, t: &LabTopology) -> Result<Option<String>, LabError> {
+    let Some(sp) = super::plan(d, t)? else {
+        return Ok(None);
+    };
+    if sp.nodes.len() < 2 {
+        return Ok(None);
+    }
+    let start = std::time::Instant::now();
+    loop {
+        let mut checks = super::checks::engines_and_nodes(&sp);
+        if checks.iter().all(|c| c.pass) {
+            checks = super::checks::overlay(&sp);
+        }
+        let failing: Vec<String> = checks
+            .into_iter()
+            .filter(|c| !c.pass)
+            .map(|c| format!("{}: {}", c.subject, c.observed))
+            .collect();
+        let waited = start.elapsed().as_millis();
+        if failing.is_empty() {
+            settled(&sp);
+            return Ok(Some(format!(
+                "every node is Ready and the overlay carries traffic again after an engine restart (waited {waited} ms)"
+            )));
+        }
+        if start.elapsed() > OVERLAY_RESYNC {
+            return Err(swarm_err(format!(
+                "the Swarm is still not whole {waited} ms after an engine restart: {}",
+                failing.join("; ")
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
     }
 }

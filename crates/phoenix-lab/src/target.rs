@@ -252,7 +252,7 @@ impl Target for LabTarget {
             Err(e) => self.notes.push(format!("the lab's own services: {e}")),
         }
         // An engine of a Swarm that exists, started again, leaves the overlay broken for a
-        // while: the run waits for it ([`crate::executor::await_overlay`]).
+        // while: the run waits for it ([`crate::swarm::await_overlay`]).
         let swarm_existed = crate::swarm::load(&self.prefix).is_some();
         let x = crate::executor::LabExecutor::new(d, &self.topology, plan, &self.prefix);
         let journal = apply_waves(plan, PARALLELISM, &x);
@@ -273,15 +273,15 @@ impl Target for LabTarget {
                 Err(e) => journal.failed_wave = Some(format!("docker swarm: {e}")),
             }
         }
-        if journal.is_success() && crate::executor::swarm_unsettled(d, &self.topology) {
+        if journal.is_success() && crate::swarm::unsettled_in(d, &self.topology) {
             if swarm_existed {
                 progress("docker swarm: the overlay after an engine restart");
-                match crate::executor::await_overlay(d, &self.topology) {
+                match crate::swarm::await_overlay(d, &self.topology) {
                     Ok(said) => self.swarm_changes.extend(said),
                     Err(e) => journal.failed_wave = Some(format!("docker swarm: {e}")),
                 }
             } else {
-                crate::executor::swarm_settled(d, &self.topology);
+                crate::swarm::settled_in(d, &self.topology);
             }
         }
         journal
