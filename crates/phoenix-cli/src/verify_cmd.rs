@@ -97,13 +97,21 @@ pub fn lab_report(
         p.gateway_error_log = Some(gateway_log);
     }
     let start = Instant::now();
-    // The Swarm's checks run beside the network's (they share nothing but the clock).
-    let (mut report, swarm) = std::thread::scope(|s| {
+    // The Swarm's checks and the network as the lab built it (links up, addresses, routes,
+    // resolv.conf, the NAT: what `sync all` repairs in place) run beside the probes (they
+    // share nothing but the clock).
+    let (mut report, swarm, built) = std::thread::scope(|s| {
         let swarm = s.spawn(|| swarm_results(d, &t));
+        let built = s.spawn(|| phoenix_lab::drift::checks(&t));
         let report = verify(&p, &Deadlines::default());
-        (report, swarm.join().unwrap_or_default())
+        (
+            report,
+            swarm.join().unwrap_or_default(),
+            built.join().unwrap_or_default(),
+        )
     });
     report.extend(swarm);
+    report.extend(built);
     Ok((report, start.elapsed()))
 }
 

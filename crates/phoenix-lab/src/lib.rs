@@ -13,6 +13,8 @@
 //! - [`batch`]: the `ip -batch` text that builds it (pure);
 //! - [`realise`]: the network (namespaces, links, NAT) and the lab's own world, built once and
 //!   kept whole;
+//! - [`drift`]: what drifted in a running lab's network (a link down, an address, a route,
+//!   `resolv.conf`, the NAT), repaired in place and checked by `verify`;
 //! - [`teardown`]: `lab down` and [`LabGuard`] (finds everything by prefix, also after a crash);
 //! - [`procs`]: the processes the lab started, recorded by identity (pid and start time);
 //! - [`services`]: the wan's DNS, DHCP and HTTP endpoint, the mesh DNS, the guests' DHCP
@@ -34,6 +36,7 @@
 //! [`DesiredState`]: phoenix_model::model::DesiredState
 
 pub mod batch;
+pub mod drift;
 mod error;
 pub mod executor;
 pub mod guest_services;

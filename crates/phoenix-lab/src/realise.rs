@@ -180,12 +180,7 @@ pub fn ensure_network(t: &LabTopology) -> Result<Vec<String>, LabError> {
     let dir = state_dir(prefix);
     let mut said = Vec::new();
     if was.nat_ruleset != t.nat_ruleset {
-        let file = dir.join("nat.nft");
-        write(&file, &t.nat_ruleset)?;
-        run(
-            "ip",
-            &["netns", "exec", &t.hv, "nft", "-f", &path_str(&file)],
-        )?;
+        crate::drift::load_nat(t)?;
         said.push("the NAT ruleset was reloaded in the lab's hypervisor".to_string());
     }
     if was.mesh_dns != t.mesh_dns {
@@ -227,7 +222,9 @@ fn build_network(t: &LabTopology) -> Result<(), LabError> {
 }
 
 /// What is missing from the lab's network for `t` (empty: complete, or nothing is up):
-/// namespaces, links that are gone or down, addresses not held.
+/// namespaces and links that are gone, which only a rebuild makes again. A link down, an
+/// address or route lost, an edited `resolv.conf` or NAT are repaired in place instead
+/// ([`crate::drift`], by [`upkeep`]).
 pub fn network_problems(t: &LabTopology) -> Vec<String> {
     if namespaces(&t.prefix).is_empty() {
         return Vec::new();
@@ -244,45 +241,89 @@ pub fn network_problems(t: &LabTopology) -> Vec<String> {
         for l in &s.missing_links {
             out.push(format!("{}: link {l} is gone", n.name));
         }
-        for l in &s.down_links {
-            out.push(format!("{}: link {l} is down", n.name));
-        }
-        for a in t.addresses.iter().filter(|a| a.ns == n.name) {
-            let want = a.cidr.to_string();
-            let held = s
-                .links
-                .iter()
-                .any(|l| l.name == a.dev && l.addresses.contains(&want));
-            if !held {
-                out.push(format!("{}: {} lacks {want}", n.name, a.dev));
-            }
-        }
+    }
+    if out.is_empty() && !state_dir(&t.prefix).join(BUILT).exists() {
+        // Killed halfway (addresses, routes, NAT or the lab's own services missing), built
+        // with --network-only, or by a phoenix from before the marker: built again.
+        out.push("its build did not finish".to_string());
     }
     out
 }
 
+/// Written in the state dir when a full network build finished (removed when one starts).
+const BUILT: &str = "network.built";
+
+/// The topology the running lab `t.prefix` was built with (recorded), else `t`: drift is
+/// judged against what was built.
+fn as_built(t: &LabTopology) -> LabTopology {
+    crate::status::load_state(&t.prefix).unwrap_or_else(|| t.clone())
+}
+
+/// The world services of the lab (restarted by [`upkeep`] when gone).
+const WORLD: &[&str] = &["dnsmasq-wan", "httpd-wan", "dnsmasq-hv"];
+
+/// What [`upkeep`] would do now, said for the plan's notes (empty: nothing, or no network).
+/// A namespace or link that is gone is not judged here ([`network_problems`]: rebuilt).
+pub fn upkeep_due(t: &LabTopology) -> Vec<String> {
+    if namespaces(&t.prefix).is_empty() {
+        return Vec::new();
+    }
+    let built = as_built(t);
+    let mut out: Vec<String> = crate::drift::observe(&built)
+        .iter()
+        .filter(|d| !matches!(d, crate::drift::Drift::DhcpRouteMissing { .. }))
+        .map(ToString::to_string)
+        .collect();
+    let (live, leases) = services::status(&t.prefix, nic_addresses);
+    for s in live
+        .iter()
+        .filter(|s| !s.alive && WORLD.contains(&s.name.as_str()))
+    {
+        out.push(format!("{} in {} is not running", s.name, s.ns));
+    }
+    for l in leases
+        .iter()
+        .filter(|l| !l.held || !has_default(&l.lease.ns))
+    {
+        out.push(format!(
+            "guest {} {} lost its DHCP lease or its default route",
+            l.lease.guest, l.lease.nic
+        ));
+    }
+    out
+}
+
+fn nic_addresses(ns: &str, nic: &str) -> Vec<String> {
+    crate::status::links(ns)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|l| l.name == nic)
+        .map(|l| l.addresses)
+        .unwrap_or_default()
+}
+
+/// Does `ns` have a default route?
+fn has_default(ns: &str) -> bool {
+    run("ip", &["-n", ns, "-j", "route", "show", "default"]).is_ok_and(|o| o.contains("\"dst\""))
+}
+
 /// The lab's own world kept running (not part of any plan: a node's hypervisor services
-/// and the upstream the lab stands in for): the wan's DNS, DHCP and HTTP and the mesh DNS
-/// restarted when their process is gone, a DHCP lease a guest lost obtained again. Nothing
-/// when the lab's network is not up. Returns what it did.
-pub fn upkeep(prefix: &str) -> Result<Vec<String>, LabError> {
-    const WORLD: &[&str] = &["dnsmasq-wan", "httpd-wan", "dnsmasq-hv"];
+/// and the upstream the lab stands in for): the network's drift repaired in place
+/// ([`crate::drift`]), the wan's DNS, DHCP and HTTP and the mesh DNS restarted when their
+/// process is gone, a DHCP lease (or the default route it gives) a guest lost obtained again.
+/// Nothing when the lab's network is not up; what is gone of it is left to the rebuild
+/// ([`ensure_network`]). Returns what it did.
+pub fn upkeep(t: &LabTopology) -> Result<Vec<String>, LabError> {
+    let prefix = t.prefix.as_str();
     if namespaces(prefix).is_empty() {
         return Ok(Vec::new());
     }
+    let built = as_built(t);
+    let mut said = crate::drift::repair(&built, &crate::drift::observe(&built))?;
     let Some(mut state) = services::load(prefix) else {
-        return Ok(Vec::new());
+        return Ok(said);
     };
-    let mut said = Vec::new();
-    let links = |ns: &str, nic: &str| -> Vec<String> {
-        crate::status::links(ns)
-            .unwrap_or_default()
-            .into_iter()
-            .find(|l| l.name == nic)
-            .map(|l| l.addresses)
-            .unwrap_or_default()
-    };
-    let (live, leases) = services::status(prefix, links);
+    let (live, leases) = services::status(prefix, nic_addresses);
     for s in live
         .iter()
         .filter(|s| !s.alive && WORLD.contains(&s.name.as_str()))
@@ -296,7 +337,10 @@ pub fn upkeep(prefix: &str) -> Result<Vec<String>, LabError> {
         }
     }
     let mut renewed = false;
-    for l in leases.iter().filter(|l| !l.held) {
+    for l in leases
+        .iter()
+        .filter(|l| !l.held || !has_default(&l.lease.ns))
+    {
         if let Some(rec) = state
             .leases
             .iter_mut()
@@ -305,7 +349,7 @@ pub fn upkeep(prefix: &str) -> Result<Vec<String>, LabError> {
             *rec = services::renew(prefix, rec)?;
             renewed = true;
             said.push(format!(
-                "renewed the DHCP lease of guest {} {}: the NIC had lost it",
+                "renewed the DHCP lease of guest {} {}: the NIC had lost it or its default route",
                 rec.guest, rec.nic
             ));
         }
@@ -360,6 +404,7 @@ fn build(
     LabError,
 > {
     let dir = state_dir(&t.prefix);
+    let _ = std::fs::remove_file(dir.join(BUILT));
     let state = serde_json::to_string_pretty(t).map_err(LabError::State)?;
     let root = dir.join("batch").join("root.ip");
     write(&root, &root_batch(t))?;
@@ -444,6 +489,10 @@ fn build(
     }
     let s = started?;
     loaded?;
+    crate::drift::record_nat(t)?;
+    if scope == Scope::Full {
+        write(&dir.join(BUILT), "")?;
+    }
     phases.mark("hypervisor batch, namespaces (netlink), NAT, firewalls and services");
     Ok((s, None, None))
 }

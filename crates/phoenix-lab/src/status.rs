@@ -85,8 +85,13 @@ pub fn links(ns: &str) -> Result<Vec<LinkStatus>, LabError> {
         argv: format!("ip {}", args.join(" ")),
         source,
     })?;
+    Ok(parse_links(&v))
+}
+
+/// The links of `ip -j addr show`'s document; loopback left out. Pure.
+pub(crate) fn parse_links(v: &[Value]) -> Vec<LinkStatus> {
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-    Ok(v.iter()
+    v.iter()
         .filter(|l| s(l, "ifname").as_deref() != Some("lo"))
         .map(|l| LinkStatus {
             name: s(l, "ifname").unwrap_or_default(),
@@ -108,7 +113,7 @@ pub fn links(ns: &str) -> Result<Vec<LinkStatus>, LabError> {
                 })
                 .unwrap_or_default(),
         })
-        .collect())
+        .collect()
 }
 
 /// What exists of the lab `prefix` now.

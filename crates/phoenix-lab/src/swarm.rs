@@ -64,8 +64,8 @@ pub mod service;
 pub mod tls;
 pub use checks::{SwarmCheck, checks};
 pub use engine::{
-    build_rootfs, daemon_json, dockerd_args, engine_pid, engine_pids, parse_ldd, remove_cgroups,
-    stop_engine,
+    await_overlay, build_rootfs, daemon_json, dockerd_args, engine_pid, engine_pids, parse_ldd,
+    remove_cgroups, settled, settled_in, stop_engine, unsettled, unsettled_in,
 };
 use engine::{running_engine, start_engine, stop_leftovers, wait_engine};
 pub use phoenix_exec::docker::members::ADDR_POOLS;
@@ -494,6 +494,7 @@ fn converge_members(
     changes.extend(members::join(&desired, &nodes)?);
     mark("join and labels", phases);
     changes.extend(members::overlays(&desired, &nodes)?);
+    changes.extend(engine::readdress_workers(plan)?);
     mark("network", phases);
     Ok(changes)
 }

@@ -1,8 +1,9 @@
 //! The Swarm engines' processes: dockerd's argv and `daemon.json` (pure), the UTS namespace
 //! holder that carries the VM's hostname, starting an engine and waiting for its socket,
 //! stopping it (a fault) and what it leaves behind, the containers' cgroups for `lab down`,
-//! and the image rootfs built from the host's busybox and iputils ping. See [`super`] for why
-//! each engine runs the way it does.
+//! the image rootfs built from the host's busybox and iputils ping, and after an engine
+//! restart the wait until the Swarm is whole again. See [`super`] for why each engine runs
+//! the way it does.
 //! I/O: processes, `/proc`, `/sys/fs/cgroup`, the engine's directory.
 
 use std::fs::File;
@@ -14,7 +15,9 @@ use std::time::{Duration, Instant};
 use super::{DF_PING, SwarmNode, SwarmPlan, client, p, runtime, swarm_err};
 use crate::run::{output, run};
 use crate::teardown::pids_in;
+use crate::topology::LabTopology;
 use crate::{LabError, state_dir};
+use phoenix_model::model::DesiredState;
 
 /// How long an engine gets to answer on its socket after the start.
 const ENGINE_DEADLINE: Duration = Duration::from_secs(30);
@@ -166,16 +169,23 @@ pub(crate) fn start_engine(n: &SwarmNode) -> Result<u32, LabError> {
     // dockerd trusts containerd's pid file while that pid exists — also as a zombie of the
     // engine it replaces that init has not reaped yet — and then waits 15 s for a containerd
     // that never answers, and exits. A pid file naming no live process goes.
+    // dockerd refuses to start over its own pid file in the same case (a SIGKILLed engine
+    // not yet reaped): "pid file found, ensure docker is not running".
     let containerd_pid = n.dir.join("exec").join("containerd").join("containerd.pid");
-    if let Some(pid) = std::fs::read_to_string(&containerd_pid)
-        .ok()
-        .and_then(|t| t.trim().parse::<u32>().ok())
-        && !alive(pid)
-    {
-        let _ = std::fs::remove_file(&containerd_pid);
+    for file in [containerd_pid, n.pid_file()] {
+        if let Some(pid) = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+            && !alive(pid)
+        {
+            let _ = std::fs::remove_file(&file);
+        }
     }
     let conf = n.dir.join("daemon.json");
     std::fs::write(&conf, daemon_json(n)).map_err(|e| LabError::io(&conf, e))?;
+    // Until a run sees the Swarm whole again (also when this run is killed meanwhile).
+    let marker = n.dir.join(UNSETTLED);
+    std::fs::write(&marker, "").map_err(|e| LabError::io(&marker, e))?;
     let _ = std::fs::remove_file(n.socket());
     let log = n.log();
     // Appended: a restarted engine keeps the story of the previous one.
@@ -420,4 +430,130 @@ pub fn stop_engine(plan: &SwarmPlan, guest: u32, deadline: Duration) -> Result<(
     }
     stop_leftovers(n);
     Ok(())
+}
+
+/// How long a worker gets to reconnect from its underlay address.
+const READDRESS_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Workers the first manager sees at another address than the model's (their session went
+/// out through another NIC while the underlay had no address or was down, and stays so once
+/// it is back): their sessions to the managers' port from any other local address are closed
+/// (`ss -K` in the worker's namespace), so the engine dials again from its underlay address;
+/// waits (bounded) until the manager sees it there. Returns what it did.
+pub(crate) fn readdress_workers(plan: &SwarmPlan) -> Result<Vec<String>, LabError> {
+    let Some(leader) = plan.leader() else {
+        return Ok(Vec::new());
+    };
+    let c = client(leader)?;
+    let rt = runtime()?;
+    let seen = |name: &str| -> Option<String> {
+        let nodes = rt.block_on(c.list_nodes(None)).ok()?;
+        nodes
+            .into_iter()
+            .find(|x| x.description.as_ref().and_then(|d| d.hostname.as_deref()) == Some(name))
+            .and_then(|x| x.status.and_then(|s| s.addr))
+    };
+    let mut said = Vec::new();
+    for n in plan
+        .nodes
+        .iter()
+        .filter(|n| n.role == super::SwarmRoleName::Worker)
+    {
+        let want = n.addr.to_string();
+        let Some(was) = seen(&n.name).filter(|a| *a != want) else {
+            continue;
+        };
+        let port = format!(":{}", super::MANAGER_PORT);
+        let argv = [
+            "netns", "exec", &n.ns, "ss", "-K", "-t", "-n", "dport", "=", &port, "and", "not",
+            "src", &want,
+        ];
+        run("ip", &argv)?;
+        let start = Instant::now();
+        while seen(&n.name).as_deref() != Some(want.as_str())
+            && start.elapsed() < READDRESS_DEADLINE
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        said.push(format!(
+            "{} was seen by the manager at {was}, not its underlay address {want}: its session reconnected",
+            n.label()
+        ));
+    }
+    Ok(said)
+}
+
+/// The marker an engine start leaves in the engine's directory until a run saw the Swarm
+/// whole again ([`await_overlay`]).
+const UNSETTLED: &str = "unsettled";
+
+/// Was an engine of `plan` started since the Swarm was last seen whole?
+pub fn unsettled(plan: &SwarmPlan) -> bool {
+    plan.nodes.iter().any(|n| n.dir.join(UNSETTLED).exists())
+}
+
+/// The Swarm of `plan` was seen whole: the engines' markers go.
+pub fn settled(plan: &SwarmPlan) {
+    for n in &plan.nodes {
+        let _ = std::fs::remove_file(n.dir.join(UNSETTLED));
+    }
+}
+
+/// Was an engine of the Swarm of `d` started (by this run or one killed before it) since
+/// the Swarm was last seen whole?
+pub fn unsettled_in(d: &DesiredState, t: &LabTopology) -> bool {
+    matches!(super::plan(d, t), Ok(Some(sp)) if unsettled(&sp))
+}
+
+/// The Swarm of `d` counts as whole (a new one, made whole by this run's own steps).
+pub fn settled_in(d: &DesiredState, t: &LabTopology) {
+    if let Ok(Some(sp)) = super::plan(d, t) {
+        settled(&sp);
+    }
+}
+
+/// How long a run waits for the overlay after an engine restarted (both engines of a
+/// rebuilt network took about 85 s here).
+const OVERLAY_RESYNC: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// After an engine of an existing Swarm was started again (by this run or one killed
+/// before it: [`unsettled_in`]): wait (bounded) until every node is
+/// Ready as the model says and the overlay carries traffic between every pair of nodes. A
+/// restarted manager sees its workers Ready only after their next heartbeat, and a restarted
+/// dockerd 20.10 learns its peers' endpoints by the network database's periodic bulk sync
+/// (up to about 30 s here): until then the Swarm is broken though nothing is left to do.
+/// Returns what it waited for.
+pub fn await_overlay(d: &DesiredState, t: &LabTopology) -> Result<Option<String>, LabError> {
+    let Some(sp) = super::plan(d, t)? else {
+        return Ok(None);
+    };
+    if sp.nodes.len() < 2 {
+        return Ok(None);
+    }
+    let start = std::time::Instant::now();
+    loop {
+        let mut checks = super::checks::engines_and_nodes(&sp);
+        if checks.iter().all(|c| c.pass) {
+            checks = super::checks::overlay(&sp);
+        }
+        let failing: Vec<String> = checks
+            .into_iter()
+            .filter(|c| !c.pass)
+            .map(|c| format!("{}: {}", c.subject, c.observed))
+            .collect();
+        let waited = start.elapsed().as_millis();
+        if failing.is_empty() {
+            settled(&sp);
+            return Ok(Some(format!(
+                "every node is Ready and the overlay carries traffic again after an engine restart (waited {waited} ms)"
+            )));
+        }
+        if start.elapsed() > OVERLAY_RESYNC {
+            return Err(swarm_err(format!(
+                "the Swarm is still not whole {waited} ms after an engine restart: {}",
+                failing.join("; ")
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
 }

@@ -136,6 +136,14 @@ impl Target for LabTarget {
             ));
             BTreeSet::new()
         };
+        // What the lab repairs of its own before the plan's actions (never silently).
+        let due = crate::realise::upkeep_due(&self.topology);
+        if !due.is_empty() {
+            notes.push(format!(
+                "lab upkeep before the plan's actions: {}",
+                due.join("; ")
+            ));
+        }
         let mut state = ObservedState {
             storages: crate::node::storages(),
             ..ObservedState::default()
@@ -242,10 +250,13 @@ impl Target for LabTarget {
         _observed: &LabObserved,
         progress: &mut dyn FnMut(&str),
     ) -> Journal<LabError> {
-        match crate::realise::upkeep(&self.prefix) {
+        match crate::realise::upkeep(&self.topology) {
             Ok(said) => self.notes.extend(said),
             Err(e) => self.notes.push(format!("the lab's own services: {e}")),
         }
+        // An engine of a Swarm that exists, started again, leaves the overlay broken for a
+        // while: the run waits for it ([`crate::swarm::await_overlay`]).
+        let swarm_existed = crate::swarm::load(&self.prefix).is_some();
         let x = crate::executor::LabExecutor::new(d, &self.topology, plan, &self.prefix);
         let journal = apply_waves(plan, PARALLELISM, &x);
         self.notes.extend(x.notes());
@@ -263,6 +274,17 @@ impl Target for LabTarget {
             match crate::executor::converge_swarm(d, &self.topology, plan) {
                 Ok(changes) => self.swarm_changes = changes,
                 Err(e) => journal.failed_wave = Some(format!("docker swarm: {e}")),
+            }
+        }
+        if journal.is_success() && crate::swarm::unsettled_in(d, &self.topology) {
+            if swarm_existed {
+                progress("docker swarm: the overlay after an engine restart");
+                match crate::swarm::await_overlay(d, &self.topology) {
+                    Ok(said) => self.swarm_changes.extend(said),
+                    Err(e) => journal.failed_wave = Some(format!("docker swarm: {e}")),
+                }
+            } else {
+                crate::swarm::settled_in(d, &self.topology);
             }
         }
         journal

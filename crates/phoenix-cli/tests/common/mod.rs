@@ -279,3 +279,60 @@ pub fn copy_tree(dir: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// `phoenix verify --target lab --output json --config CONFIG --prefix P`: (exit code, report).
+pub fn lab_verify(prefix: &str, config: &str) -> (Option<i32>, serde_json::Value) {
+    let o = phoenix(&[
+        "verify", "--target", "lab", "--output", "json", "--config", config, "--prefix", prefix,
+    ]);
+    let v = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("json ({e}): {}\n{}", text(&o.stdout), text(&o.stderr)));
+    (o.status.code(), v)
+}
+
+/// The failed checks of a verify report (or a `sync all` document's `verify`): "id: evidence".
+pub fn failed_results(report: &serde_json::Value) -> Vec<String> {
+    report["results"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|r| r["status"] == "fail")
+                .map(|r| {
+                    format!(
+                        "{}: {}",
+                        r["id"].as_str().unwrap_or_default(),
+                        r["evidence"].as_str().unwrap_or_default()
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The plan's notes of a `sync all` document.
+pub fn plan_notes(v: &serde_json::Value) -> Vec<String> {
+    v["plan"]["notes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Run `program args` (argv, no shell), which must succeed.
+pub fn run_ok(program: &str, args: &[&str]) {
+    let o = Command::new(program).args(args).output().expect(program);
+    assert!(
+        o.status.success(),
+        "{program} {}: {}",
+        args.join(" "),
+        text(&o.stderr)
+    );
+}
+
+/// SIGKILL to `pid`, which must exist.
+pub fn kill9(pid: u32) {
+    run_ok("kill", &["-KILL", "--", &pid.to_string()]);
+}
