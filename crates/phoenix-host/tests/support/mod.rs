@@ -24,7 +24,14 @@ pub const STANDIN_COMMANDS: &[&str] = &[
     "blkid",
     "wipefs",
     "update-initramfs",
+    "useradd",
+    "chpasswd",
+    "visudo",
 ];
+
+/// The stand-in's directory, then only /usr/bin and /bin (python3, env, sh): never /usr/sbin
+/// or /sbin, where this machine's real disk and account tools live.
+const SYSTEM_PATH: &str = "/usr/bin:/bin";
 
 /// A node: files under `root`, the stand-in's commands first on PATH, every call recorded.
 #[derive(Debug)]
@@ -42,6 +49,8 @@ impl StandinNode {
         let bin = dir.path().join("bin");
         std::fs::create_dir_all(&root).unwrap();
         std::fs::create_dir_all(&bin).unwrap();
+        let mut state = state.clone();
+        state["root"] = serde_json::Value::String(root.display().to_string());
         std::fs::write(dir.path().join("state.json"), state.to_string()).unwrap();
         std::fs::write(dir.path().join("log"), "").unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/standin.py");
@@ -80,6 +89,11 @@ impl StandinNode {
             .collect()
     }
 
+    /// What `chpasswd` read on stdin.
+    pub fn chpasswd_stdin(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log.stdin")).unwrap_or_default()
+    }
+
     /// Forget the calls so far.
     pub fn clear_calls(&self) {
         std::fs::write(self.dir.path().join("log"), "").unwrap();
@@ -91,11 +105,16 @@ impl StandinNode {
     }
 
     fn with_path(&self, argv: &[String]) -> Vec<String> {
-        let path = format!(
-            "PATH={}:{}",
-            self.bin.display(),
-            std::env::var("PATH").unwrap_or_default()
+        let tool = argv.first().map(String::as_str).unwrap_or_default();
+        assert!(
+            ![
+                "useradd", "usermod", "userdel", "chpasswd", "passwd", "wipefs", "zpool", "sgdisk"
+            ]
+            .contains(&tool)
+                || STANDIN_COMMANDS.contains(&tool),
+            "{tool} would run for real"
         );
+        let path = format!("PATH={}:{SYSTEM_PATH}", self.bin.display());
         let mut out = vec!["env".to_string(), path];
         out.extend(argv.iter().cloned());
         out
@@ -107,7 +126,7 @@ pub fn writes(calls: &[Vec<String>]) -> Vec<Vec<String>> {
     calls
         .iter()
         .filter(|c| {
-            !matches!(c[0].as_str(), "lsblk" | "blkid")
+            !matches!(c[0].as_str(), "lsblk" | "blkid" | "visudo")
                 && !matches!(c.get(1).map(String::as_str), Some("list" | "get"))
         })
         .cloned()

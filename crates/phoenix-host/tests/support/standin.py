@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""A recorded stand-in for zpool, zfs, lsblk, blkid and wipefs (installed under those names
-first on PATH by the tests): each call appends its argv to LOG, reads and answers from STATE
-(JSON), and changes STATE the way the real command would. It never touches a disk."""
+"""A recorded stand-in for zpool, zfs, lsblk, blkid, wipefs, update-initramfs, useradd,
+chpasswd and visudo (installed under those names first on PATH by the tests): each call
+appends its argv to LOG (chpasswd's stdin to LOG.stdin), reads and answers from STATE (JSON),
+and changes STATE - or, for the account tools, the files under STATE's `root` - the way the
+real command would. It never touches a disk or this machine's accounts."""
 import json, os, sys
 
 STATE, LOG = sys.argv[1], sys.argv[2]
@@ -120,5 +122,43 @@ elif name == 'blkid':
     print('\n'.join(['DEVNAME=' + args[-1]] + out))
 elif name == 'update-initramfs':
     pass
+elif name == 'useradd':
+    user, root = args[-1], st['root']
+    with open(root + '/etc/passwd') as f:
+        lines = f.read().splitlines()
+    if any(l.split(':')[0] == user for l in lines):
+        fail("useradd: user '%s' already exists" % user, 9)
+    uid = 1000 + len(lines)
+    home = '/home/' + user
+    with open(root + '/etc/passwd', 'a') as f:
+        f.write('%s:x:%d:%d::%s:%s\n' % (user, uid, uid, home, args[args.index('--shell') + 1]))
+    with open(root + '/etc/group', 'a') as f:
+        f.write('%s:x:%d:\n' % (user, uid))
+    with open(root + '/etc/shadow', 'a') as f:
+        f.write('%s:!:20000:0:99999:7:::\n' % user)
+    if '--create-home' in args:
+        os.makedirs(root + home, exist_ok=True)
+elif name == 'chpasswd':
+    data = sys.stdin.read()
+    with open(LOG + '.stdin', 'a') as f:
+        f.write(data)
+    root = st['root']
+    with open(root + '/etc/shadow') as f:
+        lines = f.read().splitlines()
+    for entry in data.splitlines():
+        user, hashed = entry.split(':', 1)
+        lines = [':'.join([user, hashed] + l.split(':')[2:]) if l.split(':')[0] == user else l for l in lines]
+    with open(root + '/etc/shadow', 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+elif name == 'visudo':
+    # visudo -cf FILE: every line a comment or `USER ALL=(ALL:ALL) ALL`.
+    import re
+    with open(args[-1]) as f:
+        bad = [l for l in f.read().splitlines() if l and not l.startswith('#')
+               and not re.match(r'^[a-z_][a-z0-9_-]* ALL=\(ALL(:ALL)?\) (NOPASSWD: )?ALL$', l)]
+    if bad:
+        print('%s:1:1: syntax error' % args[-1])
+        sys.exit(1)
+    print('%s: parsed OK' % args[-1])
 else:
     fail('stand-in: %s %s is not modelled' % (name, ' '.join(args)), 2)
