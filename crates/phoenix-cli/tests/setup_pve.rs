@@ -3,7 +3,8 @@
 //! with its type, pool or path and content, the admin becomes `phoenix_admin@pam` with
 //! Administrator on `/`; a second run sends no write; a content type changed behind phoenix's
 //! back is put back in place; a dataset the configuration drops is reported and its storage
-//! left, and removed only with `--remove-dropped-storage`.
+//! left, and removed only with `--remove-dropped-storage`. `sync all --only host-setup` runs the
+//! same steps.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../../phoenix-pve/tests/common/mod.rs"]
@@ -186,4 +187,68 @@ fn dropped_storage_is_reported_and_removed_only_when_asked() {
         &["--remove-dropped-storage"],
     );
     assert_eq!(report["changes"], 0, "{report:#}");
+}
+
+#[test]
+fn sync_all_only_host_setup_runs_the_same_steps() {
+    if !fakepve_available() {
+        return;
+    }
+    let pve = FakePve::start(&serde_json::json!({}));
+    let root = scratch();
+    let config = Path::new(ROOTESTING);
+    let args = [
+        "sync",
+        "all",
+        "--target",
+        "pve",
+        "--only",
+        "host-setup",
+        "-o",
+        "json",
+    ];
+    let (code, dry, stderr) = run_json(node_cmd(
+        &pve,
+        root.path(),
+        config,
+        &[&args[..], &["--dry-run"]].concat(),
+    ));
+    assert_eq!(code, 0, "{stderr}");
+    // The same plan `phoenix setup --dry-run` makes.
+    let (_, setup_dry, _) = setup(&pve, root.path(), config, &["--dry-run"]);
+    assert_eq!(dry["plan"], setup_dry["plan"]);
+    // 6 host files, the storage record, 12 storages, the user and its ACL.
+    assert_eq!(dry["changes"], 21, "{dry:#}");
+    assert_eq!(dry["needs_reboot"].as_array().unwrap().len(), 1, "{dry:#}");
+    assert!(dry["destructive"].as_array().unwrap().is_empty());
+    assert!(!root.path().join("etc/samba").exists(), "a dry run wrote");
+
+    let (code, report, stderr) = run_json(node_cmd(&pve, root.path(), config, &args));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        report["journal"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["outcome"] != "failed")
+    );
+    assert!(find(&storage(&pve), "quickOS-vm-disks").is_some());
+    let (_, again, _) = run_json(node_cmd(&pve, root.path(), config, &args));
+    assert_eq!(again["changes"], 0, "{again:#}");
+
+    let lab = std::process::Command::new(env!("CARGO_BIN_EXE_phoenix"))
+        .args([
+            "sync",
+            "all",
+            "--target",
+            "lab",
+            "--only",
+            "host-setup",
+            "-c",
+            ROOTESTING,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(lab.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&lab.stderr).contains("the lab twin has no host setup yet"));
 }
