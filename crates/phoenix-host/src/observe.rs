@@ -66,6 +66,8 @@ pub struct HostObserved {
     pub samba_hash: Option<NtHash>,
     /// ZFS (live, with `zpool` and `zfs` present and a `zfs` section).
     pub zfs: Option<crate::zfs::ZfsObserved>,
+    /// Why ZFS could not be observed although its commands exist.
+    pub zfs_unusable: Option<String>,
     /// Proxmox storage by id (with an API connection).
     pub storage: Option<BTreeMap<String, crate::storage::StorageObserved>>,
     /// The configured accounts found in `/etc/passwd`.
@@ -134,6 +136,7 @@ pub fn observe_with(
         smbd_running: false,
         samba_hash: None,
         zfs: None,
+        zfs_unusable: None,
         storage: None,
         users: BTreeMap::new(),
         pve_access: None,
@@ -183,7 +186,10 @@ pub fn observe_with(
         && observed.has("zpool")
         && observed.has("zfs")
     {
-        observed.zfs = Some(crate::zfs::observe::observe(shell, z)?);
+        match crate::zfs::observe::observe(shell, z)? {
+            Ok(found) => observed.zfs = Some(found),
+            Err(why) => observed.zfs_unusable = Some(why),
+        }
     }
     if let Some(samba) = &setup.samba {
         if observed.has("smbcontrol") {

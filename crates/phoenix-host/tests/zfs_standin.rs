@@ -225,3 +225,27 @@ fn a_changed_property_is_set_in_place_never_re_created() {
     );
     assert_eq!(plan_on(&node, &changed, false).changes(), 0);
 }
+
+#[test]
+fn zfs_installed_but_not_loaded_is_a_skip_with_the_reason() {
+    let node =
+        StandinNode::new(&json!({"module_loaded": false, "disks": {D1: {}, D2: {}, D3: {}}}));
+    let p = plan_on(&node, &zfs_only(), false);
+    let skip = p
+        .steps
+        .iter()
+        .find(|s| matches!(s, Step::Skip { what, .. } if what == "ZFS pools and datasets"))
+        .expect("a skip for the pools");
+    assert!(
+        skip.to_string()
+            .contains("`zpool list` failed: The ZFS modules are not loaded."),
+        "{skip}"
+    );
+    assert!(
+        !p.steps
+            .iter()
+            .any(|s| matches!(s, Step::CreatePool { .. } | Step::Refused { .. }))
+    );
+    // The ARC limit persists for when the module loads; the live value cannot be set.
+    assert!(p.needs_reboot().count() == 1, "{:#?}", p.steps);
+}

@@ -83,16 +83,27 @@ fn lines(shell: &dyn HostShell, words: &[&str]) -> Result<Option<Vec<String>>, S
     ))
 }
 
-/// Read what `zfs` needs. `zpool` and `zfs` must exist (the caller checks).
-pub fn observe(shell: &dyn HostShell, zfs: &Zfs) -> Result<ZfsObserved, ShellError> {
+/// Read what `zfs` needs. `zpool` and `zfs` must exist (the caller checks). `Ok(Err(why))`
+/// when ZFS cannot be used on the host.
+pub fn observe(
+    shell: &dyn HostShell,
+    zfs: &Zfs,
+) -> Result<Result<ZfsObserved, String>, ShellError> {
     let mut observed = ZfsObserved::default();
-    let Some(pools) = lines(shell, &["zpool", "list", "-H", "-o", "name"])? else {
-        return Err(ShellError::Failed {
-            program: "zpool list".into(),
-            status: 1,
-            stderr: "could not list the pools".into(),
-        });
-    };
+    let out = shell.run(&argv(&["zpool", "list", "-H", "-o", "name"]), DEADLINE)?;
+    if out.status != 0 {
+        // Installed but not usable (the module not loaded): said in the plan, not an error.
+        return Ok(Err(format!(
+            "`zpool list` failed: {}",
+            out.stderr.trim().lines().next().unwrap_or("no message")
+        )));
+    }
+    let pools: Vec<String> = out
+        .stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
     observed.pools = pools.into_iter().collect();
     if let Some(names) = lines(
         shell,
@@ -135,7 +146,7 @@ pub fn observe(shell: &dyn HostShell, zfs: &Zfs) -> Result<ZfsObserved, ShellErr
                 .insert(disk.clone(), disk_state(shell, disk)?);
         }
     }
-    Ok(observed)
+    Ok(Ok(observed))
 }
 
 /// `lsblk --json` (partitions, mounts) and `blkid -p` (signatures, probed on the device itself).

@@ -101,9 +101,9 @@ pub(crate) fn plan(zfs: &Zfs, observed: &HostObserved, inputs: &PlanInputs, step
         return;
     }
     let Some(z) = &observed.zfs else {
-        steps.push(skip(
-            "zpool/zfs not found (zfsutils-linux is not installed)".into(),
-        ));
+        steps.push(skip(observed.zfs_unusable.clone().unwrap_or_else(|| {
+            "zpool/zfs not found (zfsutils-linux is not installed)".into()
+        })));
         return;
     };
     let mut usable = z.pools.clone();

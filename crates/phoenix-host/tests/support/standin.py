@@ -40,7 +40,9 @@ def fail(msg, code=1):
 
 pools, datasets, disks = st.setdefault('pools', {}), st.setdefault('datasets', {}), st.setdefault('disks', {})
 
-if name == 'zpool' and args[:1] == ['list']:
+if name in ('zpool', 'zfs') and st.get('module_loaded') is False:
+    fail("The ZFS modules are not loaded.\nTry running '/sbin/modprobe zfs' as root to load them.")
+elif name == 'zpool' and args[:1] == ['list']:
     for p in sorted(pools):
         print(p)
 elif name == 'zpool' and args[:1] == ['create']:
