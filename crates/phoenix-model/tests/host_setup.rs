@@ -183,3 +183,35 @@ fn zfs_is_read_and_checked() {
     let want: Vec<(&str, String)> = want.iter().map(|(c, p)| (*c, p.to_string())).collect();
     assert_eq!(found, want);
 }
+
+#[test]
+fn an_ssh_key_must_be_one_public_key_line() {
+    for bad in [
+        "ssh-ed25519 AAAAkey ops@laptop\nssh-rsa AAAAinjected other",
+        "not a key",
+        "ssh-ed25519",
+    ] {
+        let (_dir, v) = with_host_keys(serde_json::json!({
+            "users": {"username": "ops", "sudo_access": true, "ssh_public_key": bad}
+        }));
+        let found: Vec<_> = v
+            .findings()
+            .into_iter()
+            .filter(|f| f.pointer.starts_with("/users"))
+            .map(|f| (f.code, f.pointer, f.line > 0))
+            .collect();
+        assert_eq!(
+            found,
+            [("PHX-E053", "/users/ssh_public_key".to_string(), true)],
+            "{bad:?}"
+        );
+    }
+    let (_dir, v) = with_host_keys(serde_json::json!({
+        "users": {"username": "ops", "ssh_public_key": "ssh-ed25519 AAAAC3Nza ops@laptop"}
+    }));
+    let host = &v.desired.unwrap().host_setup;
+    assert_eq!(
+        host.admin_user.as_ref().unwrap().ssh_public_key.as_deref(),
+        Some("ssh-ed25519 AAAAC3Nza ops@laptop")
+    );
+}
