@@ -81,6 +81,13 @@ fn open_ca(
 
 fn sync_all(args: &SyncAllArgs) -> u8 {
     if matches!(args.target, SyncTarget::Lab) {
+        if args.only.contains(&Subsystem::HostSetup) {
+            error(
+                "the lab twin has no host setup yet",
+                "`--only host-setup` runs on --target pve (a scratch --host-root writes the files only)",
+            );
+            return exit::USAGE;
+        }
         return crate::sync_lab::run(args);
     }
     run_pve(args, &Request::SyncAll, &Mode::Sync)
@@ -156,7 +163,21 @@ pub(crate) fn run_pve(args: &SyncAllArgs, request: &Request, mode: &Mode<'_>) ->
     {
         return code;
     }
-    let only: BTreeSet<Subsystem> = args.only.iter().copied().collect();
+    let mut only: BTreeSet<Subsystem> = args.only.iter().copied().collect();
+    if only.remove(&Subsystem::HostSetup) {
+        // The host's own setup: phoenix-host's plan, the same steps as `phoenix setup`.
+        let setup = crate::setup_cmd::SetupRequest {
+            pve: &args.pve,
+            wipe_disks: args.wipe_disks,
+            remove_dropped_storage: args.remove_dropped_storage,
+            dry_run: args.dry_run,
+            json: matches!(args.output, crate::cli::OutputFormat::Json),
+        };
+        let code = crate::setup_cmd::host_setup(&args.config, &setup);
+        if code != exit::OK || only.is_empty() || *request != Request::SyncAll {
+            return code;
+        }
+    }
     if only.len() == 1 && only.contains(&Subsystem::Swarm) && *request == Request::SyncAll {
         // The Swarm alone: its engines, not the Proxmox API.
         return swarm_only(args);

@@ -40,7 +40,7 @@ fn setup_writes_once_then_changes_nothing() {
     let dry = phoenix(&[&args[..], &["--dry-run"]].concat());
     assert_eq!(dry.status.code(), Some(0), "{}", text(&dry.stderr));
     let out = text(&dry.stdout);
-    assert!(out.starts_with("phoenix setup: 4 changes"), "{out}");
+    assert!(out.starts_with("phoenix setup: 6 changes"), "{out}");
     assert!(out.contains("write /etc/samba/smb.conf (missing)"), "{out}");
     assert!(!root.path().join("etc/samba").exists(), "a dry run wrote");
 

@@ -19,10 +19,24 @@ pub struct SetupPlan {
 impl SetupPlan {
     /// Steps that change the host (skips are not changes).
     pub fn changes(&self) -> usize {
+        self.steps.iter().filter(|s| s.is_change()).count()
+    }
+
+    /// Destructive steps phoenix refuses (the plan cannot be applied as it is).
+    pub fn refusals(&self) -> impl Iterator<Item = &Step> {
         self.steps
             .iter()
-            .filter(|s| !matches!(s, Step::Skip { .. }))
-            .count()
+            .filter(|s| matches!(s, Step::Refused { .. }))
+    }
+
+    pub fn destructive(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(|s| s.is_destructive())
+    }
+
+    pub fn needs_reboot(&self) -> impl Iterator<Item = &Step> {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s, Step::NeedsReboot { .. }))
     }
 }
 
@@ -32,6 +46,8 @@ impl SetupPlan {
 pub enum Check {
     /// `testparm -s PATH.new`.
     Testparm,
+    /// `visudo -cf PATH.new`.
+    Visudo,
 }
 
 /// One step of the plan.
@@ -52,6 +68,60 @@ pub enum Step {
     SambaPassword { user: String, reason: String },
     /// Not done, and why.
     Skip { what: String, reason: String },
+    /// A destructive step phoenix will not take, why, and how to allow it.
+    Refused {
+        what: String,
+        reason: String,
+        hint: String,
+    },
+    /// Erase a disk's signatures before a pool is made on it (destructive: only with
+    /// `--wipe-disks`, only the disk named): `zpool labelclear -f` for a ZFS label, then
+    /// `wipefs --all`.
+    WipeDisk {
+        disk: String,
+        holds: String,
+        zfs_label: bool,
+    },
+    /// `zpool create` (destructive: what the disks held is gone).
+    CreatePool {
+        pool: String,
+        argv: Vec<String>,
+        reason: String,
+    },
+    /// Write a kernel parameter in place (`tee PATH`, the value on stdin).
+    SetParameter {
+        path: String,
+        value: String,
+        reason: String,
+    },
+    /// A Proxmox VE API write.
+    Api {
+        method: String,
+        path: String,
+        params: std::collections::BTreeMap<String, String>,
+        reason: String,
+    },
+    /// `chpasswd -e`, `USER:HASH` on stdin from the secret.
+    PasswordHash { user: String, reason: String },
+    /// Remove a file phoenix wrote.
+    RemoveFile { path: String, reason: String },
+    /// Takes effect only after a reboot or a module load (said up front; phoenix never reboots).
+    NeedsReboot { what: String, reason: String },
+}
+
+impl Step {
+    /// The step destroys data if it runs.
+    pub fn is_destructive(&self) -> bool {
+        matches!(self, Step::WipeDisk { .. } | Step::CreatePool { .. })
+    }
+
+    /// The step changes the host or the cluster when applied.
+    pub fn is_change(&self) -> bool {
+        !matches!(
+            self,
+            Step::Skip { .. } | Step::Refused { .. } | Step::NeedsReboot { .. }
+        )
+    }
 }
 
 impl std::fmt::Display for Step {
@@ -64,8 +134,14 @@ impl std::fmt::Display for Step {
                 ..
             } => {
                 write!(f, "write {path} ({reason})")?;
-                if check.is_some() {
-                    write!(f, ", checked first with `testparm -s {path}.new`")?;
+                match check {
+                    Some(Check::Testparm) => {
+                        write!(f, ", checked first with `testparm -s {path}.new`")?;
+                    }
+                    Some(Check::Visudo) => {
+                        write!(f, ", checked first with `visudo -cf {path}.new`")?
+                    }
+                    None => {}
                 }
                 Ok(())
             }
@@ -77,6 +153,45 @@ impl std::fmt::Display for Step {
                 )
             }
             Step::Skip { what, reason } => write!(f, "{what}: {reason}"),
+            Step::Refused { what, reason, hint } => {
+                write!(f, "REFUSED {what}: {reason} (hint: {hint})")
+            }
+            Step::WipeDisk {
+                disk,
+                holds,
+                zfs_label,
+            } => {
+                write!(f, "DESTRUCTIVE wipe {disk}, which holds {holds}: ")?;
+                if *zfs_label {
+                    write!(f, "`zpool labelclear -f {disk}`, then ")?;
+                }
+                write!(f, "`wipefs --all {disk}`")
+            }
+            Step::CreatePool { argv, reason, .. } => {
+                write!(f, "DESTRUCTIVE run `{}` ({reason})", argv.join(" "))
+            }
+            Step::SetParameter {
+                path,
+                value,
+                reason,
+            } => {
+                write!(f, "set {path} to {value} ({reason})")
+            }
+            Step::Api {
+                method,
+                path,
+                params,
+                reason,
+            } => {
+                let p: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                write!(f, "API {method} {path} {} ({reason})", p.join(" "))
+            }
+            Step::PasswordHash { user, reason } => write!(
+                f,
+                "set the password hash of {user} with `chpasswd -e`, from the secret on stdin ({reason})"
+            ),
+            Step::RemoveFile { path, reason } => write!(f, "remove {path} ({reason})"),
+            Step::NeedsReboot { what, reason } => write!(f, "REBOOT NEEDED for {what}: {reason}"),
         }
     }
 }
@@ -86,9 +201,15 @@ impl std::fmt::Display for Step {
 pub struct PlanInputs {
     /// NT hash of `samba.password`, when the configuration gives one.
     pub samba_password: Option<NtHash>,
+    /// `--wipe-disks`: a pool's disk that holds something may be wiped (each named in the plan).
+    pub wipe_disks: bool,
+    /// `--remove-dropped-storage`: storage phoenix made that the configuration dropped is removed.
+    pub remove_dropped_storage: bool,
+    /// `users.password_hash`, when the configuration gives one (compared with the shadow entry).
+    pub admin_password_hash: Option<crate::users::Hidden>,
 }
 
-fn root_file(content: String) -> HostFile {
+pub(crate) fn root_file(content: String) -> HostFile {
     HostFile {
         content,
         owner: "root".into(),
@@ -124,13 +245,29 @@ fn file_reason(have: Option<&HostFile>, want: &HostFile) -> Option<String> {
 }
 
 /// The skip reason for an activation on a scratch root.
-fn scratch_reason(scope: &Scope, what: &str) -> Option<String> {
+pub(crate) fn scratch_reason(scope: &Scope, what: &str) -> Option<String> {
     match scope {
         Scope::Live => None,
         Scope::Scratch(root) => Some(format!(
             "the host root {root} is not the running system: {what} of this machine are left alone"
         )),
     }
+}
+
+/// A [`Step::WriteFile`] of `file` at `path`, or `None` when the host already has it.
+pub(crate) fn write_step(
+    observed: &HostObserved,
+    path: &str,
+    file: HostFile,
+    check: Option<Check>,
+) -> Option<Step> {
+    let reason = file_reason(observed.file(path), &file)?;
+    Some(Step::WriteFile {
+        path: path.into(),
+        file,
+        reason,
+        check,
+    })
 }
 
 /// The plan for `setup` over what was observed.
@@ -166,6 +303,7 @@ pub fn plan(setup: &HostSetup, observed: &HostObserved, inputs: &PlanInputs) -> 
         ));
     }
     apt(observed, &mut steps, &mut write);
+    crate::users::plan(setup, observed, inputs, &mut steps);
 
     if let Some(samba) = &setup.samba {
         let check = observed.has("testparm").then_some(Check::Testparm);
@@ -245,6 +383,10 @@ pub fn plan(setup: &HostSetup, observed: &HostObserved, inputs: &PlanInputs) -> 
             },
         );
     }
+    if let Some(zfs) = &setup.zfs {
+        crate::zfs::plan::plan(zfs, observed, inputs, &mut steps);
+    }
+    crate::storage::plan(setup, observed, inputs, &mut steps);
     SetupPlan { steps }
 }
 

@@ -356,6 +356,9 @@ fn smbclient_sees_the_planned_shares_and_logs_in_with_the_secret() {
     smbd.stdout(Stdio::null()).stderr(Stdio::null());
     lab.smbd = Some(smbd.spawn().unwrap());
 
+    // The node's files show the accounts its commands see (the Samba user exists).
+    std::fs::create_dir_all(lab.root.path().join("etc")).unwrap();
+    std::fs::copy(lab.file("passwd"), lab.root.path().join("etc/passwd")).unwrap();
     let shell = NsShell {
         files: LocalShell::new(lab.root.path()),
         lab: &lab,
@@ -368,6 +371,7 @@ fn smbclient_sees_the_planned_shares_and_logs_in_with_the_secret() {
     let mut desired = setup(lab.shares.path());
     let inputs = PlanInputs {
         samba_password: Some(NtHash::of(password.as_bytes())),
+        ..PlanInputs::default()
     };
     let observed = observe(&shell, &desired, Scope::Live).unwrap();
     assert!(observed.smbd_running);

@@ -139,6 +139,21 @@ impl HostShell for RecordingNode {
         };
         let stdout = if argv[0] == "pdbedit" {
             self.pdbedit.clone()
+        } else if argv[0] == "sh" {
+            // The command probe: this node has Samba and NFS tools, no ZFS or account tools.
+            let have = [
+                "testparm",
+                "smbcontrol",
+                "smbpasswd",
+                "pdbedit",
+                "exportfs",
+                "systemctl",
+            ];
+            argv.iter()
+                .skip(4)
+                .filter(|c| have.contains(&c.as_str()))
+                .map(|c| format!("{c}\n"))
+                .collect()
         } else {
             String::new()
         };
@@ -179,6 +194,7 @@ fn live_node_gets_checked_reloaded_and_the_password_on_stdin() {
     let password = b"pw-from-the-secret";
     let inputs = PlanInputs {
         samba_password: Some(NtHash::of(password)),
+        ..PlanInputs::default()
     };
     let mut with_password = setup.clone();
     let samba = with_password.samba.as_mut().unwrap();

@@ -1,5 +1,5 @@
 //! The hypervisor's own setup as desired state (`phoenix setup`): time zone, Samba, NFS
-//! exports, and the admin user (read, not applied yet). No I/O.
+//! exports, the admin user and ZFS, all applied by phoenix-host. No I/O.
 
 use serde::Serialize;
 
@@ -14,15 +14,19 @@ pub struct HostSetup {
     pub samba: Option<Samba>,
     /// `nfs.exports`, in the file's order.
     pub nfs_exports: Vec<NfsExport>,
-    /// `users` (read; not applied yet).
+    /// `users`.
     pub admin_user: Option<AdminUser>,
-    /// `zfs` (read and checked; not applied yet).
+    /// `zfs`.
     pub zfs: Option<Zfs>,
 }
 
 impl HostSetup {
     pub fn is_empty(&self) -> bool {
-        self.timezone.is_none() && self.samba.is_none() && self.nfs_exports.is_empty()
+        self.timezone.is_none()
+            && self.samba.is_none()
+            && self.nfs_exports.is_empty()
+            && self.admin_user.is_none()
+            && self.zfs.is_none()
     }
 }
 

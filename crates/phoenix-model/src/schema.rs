@@ -56,7 +56,7 @@ impl FileKind {
     fn description(self) -> &'static str {
         match self {
             FileKind::Hypervisor => {
-                "The Proxmox host: domain, management bridge, public VLAN, mesh bridge with NAT, mesh DNS (dnsmasq), cluster firewall, Portainer and Step-CA settings, guest roles and Traefik entrypoints. Host-setup sections (zfs, nfs, samba, …) are read but not applied yet"
+                "The Proxmox host: domain, management bridge, public VLAN, mesh bridge with NAT, mesh DNS (dnsmasq), cluster firewall, Portainer and Step-CA settings, guest roles and Traefik entrypoints. Host-setup sections (timezone, samba, nfs, users, zfs) are applied by `phoenix setup`; nvidia_driver, proxmox_storage_ids and mount_point_base are read but not applied yet"
             }
             FileKind::Lxc => {
                 "The LXC containers, keyed by CTID: resources, template or clone source, NICs (net0 from network_config, net1 from secondary_network_config), features, dependencies, Traefik route, guest firewall and bind mounts"

@@ -56,7 +56,8 @@ fn good_values_become_the_host_setup() {
         })
         .map(|f| (f.code, f.pointer))
         .collect();
-    assert_eq!(findings, [("PHX-W002", "/users".to_string())]);
+    // All four are applied by `phoenix setup`: no "read but not applied" finding.
+    assert_eq!(findings, []);
     assert_eq!(host.timezone.as_deref(), Some("Europe/Berlin"));
     let samba = host.samba.as_ref().unwrap();
     assert_eq!(samba.workgroup, "WORKGROUP");
@@ -143,11 +144,7 @@ fn zfs_is_read_and_checked() {
         .filter(|f| f.pointer.starts_with("/zfs"))
         .map(|f| (f.code, f.pointer))
         .collect();
-    assert_eq!(
-        zfs_findings,
-        [("PHX-W002", "/zfs".to_string())],
-        "read, not applied"
-    );
+    assert_eq!(zfs_findings, [], "applied by phoenix setup, and valid");
     let zfs = v.desired.unwrap().host_setup.zfs.unwrap();
     assert_eq!(zfs.arc_max_gb, Some(32));
     assert_eq!(zfs.pools.len(), 2);
@@ -185,4 +182,36 @@ fn zfs_is_read_and_checked() {
     ];
     let want: Vec<(&str, String)> = want.iter().map(|(c, p)| (*c, p.to_string())).collect();
     assert_eq!(found, want);
+}
+
+#[test]
+fn an_ssh_key_must_be_one_public_key_line() {
+    for bad in [
+        "ssh-ed25519 AAAAkey ops@laptop\nssh-rsa AAAAinjected other",
+        "not a key",
+        "ssh-ed25519",
+    ] {
+        let (_dir, v) = with_host_keys(serde_json::json!({
+            "users": {"username": "ops", "sudo_access": true, "ssh_public_key": bad}
+        }));
+        let found: Vec<_> = v
+            .findings()
+            .into_iter()
+            .filter(|f| f.pointer.starts_with("/users"))
+            .map(|f| (f.code, f.pointer, f.line > 0))
+            .collect();
+        assert_eq!(
+            found,
+            [("PHX-E053", "/users/ssh_public_key".to_string(), true)],
+            "{bad:?}"
+        );
+    }
+    let (_dir, v) = with_host_keys(serde_json::json!({
+        "users": {"username": "ops", "ssh_public_key": "ssh-ed25519 AAAAC3Nza ops@laptop"}
+    }));
+    let host = &v.desired.unwrap().host_setup;
+    assert_eq!(
+        host.admin_user.as_ref().unwrap().ssh_public_key.as_deref(),
+        Some("ssh-ed25519 AAAAC3Nza ops@laptop")
+    );
 }

@@ -3,7 +3,9 @@
 //! `guests` = the guests through the API (create, config, raw `lxc.*` lines, start/stop);
 //! `provision` = files and steps inside guests that are not ingress or PKI; `firewall` =
 //! the Proxmox firewall (through the API on a node, the `.fw` files offline); `pki` = certificates and trust stores; `ingress` = Traefik and Nginx
-//! files and reloads; `swarm` = Docker Swarm (the plan's Swarm wave, when it was observed).
+//! files and reloads; `swarm` = Docker Swarm (the plan's Swarm wave, when it was observed);
+//! `host-setup` = the hypervisor's own setup (`phoenix setup`: ZFS, storage, users, shares),
+//! planned by phoenix-host rather than in this plan, so no action or file belongs to it here.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -26,10 +28,11 @@ pub enum Subsystem {
     Pki,
     Ingress,
     Swarm,
+    HostSetup,
 }
 
 impl Subsystem {
-    pub const ALL: [Subsystem; 8] = [
+    pub const ALL: [Subsystem; 9] = [
         Subsystem::HostNetwork,
         Subsystem::Dns,
         Subsystem::Guests,
@@ -38,6 +41,7 @@ impl Subsystem {
         Subsystem::Pki,
         Subsystem::Ingress,
         Subsystem::Swarm,
+        Subsystem::HostSetup,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +54,7 @@ impl Subsystem {
             Subsystem::Pki => "pki",
             Subsystem::Ingress => "ingress",
             Subsystem::Swarm => "swarm",
+            Subsystem::HostSetup => "host-setup",
         }
     }
 }

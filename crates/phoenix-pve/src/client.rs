@@ -270,6 +270,28 @@ impl PveClient {
         }
     }
 
+    /// [`Self::write`] with the method by name (`POST`, `PUT`, `DELETE`), for callers
+    /// outside this crate that do not depend on the HTTP client.
+    pub fn write_named(
+        &self,
+        method: &str,
+        path: &str,
+        params: &BTreeMap<String, String>,
+    ) -> Result<Value, PveError> {
+        let method = match method {
+            "POST" => Method::POST,
+            "PUT" => Method::PUT,
+            "DELETE" => Method::DELETE,
+            other => {
+                return Err(PveError::Setting {
+                    name: "method".into(),
+                    message: format!("{other} is not a write"),
+                });
+            }
+        };
+        self.write(method, path, params)
+    }
+
     /// A `POST`/`PUT` form whose keys may repeat: PVE's array parameters (the guest agent's
     /// `command`) are sent as one `key=value` pair per element.
     pub fn write_pairs(

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{DEFAULT_CONFIG_DIR, OutputFormat, SyncTarget};
+use super::{DEFAULT_CONFIG_DIR, OutputFormat, PveConnArgs, SyncTarget};
 
 /// `phoenix setup --target pve`: the hypervisor's own setup.
 #[derive(Debug, clap::Args)]
@@ -13,22 +13,21 @@ pub struct SetupArgs {
     /// Directory holding phoenix_hypervisor_config.json and the other files
     #[arg(long, short = 'c', default_value = DEFAULT_CONFIG_DIR, env = "PHOENIX_CONFIG")]
     pub config: PathBuf,
-    /// The node's root directory for host files (default /). Any other directory is a
-    /// scratch root: files only, this machine's services and Samba passwords are left alone
+    /// The node: its host files and commands (--host-root, --ssh) and, for storage and the
+    /// admin's Proxmox user, its API (--endpoint, --node, token in $PROXMOX_VE_API_TOKEN);
+    /// without an endpoint the API steps are skipped, said so. A --host-root other than / is a
+    /// scratch root: files only, this machine's services, accounts and pools are left alone
+    #[command(flatten)]
+    pub pve: PveConnArgs,
+    /// Allow wiping a pool's disk that holds partitions, a file system or another pool's label;
+    /// the plan names each disk it wipes by its /dev/disk/by-id path. A mounted disk or one of
+    /// an imported pool is never wiped
     #[arg(long)]
-    pub host_root: Option<PathBuf>,
-    /// Reach the node's files and commands over OpenSSH as USER@HOST (batch mode)
-    #[arg(long, value_name = "USER@HOST")]
-    pub ssh: Option<String>,
-    /// With --ssh: the node's ssh port
-    #[arg(long, requires = "ssh")]
-    pub ssh_port: Option<u16>,
-    /// With --ssh: the private key to log in with
-    #[arg(long, value_name = "FILE", requires = "ssh")]
-    pub ssh_identity: Option<PathBuf>,
-    /// With --ssh: the known_hosts file holding the node's host key
-    #[arg(long, value_name = "FILE", requires = "ssh")]
-    pub ssh_known_hosts: Option<PathBuf>,
+    pub wipe_disks: bool,
+    /// Remove Proxmox storage phoenix made that the configuration no longer has (otherwise
+    /// it is reported and left in place)
+    #[arg(long)]
+    pub remove_dropped_storage: bool,
     /// Observe and plan only
     #[arg(long)]
     pub dry_run: bool,

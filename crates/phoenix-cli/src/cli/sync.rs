@@ -167,7 +167,8 @@ pub struct SyncAllArgs {
     #[arg(long, value_name = "ADDRESS:PORT", requires = "switch_network")]
     pub probe_tcp: Vec<std::net::SocketAddr>,
     /// Limit the run to these subsystems (comma-separated): host-network, dns, guests,
-    /// provision, firewall, pki, ingress, swarm (--target pve)
+    /// provision, firewall, pki, ingress, swarm, host-setup (--target pve; host-setup runs
+    /// `phoenix setup`'s steps first)
     #[arg(long, value_delimiter = ',', value_parser = parse_subsystem)]
     pub only: Vec<phoenix_plan::subsystem::Subsystem>,
     /// The first Swarm manager's Engine API for the Swarm phase (--target pve; default: its
@@ -178,4 +179,12 @@ pub struct SyncAllArgs {
     /// (--target pve); without it the Swarm is neither observed nor converged, said so
     #[arg(long, env = "DOCKER_CERT_PATH")]
     pub docker_cert_path: Option<PathBuf>,
+    /// With --only host-setup: allow wiping a pool's disk that holds something (see
+    /// `phoenix setup --wipe-disks`)
+    #[arg(long)]
+    pub wipe_disks: bool,
+    /// With --only host-setup: remove Proxmox storage phoenix made that the configuration
+    /// dropped (see `phoenix setup --remove-dropped-storage`)
+    #[arg(long)]
+    pub remove_dropped_storage: bool,
 }

@@ -266,11 +266,27 @@ impl Builder<'_> {
             }
             None => None,
         };
+        let ssh_public_key = u.ssh_public_key.clone().filter(|k| !k.trim().is_empty());
+        if let Some(key) = &ssh_public_key {
+            let kind = key.split_whitespace().next().unwrap_or("");
+            let known = kind.starts_with("ssh-")
+                || kind.starts_with("ecdsa-sha2-")
+                || kind.starts_with("sk-");
+            if key.trim().contains(['\n', '\r']) || !known || key.split_whitespace().count() < 2 {
+                self.err(
+                    Code::InvalidValue,
+                    &loc.child("ssh_public_key"),
+                    "`ssh_public_key` is not one OpenSSH public key line".to_string(),
+                    "paste one line of the form `ssh-ed25519 AAAA… comment` (the .pub file's content)",
+                );
+                return None;
+            }
+        }
         Some(AdminUser {
             username: name.clone(),
             password_hash,
             sudo: u.sudo_access.unwrap_or(false),
-            ssh_public_key: u.ssh_public_key.clone().filter(|k| !k.trim().is_empty()),
+            ssh_public_key,
         })
     }
 }

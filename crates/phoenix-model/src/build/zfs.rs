@@ -1,6 +1,5 @@
 //! `zfs` → [`Zfs`]: pools (layout, disks by id), datasets (their pool, properties, Proxmox
-//! storage type and content), each bad value located. Read and checked; not applied yet.
-//! No I/O.
+//! storage type and content), each bad value located; applied by phoenix-host. No I/O.
 
 use crate::diag::{Code, Quote};
 use crate::host::{RaidLevel, Zfs, ZfsDataset, ZfsPool};

@@ -71,7 +71,7 @@ pub struct RawUsers {
     pub ssh_public_key: Option<String>,
 }
 
-/// `zfs`: the ARC limit, pools and datasets (read and checked; not applied yet).
+/// `zfs`: the ARC limit, pools and datasets (applied by `phoenix setup`).
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 pub struct RawZfs {
     /// ARC size limit in GiB.

@@ -80,8 +80,6 @@ pub struct RawHypervisor {
 
 /// Top-level hypervisor keys phoenix reads but does not apply yet (host setup).
 pub const HYPERVISOR_NOT_YET: &[&str] = &[
-    "users",
-    "zfs",
     "proxmox_storage_ids",
     "mount_point_base",
     "nvidia_driver",

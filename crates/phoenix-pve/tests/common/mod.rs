@@ -64,6 +64,36 @@ def record_statuses(pve):
                 vm.agent = {}
         return resp
     pve._answer = answer
+    keep_access(pve)
+
+def keep_access(pve):
+    # fakepve answers /access/users and /access/acl from the schema without storing them: after
+    # its own checks (auth, parameters) pass, these writes are kept here and the reads answered
+    # from what was kept, as PVE's user.cfg would.
+    from aiohttp import web
+    pve.kept_users, pve.kept_acl = {}, set()
+    inner = pve._answer
+    async def answer(request, handler, generic, path_node):
+        resp = await inner(request, handler, generic, path_node)
+        tail = re.sub(r'^/api2/(json|extjs)', '', request.path)
+        if resp.status != 200 or not tail.startswith('/access/'):
+            return resp
+        form = await request.post() if request.method in ('POST', 'PUT') else {}
+        if tail == '/access/users' and request.method == 'POST':
+            pve.kept_users[form['userid']] = {'userid': form['userid'], 'enable': 1,
+                                              'comment': form.get('comment', '')}
+        elif tail == '/access/users' and request.method == 'GET':
+            return web.json_response({'data': sorted(pve.kept_users.values(), key=lambda u: u['userid'])})
+        elif tail == '/access/acl' and request.method == 'PUT':
+            for role in form.get('roles', '').split(','):
+                for user in form.get('users', '').split(','):
+                    if role and user:
+                        pve.kept_acl.add((form['path'], role, user))
+        elif tail == '/access/acl' and request.method == 'GET':
+            return web.json_response({'data': [{'path': p, 'roleid': r, 'type': 'user', 'ugid': u, 'propagate': 1}
+                                               for (p, r, u) in sorted(pve.kept_acl)]})
+        return resp
+    pve._answer = answer
 
 async def main():
     cert, key, tokenid, storages, failures, time_scale, latency, vms = sys.argv[1:9]
