@@ -67,6 +67,9 @@ fn sync_args(
         confirm_within: None,
         probe_tcp: Vec::new(),
         only: Vec::new(),
+        // A plan or an observation never wipes a disk or removes storage.
+        wipe_disks: false,
+        remove_dropped_storage: false,
         docker_host: std::env::var("DOCKER_HOST").ok(),
         docker_cert_path: std::env::var_os("DOCKER_CERT_PATH").map(PathBuf::from),
     }
