@@ -17,17 +17,6 @@ use common::{FakePve, fakepve_available};
 use pve_support::*;
 use serde_json::json;
 
-const SYNC: [&str; 8] = [
-    "sync",
-    "all",
-    "--target",
-    "pve",
-    "--output",
-    "json",
-    "--image-store",
-    "local",
-];
-
 #[test]
 fn a_second_sync_exits_4_naming_the_node_locks_holder() {
     if !fakepve_available() {
@@ -41,7 +30,7 @@ fn a_second_sync_exits_4_naming_the_node_locks_holder() {
     put_config(&pve, "lxc", 102, &[("memory", "4096")]);
     pve.control(&json!({"op": "hold_lock", "vmid": 102, "secs": null}));
 
-    let mut first = node_cmd(&pve, root.path(), &homelab_dir(), &SYNC)
+    let mut first = node_cmd(&pve, root.path(), &homelab_dir(), &SYNC_ARGS)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -72,7 +61,7 @@ fn a_second_sync_exits_4_naming_the_node_locks_holder() {
         "the first run holds the lock"
     );
 
-    let mut second = node_cmd(&pve, root.path(), &homelab_dir(), &SYNC);
+    let mut second = node_cmd(&pve, root.path(), &homelab_dir(), &SYNC_ARGS);
     second.args(["--lock-timeout", "0"]);
     let out = second.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -93,23 +93,21 @@ pub fn run_json(mut cmd: Command) -> (i32, serde_json::Value, String) {
     (out.status.code().unwrap_or(-1), json, stderr)
 }
 
+/// The argv of [`sync`].
+pub const SYNC_ARGS: [&str; 8] = [
+    "sync",
+    "all",
+    "--target",
+    "pve",
+    "--output",
+    "json",
+    "--image-store",
+    "local",
+];
+
 /// `phoenix sync all --target pve --output json --image-store local`.
 pub fn sync(pve: &FakePve, root: &Path) -> (i32, serde_json::Value, String) {
-    run_json(node_cmd(
-        pve,
-        root,
-        &homelab_dir(),
-        &[
-            "sync",
-            "all",
-            "--target",
-            "pve",
-            "--output",
-            "json",
-            "--image-store",
-            "local",
-        ],
-    ))
+    run_json(node_cmd(pve, root, &homelab_dir(), &SYNC_ARGS))
 }
 
 /// `phoenix apply --target pve --output json --image-store local VERB…`.
