@@ -23,6 +23,7 @@ pub mod docker;
 pub mod guest;
 pub mod journal;
 pub mod lock;
+pub mod observed;
 pub mod plan;
 pub mod root;
 pub mod saved;

@@ -3,36 +3,16 @@
 //! actions depend on; applying it re-observes and refuses, naming what moved, unless the
 //! target and the configuration are as they were. Reads the configuration directory.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
-use phoenix_model::model::GuestId;
+use phoenix_plan::Request;
 use phoenix_plan::fingerprint::{self, Fingerprints};
-use phoenix_plan::firewall_api::FirewallState;
 use phoenix_plan::plan::Plan;
-use phoenix_plan::{ObservedState, Request};
 use serde::{Deserialize, Serialize};
 
 use crate::target::{Failure, Stage, SyncRequest};
 
-/// The version of the saved-plan and observed-state documents.
-pub const FORMAT_VERSION: u32 = 1;
-
-/// What a target observed, as data: `phoenix observe` prints it and `plan --observed` plans
-/// against it (with the same planner as the target).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ObservedExport {
-    pub format_version: u32,
-    /// `lab PREFIX` or `pve NODE`.
-    pub target: String,
-    pub state: ObservedState,
-    /// Every guest on the target, managed or not.
-    pub existing: BTreeSet<GuestId>,
-    /// The firewall as the target holds it (`None`: not observed).
-    #[serde(default)]
-    pub firewall: Option<FirewallState>,
-}
+pub use crate::observed::{FORMAT_VERSION, ObservedExport};
 
 /// A plan saved for a later apply.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -102,12 +102,13 @@ pub trait Target {
     ) -> Journal<Self::Error>;
 
     /// What `observed` holds for the planner, as data (`phoenix observe`, saved plans).
-    fn export(&self, observed: &Self::Observation) -> crate::saved::ObservedExport;
+    fn export(&self, observed: &Self::Observation) -> crate::observed::ObservedExport;
 }
 
 /// Asked between the plan and the apply (a saved plan's check, the operator's answer): an
 /// `Err` stops the run before anything changes.
-pub type Gate<'a> = &'a mut dyn FnMut(&Plan, &crate::saved::ObservedExport) -> Result<(), Failure>;
+pub type Gate<'a> =
+    &'a mut dyn FnMut(&Plan, &crate::observed::ObservedExport) -> Result<(), Failure>;
 
 /// The Swarm of a target, through its nodes' engines (the lab's unix sockets, a node's VMs
 /// over TLS): observed, planned and converged after the guests are in place.

@@ -158,7 +158,7 @@ fn observe_ns(t: &LabTopology, n: &Namespace) -> Vec<Drift> {
         }
     }
     let resolv = Path::new(NETNS_ETC).join(ns).join("resolv.conf");
-    if std::fs::read_to_string(&resolv).ok() != Some(crate::realise::resolv_conf(t, n)) {
+    if std::fs::read_to_string(&resolv).ok() != Some(resolv_conf(t, n)) {
         out.push(Drift::ResolvConf { ns: ns.to_string() });
     }
     if ns == t.hv
@@ -307,8 +307,7 @@ pub fn repair(t: &LabTopology, drift: &[Drift]) -> Result<Vec<String>, LabError>
                 let file = Path::new(NETNS_ETC).join(ns).join("resolv.conf");
                 // Written in place (not renamed over): processes started with the file
                 // bind-mounted see the same inode.
-                std::fs::write(&file, crate::realise::resolv_conf(t, n))
-                    .map_err(|e| LabError::io(&file, e))?;
+                std::fs::write(&file, resolv_conf(t, n)).map_err(|e| LabError::io(&file, e))?;
             }
             Drift::Nat { .. } => load_nat(t)?,
             Drift::RouteMissing { .. } | Drift::DhcpRouteMissing { .. } => continue,
@@ -426,4 +425,13 @@ mod tests {
             vec![("ip".to_string(), "phoenix_nat".to_string())]
         );
     }
+}
+
+/// The `resolv.conf` of namespace `n` (bind-mounted by `ip netns exec`): what a build writes
+/// and what drift is measured against. Pure.
+pub(crate) fn resolv_conf(t: &LabTopology, n: &Namespace) -> String {
+    format!(
+        "# phoenix lab {}: {}\nnameserver {}\n",
+        t.prefix, n.name, n.resolver
+    )
 }

@@ -20,7 +20,7 @@ use crate::ingress::IngressState;
 use crate::run::{finish, run};
 use crate::services::{self, ServicesState};
 use crate::teardown::{NETNS_ETC, down, entries_with_prefix, namespaces};
-use crate::topology::{LabTopology, Namespace, topology, validate_prefix};
+use crate::topology::{LabTopology, topology, validate_prefix};
 use crate::{LabError, require_root, state_dir};
 
 #[derive(Debug, Clone)]
@@ -360,14 +360,6 @@ pub fn upkeep(t: &LabTopology) -> Result<Vec<String>, LabError> {
     Ok(said)
 }
 
-/// The `resolv.conf` of namespace `n` (bind-mounted by `ip netns exec`).
-pub(crate) fn resolv_conf(t: &LabTopology, n: &Namespace) -> String {
-    format!(
-        "# phoenix lab {}: {}\nnameserver {}\n",
-        t.prefix, n.name, n.resolver
-    )
-}
-
 fn write(path: &Path, content: &str) -> Result<(), LabError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| LabError::io(parent, e))?;
@@ -418,7 +410,7 @@ fn build(
             for n in &t.namespaces {
                 write(
                     &Path::new(NETNS_ETC).join(&n.name).join("resolv.conf"),
-                    &resolv_conf(t, n),
+                    &crate::drift::resolv_conf(t, n),
                 )?;
             }
             Ok(())
