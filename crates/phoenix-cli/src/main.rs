@@ -25,6 +25,7 @@ mod status_cmd;
 mod swarm_cmd;
 mod sync_cmd;
 mod sync_lab;
+mod target_cmd;
 mod verify_cmd;
 mod verify_pve;
 mod workflow;
@@ -66,7 +67,7 @@ fn main() -> ExitCode {
         Command::Lab(args) => lab_cmd::run(&args),
         Command::Sync { command } => sync_cmd::run(&command),
         Command::Verify(args) => verify_cmd::run(&args),
-        Command::Observe(args) => workflow::observe(&args),
+        Command::Observe(args) => target_cmd::observe(&args),
         Command::Status(args) => status_cmd::run(&args),
         Command::Apply(args) => sync_cmd::apply_verb(&args),
         Command::Setup(args) => setup_cmd::run(&args),

@@ -6,29 +6,11 @@ use std::path::Path;
 use phoenix_plan::{ObservedState, PkiContext, PlanContext, Request};
 use phoenix_render::{FileTarget, RenderOptions};
 
-use crate::cli::{OutputFormat, PlanArgs, PlanVerb, RenderArgs};
+use crate::cli::{OutputFormat, PlanArgs, RenderArgs};
 use crate::{config, exit};
 
 fn request(args: &PlanArgs) -> Request {
-    request_of(args.verb.as_ref())
-}
-
-/// The planner's request for a bash verb (`None`: sync everything).
-pub fn request_of(verb: Option<&PlanVerb>) -> Request {
-    match verb {
-        None | Some(PlanVerb::Sync) => Request::SyncAll,
-        Some(PlanVerb::Create { id }) => Request::Create(*id),
-        Some(PlanVerb::Converge { id }) => Request::Converge(*id),
-        Some(PlanVerb::Delete { id, force }) => Request::Delete {
-            id: *id,
-            force: *force,
-        },
-        Some(PlanVerb::Start { id }) => Request::Start(*id),
-        Some(PlanVerb::Stop { id }) => Request::Stop(*id),
-        Some(PlanVerb::Restart { id }) => Request::Restart(*id),
-        Some(PlanVerb::LetsGo) => Request::LetsGo,
-        Some(PlanVerb::Shutdown) => Request::Shutdown,
-    }
+    crate::cli::request_of(args.verb.as_ref())
 }
 
 /// The CA context from `--ca-dir` (public files only), and now from the system clock.
@@ -105,7 +87,7 @@ pub fn plan(args: &PlanArgs) -> u8 {
             );
             return exit::USAGE;
         }
-        return crate::workflow::plan_on_target(args, target, &request(args));
+        return crate::target_cmd::plan_on_target(args, target, &request(args));
     }
     let mut stderr = anstream::stderr();
     let json = matches!(args.output, OutputFormat::Json);

@@ -102,7 +102,7 @@ pub fn apply_verb(a: &ApplyArgs) -> u8 {
         );
         return exit::USAGE;
     }
-    let request = crate::plan_cmd::request_of(Some(&a.verb));
+    let request = crate::cli::request_of(Some(&a.verb));
     if a.sync.switch_network && request != Request::SyncAll {
         error(
             "--switch-network belongs to `sync all` (the host network is not part of a guest verb)",

@@ -1,18 +1,17 @@
-//! The operator's workflow around the one pipeline: `plan --target` and `observe` (a dry run
-//! that prints the plan or the observation), saved plans (`--out`, `sync all --plan`), asking
-//! before a node changes, and the exit code of a dry run. Terminal and file I/O only.
+//! The operator's workflow around the one pipeline (its entry points for `plan --target` and
+//! `observe` are [`crate::target_cmd`]'s): printing the plan or the observation, saved plans
+//! (`--out`, `sync all --plan`), asking before a node changes, and the exit code of a dry run.
+//! Terminal and file I/O only.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use phoenix_exec::saved::{ObservedExport, SavedPlan};
 use phoenix_exec::target::{Failure, Stage, SyncRequest};
 use phoenix_plan::action::Effect;
 use phoenix_plan::plan::Plan;
 
-use crate::cli::{
-    LockArgs, ObserveArgs, OutputFormat, PassphraseArgs, PlanArgs, SyncAllArgs, SyncTarget,
-};
+use crate::cli::{OutputFormat, SyncAllArgs};
 use crate::exit;
 use crate::failure::error;
 
@@ -34,71 +33,6 @@ impl Mode<'_> {
     pub fn dry(&self, args: &SyncAllArgs) -> bool {
         !matches!(self, Mode::Sync) || args.dry_run
     }
-}
-
-fn sync_args(
-    target: SyncTarget,
-    config: PathBuf,
-    lab: crate::cli::LabPrefixArg,
-    pve: crate::cli::PveConnArgs,
-    provision: bool,
-) -> SyncAllArgs {
-    SyncAllArgs {
-        target,
-        config,
-        lab,
-        pve,
-        image_store: None,
-        parallelism: 4,
-        output: OutputFormat::Json,
-        dry_run: true,
-        plan: None,
-        yes: false,
-        detailed_exitcode: false,
-        lock: LockArgs { lock_timeout: 0 },
-        provision,
-        ca_dir: None,
-        passphrase: PassphraseArgs {
-            passphrase_env: None,
-            passphrase_file: None,
-        },
-        provisioner_key: None,
-        switch_network: false,
-        confirm_within: None,
-        probe_tcp: Vec::new(),
-        only: Vec::new(),
-        // A plan or an observation never wipes a disk or removes storage.
-        wipe_disks: false,
-        remove_dropped_storage: false,
-        docker_host: std::env::var("DOCKER_HOST").ok(),
-        docker_cert_path: std::env::var_os("DOCKER_CERT_PATH").map(PathBuf::from),
-    }
-}
-
-/// `plan --target T …` as the dry run of `sync all --target T …`.
-pub(crate) fn sync_args_of_plan(args: &PlanArgs, target: SyncTarget) -> SyncAllArgs {
-    let mut s = sync_args(
-        target,
-        args.config.clone(),
-        args.lab.clone(),
-        args.pve.clone(),
-        args.provision,
-    );
-    s.output = args.output;
-    s.only = args.only.clone();
-    s.ca_dir = args.ca_dir.clone();
-    s
-}
-
-/// `observe --target T …` as the dry run of `sync all --target T …`.
-pub(crate) fn sync_args_of_observe(args: &ObserveArgs) -> SyncAllArgs {
-    sync_args(
-        args.target,
-        args.config.clone(),
-        args.lab.clone(),
-        args.pve.clone(),
-        args.provision,
-    )
 }
 
 /// The saved plan of `--plan FILE` (read before anything is contacted).
@@ -263,42 +197,6 @@ pub(crate) fn dry_exit(plan: &Plan, detailed: bool) -> u8 {
     } else {
         exit::OK
     }
-}
-
-fn run_on(args: &SyncAllArgs, request: &phoenix_plan::Request, mode: &Mode<'_>) -> u8 {
-    match args.target {
-        SyncTarget::Lab if *request != phoenix_plan::Request::SyncAll => {
-            error(
-                "the lab twin is planned as a whole",
-                "use `phoenix plan --target lab` without a verb",
-            );
-            exit::USAGE
-        }
-        SyncTarget::Lab => crate::sync_lab::run_mode(args, mode),
-        SyncTarget::Pve => crate::sync_cmd::run_pve(args, request, mode),
-    }
-}
-
-/// `phoenix observe --target T`: the observation as JSON on stdout.
-pub(crate) fn observe(args: &ObserveArgs) -> u8 {
-    run_on(
-        &sync_args_of_observe(args),
-        &phoenix_plan::Request::SyncAll,
-        &Mode::Observe,
-    )
-}
-
-/// `phoenix plan --target T [VERB]`: the plan `sync all` (or `apply VERB`) would apply now.
-pub(crate) fn plan_on_target(
-    args: &PlanArgs,
-    target: SyncTarget,
-    request: &phoenix_plan::Request,
-) -> u8 {
-    let mode = Mode::Plan {
-        out: args.out.as_deref(),
-        detailed: args.detailed_exitcode,
-    };
-    run_on(&sync_args_of_plan(args, target), request, &mode)
 }
 
 /// The pipeline's failure: as [`crate::failure::report_failure`], except that a run that

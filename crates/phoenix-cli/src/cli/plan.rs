@@ -114,3 +114,21 @@ pub struct RenderArgs {
     #[arg(long, default_value = "pve", env = "PROXMOX_VE_NODE")]
     pub node: String,
 }
+
+/// The planner's request for a bash verb (`None`: sync everything).
+pub fn request_of(verb: Option<&PlanVerb>) -> phoenix_plan::Request {
+    match verb {
+        None | Some(PlanVerb::Sync) => phoenix_plan::Request::SyncAll,
+        Some(PlanVerb::Create { id }) => phoenix_plan::Request::Create(*id),
+        Some(PlanVerb::Converge { id }) => phoenix_plan::Request::Converge(*id),
+        Some(PlanVerb::Delete { id, force }) => phoenix_plan::Request::Delete {
+            id: *id,
+            force: *force,
+        },
+        Some(PlanVerb::Start { id }) => phoenix_plan::Request::Start(*id),
+        Some(PlanVerb::Stop { id }) => phoenix_plan::Request::Stop(*id),
+        Some(PlanVerb::Restart { id }) => phoenix_plan::Request::Restart(*id),
+        Some(PlanVerb::LetsGo) => phoenix_plan::Request::LetsGo,
+        Some(PlanVerb::Shutdown) => phoenix_plan::Request::Shutdown,
+    }
+}
