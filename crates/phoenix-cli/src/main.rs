@@ -27,6 +27,7 @@ mod sync_cmd;
 mod sync_lab;
 mod verify_cmd;
 mod verify_pve;
+mod verify_text;
 mod workflow;
 
 use std::io::Write;
