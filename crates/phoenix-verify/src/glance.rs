@@ -40,20 +40,22 @@ pub fn family(id: &str) -> &str {
         .map_or(prefix, |(_, name)| name)
 }
 
-/// What a failure (or skip) says once its subject-specific parts are taken out: the
-/// subject, the id's own segments (names, addresses), IPv4 addresses and durations. Two checks
-/// with the same key share one cause. A route broken at a hop is keyed by that hop.
+/// What a failure (or skip) says once its check-specific parts are taken out: the subject,
+/// the id's own segments (names, addresses), the expectation (`expected X, `), the detail after
+/// the first `: `, and every number. Two checks with the same key share one cause; a route
+/// broken at a hop is keyed by that hop.
 pub fn cause_key(r: &ProbeResult) -> Option<String> {
     let text = match &r.status {
         Status::Pass => return None,
         Status::Fail { evidence } => evidence.as_str(),
         Status::Skip { reason } => reason.as_str(),
     };
-    let text = match text.find("broken at hop") {
-        // The hop and its cause; the request details after `[` name the route.
-        Some(i) => text[i..].split(" [").next().unwrap_or(&text[i..]),
+    let text = text.find("broken at hop").map_or(text, |i| &text[i..]);
+    let text = match text.strip_prefix("expected ") {
+        Some(rest) => rest.split_once(", ").map_or(text, |(_, seen)| seen),
         None => text,
     };
+    let text = text.split(": ").next().unwrap_or(text);
     let mut key = text.replace(&r.subject.to_string(), "<subject>");
     let mut segments: Vec<&str> = r.id.split('/').skip(1).filter(|s| s.len() > 2).collect();
     // Longest first, so that a segment containing another is replaced whole.
@@ -64,40 +66,40 @@ pub fn cause_key(r: &ProbeResult) -> Option<String> {
     Some(mask_numbers(&key))
 }
 
-/// IPv4 addresses (with a port or prefix length) and durations (`250ms`, `1.5s`) become `#`.
+/// Routes broken at a hop, `(route name, cause key)`: every failing check of that route (its
+/// hops included) shares the route's cause, the hop where it breaks.
+fn route_breaks(report: &Report) -> Vec<(&str, String)> {
+    report
+        .results
+        .iter()
+        .filter(|r| r.is_fail())
+        .filter_map(|r| {
+            let name = r.id.strip_prefix("route/")?;
+            let key = cause_key(r)?;
+            (!name.contains('/') && key.starts_with("broken at hop")).then_some((name, key))
+        })
+        .collect()
+}
+
+/// [`cause_key`], or the route's break for the checks of a broken route.
+fn key_in(r: &ProbeResult, breaks: &[(&str, String)]) -> Option<String> {
+    let route =
+        r.id.strip_prefix("route/")
+            .map(|rest| rest.split('/').next().unwrap_or(rest));
+    match breaks.iter().find(|(name, _)| Some(*name) == route) {
+        Some((_, key)) if r.is_fail() => Some(format!("route {key}")),
+        _ => cause_key(r),
+    }
+}
+
+/// Every run of digits becomes `#` (addresses, ports, durations, attempts).
 fn mask_numbers(s: &str) -> String {
-    let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < chars.len() {
-        if !chars[i].is_ascii_digit() || (i > 0 && chars[i - 1].is_ascii_alphanumeric()) {
-            out.push(chars[i]);
-            i += 1;
-            continue;
-        }
-        let mut j = i;
-        while j < chars.len() && (chars[j].is_ascii_digit() || ".:/".contains(chars[j])) {
-            j += 1;
-        }
-        let token: String = chars[i..j].iter().collect();
-        let token = token.trim_end_matches(['.', ':', '/']);
-        let end = i + token.chars().count();
-        let dots = token.matches('.').count();
-        let unit = chars[end..]
-            .iter()
-            .take_while(|c| c.is_ascii_alphabetic())
-            .count();
-        let unit_text: String = chars[end..end + unit].iter().collect();
-        if dots == 3 {
+    for c in s.chars() {
+        if !c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.ends_with('#') {
             out.push('#');
-            i = end;
-        } else if matches!(unit_text.as_str(), "ms" | "s" | "us" | "µs") {
-            out.push('#');
-            out.push_str(&unit_text);
-            i = end + unit;
-        } else {
-            out.push_str(token);
-            i = end;
         }
     }
     out
@@ -110,10 +112,15 @@ struct Group<'a> {
 }
 
 /// Failing or skipped checks grouped by [`cause_key`], in order of first appearance.
-fn by_cause<'a>(rs: impl Iterator<Item = &'a ProbeResult>) -> Vec<Group<'a>> {
+fn by_cause<'a>(
+    rs: impl Iterator<Item = &'a ProbeResult>,
+    breaks: &[(&str, String)],
+) -> Vec<Group<'a>> {
     let mut groups: Vec<(String, Group<'a>)> = Vec::new();
     for r in rs {
-        let Some(key) = cause_key(r) else { continue };
+        let Some(key) = key_in(r, breaks) else {
+            continue;
+        };
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, g)) => g.others.push(r),
             None => groups.push((
@@ -187,6 +194,7 @@ pub fn render(report: &Report, opts: &TextOptions) -> String {
         .unwrap_or(7)
         .max(7);
     let mut lines: Vec<String> = Vec::new();
+    let breaks = route_breaks(report);
     let row = |r: &ProbeResult| {
         format!(
             "{}  {:<subj_w$}  {:>7}  {}",
@@ -219,7 +227,10 @@ pub fn render(report: &Report, opts: &TextOptions) -> String {
             .iter()
             .copied()
             .filter(|r| matches!(r.status, Status::Skip { .. }));
-        for g in by_cause(failing).into_iter().chain(by_cause(skipped)) {
+        for g in by_cause(failing, &breaks)
+            .into_iter()
+            .chain(by_cause(skipped, &breaks))
+        {
             lines.push(row(g.first));
             lines.extend(
                 detail(&g.first.status)
@@ -269,7 +280,8 @@ fn some_ids(rs: &[&ProbeResult]) -> String {
 
 /// `Failures: C causes of M checks`, then one line per cause (across families) with its count.
 fn recap(report: &Report) -> Vec<String> {
-    let groups = by_cause(report.results.iter().filter(|r| r.is_fail()));
+    let breaks = route_breaks(report);
+    let groups = by_cause(report.results.iter().filter(|r| r.is_fail()), &breaks);
     if groups.is_empty() {
         return Vec::new();
     }

@@ -146,3 +146,29 @@ fn all_passing_has_no_recap() {
     assert!(!text.contains("Failures"), "{text}");
     assert!(text.ends_with("1 passed, 0 failed, 0 skipped\n"));
 }
+
+#[test]
+fn a_broken_route_is_one_cause_with_its_hops() {
+    let mut r = Report::new();
+    r.push(result(
+        "route/a.example",
+        Subject::Named("wan".into()),
+        fail("outer hop got HTTP 502; broken at hop 2/2 (proxy → backend): cause: connection refused"),
+    ));
+    r.push(result(
+        "route/a.example/hop1",
+        Subject::Named("wan".into()),
+        fail("hop 1/2 wan → proxy: expected HTTP 200, got HTTP 502"),
+    ));
+    r.push(result(
+        "route/a.example/hop2",
+        guest(102),
+        fail("hop 2/2 proxy → backend: expected HTTP 200, got connect 10.0.0.2:443: Connection refused"),
+    ));
+    let text = r.render_text();
+    assert!(
+        text.contains("Failures: 1 cause of 3 failed checks"),
+        "{text}"
+    );
+    insta::assert_snapshot!("broken_route", text);
+}
