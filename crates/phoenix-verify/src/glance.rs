@@ -293,6 +293,10 @@ fn recap(report: &Report) -> Vec<String> {
     )];
     for g in groups {
         let first_line = detail(&g.first.status).lines().next().unwrap_or_default();
+        // A broken route's recap starts at its cause, which a terminal's width would cut off.
+        let first_line = first_line
+            .find("broken at hop")
+            .map_or(first_line, |i| &first_line[i..]);
         let n = g.others.len() + 1;
         let what = if n == 1 {
             g.first.id.clone()
