@@ -28,6 +28,7 @@ mod sync_lab;
 mod target_cmd;
 mod verify_cmd;
 mod verify_pve;
+mod verify_text;
 mod workflow;
 
 use std::io::Write;

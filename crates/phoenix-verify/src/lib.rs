@@ -12,6 +12,7 @@ pub mod dnsmsg;
 pub mod endpoint;
 pub mod error;
 pub mod expect;
+pub mod glance;
 pub mod hostinfo;
 pub mod https;
 pub mod lab;
@@ -26,5 +27,6 @@ pub mod tlsview;
 
 pub use endpoint::{CommandOutput, Endpoint, LocalEndpoint, ProbeTarget, with_net};
 pub use error::ProbeError;
+pub use glance::TextOptions;
 pub use netns::{NetnsEndpoint, NetnsTarget};
 pub use report::{ProbeResult, Report, Status, Subject};

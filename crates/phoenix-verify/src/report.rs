@@ -1,8 +1,8 @@
-//! Probe results and the report: counts, `--output json` (serde), a text table with
-//! pass / fail (with evidence) / skip (with reason), and the exit code (1 on any failure).
+//! Probe results and the report: counts, `--output json` (serde), the text (grouped by
+//! [`crate::glance`]) and the exit code (1 on any failure).
 //! No I/O: the caller prints.
 
-use std::fmt::{self, Write};
+use std::fmt;
 use std::time::Duration;
 
 use phoenix_model::model::GuestId;
@@ -128,46 +128,14 @@ impl Report {
         serde_json::to_string_pretty(self)
     }
 
-    /// A plain text table: status, subject, check, time; evidence or reason on the next line.
+    /// The text at a glance ([`crate::glance`]): grouped by family, causes counted, failures
+    /// recapped, whole lines; the last line is `N passed, M failed, K skipped`.
     pub fn render_text(&self) -> String {
-        let subj_w = self
-            .results
-            .iter()
-            .map(|r| r.subject.to_string().len())
-            .max()
-            .unwrap_or(7)
-            .max(7);
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{:<4}  {:<subj_w$}  {:>7}  CHECK",
-            "", "SUBJECT", "TIME"
-        );
-        for r in &self.results {
-            let (tag, extra) = match &r.status {
-                Status::Pass => ("PASS", None),
-                Status::Fail { evidence } => ("FAIL", Some(evidence.as_str())),
-                Status::Skip { reason } => ("SKIP", Some(reason.as_str())),
-            };
-            let ms = format!("{}ms", r.duration.as_millis());
-            let _ = writeln!(
-                out,
-                "{tag:<4}  {:<subj_w$}  {ms:>7}  {}",
-                r.subject.to_string(),
-                r.check
-            );
-            if let Some(e) = extra {
-                for line in e.lines() {
-                    let _ = writeln!(out, "      {line}");
-                }
-            }
-        }
-        let c = self.counts;
-        let _ = writeln!(
-            out,
-            "{} passed, {} failed, {} skipped",
-            c.pass, c.fail, c.skip
-        );
-        out
+        self.render_text_with(&crate::glance::TextOptions::default())
+    }
+
+    /// [`Self::render_text`] with `--failed-only` and a terminal width.
+    pub fn render_text_with(&self, opts: &crate::glance::TextOptions) -> String {
+        crate::glance::render(self, opts)
     }
 }

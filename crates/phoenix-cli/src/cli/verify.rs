@@ -56,6 +56,10 @@ pub struct VerifyArgs {
     /// (--target pve) only these families (default: all)
     #[arg(long, value_enum, value_delimiter = ',')]
     pub only: Vec<VerifyFamily>,
+    /// Print only the failing and skipped checks, then the recap of causes (text only;
+    /// `--output json` keeps every check)
+    #[arg(long)]
+    pub failed_only: bool,
     /// Output format
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: OutputFormat,
