@@ -382,6 +382,15 @@ pub fn checks(t: &LabTopology) -> Vec<ProbeResult> {
         .collect()
 }
 
+/// The `resolv.conf` of namespace `n` (bind-mounted by `ip netns exec`): what a build writes
+/// and what drift is measured against. Pure.
+pub(crate) fn resolv_conf(t: &LabTopology, n: &Namespace) -> String {
+    format!(
+        "# phoenix lab {}: {}\nnameserver {}\n",
+        t.prefix, n.name, n.resolver
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,13 +434,4 @@ mod tests {
             vec![("ip".to_string(), "phoenix_nat".to_string())]
         );
     }
-}
-
-/// The `resolv.conf` of namespace `n` (bind-mounted by `ip netns exec`): what a build writes
-/// and what drift is measured against. Pure.
-pub(crate) fn resolv_conf(t: &LabTopology, n: &Namespace) -> String {
-    format!(
-        "# phoenix lab {}: {}\nnameserver {}\n",
-        t.prefix, n.name, n.resolver
-    )
 }
