@@ -118,22 +118,6 @@ fn draw(rng: &mut Rng, t: &phoenix_lab::LabTopology, swarm: bool) -> Fault {
     }
 }
 
-fn sync_argv(prefix: &str) -> Vec<String> {
-    [
-        "sync",
-        "all",
-        "--target",
-        "lab",
-        "--provision",
-        "--config",
-        CONFIG,
-        "--prefix",
-        prefix,
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
 /// Inject `f` in lab `prefix`; returns the rendered file's content before an edit (to compare
 /// after the repair).
 fn inject(prefix: &str, f: &Fault) -> Option<(std::path::PathBuf, String)> {
@@ -176,7 +160,7 @@ fn inject(prefix: &str, f: &Fault) -> Option<(std::path::PathBuf, String)> {
         Fault::KillSync(ms) => {
             kill9(pid_of(prefix, "traefik"));
             let mut c = Command::new(env!("CARGO_BIN_EXE_phoenix"))
-                .args(sync_argv(prefix))
+                .args(lab_sync_args(prefix))
                 .env_remove("PHOENIX_CONFIG")
                 .env_remove("PHOENIX_LAB_PREFIX")
                 .stdout(Stdio::null())

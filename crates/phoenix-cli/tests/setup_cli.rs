@@ -6,23 +6,7 @@
 
 mod common;
 
-use common::{phoenix, text};
-
-const ROOTESTING: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/upstream/rootesting-2025-11-25/etc"
-);
-
-fn scratch() -> tempfile::TempDir {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(root.path().join("etc")).unwrap();
-    std::fs::write(
-        root.path().join("etc/os-release"),
-        "ID=debian\nVERSION_CODENAME=bookworm\n",
-    )
-    .unwrap();
-    root
-}
+use common::{ROOTESTING, phoenix, scratch_host_root as scratch, text};
 
 #[test]
 fn setup_writes_once_then_changes_nothing() {

@@ -7,30 +7,17 @@
 //! same steps.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/mod.rs"]
+mod cli_common;
 #[path = "../../phoenix-pve/tests/common/mod.rs"]
 mod common;
 mod pve_support;
 
 use std::path::{Path, PathBuf};
 
+use cli_common::{ROOTESTING, scratch_host_root as scratch};
 use common::{FakePve, fakepve_available};
 use pve_support::{node_cmd, run_json};
-
-const ROOTESTING: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/upstream/rootesting-2025-11-25/etc"
-);
-
-fn scratch() -> tempfile::TempDir {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(root.path().join("etc")).unwrap();
-    std::fs::write(
-        root.path().join("etc/os-release"),
-        "ID=debian\nVERSION_CODENAME=bookworm\n",
-    )
-    .unwrap();
-    root
-}
 
 fn setup(
     pve: &FakePve,

@@ -123,17 +123,7 @@ fn sync_lab_builds_verifies_and_second_run_changes_nothing() {
     assert!(done(&v).is_empty(), "{:?}", done(&v));
 
     // Text output of a no-op run says so and ends with the report.
-    let o = phoenix(&[
-        "sync",
-        "all",
-        "--target",
-        "lab",
-        "--provision",
-        "--config",
-        CONFIG,
-        "--prefix",
-        &prefix,
-    ]);
+    let o = phoenix(&lab_sync_args(&prefix));
     let out = text(&o.stdout);
     assert!(o.status.success(), "{out}");
     assert!(

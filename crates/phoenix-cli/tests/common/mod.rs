@@ -11,6 +11,39 @@ use std::time::{Duration, Instant};
 
 pub const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/homelab");
 
+/// The operator's own configuration of the bash system (rootesting's `etc`).
+pub const ROOTESTING: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/fixtures/upstream/rootesting-2025-11-25/etc"
+);
+
+/// A scratch host root with only `/etc/os-release` (Debian bookworm), for `phoenix setup`.
+pub fn scratch_host_root() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("etc")).unwrap();
+    std::fs::write(
+        root.path().join("etc/os-release"),
+        "ID=debian\nVERSION_CODENAME=bookworm\n",
+    )
+    .unwrap();
+    root
+}
+
+/// `sync all --target lab --provision --config CONFIG --prefix PREFIX` (the homelab).
+pub fn lab_sync_args(prefix: &str) -> [&str; 9] {
+    [
+        "sync",
+        "all",
+        "--target",
+        "lab",
+        "--provision",
+        "--config",
+        CONFIG,
+        "--prefix",
+        prefix,
+    ]
+}
+
 pub fn phoenix(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_phoenix"))
         .args(args)
