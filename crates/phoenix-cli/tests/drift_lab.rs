@@ -1,6 +1,7 @@
 //! Drift the lab used not to see (issue 17), each on the same running `examples/homelab` lab:
 //! a guest's default route deleted, a guest's addresses flushed, a guest's `resolv.conf`
-//! edited, nginx's master SIGKILLed with its worker left holding 80/443. For each: `verify`
+//! edited, nginx's master SIGKILLed with its worker left holding 80/443 (and a guest's
+//! firewall table flushed, reloaded by the sync, which says so). For each: `verify`
 //! fails while it is there, a dry run shows it as a lab upkeep note and changes nothing, ONE
 //! `sync all --target lab --provision` repairs it and says so, and `verify` passes in full.
 //! Root only (a note and return without, unless `CI`).
@@ -129,6 +130,37 @@ fn drift_each_repaired_by_one_sync() {
     assert_eq!(
         inside, own,
         "only the new nginx runs in {g101} (old workers {workers:?})"
+    );
+    let (code, report) = lab_verify(&prefix, CONFIG);
+    assert_eq!(code, Some(0), "{:#?}", failed_results(&report));
+
+    // A guest's firewall table flushed: its fingerprint comment stays, its rules go, and a
+    // pair the policy denies connects.
+    run_ok(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &g102,
+            "nft",
+            "flush",
+            "table",
+            "inet",
+            "phoenix_fw",
+        ],
+    );
+    verify_fails_with(
+        &prefix,
+        "fw/guest:103/172.16.100.12:443: expected denied, connected",
+    );
+    let (code, v) = lab_sync(&prefix, CONFIG);
+    assert_eq!(code, Some(0), "sync: {:#?}", failed_results(&v["verify"]));
+    assert!(
+        notes(&v).iter().any(|n| n.contains(&format!(
+            "the firewall table of {g102} loaded: its rules differ from the ones loaded"
+        ))),
+        "the reload is not said: {:?}",
+        notes(&v)
     );
     let (code, report) = lab_verify(&prefix, CONFIG);
     assert_eq!(code, Some(0), "{:#?}", failed_results(&report));

@@ -487,14 +487,15 @@ impl ActionExecutor for LabExecutor<'_> {
 }
 
 /// The lab's firewall state made `fw` (the run's desired firewall), and each guest's
-/// nftables table loaded where it is missing or differs. The tables are compiled from the
-/// configuration's policy, which `fw` is made from.
+/// nftables table loaded where it is missing, differs from the policy, or no longer lists as
+/// it did when it was loaded ([`crate::guestfw::ensure`]). The tables are compiled from the
+/// configuration's policy, which `fw` is made from. Returns what was loaded, and why.
 pub fn load_firewall(
     d: &DesiredState,
     t: &LabTopology,
     node: &LabNode,
     fw: &FirewallState,
-) -> Result<(), LabError> {
+) -> Result<Vec<String>, LabError> {
     node.set_firewall(fw)?;
     let present: BTreeSet<String> = crate::teardown::namespaces(&t.prefix).into_iter().collect();
     let dir = state_dir(&t.prefix);
@@ -505,22 +506,19 @@ pub fn load_firewall(
             .filter(|(ns, _)| present.contains(ns))
             .map(|(ns, text)| {
                 let dir = &dir;
-                scope.spawn(move || {
-                    let want = crate::guestfw::fingerprint_of(&text);
-                    if want.is_some() && crate::guestfw::observed_fingerprint(&ns) == want {
-                        return Ok(());
-                    }
-                    crate::guestfw::load(&ns, &text, dir).map(drop)
-                })
+                scope.spawn(move || crate::guestfw::ensure(&ns, &text, dir))
             })
             .collect();
-        loads.into_iter().try_for_each(|h| {
-            h.join().unwrap_or_else(|_| {
+        let mut said = Vec::new();
+        for h in loads {
+            let loaded = h.join().unwrap_or_else(|_| {
                 Err(LabError::Provision(
                     "loading a guest's firewall panicked".into(),
                 ))
-            })
-        })
+            })?;
+            said.extend(loaded);
+        }
+        Ok(said)
     })
 }
 

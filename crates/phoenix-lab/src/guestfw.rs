@@ -42,7 +42,9 @@
 //!
 //! The table carries `comment "phoenix:<fingerprint>"`: the first 16 hex digits of the SHA-256
 //! of the table body, so a caller compares [`fingerprint_of`] of the desired text with
-//! [`observed_fingerprint`] of the namespace without diffing listings. Loading is idempotent:
+//! [`observed_fingerprint`] of the namespace; [`ensure`] also compares the table's listing with
+//! the one recorded right after it was loaded (a flush keeps the comment, not the rules), and
+//! reloads when either differs. Loading is idempotent:
 //! the file starts with `table inet phoenix_fw {}` + `delete table inet phoenix_fw`.
 
 use std::collections::BTreeMap;
@@ -117,14 +119,50 @@ pub fn load(ns: &str, text: &str, state_dir: &Path) -> Result<PathBuf, LabError>
     Ok(path)
 }
 
-/// The fingerprint of the table loaded in `ns`; `None` when there is none (or no comment).
-pub fn observed_fingerprint(ns: &str) -> Option<String> {
-    let listing = run(
+/// The table loaded in `ns` as listed now, counters left out; `None` when there is none.
+pub fn listing(ns: &str) -> Option<String> {
+    run(
         "ip",
         &["netns", "exec", ns, "nft", "list", "table", "inet", TABLE],
     )
-    .ok()?;
-    fingerprint_of(&listing)
+    .ok()
+    .map(|l| crate::drift::normalise_listing(&l))
+}
+
+/// The fingerprint of the table loaded in `ns`; `None` when there is none (or no comment).
+pub fn observed_fingerprint(ns: &str) -> Option<String> {
+    fingerprint_of(&listing(ns)?)
+}
+
+/// Where the listing of `ns`'s table right after it was loaded is kept.
+fn listing_file(state_dir: &Path, ns: &str) -> PathBuf {
+    state_dir.join(format!("fw-{ns}.listing"))
+}
+
+/// Load `text` in `ns` unless the table there is the one `text` declares (its fingerprint)
+/// and still lists as it did right after it was loaded (a `nft flush table` keeps the
+/// fingerprint comment but not the rules). `Some(why)` when it loaded.
+pub fn ensure(ns: &str, text: &str, state_dir: &Path) -> Result<Option<String>, LabError> {
+    let want = fingerprint_of(text);
+    let now = listing(ns);
+    let recorded = std::fs::read_to_string(listing_file(state_dir, ns)).ok();
+    let why = match &now {
+        None => "no table was loaded",
+        Some(l) if want.is_none() || fingerprint_of(l) != want => "the policy changed",
+        Some(l) if recorded.as_deref() != Some(l.as_str()) => {
+            "its rules differ from the ones loaded (flushed or edited)"
+        }
+        Some(_) => return Ok(None),
+    };
+    load(ns, text, state_dir)?;
+    let loaded = listing(ns).ok_or_else(|| {
+        LabError::Provision(format!(
+            "the firewall table of {ns} cannot be listed after loading it"
+        ))
+    })?;
+    let file = listing_file(state_dir, ns);
+    std::fs::write(&file, loaded).map_err(|e| LabError::io(&file, e))?;
+    Ok(Some(format!("the firewall table of {ns} loaded: {why}")))
 }
 
 /// Aliases and ipsets as pve-firewall resolves them (names case-insensitive).

@@ -265,9 +265,11 @@ impl Target for LabTarget {
         let mut journal = journal;
         if journal.is_success()
             && let Some(fw) = &self.firewall
-            && let Err(e) = crate::executor::load_firewall(d, &self.topology, &self.node(), fw)
         {
-            journal.failed_wave = Some(format!("firewall: {e}"));
+            match crate::executor::load_firewall(d, &self.topology, &self.node(), fw) {
+                Ok(said) => self.notes.extend(said),
+                Err(e) => journal.failed_wave = Some(format!("firewall: {e}")),
+            }
         }
         if journal.is_success() {
             progress("docker swarm");
