@@ -164,10 +164,7 @@ fn lab_rootesting_runs_only_what_its_plan_starts() {
     if !root_or_skip("lab_plan rootesting") {
         return;
     }
-    let config = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/upstream/rootesting-2025-11-25/etc"
-    );
+    let config = ROOTESTING;
     if !Path::new(config).is_dir() {
         assert!(std::env::var_os("CI").is_none(), "the fixture is missing");
         eprintln!("note: skipped: no rootesting fixture at {config}");

@@ -13,7 +13,7 @@ mod pve_support;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{FakePve, fakepve_available};
+use common::fakepve_available;
 use pve_support::*;
 use serde_json::json;
 
@@ -22,13 +22,8 @@ fn a_second_sync_exits_4_naming_the_node_locks_holder() {
     if !fakepve_available() {
         return;
     }
-    let pve = FakePve::start(&storages());
-    let root = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = sync(&pve, root.path());
-    assert_eq!(code, 0, "{stderr}");
     // Drift on 102 whose repair fakepve keeps busy (its config lock held by "another task").
-    put_config(&pve, "lxc", 102, &[("memory", "4096")]);
-    pve.control(&json!({"op": "hold_lock", "vmid": 102, "secs": null}));
+    let (pve, root) = converged_with_102_locked();
 
     let mut first = node_cmd(&pve, root.path(), &homelab_dir(), &SYNC_ARGS)
         .stdout(Stdio::null())

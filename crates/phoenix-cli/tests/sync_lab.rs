@@ -263,17 +263,7 @@ fn sync_lab_killed_halfway_converges_next_time() {
     }
     for (point, marker) in points {
         let mut child = Command::new(env!("CARGO_BIN_EXE_phoenix"))
-            .args([
-                "sync",
-                "all",
-                "--target",
-                "lab",
-                "--provision",
-                "--config",
-                CONFIG,
-                "--prefix",
-                &prefix,
-            ])
+            .args(lab_sync_args(&prefix))
             .env_remove("PHOENIX_CONFIG")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

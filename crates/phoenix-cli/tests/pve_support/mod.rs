@@ -242,6 +242,19 @@ pub fn guest_status(pve: &FakePve, kind: &str, id: u64) -> Option<String> {
         .and_then(|v| v["status"].as_str().map(str::to_string))
 }
 
+/// fakepve with the homelab converged by one sync, then guest 102 drifted (`memory`) while
+/// fakepve holds 102's config lock for "another task": the next sync's repair of 102 is kept
+/// waiting. The scratch host root goes with it.
+pub fn converged_with_102_locked() -> (FakePve, tempfile::TempDir) {
+    let pve = FakePve::start(&storages());
+    let root = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = sync(&pve, root.path());
+    assert_eq!(code, 0, "{stderr}");
+    put_config(&pve, "lxc", 102, &[("memory", "4096")]);
+    pve.control(&serde_json::json!({"op": "hold_lock", "vmid": 102, "secs": null}));
+    (pve, root)
+}
+
 /// PUT `params` on a guest's config behind phoenix's back.
 pub fn put_config(pve: &FakePve, kind: &str, id: u64, params: &[(&str, &str)]) {
     let client = pve.client(phoenix_pve::TlsTrust::CaFile(pve.pki.ca_pem.clone()));
