@@ -548,10 +548,14 @@ pub fn converge_swarm(
         return Ok(Vec::new());
     }
     let stand_in = crate::ingress::swarm_stand_in_for(d, t)?;
-    // The stand-in's image goes into its engine while the Swarm forms (nothing shared).
+    // While a new Swarm forms, the stand-in's image goes into its engine beside it (nothing
+    // shared); on a formed one the deploy's own check is enough (hashing the image twice a
+    // run is not).
+    let forming = crate::swarm::load(&t.prefix).is_none();
     let (st, preloaded) = std::thread::scope(|scope| {
         let preload = stand_in
             .as_ref()
+            .filter(|_| forming)
             .map(|si| scope.spawn(|| crate::swarm::service::preload_image(&sp, si.guest)));
         let st = crate::swarm::up(d, t, false);
         let preloaded = preload.map(|h| {
