@@ -15,7 +15,7 @@ use std::process::Command;
 
 use common::{FakePve, fakepve_available};
 use phoenix_render::RenderOptions;
-use pve_support::{actions, homelab_dir, node_cmd, run_json, status, storages};
+use pve_support::{actions, copy_tree, homelab_dir, node_cmd, run_json, status, storages};
 
 fn sync(pve: &FakePve, root: &std::path::Path) -> (i32, serde_json::Value, String) {
     sync_with(pve, root, &[])
@@ -629,19 +629,6 @@ fn apply_verbs_act_on_the_node() {
     assert_eq!(code, 0, "{stderr}");
     assert!(actions(&r).iter().any(|a| a["action"] == "delete_guest"));
     assert_eq!(running(1002), None, "1002 is gone");
-}
-
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dst = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_tree(&p, &dst);
-        } else {
-            std::fs::copy(&p, &dst).unwrap();
-        }
-    }
 }
 
 /// A value phoenix accepts but Proxmox's schema refuses (LXC memory below 16 MiB): the HTTP 400

@@ -34,7 +34,7 @@ use phoenix_plan::provision::{ProvisionStep, StepKind};
 use phoenix_render::{FileTarget, RenderedFile};
 
 use crate::guest_services::{self, Started};
-use crate::node::{LabNode, parse_conf, render_conf, settings_after_create};
+use crate::node::{LabNode, parse_conf, render_conf, resized, settings_after_create};
 use crate::topology::LabTopology;
 use crate::{LabError, state_dir};
 
@@ -346,6 +346,19 @@ impl ActionExecutor for LabExecutor<'_> {
                 delete,
                 ..
             } => self.update(*id, *kind, set, delete),
+            Action::ResizeDisk { id, kind, call, .. } => {
+                let Some(text) = self.node.read_conf(*id, *kind) else {
+                    return failed(format!("guest {id} does not exist in the lab node"));
+                };
+                let mut s = parse_conf(&text);
+                resized(&mut s, &call.params);
+                match self.node.write_conf(*id, *kind, &render_conf(&s, &text)) {
+                    Ok(()) => skipped(
+                        "not modelled in the lab: disk size (a node grows the disk; recorded in the lab node's config)",
+                    ),
+                    Err(e) => Outcome::Failed(e),
+                }
+            }
             Action::WriteRawLxc { id, lines, .. } => {
                 match ensure_raw_lxc(&self.node.shell(), *id, lines) {
                     Ok(_) => Outcome::Done,

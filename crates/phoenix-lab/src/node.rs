@@ -234,22 +234,7 @@ pub fn settings_after_create(
                     s.insert(key.to_string(), v);
                 }
             }
-            E::LxcResize | E::QemuResize => {
-                // The disk's size, as a node shows it on the disk's own key.
-                if let (Some(disk), Some(size)) = (params.get("disk"), params.get("size")) {
-                    let current = s.get(disk).cloned().unwrap_or_default();
-                    let kept: Vec<&str> = current
-                        .split(',')
-                        .filter(|p| !p.is_empty() && !p.starts_with("size="))
-                        .collect();
-                    let mut v = kept.join(",");
-                    if !v.is_empty() {
-                        v.push(',');
-                    }
-                    v.push_str(&format!("size={size}"));
-                    s.insert(disk.clone(), v);
-                }
-            }
+            E::LxcResize | E::QemuResize => resized(&mut s, &params),
             _ => {
                 for (k, v) in params {
                     if k == "delete" {
@@ -264,6 +249,24 @@ pub fn settings_after_create(
         }
     }
     s
+}
+
+/// `settings` after a `resize` call's `params`: the disk's size, as a node shows it on the
+/// disk's own key (`…,size=16G`).
+pub fn resized(settings: &mut BTreeMap<String, String>, params: &BTreeMap<String, String>) {
+    if let (Some(disk), Some(size)) = (params.get("disk"), params.get("size")) {
+        let current = settings.get(disk).cloned().unwrap_or_default();
+        let kept: Vec<&str> = current
+            .split(',')
+            .filter(|p| !p.is_empty() && !p.starts_with("size="))
+            .collect();
+        let mut v = kept.join(",");
+        if !v.is_empty() {
+            v.push(',');
+        }
+        v.push_str(&format!("size={size}"));
+        settings.insert(disk.clone(), v);
+    }
 }
 
 #[cfg(test)]

@@ -117,6 +117,14 @@ pub enum Action {
         delete: Vec<String>,
         reason: Reason,
     },
+    /// Grow the guest's root disk to the configured size (`resize`; Proxmox only grows):
+    /// a size raised in the configuration, or a resize that failed when it was created.
+    ResizeDisk {
+        id: GuestId,
+        kind: GuestKind,
+        call: ApiCall,
+        reason: Reason,
+    },
     /// Raw `lxc.*` lines in `/etc/pve/lxc/ID.conf` (macvlan NICs), through the host shell.
     WriteRawLxc {
         id: GuestId,
@@ -255,6 +263,7 @@ impl Action {
             }
             Action::CreateGuest { id, .. }
             | Action::UpdateGuest { id, .. }
+            | Action::ResizeDisk { id, .. }
             | Action::WriteRawLxc { id, .. }
             | Action::ConvertToTemplate { id, .. }
             | Action::StartGuest { id, .. }
@@ -315,6 +324,9 @@ impl fmt::Display for Action {
             Action::UpdateGuest {
                 id, kind, reason, ..
             } => write!(f, "update {kind} {id} ({reason})"),
+            Action::ResizeDisk {
+                id, kind, reason, ..
+            } => write!(f, "grow the disk of {kind} {id} ({reason})"),
             Action::WriteRawLxc { id, reason, .. } => {
                 write!(f, "write raw lxc lines of {id} ({reason})")
             }

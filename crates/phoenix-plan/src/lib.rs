@@ -9,6 +9,7 @@
 pub mod action;
 pub mod certs;
 pub mod compare;
+pub mod disk;
 pub mod display;
 pub mod fielddiff;
 pub mod fingerprint;

@@ -275,6 +275,7 @@ pub fn plan_full(
         })
         .collect();
     notes.extend(crate::vendor::note(d, observed));
+    notes.extend(larger_disks(&specs, observed));
 
     let scope: BTreeSet<GuestId> = match request {
         Request::SyncAll | Request::LetsGo | Request::Shutdown => {
@@ -733,6 +734,18 @@ fn guest_actions(
                     reason: Reason::Differs { changes },
                 });
             }
+            if let Some(call) = &spec.grow_disk
+                && let crate::disk::DiskDecision::Grow(change) = crate::disk::decide(call, o)
+            {
+                out.push(Action::ResizeDisk {
+                    id,
+                    kind,
+                    call: call.clone(),
+                    reason: Reason::Differs {
+                        changes: vec![change],
+                    },
+                });
+            }
             let raw =
                 phoenix_render::guestparams::carry_observed_raw_macs(&spec.raw_lxc, &o.raw_lxc);
             let want: BTreeSet<&String> = raw.iter().collect();
@@ -755,6 +768,22 @@ fn guest_actions(
         }
         Some(_) => {}
     }
+}
+
+/// A note per guest whose disk is larger than configured (Proxmox cannot shrink it).
+fn larger_disks(specs: &BTreeMap<GuestId, GuestSpec>, observed: &ObservedState) -> Vec<String> {
+    specs
+        .iter()
+        .filter_map(|(id, spec)| {
+            let o = observed.guest(*id)?;
+            match crate::disk::decide(spec.grow_disk.as_ref()?, o) {
+                crate::disk::DiskDecision::Larger { disk, have, want } => Some(format!(
+                    "guest {id}: its {disk} is {have}, the configuration says {want}; Proxmox cannot shrink a disk, so it stays {have} (raise the configured size to {have}, or recreate the guest)"
+                )),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 pub(crate) fn plan_file(

@@ -24,6 +24,9 @@ pub struct GuestSpec {
     /// Raw lines for `ID.conf` (`key: value`), compared as a set.
     pub raw_lxc: Vec<String>,
     pub convert_to_template: bool,
+    /// The call that grows the root disk to the configured size (an existing guest's disk
+    /// is compared with it, [`crate::disk`]).
+    pub grow_disk: Option<ApiCall>,
     /// Should be running after a sync.
     pub running: bool,
 }
@@ -73,6 +76,7 @@ pub fn guest_spec(g: &Guest, d: &DesiredState) -> GuestSpec {
         config,
         raw_lxc: p.raw_lxc,
         convert_to_template: p.convert_to_template,
+        grow_disk: guestparams::grow_root_disk(g),
         running: g.start_at_boot && !g.is_template,
     }
 }

@@ -103,6 +103,10 @@ pub fn status(d: &DesiredState, observed: &ObservedState, plan: &Plan) -> Status
             Action::UpdateGuest {
                 reason: Reason::Differs { changes },
                 ..
+            }
+            | Action::ResizeDisk {
+                reason: Reason::Differs { changes },
+                ..
             } => row.drift.extend(changes.iter().cloned()),
             // Certificates and files inside the guest are listed with the files, its
             // firewall with the firewall scopes.

@@ -115,6 +115,7 @@ pub fn of_action(a: &Action) -> Subsystem {
         Action::WriteFile { target, path, .. } => of_file(target, path),
         Action::CreateGuest { .. }
         | Action::UpdateGuest { .. }
+        | Action::ResizeDisk { .. }
         | Action::WriteRawLxc { .. }
         | Action::ConvertToTemplate { .. }
         | Action::StartGuest { .. }

@@ -289,6 +289,10 @@ fn run_action(
                 .map(drop)
                 .map_err(Step::Failed)
         }
+        Action::ResizeDisk { id, call, .. } => client
+            .write_and_wait(Method::PUT, &call.path(&node_of(*id)), &call.params)
+            .map(drop)
+            .map_err(Step::Failed),
         Action::ConvertToTemplate { id, kind } => {
             let path = guest_path(&node_of(*id), *kind, *id, "/template");
             client

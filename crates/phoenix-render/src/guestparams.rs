@@ -304,6 +304,18 @@ fn resize(endpoint: GuestEndpoint, g: &Guest, disk: &str) -> Option<ApiCall> {
     })
 }
 
+/// The call that grows `g`'s root disk (`rootfs` of a container, `scsi0` of a VM) to the
+/// configured size; `None` without a size or for a template (its disk is a base volume).
+pub fn grow_root_disk(g: &Guest) -> Option<ApiCall> {
+    if g.is_template {
+        return None;
+    }
+    match g.kind {
+        GuestKind::Lxc => resize(GuestEndpoint::LxcResize, g, "rootfs"),
+        GuestKind::Vm => resize(GuestEndpoint::QemuResize, g, "scsi0"),
+    }
+}
+
 /// A full clone of `from` as `g` (`name_key`: `hostname` for LXC, `name` for QEMU).
 fn clone_call(
     endpoint: GuestEndpoint,

@@ -17,6 +17,33 @@ pub fn homelab_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/homelab")
 }
 
+/// `from` copied to `to`, recursively (plain files and directories).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dst = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &dst);
+        } else {
+            std::fs::copy(&p, &dst).unwrap();
+        }
+    }
+}
+
+/// A copy of examples/homelab with `edit` applied to its LXC file's JSON (a test's own
+/// configuration change).
+pub fn homelab_with_lxc(edit: impl FnOnce(&mut serde_json::Value)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&homelab_dir(), dir.path());
+    let path = dir.path().join("phoenix_lxc_configs.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    dir
+}
+
 /// fakepve's storage.cfg for the homelab's create calls (`local` accepts imported cloud images).
 pub fn storages() -> serde_json::Value {
     let d = phoenix_model::validate_dir(&homelab_dir()).desired.unwrap();

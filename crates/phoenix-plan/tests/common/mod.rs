@@ -118,6 +118,15 @@ pub fn execute_with(
                     g.raw_lxc = lines.clone();
                 }
             }
+            Action::ResizeDisk { id, call, .. } => {
+                if let (Some(g), Some(disk), Some(size)) = (
+                    o.guests.iter_mut().find(|g| g.id == *id),
+                    call.params.get("disk"),
+                    call.params.get("size"),
+                ) {
+                    g.config.insert(disk.clone(), format!("size={size}"));
+                }
+            }
             Action::StartGuest { id, .. } => {
                 if let Some(g) = o.guests.iter_mut().find(|g| g.id == *id) {
                     g.status = GuestStatus::Running;
