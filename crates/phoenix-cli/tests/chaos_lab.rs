@@ -14,27 +14,10 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::rng::Rng;
 use common::*;
 use phoenix_lab::LabGuard;
 use phoenix_lab::ingress::{guest_root, under};
-
-/// SplitMix64: small, deterministic, enough to pick faults from a seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n` > 0).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// The faults, with what they act on.
 #[derive(Debug, Clone)]
@@ -209,19 +192,7 @@ fn chaos_rounds_each_repaired_by_one_sync() {
     if !root_or_skip("chaos_lab") {
         return;
     }
-    let seed = std::env::var("PHOENIX_CHAOS_SEED")
-        .ok()
-        .map(|s| s.parse::<u64>().expect("PHOENIX_CHAOS_SEED is a number"))
-        .unwrap_or_else(|| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap();
-            now.as_nanos() as u64 ^ u64::from(std::process::id())
-        });
-    let rounds: usize = std::env::var("PHOENIX_CHAOS_ROUNDS")
-        .ok()
-        .map(|s| s.parse().expect("PHOENIX_CHAOS_ROUNDS is a number"))
-        .unwrap_or(12);
+    let (seed, rounds) = Rng::from_env(12);
     eprintln!("chaos seed {seed}, {rounds} rounds (PHOENIX_CHAOS_SEED={seed} replays)");
     let mut rng = Rng(seed);
     let start = Instant::now();

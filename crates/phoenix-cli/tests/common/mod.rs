@@ -4,6 +4,8 @@
 //! summary, the journal, the notes).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // not every test uses each; tests may panic
 
+pub mod rng;
+
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::process::{Command, Output};

@@ -362,6 +362,18 @@ impl FakePve {
         guard
     }
 
+    /// Freeze (SIGSTOP) or thaw (SIGCONT) the fakepve process: a node that stops answering
+    /// (its socket still accepts). No control command reaches a frozen fakepve.
+    pub fn freeze(&self, frozen: bool) {
+        let sig = if frozen { "-STOP" } else { "-CONT" };
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} fakepve");
+    }
+
     /// Send one control command to the running fakepve (`{"op": …}`: `flaky` {drop_rate,
     /// hang_rate, hang_secs, seed}, `slow` {latency}, `time_scale` {value}, `lock_wait`
     /// {value}, `guest_attr` {vmid, attr, value} (e.g. `start_secs`), `hold_lock` {vmid, secs}, `release_lock` {vmid}, `fail` {method, suffix, status,
