@@ -1,7 +1,7 @@
 //! Drift the lab used not to see (issue 17), each on the same running `examples/homelab` lab:
 //! a guest's default route deleted, a guest's addresses flushed, a guest's `resolv.conf`
 //! edited, nginx's master SIGKILLed with its worker left holding 80/443 (and a guest's
-//! firewall table flushed, reloaded by the sync, which says so). For each: `verify`
+//! firewall table flushed: a dry run names it, the sync reloads it and says so). For each: `verify`
 //! fails while it is there, a dry run shows it as a lab upkeep note and changes nothing, ONE
 //! `sync all --target lab --provision` repairs it and says so, and `verify` passes in full.
 //! Root only (a note and return without, unless `CI`).
@@ -152,6 +152,17 @@ fn drift_each_repaired_by_one_sync() {
     verify_fails_with(
         &prefix,
         "fw/guest:103/172.16.100.12:443: expected denied, connected",
+    );
+    // A dry run already says which table the sync will load, and why.
+    let v = dry_run(&prefix);
+    assert!(
+        plan_notes(&v).iter().any(|n| n
+            .starts_with("guest firewall tables to load after the plan's actions")
+            && n.contains(&format!(
+                "{g102}: its rules differ from the ones loaded (flushed or edited)"
+            ))),
+        "dry run: {:?}",
+        plan_notes(&v)
     );
     let (code, v) = lab_sync(&prefix, CONFIG);
     assert_eq!(code, Some(0), "sync: {:#?}", failed_results(&v["verify"]));

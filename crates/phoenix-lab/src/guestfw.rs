@@ -139,20 +139,52 @@ fn listing_file(state_dir: &Path, ns: &str) -> PathBuf {
     state_dir.join(format!("fw-{ns}.listing"))
 }
 
+/// Why the table of `ns` must be (re)loaded with `text`; `None` when it is the one `text`
+/// declares and still lists as it did right after it was loaded. Reads only.
+pub fn load_due(ns: &str, text: &str, state_dir: &Path) -> Option<&'static str> {
+    let want = fingerprint_of(text);
+    let now = listing(ns);
+    let recorded = std::fs::read_to_string(listing_file(state_dir, ns)).ok();
+    match &now {
+        None => Some("no table was loaded"),
+        Some(l) if want.is_none() || fingerprint_of(l) != want => Some("the policy changed"),
+        Some(l) if recorded.as_deref() != Some(l.as_str()) => {
+            Some("its rules differ from the ones loaded (flushed or edited)")
+        }
+        Some(_) => None,
+    }
+}
+
+/// The guests' tables [`ensure`] would load now, for the plan's notes (`NS: why`); only
+/// namespaces in `present`. Reads only, one listing per namespace, side by side.
+pub fn loads_due(
+    d: &DesiredState,
+    t: &LabTopology,
+    present: &std::collections::BTreeSet<String>,
+) -> Vec<String> {
+    let dir = crate::state_dir(&t.prefix);
+    std::thread::scope(|scope| {
+        let checks: Vec<_> = rulesets(d, t)
+            .into_iter()
+            .filter(|(ns, _)| present.contains(ns))
+            .map(|(ns, text)| {
+                let dir = &dir;
+                scope.spawn(move || load_due(&ns, &text, dir).map(|why| format!("{ns}: {why}")))
+            })
+            .collect();
+        checks
+            .into_iter()
+            .filter_map(|h| h.join().ok().flatten())
+            .collect()
+    })
+}
+
 /// Load `text` in `ns` unless the table there is the one `text` declares (its fingerprint)
 /// and still lists as it did right after it was loaded (a `nft flush table` keeps the
 /// fingerprint comment but not the rules). `Some(why)` when it loaded.
 pub fn ensure(ns: &str, text: &str, state_dir: &Path) -> Result<Option<String>, LabError> {
-    let want = fingerprint_of(text);
-    let now = listing(ns);
-    let recorded = std::fs::read_to_string(listing_file(state_dir, ns)).ok();
-    let why = match &now {
-        None => "no table was loaded",
-        Some(l) if want.is_none() || fingerprint_of(l) != want => "the policy changed",
-        Some(l) if recorded.as_deref() != Some(l.as_str()) => {
-            "its rules differ from the ones loaded (flushed or edited)"
-        }
-        Some(_) => return Ok(None),
+    let Some(why) = load_due(ns, text, state_dir) else {
+        return Ok(None);
     };
     load(ns, text, state_dir)?;
     let loaded = listing(ns).ok_or_else(|| {

@@ -144,6 +144,16 @@ impl Target for LabTarget {
                 due.join("; ")
             ));
         }
+        // Guest tables flushed or edited since they were loaded: reloaded after the waves.
+        if req.includes(Subsystem::Firewall) {
+            let due = crate::guestfw::loads_due(d, &self.topology, &present);
+            if !due.is_empty() {
+                notes.push(format!(
+                    "guest firewall tables to load after the plan's actions: {}",
+                    due.join("; ")
+                ));
+            }
+        }
         let mut state = ObservedState {
             storages: crate::node::storages(),
             ..ObservedState::default()
