@@ -23,7 +23,7 @@ pub fn run(args: &CaArgs) -> u8 {
 }
 
 fn fail(msg: impl std::fmt::Display, hint: &str) -> u8 {
-    let _ = writeln!(anstream::stderr(), "error: {msg}\n  hint: {hint}");
+    crate::failure::error(&msg.to_string(), hint);
     exit::FAILED
 }
 
@@ -65,11 +65,7 @@ fn options(a: &CaDirArgs) -> Result<CaOptions, String> {
 fn print<T: serde::Serialize + std::fmt::Display>(v: &T, output: OutputFormat) {
     let mut out = std::io::stdout().lock();
     let _ = match output {
-        OutputFormat::Json => writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(v).unwrap_or_default()
-        ),
+        OutputFormat::Json => crate::jsonout::print("ca", v),
         OutputFormat::Text => writeln!(out, "{v}"),
     };
 }

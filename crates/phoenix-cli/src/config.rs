@@ -29,10 +29,12 @@ pub fn load_ignoring(
 ) -> Result<(DesiredState, phoenix_model::notyet::Ignored), u8> {
     let mut stderr = anstream::stderr();
     if !dir.is_dir() {
-        let _ = writeln!(
-            stderr,
-            "error: config directory {} does not exist or is not a directory\n  hint: pass the directory holding phoenix_hypervisor_config.json with --config",
-            dir.display()
+        crate::failure::error(
+            &format!(
+                "config directory {} does not exist or is not a directory",
+                dir.display()
+            ),
+            "pass the directory holding phoenix_hypervisor_config.json with --config",
         );
         return Err(exit::USAGE);
     }
@@ -45,17 +47,18 @@ pub fn load_ignoring(
             .filter(|f| f.severity == phoenix_model::Severity::Error)
             .collect();
         if json {
-            let _ = serde_json::to_string_pretty(&errors)
-                .map_err(std::io::Error::other)
-                .and_then(|s| writeln!(std::io::stdout(), "{s}"));
+            // The refusal is the configuration's findings: `validate`'s document, errors only.
+            let _ = crate::jsonout::print("validate", &report::with_counts(&errors, 0));
         } else {
             let _ = report::print_findings(&mut stderr, &errors, &v.sources, 0);
             let _ = crate::skipped_note(&mut stderr, v.checks_skipped);
         }
-        let _ = writeln!(
-            stderr,
-            "error: the configuration has errors; nothing was planned\n  hint: `phoenix validate --config {}` shows them with the {warnings} warnings",
-            dir.display()
+        crate::failure::error(
+            "the configuration has errors; nothing was planned",
+            &format!(
+                "`phoenix validate --config {}` shows them with the {warnings} warnings",
+                dir.display()
+            ),
         );
         return Err(exit::FAILED);
     }

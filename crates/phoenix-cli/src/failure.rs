@@ -9,6 +9,7 @@ use crate::exit;
 
 /// `error: MESSAGE` and `  hint: HINT` on stderr.
 pub(crate) fn error(message: &str, hint: &str) {
+    crate::jsonout::note_error(message, hint);
     let _ = writeln!(anstream::stderr(), "error: {message}\n  hint: {hint}");
 }
 

@@ -135,18 +135,20 @@ fn fail_changing(e: &LabError) -> u8 {
 }
 
 fn fail(e: &LabError) -> u8 {
-    let mut stderr = anstream::stderr();
-    let _ = writeln!(stderr, "error: {e}");
-    if let Some(h) = e.hint() {
-        let _ = writeln!(stderr, "  hint: {h}");
+    match e.hint() {
+        Some(h) => crate::failure::error(&e.to_string(), &h),
+        None => {
+            crate::jsonout::note_error(&e.to_string(), "");
+            let _ = writeln!(anstream::stderr(), "error: {e}");
+        }
     }
     exit::FAILED
 }
 
 fn emit<T: Serialize>(format: OutputFormat, value: &T, text: impl FnOnce() -> String) -> u8 {
     let body = match format {
-        OutputFormat::Json => match serde_json::to_string_pretty(value) {
-            Ok(s) => s + "\n",
+        OutputFormat::Json => match crate::jsonout::print("lab", value) {
+            Ok(()) => String::new(),
             Err(e) => {
                 let _ = writeln!(anstream::stderr(), "error: cannot serialise: {e}");
                 return exit::FAILED;

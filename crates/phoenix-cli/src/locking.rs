@@ -69,16 +69,18 @@ fn take<'a>(
             Ok(g)
         }
         Err(e @ LockError::Held { .. }) => {
-            let _ = writeln!(
-                stderr,
-                "error: {e}\n  hint: another phoenix run is changing {what}; wait for it, or pass --lock-timeout SECONDS to wait (a holder that died is taken over by the next run)"
+            crate::failure::error(
+                &e.to_string(),
+                &format!(
+                    "another phoenix run is changing {what}; wait for it, or pass --lock-timeout SECONDS to wait (a holder that died is taken over by the next run)"
+                ),
             );
             Err(exit::LOCKED)
         }
         Err(e) => {
-            let _ = writeln!(
-                stderr,
-                "error: {e}\n  hint: the lock lives at {path}; check that it can be written"
+            crate::failure::error(
+                &e.to_string(),
+                &format!("the lock lives at {path}; check that it can be written"),
             );
             Err(exit::FAILED)
         }

@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod failure;
 mod hints;
+mod jsonout;
 mod lab_cmd;
 mod lint;
 mod locking;
@@ -57,6 +58,8 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return ExitCode::from(code),
     };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    jsonout::set_requested(jsonout::requested_by(&argv));
     let code = match cli.command {
         Command::Validate(args) => validate(&args),
         Command::Schema(args) => schema(&args),
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Command::Completions { shell } => manual::completions(shell),
         Command::Man { command } => manual::man(&command),
     };
+    jsonout::finish(code);
     ExitCode::from(code)
 }
 
@@ -144,15 +148,8 @@ fn validate(args: &cli::ValidateArgs) -> u8 {
     let (findings, allowed) = policy.apply(v.findings());
     let mut stdout = std::io::stdout().lock();
     let written = match args.output {
-        // The list of findings keeps its shape; the counts wrap it only when asked.
-        OutputFormat::Json if args.with_counts => {
-            serde_json::to_string_pretty(&report::with_counts(&findings, allowed))
-                .map_err(std::io::Error::other)
-                .and_then(|s| writeln!(stdout, "{s}"))
-        }
-        OutputFormat::Json => serde_json::to_string_pretty(&findings)
-            .map_err(std::io::Error::other)
-            .and_then(|s| writeln!(stdout, "{s}")),
+        // One document: the findings and their counts (`--with-counts` adds nothing here).
+        OutputFormat::Json => jsonout::print("validate", &report::with_counts(&findings, allowed)),
         OutputFormat::Text => {
             let summary = match &v.desired {
                 Some(d) if !args.quiet && !v.has_errors() => {

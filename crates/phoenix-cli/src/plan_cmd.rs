@@ -164,9 +164,7 @@ fn output(
     let mut stderr = anstream::stderr();
     let mut out = std::io::stdout().lock();
     let written = match args.output {
-        OutputFormat::Json => serde_json::to_string_pretty(plan)
-            .map_err(std::io::Error::other)
-            .and_then(|s| writeln!(out, "{s}")),
+        OutputFormat::Json => crate::jsonout::print("plan", plan),
         OutputFormat::Text => {
             let color = std::io::stdout().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());

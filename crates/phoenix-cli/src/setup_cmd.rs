@@ -209,7 +209,7 @@ fn print(plan: &SetupPlan, journal: Option<&phoenix_host::Journal>, json: bool) 
             "plan": plan.steps,
             "journal": journal.map(|_| entries),
         });
-        let _ = writeln!(out, "{value:#}");
+        let _ = crate::jsonout::print("setup", &value);
         return;
     }
     let _ = writeln!(

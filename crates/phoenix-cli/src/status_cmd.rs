@@ -17,11 +17,7 @@ use crate::session::connect;
 use crate::{config, exit};
 
 fn emit_json(v: &serde_json::Value) {
-    let _ = writeln!(
-        std::io::stdout(),
-        "{}",
-        serde_json::to_string_pretty(v).unwrap_or_default()
-    );
+    let _ = crate::jsonout::print("status", v);
 }
 
 fn code(args: &StatusArgs, in_sync: bool) -> u8 {

@@ -41,9 +41,7 @@ use crate::{config, exit};
 type Failure = (String, String);
 
 fn error(msg: &str, hint: &str) -> u8 {
-    let mut stderr = anstream::stderr();
-    let _ = writeln!(stderr, "error: {msg}");
-    let _ = writeln!(stderr, "  hint: {hint}");
+    crate::failure::error(msg, hint);
     exit::FAILED
 }
 
@@ -317,9 +315,8 @@ fn status(t: &SwarmTargetArgs, detailed: bool) -> Result<u8, Failure> {
             actions: &actions,
             notes: &notes,
         };
-        let text = serde_json::to_string_pretty(&doc)
-            .map_err(|e| (format!("cannot serialise: {e}"), "a bug".into()))?;
-        let _ = writeln!(out, "{text}");
+        crate::jsonout::print("swarm status", &doc)
+            .map_err(|e| (format!("cannot write: {e}"), "a bug".into()))?;
         return Ok(code);
     }
     let _ = writeln!(out, "Swarm of {}:", ctx.label);
@@ -386,7 +383,7 @@ fn print_changes(format: OutputFormat, what: &str, changes: &[String]) -> u8 {
     let mut out = std::io::stdout();
     if matches!(format, OutputFormat::Json) {
         let doc = serde_json::json!({ "operation": what, "changes": changes });
-        let _ = writeln!(out, "{doc:#}");
+        let _ = crate::jsonout::print("swarm", &doc);
     } else if changes.is_empty() {
         let _ = writeln!(out, "{what}: no changes");
     } else {

@@ -423,8 +423,7 @@ impl Report<'_> {
             "network_switch": self.switch,
             "swarm_applied": self.swarm_applied,
         });
-        let text = serde_json::to_string_pretty(&value).map_err(std::io::Error::other)?;
-        writeln!(std::io::stdout().lock(), "{text}")
+        crate::jsonout::print("sync", &value)
     }
 
     fn text(&self) -> std::io::Result<()> {
@@ -532,7 +531,7 @@ fn swarm_only(args: &SyncAllArgs) -> u8 {
                     "dry_run": args.dry_run,
                 }
             });
-            let _ = writeln!(out, "{doc:#}");
+            let _ = crate::jsonout::print("sync", &doc);
         }
         OutputFormat::Text => {
             let _ = writeln!(out, "docker swarm (pve):");

@@ -156,7 +156,7 @@ pub(crate) fn run_mode(args: &SyncAllArgs, mode: &Mode<'_>) -> u8 {
         if json {
             let v = serde_json::json!({"target": "lab", "prefix": prefix, "plan": plan,
                 "journal": null, "verify": null});
-            let _ = writeln!(std::io::stdout(), "{v:#}");
+            let _ = crate::jsonout::print("sync", &v);
         } else {
             let _ = write!(
                 std::io::stdout(),
@@ -171,7 +171,7 @@ pub(crate) fn run_mode(args: &SyncAllArgs, mode: &Mode<'_>) -> u8 {
         if json {
             let v = serde_json::json!({"target": "lab", "prefix": prefix, "plan": plan,
                 "journal": journal_json(&journal), "notes": target.notes, "verify": null});
-            let _ = writeln!(std::io::stdout(), "{v:#}");
+            let _ = crate::jsonout::print("sync", &v);
         } else {
             let _ = write!(
                 std::io::stdout(),
@@ -215,7 +215,7 @@ pub(crate) fn run_mode(args: &SyncAllArgs, mode: &Mode<'_>) -> u8 {
         let v = serde_json::json!({"target": "lab", "prefix": prefix, "plan": plan,
             "journal": journal_json(&journal), "swarm_applied": target.swarm_changes,
             "notes": target.notes, "verify": report});
-        let _ = writeln!(std::io::stdout(), "{v:#}");
+        let _ = crate::jsonout::print("sync", &v);
     } else {
         let mut out = std::io::stdout().lock();
         let _ = write!(out, "{}", phoenix_plan::display::text(&plan, color));

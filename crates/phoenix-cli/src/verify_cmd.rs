@@ -12,9 +12,7 @@ use crate::cli::{OutputFormat, VerifyArgs, VerifyTarget};
 use crate::{config, exit};
 
 fn error(msg: &str, hint: &str) -> u8 {
-    let mut stderr = anstream::stderr();
-    let _ = writeln!(stderr, "error: {msg}");
-    let _ = writeln!(stderr, "  hint: {hint}");
+    crate::failure::error(msg, hint);
     exit::FAILED
 }
 
@@ -51,9 +49,9 @@ fn lab(args: &VerifyArgs) -> u8 {
         Err((msg, hint)) => return error(&msg, &hint),
     };
     let body = match args.output {
-        OutputFormat::Json => match report.to_json() {
-            Ok(s) => s + "\n",
-            Err(e) => return error(&format!("cannot serialise the report: {e}"), "a bug"),
+        OutputFormat::Json => match crate::jsonout::print("verify", &report) {
+            Ok(()) => String::new(),
+            Err(e) => return error(&format!("cannot write the report: {e}"), "a bug"),
         },
         OutputFormat::Text => report.render_text_with(&crate::verify_text::options(args)),
     };

@@ -15,7 +15,7 @@ use crate::exit;
 use crate::session::connect;
 
 fn error(msg: &str, hint: &str) -> u8 {
-    let _ = writeln!(anstream::stderr(), "error: {msg}\n  hint: {hint}");
+    crate::failure::error(msg, hint);
     exit::FAILED
 }
 
@@ -86,9 +86,9 @@ pub fn run(args: &VerifyArgs) -> u8 {
     });
     progress.finish();
     let body = match args.output {
-        OutputFormat::Json => match report.to_json() {
-            Ok(s) => s + "\n",
-            Err(e) => return error(&format!("cannot serialise the report: {e}"), "a bug"),
+        OutputFormat::Json => match crate::jsonout::print("verify", &report) {
+            Ok(()) => String::new(),
+            Err(e) => return error(&format!("cannot write the report: {e}"), "a bug"),
         },
         OutputFormat::Text => report.render_text_with(&crate::verify_text::options(args)),
     };

@@ -114,9 +114,13 @@ fn validate(dir: &Path, extra: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run phoenix: {e}"))
 }
 
+/// The findings of `validate --output json`'s document (checked to be one, version 1).
 fn json_findings(out: &Output) -> Vec<Value> {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stdout)))
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stdout)));
+    assert_eq!(doc["format_version"], 1, "{doc}");
+    assert_eq!(doc["kind"], "validate", "{doc}");
+    doc["findings"].as_array().cloned().unwrap_or_default()
 }
 
 #[test]
@@ -558,4 +562,61 @@ fn plan_shows_the_swarm_actions_with_reasons() {
         .collect();
     assert_eq!(kinds.first(), Some(&"init"), "{kinds:?}");
     assert_eq!(kinds.last(), Some(&"stack_deploy"), "{kinds:?}");
+}
+
+/// `--output json` writes one versioned document (docs/json/), and a command that fails
+/// before writing it writes an `error` document with the same message and hint as stderr.
+#[test]
+fn json_documents_are_versioned_and_failures_are_json_too() {
+    let homelab = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/homelab");
+    let doc = |out: &Output| -> Value {
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not one JSON document ({e}): {}", text(&out.stdout)))
+    };
+    let out = run(&["plan", "--config", homelab, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let plan = doc(&out);
+    assert_eq!(
+        (&plan["format_version"], &plan["kind"]),
+        (&json!(1), &json!("plan"))
+    );
+    assert!(plan["waves"].is_array());
+
+    let out = run(&["plan", "--config", "/nonexistent/phoenix", "--output=json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = doc(&out);
+    assert_eq!(e["kind"], "error", "{e}");
+    assert_eq!(e["format_version"], 1);
+    assert_eq!(e["error"]["exit_code"], 2);
+    let message = e["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("/nonexistent/phoenix"), "{message}");
+    assert!(text(&out.stderr).contains(&format!("error: {message}")));
+
+    // A node that refuses the connection (nothing listens on loopback's discard port).
+    let out = phoenix()
+        .args([
+            "status", "--target", "pve", "-o", "json", "--config", homelab,
+        ])
+        .args(["--endpoint", "https://127.0.0.1:9", "--node", "pve1"])
+        .arg("--insecure-skip-tls-verify")
+        .env(
+            "PROXMOX_VE_API_TOKEN",
+            "phoenix@pve!ci=00000000-0000-0000-0000-000000000000",
+        )
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run phoenix: {e}"));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let e = doc(&out);
+    assert_eq!(e["kind"], "error", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/cluster/resources"),
+        "{e}"
+    );
+    assert!(
+        !text(&out.stdout).contains("00000000-0000"),
+        "no secret in the document"
+    );
 }

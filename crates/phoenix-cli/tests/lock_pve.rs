@@ -71,7 +71,18 @@ fn a_second_sync_exits_4_naming_the_node_locks_holder() {
         stderr.contains("sync all"),
         "the holder's command: {stderr}"
     );
-    assert!(out.stdout.is_empty(), "a refused run plans nothing");
+    // A refused run plans nothing: its JSON is the error, naming the holder.
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["kind"], "error", "{doc}");
+    assert_eq!(doc["error"]["exit_code"], 4, "{doc}");
+    assert!(doc.get("plan").is_none(), "{doc}");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("pid {holder}")),
+        "{doc}"
+    );
 
     pve.control(&json!({"op": "release_lock", "vmid": 102}));
     let status = first.wait().unwrap();

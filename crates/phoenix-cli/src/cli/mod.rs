@@ -119,9 +119,9 @@ pub struct ValidateArgs {
     /// Print findings only, not the model summary
     #[arg(long, short = 'q')]
     pub quiet: bool,
-    /// With --output json: an object {"findings": [...], "summary": {errors, warnings,
-    /// allowed, by_code}} instead of the bare list (text output always ends with the counts)
-    #[arg(long)]
+    /// Accepted for older scripts: the JSON document always carries the counts
+    /// (`summary`), and text output always ends with them
+    #[arg(long, hide = true)]
     pub with_counts: bool,
 }
 

@@ -91,14 +91,19 @@ fn write_config(dir: &Path, files: &[(&str, Value)]) {
     }
 }
 
+/// The findings of `validate --output json`'s document.
 fn findings(out: &Output) -> Vec<Value> {
-    serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap_or_else(|e| {
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
-            "stdout is not a JSON list ({e}): {}\nstderr: {}",
+            "stdout is not JSON ({e}): {}\nstderr: {}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         )
-    })
+    });
+    doc["findings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("no findings in {doc}"))
 }
 
 fn validate_json(dir: &Path) -> Output {
