@@ -7,6 +7,7 @@
 mod argv;
 mod ca_cmd;
 mod cli;
+mod colour;
 mod config;
 mod failure;
 mod hints;
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return ExitCode::from(code),
     };
+    colour::set(cli.color);
     let argv: Vec<String> = std::env::args().skip(1).collect();
     jsonout::set_requested(jsonout::requested_by(&argv));
     let code = match cli.command {

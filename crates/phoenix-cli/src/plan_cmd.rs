@@ -1,6 +1,6 @@
 //! `phoenix plan` and `phoenix render`: what phoenix would do, and the files it would write.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 
 use phoenix_plan::{ObservedState, PkiContext, PlanContext, Request};
@@ -166,8 +166,7 @@ fn output(
     let written = match args.output {
         OutputFormat::Json => crate::jsonout::print("plan", plan),
         OutputFormat::Text => {
-            let color = std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            let color = crate::colour::stdout();
             // What the plan leaves out goes above its summary, which stays the last line.
             let text = phoenix_plan::display::text(plan, color);
             let (body, summary) = text

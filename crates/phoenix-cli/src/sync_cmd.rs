@@ -3,7 +3,7 @@
 //! request and write counters. Does network and file I/O (through `phoenix-pve`).
 
 use std::collections::BTreeSet;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use phoenix_exec::shell::files::CountingShell;
 use phoenix_exec::target::{SwarmPhase, SyncRequest, SyncRun};
@@ -427,8 +427,7 @@ impl Report<'_> {
     }
 
     fn text(&self) -> std::io::Result<()> {
-        let color = std::io::stdout().is_terminal()
-            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let color = crate::colour::stdout();
         let mut out = std::io::stdout().lock();
         write!(out, "{}", phoenix_plan::display::text(self.plan, color))?;
         match self.journal {

@@ -7,7 +7,7 @@
 //! 3 when applying failed (docs/exit-codes.md).
 
 use std::collections::BTreeSet;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::time::Instant;
 
 use phoenix_exec::journal::Journal;
@@ -145,8 +145,7 @@ pub(crate) fn run_mode(args: &SyncAllArgs, mode: &Mode<'_>) -> u8 {
         }
     };
     let json = matches!(args.output, OutputFormat::Json);
-    let color = std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = crate::colour::stdout();
     let Some(journal) = journal else {
         progress.finish();
         if !matches!(mode, Mode::Sync) {

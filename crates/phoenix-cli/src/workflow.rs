@@ -82,7 +82,7 @@ pub(crate) fn gate<'a>(
         }
         let node = observed.target.trim_start_matches("pve ");
         let n = plan.actions().count() + plan.swarm.len();
-        let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let color = crate::colour::stdout();
         confirm(n, node, &phoenix_plan::display::text(plan, color))
     }
 }
@@ -138,8 +138,7 @@ pub(crate) fn finish_dry(
             let written = match args.output {
                 OutputFormat::Json => crate::jsonout::print("plan", plan),
                 OutputFormat::Text => {
-                    let color = std::io::stdout().is_terminal()
-                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+                    let color = crate::colour::stdout();
                     write!(out, "{}", phoenix_plan::display::text(plan, color))
                 }
             };

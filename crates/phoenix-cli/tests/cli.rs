@@ -620,3 +620,21 @@ fn json_documents_are_versioned_and_failures_are_json_too() {
         "no secret in the document"
     );
 }
+
+/// `--color always` colours a pipe (the plan's markers, the findings' headers); `never` and
+/// the default on a pipe do not.
+#[test]
+fn color_flag_decides_for_every_stream() {
+    let homelab = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/homelab");
+    let esc = |b: &[u8]| b.contains(&0x1b);
+    let out = run(&["plan", "--config", homelab, "--color", "always"]);
+    assert!(esc(&out.stdout), "{}", text(&out.stdout));
+    let out = run(&["validate", "--config", homelab, "--color=always"]);
+    assert!(esc(&out.stderr), "{}", text(&out.stderr));
+    for extra in [&["--color", "never"][..], &[][..]] {
+        let mut args = vec!["plan", "--config", homelab];
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        assert!(!esc(&out.stdout) && !esc(&out.stderr), "{extra:?}");
+    }
+}
