@@ -9,6 +9,7 @@ mod ca_cmd;
 mod cli;
 mod colour;
 mod config;
+mod doctor_cmd;
 mod failure;
 mod hints;
 mod jsonout;
@@ -76,6 +77,7 @@ fn main() -> ExitCode {
         Command::Observe(args) => target_cmd::observe(&args),
         Command::Status(args) => status_cmd::run(&args),
         Command::Apply(args) => sync_cmd::apply_verb(&args),
+        Command::Doctor(args) => doctor_cmd::run(&args),
         Command::Setup(args) => setup_cmd::run(&args),
         Command::Swarm(args) => swarm_cmd::run(&args),
         Command::Completions { shell } => manual::completions(shell),

@@ -638,3 +638,46 @@ fn color_flag_decides_for_every_stream() {
         assert!(!esc(&out.stdout) && !esc(&out.stderr), "{extra:?}");
     }
 }
+
+/// `phoenix doctor --target lab`: one row per need; with an empty `PATH` the lab's programs
+/// fail with the packages that provide them, and the exit code says so.
+#[test]
+fn doctor_lists_the_labs_needs_with_their_fixes() {
+    let homelab = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/homelab");
+    let doc = |out: &Output| -> Value {
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stdout)))
+    };
+    let out = run(&[
+        "doctor", "--target", "lab", "-o", "json", "--config", homelab,
+    ]);
+    let d = doc(&out);
+    assert_eq!(d["kind"], "doctor");
+    let checks = d["checks"].as_array().cloned().unwrap_or_default();
+    let names: Vec<&str> = checks.iter().filter_map(|c| c["check"].as_str()).collect();
+    for want in [
+        "configuration",
+        "root",
+        "lab programs",
+        "lab peer traefik",
+        "lab peer step-ca",
+        "policy-rc.d",
+    ] {
+        assert!(names.contains(&want), "{want} in {names:?}");
+    }
+    let failed = checks.iter().any(|c| c["state"] == "fail");
+    assert_eq!(out.status.code(), Some(i32::from(failed)), "{d:#}");
+
+    let out = phoenix()
+        .args(["doctor", "--target", "lab", "--config", homelab])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run phoenix: {e}"));
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("FAIL  lab programs"), "{shown}");
+    assert!(
+        shown.contains("apt-get install iproute2 nftables dnsmasq nginx docker.io openssl"),
+        "{shown}"
+    );
+}

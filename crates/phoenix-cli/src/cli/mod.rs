@@ -1,6 +1,7 @@
 //! Argument definitions (clap), one file per command family. No behaviour here.
 
 mod ca;
+mod doctor;
 mod lab;
 mod plan;
 mod setup;
@@ -10,6 +11,7 @@ mod sync;
 mod verify;
 
 pub use ca::*;
+pub use doctor::*;
 pub use lab::*;
 pub use plan::*;
 pub use setup::*;
@@ -82,6 +84,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Run one of the bash system's verbs on a Proxmox node: observe, plan it, apply, journal
     Apply(ApplyArgs),
+    /// Check what phoenix needs here: the configuration, root, the lab's programs and peers, a node's API, TLS trust and credentials; one table, each with its fix
+    Doctor(DoctorArgs),
     /// The hypervisor itself: apt sources, time zone, Samba, NFS exports (observe, plan, apply)
     Setup(SetupArgs),
     /// The Docker Swarm through the Engine API: status, init, join, deploy and remove stacks
