@@ -215,10 +215,10 @@ pub fn text(r: &SwitchReport) -> String {
     );
     for p in &r.probes {
         s.push_str(&format!(
-            "  probe {} {} ({} attempt(s), {} ms){}\n",
+            "  probe {} {} ({}, {} ms){}\n",
             if p.passed { "passed" } else { "FAILED" },
             p.name,
-            p.attempts,
+            crate::report::count(p.attempts as usize, "attempt"),
             p.took.as_millis(),
             if p.detail.is_empty() {
                 String::new()

@@ -22,6 +22,15 @@ use miette::{
 };
 use phoenix_model::{Finding, Severity, SourceMap};
 
+/// `1 action`, `3 actions`: a count with its noun (regular plurals only).
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 const ERROR: anstyle::Style = anstyle::AnsiColor::Red.on_default().bold();
 const WARNING: anstyle::Style = anstyle::AnsiColor::Yellow.on_default().bold();
 const BOLD: anstyle::Style = anstyle::Style::new().bold();

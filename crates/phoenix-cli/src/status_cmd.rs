@@ -72,8 +72,8 @@ fn pve(args: &StatusArgs) -> u8 {
     if counts.writes != 0 {
         let _ = writeln!(
             anstream::stderr(),
-            "error: status made {} write request(s); this is a bug",
-            counts.writes
+            "error: status made {}; this is a bug",
+            crate::report::count(counts.writes as usize, "write request")
         );
         return exit::FAILED;
     }

@@ -348,12 +348,12 @@ fn status(t: &SwarmTargetArgs, detailed: bool) -> Result<u8, Failure> {
             .collect();
         let _ = writeln!(
             out,
-            "  cluster (via {}): {} node(s), overlays [{}], {} secret(s), {} service(s)",
+            "  cluster (via {}): {}, overlays [{}], {}, {}",
             c.via,
-            c.nodes.len(),
+            crate::report::count(c.nodes.len(), "node"),
             overlays.join(", "),
-            c.secrets.len(),
-            c.services.len()
+            crate::report::count(c.secrets.len(), "secret"),
+            crate::report::count(c.services.len(), "service")
         );
     }
     for (ns, services) in &replicas {
@@ -374,7 +374,7 @@ fn status(t: &SwarmTargetArgs, detailed: bool) -> Result<u8, Failure> {
         for a in &actions {
             let _ = writeln!(out, "  ~ {a}");
         }
-        let _ = writeln!(out, "{} action(s).", actions.len());
+        let _ = writeln!(out, "{}.", crate::report::count(actions.len(), "action"));
     }
     Ok(code)
 }

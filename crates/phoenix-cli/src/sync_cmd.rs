@@ -540,7 +540,11 @@ fn swarm_only(args: &SyncAllArgs) -> u8 {
             for n in &notes {
                 let _ = writeln!(out, "note: {n}");
             }
-            let _ = writeln!(out, "{} Swarm action(s)", actions.len());
+            let _ = writeln!(
+                out,
+                "{}",
+                crate::report::count(actions.len(), "Swarm action")
+            );
             if args.dry_run {
                 let _ = writeln!(out, "dry run: nothing applied");
             }

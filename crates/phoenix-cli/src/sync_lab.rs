@@ -197,7 +197,8 @@ pub(crate) fn run_mode(args: &SyncAllArgs, mode: &Mode<'_>) -> u8 {
         .filter(|e| e.outcome.label() == "done")
         .count();
     progress.done(format!(
-        "lab {prefix}: {changed} action(s) applied in {} ms",
+        "lab {prefix}: {} applied in {} ms",
+        crate::report::count(changed, "action"),
         start.elapsed().as_millis()
     ));
     progress.step(format!("verifying lab {prefix}"));
@@ -231,8 +232,9 @@ pub(crate) fn run_mode(args: &SyncAllArgs, mode: &Mode<'_>) -> u8 {
     }
     let _ = writeln!(
         anstream::stderr(),
-        "sync lab {prefix}: {changed} action(s) applied; verify: {} checks in {} ms; total {} ms",
-        report.results.len(),
+        "sync lab {prefix}: {} applied; verify: {} in {} ms; total {} ms",
+        crate::report::count(changed, "action"),
+        crate::report::count(report.results.len(), "check"),
         took.as_millis(),
         start.elapsed().as_millis()
     );

@@ -96,17 +96,17 @@ pub fn run(args: &VerifyArgs) -> u8 {
     let counts = session.client.counts();
     let _ = writeln!(
         anstream::stderr(),
-        "verify pve {node}: {} checks in {} ms, {} API request(s)",
-        report.results.len(),
+        "verify pve {node}: {} in {} ms, {}",
+        crate::report::count(report.results.len(), "check"),
         start.elapsed().as_millis(),
-        counts.requests
+        crate::report::count(counts.requests as usize, "API request")
     );
     if counts.writes != 0 || shell.writes() != 0 {
         return error(
             &format!(
-                "verify made {} write request(s) and wrote {} file(s) on the node",
-                counts.writes,
-                shell.writes()
+                "verify made {} and wrote {} on the node",
+                crate::report::count(counts.writes as usize, "write request"),
+                crate::report::count(shell.writes(), "file")
             ),
             "this is a bug: verify is read-only",
         );

@@ -94,13 +94,19 @@ pub(crate) fn confirm(n: usize, node: &str, shown: &str) -> Result<(), Failure> 
         return Err(Failure::new(
             Stage::Refused,
             format!(
-                "refusing to apply {n} change(s) to {node} without confirmation: not a terminal"
+                "refusing to apply {} to {node} without confirmation: not a terminal",
+                crate::report::count(n, "change")
             ),
             "pass --yes to apply without asking, --dry-run to see the plan, or save it with `phoenix plan --target pve --out FILE` and apply that with `--plan FILE`",
         ));
     }
     let mut out = std::io::stdout().lock();
-    let _ = write!(out, "{shown}\nApply these {n} changes to {node}? [y/N] ");
+    let these = if n == 1 {
+        "this change".to_string()
+    } else {
+        format!("these {n} changes")
+    };
+    let _ = write!(out, "{shown}\nApply {these} to {node}? [y/N] ");
     let _ = out.flush();
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
@@ -109,7 +115,10 @@ pub(crate) fn confirm(n: usize, node: &str, shown: &str) -> Result<(), Failure> 
     } else {
         Err(Failure::new(
             Stage::Refused,
-            format!("not applied: the operator did not confirm the {n} change(s) to {node}"),
+            format!(
+                "not applied: the operator did not confirm {} to {node}",
+                crate::report::count(n, "change")
+            ),
             "answer y to apply, or pass --yes",
         ))
     }
@@ -178,8 +187,8 @@ fn save(
     })?;
     let _ = writeln!(
         anstream::stderr(),
-        "saved the plan ({} action(s)) to {}; apply it with `phoenix sync all --target {} --plan {}`",
-        saved.actions.len(),
+        "saved the plan ({}) to {}; apply it with `phoenix sync all --target {} --plan {}`",
+        crate::report::count(saved.actions.len(), "action"),
         path.display(),
         observed.target.split(' ').next().unwrap_or("pve"),
         path.display()
