@@ -26,8 +26,9 @@ fi
 # renderers (checked with `nft -c`, `dnsmasq --test`, `nginx -t`); ping and busybox run inside
 # the lab twin's namespaces; samba (smbd, smbpasswd, pdbedit, testparm) and smbclient for
 # `phoenix setup`'s Samba test, whose smbd runs only inside its own namespace
-# (crates/phoenix-host/tests/samba_netns.rs).
-want=(ca-certificates git time openssl nftables dnsmasq-base nginx-light util-linux iproute2 iputils-ping busybox samba smbclient)
+# (crates/phoenix-host/tests/samba_netns.rs); graphviz (`dot`) and libxml2-utils (`xmllint`)
+# read what `phoenix graph` draws (crates/phoenix-cli/tests/graph.rs).
+want=(ca-certificates git time openssl nftables dnsmasq-base nginx-light util-linux iproute2 iputils-ping busybox samba smbclient graphviz libxml2-utils)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -11,6 +11,7 @@ mod colour;
 mod config;
 mod doctor_cmd;
 mod failure;
+mod graph_cmd;
 mod hints;
 mod jsonout;
 mod lab_cmd;
@@ -78,6 +79,7 @@ fn main() -> ExitCode {
         Command::Status(args) => status_cmd::run(&args),
         Command::Apply(args) => sync_cmd::apply_verb(&args),
         Command::Doctor(args) => doctor_cmd::run(&args),
+        Command::Graph(args) => graph_cmd::run(&args),
         Command::Setup(args) => setup_cmd::run(&args),
         Command::Swarm(args) => swarm_cmd::run(&args),
         Command::Completions { shell } => manual::completions(shell),

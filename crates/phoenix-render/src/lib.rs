@@ -8,6 +8,7 @@ pub mod cloudinit;
 pub mod compose;
 pub mod dnsmasq;
 pub mod firewall;
+pub mod graph;
 pub mod guestparams;
 pub mod hostnet;
 pub mod hostsetup;

@@ -2,6 +2,7 @@
 
 mod ca;
 mod doctor;
+mod graph;
 mod lab;
 mod plan;
 mod setup;
@@ -12,6 +13,7 @@ mod verify;
 
 pub use ca::*;
 pub use doctor::*;
+pub use graph::*;
 pub use lab::*;
 pub use plan::*;
 pub use setup::*;
@@ -84,6 +86,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Run one of the bash system's verbs on a Proxmox node: observe, plan it, apply, journal
     Apply(ApplyArgs),
+    /// Draw the platform from the configuration: bridges, guests with their addresses, the ingress route, dependencies, the Swarm (SVG, DOT or Mermaid)
+    Graph(GraphArgs),
     /// Check what phoenix needs here: the configuration, root, the lab's programs and peers, a node's API, TLS trust and credentials; one table, each with its fix
     Doctor(DoctorArgs),
     /// The hypervisor itself: apt sources, time zone, Samba, NFS exports (observe, plan, apply)
