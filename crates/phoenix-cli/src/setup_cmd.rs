@@ -41,6 +41,13 @@ pub(crate) struct SetupRequest<'a> {
     pub remove_dropped_storage: bool,
     pub dry_run: bool,
     pub json: bool,
+    /// Exit 2 from a dry run with changes.
+    pub detailed: bool,
+    /// Ask on a terminal before changing the node (`--yes` turns it off).
+    pub ask: bool,
+    /// How long to wait for the node's lock, and what the lock says holds it.
+    pub lock_timeout: u64,
+    pub command: &'a str,
 }
 
 pub fn run(args: &SetupArgs) -> u8 {
@@ -57,6 +64,10 @@ pub fn run(args: &SetupArgs) -> u8 {
         remove_dropped_storage: args.remove_dropped_storage,
         dry_run: args.dry_run,
         json: matches!(args.output, OutputFormat::Json),
+        detailed: args.detailed_exitcode,
+        ask: !args.yes,
+        lock_timeout: args.lock.lock_timeout,
+        command: "setup --target pve",
     };
     host_setup(&args.config, &request)
 }
@@ -81,9 +92,9 @@ fn secret(key: &str, s: &phoenix_model::model::Secret) -> Result<Vec<u8>, u8> {
 /// Observe, plan and (unless a dry run) apply the host setup; prints the plan and journal.
 pub(crate) fn host_setup(config_dir: &std::path::Path, req: &SetupRequest<'_>) -> u8 {
     let mut stderr = anstream::stderr();
-    let (desired, client, shell) = if endpoint_given(req.pve) {
+    let (desired, client, shell, node) = if endpoint_given(req.pve) {
         match session::connect(config_dir, req.pve) {
-            Ok(s) => (s.desired, Some(s.client), s.shell),
+            Ok(s) => (s.desired, Some(s.client), s.shell, s.opts.node),
             Err(code) => return code,
         }
     } else {
@@ -98,7 +109,20 @@ pub(crate) fn host_setup(config_dir: &std::path::Path, req: &SetupRequest<'_>) -
             req.pve.ssh_identity.as_ref(),
             req.pve.ssh_known_hosts.as_ref(),
         );
-        (desired, None, shell)
+        let node = req.pve.node.clone().unwrap_or_else(|| match &req.pve.ssh {
+            Some(dest) => dest.clone(),
+            None => "this host".into(),
+        });
+        (desired, None, shell, node)
+    };
+    // One run at a time on a node: the same lock as `sync all` (a dry run only reads).
+    let _lock = if req.dry_run {
+        None
+    } else {
+        match crate::locking::node(shell.as_ref(), &node, req.command, req.lock_timeout) {
+            Ok(g) => Some(g),
+            Err(code) => return code,
+        }
     };
     let api = client.as_ref().map(ClientApi);
     let api: Option<&dyn PveApi> = api.as_ref().map(|a| a as &dyn PveApi);
@@ -146,7 +170,11 @@ pub(crate) fn host_setup(config_dir: &std::path::Path, req: &SetupRequest<'_>) -
     let plan = phoenix_host::plan(setup, &observed, &inputs);
     if req.dry_run {
         print(&plan, None, req.json);
-        return exit::OK;
+        return if req.detailed && plan.changes() > 0 {
+            exit::CHANGES
+        } else {
+            exit::OK
+        };
     }
     if plan.refusals().next().is_some() {
         print(&plan, None, req.json);
@@ -155,6 +183,13 @@ pub(crate) fn host_setup(config_dir: &std::path::Path, req: &SetupRequest<'_>) -
             "error: phoenix setup refuses a destructive step (REFUSED above); nothing was changed\n  hint: each refusal says what the disk holds and how to allow it"
         );
         return exit::FAILED;
+    }
+    if req.ask && plan.changes() > 0 {
+        // On a terminal: the plan, then the question; without one, refused unless --yes.
+        print(&plan, None, req.json);
+        if let Err(f) = crate::workflow::confirm(plan.changes(), &node, "") {
+            return crate::failure::report_failure(&f);
+        }
     }
     let secrets = Secrets {
         samba_password: password.as_deref(),

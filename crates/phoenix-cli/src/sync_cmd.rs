@@ -172,6 +172,10 @@ pub(crate) fn run_pve(args: &SyncAllArgs, request: &Request, mode: &Mode<'_>) ->
             remove_dropped_storage: args.remove_dropped_storage,
             dry_run: args.dry_run,
             json: matches!(args.output, crate::cli::OutputFormat::Json),
+            detailed: args.detailed_exitcode && only.is_empty(),
+            ask: !args.yes,
+            lock_timeout: args.lock.lock_timeout,
+            command: "sync all --target pve --only host-setup",
         };
         let code = crate::setup_cmd::host_setup(&args.config, &setup);
         if code != exit::OK || only.is_empty() || *request != Request::SyncAll {

@@ -27,7 +27,23 @@ fn setup_writes_once_then_changes_nothing() {
     assert!(out.starts_with("phoenix setup: 6 changes"), "{out}");
     assert!(out.contains("write /etc/samba/smb.conf (missing)"), "{out}");
     assert!(!root.path().join("etc/samba").exists(), "a dry run wrote");
+    let detailed = phoenix(&[&args[..], &["--dry-run", "--detailed-exitcode"]].concat());
+    assert_eq!(detailed.status.code(), Some(2), "changes planned");
 
+    // Not a terminal and no --yes: refused before anything changes, and the lock is freed.
+    let refused = phoenix(&args);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stdout));
+    assert!(
+        text(&refused.stderr).contains("without confirmation: not a terminal"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert!(
+        !root.path().join("etc/samba").exists(),
+        "a refused run wrote"
+    );
+
+    let args = [&args[..], &["--yes"]].concat();
     let run = phoenix(&args);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
     let out = text(&run.stdout);

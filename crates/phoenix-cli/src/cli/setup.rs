@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{DEFAULT_CONFIG_DIR, OutputFormat, PveConnArgs, SyncTarget};
+use super::{DEFAULT_CONFIG_DIR, LockArgs, OutputFormat, PveConnArgs, SyncTarget};
 
 /// `phoenix setup --target pve`: the hypervisor's own setup.
 #[derive(Debug, clap::Args)]
@@ -31,6 +31,14 @@ pub struct SetupArgs {
     /// Observe and plan only
     #[arg(long)]
     pub dry_run: bool,
+    /// With --dry-run: exit 2 when the plan has changes (0 when there is nothing to do)
+    #[arg(long, requires = "dry_run")]
+    pub detailed_exitcode: bool,
+    /// Do not ask before changing the node (needed when stdin or stdout is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
     /// Output format
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: OutputFormat,

@@ -70,11 +70,11 @@ pub fn homelab_guests() -> BTreeMap<u64, &'static str> {
 }
 
 /// `phoenix ARGS… --config CONFIG` against `pve`; the token through the environment; `--yes`
-/// for `sync all` and `apply`.
+/// for `sync all`, `apply` and `setup`.
 pub fn node_cmd(pve: &FakePve, root: &Path, config: &Path, args: &[&str]) -> Command {
     let mut c = node_cmd_asking(pve, root, config, args);
     // A node asks before it changes: these runs are scripts (`sync all`, `apply`).
-    if args.starts_with(&["sync", "all"]) || args.first() == Some(&"apply") {
+    if args.starts_with(&["sync", "all"]) || matches!(args.first(), Some(&"apply" | &"setup")) {
         c.arg("--yes");
     }
     c
