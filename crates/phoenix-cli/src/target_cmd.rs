@@ -62,6 +62,7 @@ pub(crate) fn sync_args_of_plan(args: &PlanArgs, target: SyncTarget) -> SyncAllA
     s.output = args.output;
     s.only = args.only.clone();
     s.ca_dir = args.ca_dir.clone();
+    s.passphrase = args.passphrase.clone();
     s
 }
 

@@ -100,6 +100,44 @@ fn plan_observe_and_exit_codes_on_a_node() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(actions(&offline), actions(&on_target));
 
+    // An encrypted CA: `plan --target` takes its passphrase as `sync all` does.
+    let ca = work.path().join("ca");
+    let pass = work.path().join("ca.pass");
+    std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+    let mut init = Command::new(env!("CARGO_BIN_EXE_phoenix"));
+    init.args(["ca", "init", "--ca-dir"])
+        .arg(&ca)
+        .arg("--passphrase-file")
+        .arg(&pass)
+        .arg("--config")
+        .arg(homelab_dir());
+    let (code, _, err) = run(init);
+    assert_eq!(code, 0, "{err}");
+    let (ca_s, pass_s) = (ca.to_str().unwrap(), pass.to_str().unwrap());
+    let (code, planned, err) = run(cmd(&[
+        "plan",
+        "--target",
+        "pve",
+        "-o",
+        "json",
+        "--ca-dir",
+        ca_s,
+        "--passphrase-file",
+        pass_s,
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let plan: serde_json::Value = serde_json::from_str(&planned).unwrap();
+    assert!(
+        plan["certificates"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()),
+        "{plan:#}"
+    );
+    assert!(
+        !planned.contains("correct horse"),
+        "the passphrase was printed"
+    );
+
     // Not a terminal and no --yes: refused before anything changes.
     let mut asking = node_cmd_asking(
         &pve,

@@ -100,6 +100,9 @@ pub struct PlanArgs {
     /// Renew once this fraction of a certificate's lifetime has passed (with --ca-dir)
     #[arg(long, default_value_t = 2.0 / 3.0, global = true)]
     pub renew_after: f64,
+    /// With --target and an encrypted --ca-dir: where its passphrase comes from (as `sync all`)
+    #[command(flatten)]
+    pub passphrase: super::PassphraseArgs,
 }
 
 #[derive(Debug, clap::Args)]
