@@ -237,6 +237,28 @@ fn restart_102_leaves_it_running() {
     assert_eq!(types, ["vzshutdown", "vzstart"], "{tasks:?}");
     assert!(tasks.iter().all(|(_, id)| id == "102"));
     assert_eq!(guest_status(&pve, "lxc", 102).as_deref(), Some("running"));
+
+    // Several guests in one run: stopped in reverse boot order, started again in boot order.
+    let (code, r, stderr) = apply(&pve, root.path(), &["restart", "101", "102"]);
+    print_journal("restart 101 102", &r);
+    assert_eq!(code, 0, "{stderr}");
+    assert_journal_complete(&r);
+    let kinds: Vec<String> = guest_actions(&r)
+        .iter()
+        .map(|a| format!("{} {}", a["action"].as_str().unwrap(), a["id"]))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "stop_guest 101",
+            "stop_guest 102",
+            "start_guest 102",
+            "start_guest 101"
+        ]
+    );
+    for id in [101, 102] {
+        assert_eq!(guest_status(&pve, "lxc", id).as_deref(), Some("running"));
+    }
 }
 
 #[test]

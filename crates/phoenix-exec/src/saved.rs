@@ -80,19 +80,24 @@ fn action_lines(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
+fn ids_text(ids: &[phoenix_model::model::GuestId]) -> String {
+    let words: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    words.join(" ")
+}
+
 /// The request as the operator types it (`sync all`, `stop 102`, `delete 102 --force`).
 fn request_name(r: &Request) -> String {
     match r {
         Request::SyncAll => "sync all".into(),
-        Request::Create(id) => format!("create {id}"),
-        Request::Converge(id) => format!("converge {id}"),
+        Request::Create(ids) => format!("create {}", ids_text(ids)),
+        Request::Converge(ids) => format!("converge {}", ids_text(ids)),
         Request::LetsGo => "LetsGo".into(),
-        Request::Start(id) => format!("start {id}"),
-        Request::Stop(id) => format!("stop {id}"),
-        Request::Restart(id) => format!("restart {id}"),
+        Request::Start(ids) => format!("start {}", ids_text(ids)),
+        Request::Stop(ids) => format!("stop {}", ids_text(ids)),
+        Request::Restart(ids) => format!("restart {}", ids_text(ids)),
         Request::Shutdown => "shutdown".into(),
-        Request::Delete { id, force: false } => format!("delete {id}"),
-        Request::Delete { id, force: true } => format!("delete {id} --force"),
+        Request::Delete { ids, force: false } => format!("delete {}", ids_text(ids)),
+        Request::Delete { ids, force: true } => format!("delete {} --force", ids_text(ids)),
     }
 }
 

@@ -28,25 +28,26 @@ use crate::order;
 use crate::provision::{self, ProvisionOptions};
 use crate::spec::{GuestSpec, guest_spec};
 
-/// What the operator asked for (the bash verbs on top of one planner).
+/// What the operator asked for (the bash verbs on top of one planner). A verb names one or
+/// more guests (`stop 101 102`): one plan for all of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// Converge everything (`sync all`).
     SyncAll,
-    /// Create the guest and its missing prerequisites (`create X`).
-    Create(GuestId),
-    /// Re-apply the guest's whole chain (`converge X`).
-    Converge(GuestId),
+    /// Create the guests and their missing prerequisites (`create X…`).
+    Create(Vec<GuestId>),
+    /// Re-apply the guests' whole chains (`converge X…`).
+    Converge(Vec<GuestId>),
     /// Create everything, then start in boot order (`LetsGo`).
     LetsGo,
-    Start(GuestId),
-    Stop(GuestId),
-    Restart(GuestId),
+    Start(Vec<GuestId>),
+    Stop(Vec<GuestId>),
+    Restart(Vec<GuestId>),
     /// Stop every running guest in reverse boot order (the opposite of `LetsGo`).
     Shutdown,
-    /// Delete the guest; refused while others depend on it unless `force`.
+    /// Delete the guests; refused while others not named depend on them unless `force`.
     Delete {
-        id: GuestId,
+        ids: Vec<GuestId>,
         force: bool,
     },
 }
@@ -281,25 +282,35 @@ pub fn plan_full(
         Request::SyncAll | Request::LetsGo | Request::Shutdown => {
             d.guests.keys().copied().collect()
         }
-        Request::Create(id)
-        | Request::Converge(id)
-        | Request::Start(id)
-        | Request::Stop(id)
-        | Request::Restart(id) => {
-            known(d, *id)?;
-            order::chain(d, *id)
-        }
-        Request::Delete { id, force } => {
-            known(d, *id)?;
-            let deps = order::dependents(d, *id);
-            if !deps.is_empty() && !force {
-                return Err(PlanError::HasDependents {
-                    id: *id,
-                    dependents: deps.into_iter().collect(),
-                });
+        Request::Create(ids)
+        | Request::Converge(ids)
+        | Request::Start(ids)
+        | Request::Stop(ids)
+        | Request::Restart(ids) => {
+            let mut s = BTreeSet::new();
+            for id in ids {
+                known(d, *id)?;
+                s.extend(order::chain(d, *id));
             }
-            let mut s = deps;
-            s.insert(*id);
+            s
+        }
+        Request::Delete { ids, force } => {
+            let mut s = BTreeSet::new();
+            for id in ids {
+                known(d, *id)?;
+                let deps = order::dependents(d, *id);
+                // Dependents deleted in the same request do not hold it back.
+                let others: Vec<GuestId> =
+                    deps.iter().copied().filter(|x| !ids.contains(x)).collect();
+                if !others.is_empty() && !force {
+                    return Err(PlanError::HasDependents {
+                        id: *id,
+                        dependents: others,
+                    });
+                }
+                s.extend(deps);
+                s.insert(*id);
+            }
             s
         }
     };
@@ -400,11 +411,11 @@ pub fn plan_full(
                 push_starts(d, observed, &to_start, &mut waves);
             }
         }
-        Request::Start(id) => {
+        Request::Start(ids) => {
             let set: BTreeSet<GuestId> = scope
                 .iter()
                 .copied()
-                .filter(|g| *g == *id || specs.get(g).is_some_and(|s| s.running))
+                .filter(|g| ids.contains(g) || specs.get(g).is_some_and(|s| s.running))
                 .filter(|g| {
                     observed
                         .guest(*g)
@@ -431,30 +442,37 @@ pub fn plan_full(
                 });
             }
         }
-        Request::Stop(id) => {
-            if let Some(a) = stop_action(d, observed, *id, Reason::Requested) {
-                waves.push(Wave {
-                    name: "stop".into(),
-                    actions: vec![a],
-                });
+        Request::Stop(ids) | Request::Restart(ids) => {
+            let named: BTreeSet<GuestId> = ids.iter().copied().collect();
+            // Stopped in reverse boot order (last started, first stopped).
+            for group in order::start_groups(d, &named).into_iter().rev() {
+                let actions: Vec<Action> = group
+                    .into_iter()
+                    .filter_map(|id| stop_action(d, observed, id, Reason::Requested))
+                    .collect();
+                if !actions.is_empty() {
+                    waves.push(Wave {
+                        name: "stop".into(),
+                        actions,
+                    });
+                }
             }
-        }
-        Request::Restart(id) => {
-            if let Some(a) = stop_action(d, observed, *id, Reason::Requested) {
-                waves.push(Wave {
-                    name: "stop".into(),
-                    actions: vec![a],
-                });
+            if matches!(request, Request::Restart(_)) {
+                for group in order::start_groups(d, &named) {
+                    let actions = group
+                        .into_iter()
+                        .map(|id| Action::StartGuest {
+                            id,
+                            kind: d.guests[&id].kind,
+                            reason: Reason::Requested,
+                        })
+                        .collect();
+                    waves.push(Wave {
+                        name: "start".into(),
+                        actions,
+                    });
+                }
             }
-            let g = &d.guests[id];
-            waves.push(Wave {
-                name: "start".into(),
-                actions: vec![Action::StartGuest {
-                    id: *id,
-                    kind: g.kind,
-                    reason: Reason::Requested,
-                }],
-            });
         }
         Request::Delete { .. } => {
             // Reverse creation order: dependents first.

@@ -171,7 +171,7 @@ fn delete_refuses_while_others_depend() {
         &d,
         &o,
         &Request::Delete {
-            id: GuestId(103),
+            ids: vec![GuestId(103)],
             force: false,
         },
         &RenderOptions::default(),
@@ -186,7 +186,7 @@ fn delete_refuses_while_others_depend() {
         &d,
         &o,
         &Request::Delete {
-            id: GuestId(103),
+            ids: vec![GuestId(103)],
             force: true,
         },
         &RenderOptions::default(),
@@ -210,7 +210,7 @@ fn create_builds_missing_prerequisites_only() {
     let p = plan(
         &d,
         &ObservedState::default(),
-        &Request::Create(GuestId(102)),
+        &Request::Create(vec![GuestId(102)]),
         &RenderOptions::default(),
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -352,4 +352,84 @@ fn shutdown_stops_running_guests_in_reverse_boot_order() {
     let again = phoenix_plan::plan(&d, &after, &Request::Shutdown, &RenderOptions::default())
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(again.is_empty(), "{:#?}", again.waves);
+}
+
+/// A verb naming several guests is one plan: `stop 101 102` stops both in reverse boot order,
+/// `restart` starts them again in boot order, and `delete` is refused only for dependents that
+/// are not named too.
+#[test]
+fn verbs_take_several_guests_in_one_plan() {
+    let d = homelab();
+    let empty = ObservedState::default();
+    let running = execute(
+        &d,
+        &plan(&d, &empty, &Request::LetsGo, &RenderOptions::default())
+            .unwrap_or_else(|e| panic!("{e}")),
+        &empty,
+    );
+    let ids = |p: &Plan, stop: bool| -> Vec<u32> {
+        p.actions()
+            .filter_map(|a| match a {
+                Action::StopGuest { id, .. } if stop => Some(id.0),
+                Action::StartGuest { id, .. } if !stop => Some(id.0),
+                _ => None,
+            })
+            .collect()
+    };
+    let two = vec![GuestId(102), GuestId(101)];
+    let stop = plan(
+        &d,
+        &running,
+        &Request::Stop(two.clone()),
+        &RenderOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Boot order: 102 (2) before 101 (3); stopping is the reverse.
+    assert_eq!(ids(&stop, true), vec![101, 102]);
+    assert!(ids(&stop, false).is_empty());
+    let restart = plan(
+        &d,
+        &running,
+        &Request::Restart(two),
+        &RenderOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ids(&restart, true), vec![101, 102]);
+    assert_eq!(ids(&restart, false), vec![102, 101]);
+
+    let delete = |ids: &[u32]| {
+        plan(
+            &d,
+            &running,
+            &Request::Delete {
+                ids: ids.iter().map(|i| GuestId(*i)).collect(),
+                force: false,
+            },
+            &RenderOptions::default(),
+        )
+    };
+    match delete(&[1001]) {
+        Err(PlanError::HasDependents { id, dependents }) => {
+            assert_eq!((id, dependents), (GuestId(1001), vec![GuestId(1002)]));
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let both = delete(&[1001, 1002]).unwrap_or_else(|e| panic!("{e}"));
+    let deleted: Vec<u32> = both
+        .actions()
+        .filter_map(|a| match a {
+            Action::DeleteGuest { id, .. } => Some(id.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deleted, vec![1002, 1001], "dependents first");
+    assert!(matches!(
+        plan(
+            &d,
+            &running,
+            &Request::Stop(vec![GuestId(4242)]),
+            &RenderOptions::default()
+        ),
+        Err(PlanError::UnknownGuest(GuestId(4242)))
+    ));
 }

@@ -15,38 +15,38 @@ pub fn parse_guest(s: &str) -> Result<phoenix_model::model::GuestId, String> {
 pub enum PlanVerb {
     /// Converge everything (the default)
     Sync,
-    /// Create the guest and the prerequisites it is missing
+    /// Create the guests and the prerequisites they are missing
     Create {
-        #[arg(value_parser = parse_guest)]
-        id: phoenix_model::model::GuestId,
+        #[arg(value_parser = parse_guest, required = true, value_name = "ID")]
+        ids: Vec<phoenix_model::model::GuestId>,
     },
-    /// Re-apply the guest's whole chain
+    /// Re-apply the guests' whole chains
     Converge {
-        #[arg(value_parser = parse_guest)]
-        id: phoenix_model::model::GuestId,
+        #[arg(value_parser = parse_guest, required = true, value_name = "ID")]
+        ids: Vec<phoenix_model::model::GuestId>,
     },
-    /// Stop and delete the guest; refused while others depend on it
+    /// Stop and delete the guests; refused while others not named depend on them
     Delete {
-        #[arg(value_parser = parse_guest)]
-        id: phoenix_model::model::GuestId,
-        /// Also delete the guests that depend on it
+        #[arg(value_parser = parse_guest, required = true, value_name = "ID")]
+        ids: Vec<phoenix_model::model::GuestId>,
+        /// Also delete the guests that depend on them
         #[arg(long)]
         force: bool,
     },
-    /// Start the guest (and what it needs)
+    /// Start the guests (and what they need)
     Start {
-        #[arg(value_parser = parse_guest)]
-        id: phoenix_model::model::GuestId,
+        #[arg(value_parser = parse_guest, required = true, value_name = "ID")]
+        ids: Vec<phoenix_model::model::GuestId>,
     },
-    /// Stop the guest
+    /// Stop the guests (in reverse boot order)
     Stop {
-        #[arg(value_parser = parse_guest)]
-        id: phoenix_model::model::GuestId,
+        #[arg(value_parser = parse_guest, required = true, value_name = "ID")]
+        ids: Vec<phoenix_model::model::GuestId>,
     },
-    /// Stop, then start the guest
+    /// Stop, then start the guests
     Restart {
-        #[arg(value_parser = parse_guest)]
-        id: phoenix_model::model::GuestId,
+        #[arg(value_parser = parse_guest, required = true, value_name = "ID")]
+        ids: Vec<phoenix_model::model::GuestId>,
     },
     /// Create everything, then start every guest in boot order
     #[command(name = "LetsGo", alias = "letsgo")]
@@ -122,15 +122,15 @@ pub struct RenderArgs {
 pub fn request_of(verb: Option<&PlanVerb>) -> phoenix_plan::Request {
     match verb {
         None | Some(PlanVerb::Sync) => phoenix_plan::Request::SyncAll,
-        Some(PlanVerb::Create { id }) => phoenix_plan::Request::Create(*id),
-        Some(PlanVerb::Converge { id }) => phoenix_plan::Request::Converge(*id),
-        Some(PlanVerb::Delete { id, force }) => phoenix_plan::Request::Delete {
-            id: *id,
+        Some(PlanVerb::Create { ids }) => phoenix_plan::Request::Create(ids.clone()),
+        Some(PlanVerb::Converge { ids }) => phoenix_plan::Request::Converge(ids.clone()),
+        Some(PlanVerb::Delete { ids, force }) => phoenix_plan::Request::Delete {
+            ids: ids.clone(),
             force: *force,
         },
-        Some(PlanVerb::Start { id }) => phoenix_plan::Request::Start(*id),
-        Some(PlanVerb::Stop { id }) => phoenix_plan::Request::Stop(*id),
-        Some(PlanVerb::Restart { id }) => phoenix_plan::Request::Restart(*id),
+        Some(PlanVerb::Start { ids }) => phoenix_plan::Request::Start(ids.clone()),
+        Some(PlanVerb::Stop { ids }) => phoenix_plan::Request::Stop(ids.clone()),
+        Some(PlanVerb::Restart { ids }) => phoenix_plan::Request::Restart(ids.clone()),
         Some(PlanVerb::LetsGo) => phoenix_plan::Request::LetsGo,
         Some(PlanVerb::Shutdown) => phoenix_plan::Request::Shutdown,
     }
