@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use phoenix_pve::{ConnectionFlags, ConnectionSettings, PveClient, PveError};
+use phoenix_pve::{ConnectionSettings, PveClient, PveError};
 use serde::Serialize;
 
 use crate::cli::{DoctorArgs, DoctorTarget, OutputFormat};
@@ -171,20 +171,6 @@ fn policy_rc_d() -> Row {
     }
 }
 
-fn flags(args: &DoctorArgs) -> ConnectionFlags {
-    let pve = &args.pve;
-    ConnectionFlags {
-        endpoint: pve.endpoint.clone(),
-        api_token: pve.api_token.clone(),
-        node: pve.node.clone(),
-        ca_file: pve.ca_file.clone(),
-        fingerprint: pve.fingerprint.clone(),
-        insecure: pve.insecure_skip_tls_verify,
-        username: pve.username.clone(),
-        password_file: pve.password_file.clone(),
-    }
-}
-
 /// Whether a transport error is the certificate's (not the network's).
 fn is_tls(e: &PveError) -> bool {
     let text = format!("{e:#}").to_ascii_lowercase();
@@ -200,7 +186,7 @@ fn is_tls(e: &PveError) -> bool {
 }
 
 fn node_rows(args: &DoctorArgs, asked: bool) -> Vec<Row> {
-    let flags = flags(args);
+    let flags = crate::session::connection_flags(&args.pve);
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     if !asked && flags.endpoint.is_none() && env(phoenix_pve::connection::ENV_ENDPOINT).is_none() {
         return vec![row(

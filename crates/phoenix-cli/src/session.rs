@@ -21,10 +21,9 @@ pub(crate) struct PveSession {
     pub opts: RenderOptions,
 }
 
-/// Load the configuration and connect (settings from flags, else `PROXMOX_VE_*`).
-pub(crate) fn connect(config: &std::path::Path, pve: &PveConnArgs) -> Result<PveSession, u8> {
-    let desired = config::load(config)?;
-    let flags = ConnectionFlags {
+/// The connection flags of the command line.
+pub(crate) fn connection_flags(pve: &PveConnArgs) -> ConnectionFlags {
+    ConnectionFlags {
         endpoint: pve.endpoint.clone(),
         api_token: pve.api_token.clone(),
         node: pve.node.clone(),
@@ -33,7 +32,13 @@ pub(crate) fn connect(config: &std::path::Path, pve: &PveConnArgs) -> Result<Pve
         insecure: pve.insecure_skip_tls_verify,
         username: pve.username.clone(),
         password_file: pve.password_file.clone(),
-    };
+    }
+}
+
+/// Load the configuration and connect (settings from flags, else `PROXMOX_VE_*`).
+pub(crate) fn connect(config: &std::path::Path, pve: &PveConnArgs) -> Result<PveSession, u8> {
+    let desired = config::load(config)?;
+    let flags = connection_flags(pve);
     // Flags first, then `PROXMOX_VE_*`, then what the configuration names (`proxmox_api`).
     let credentials_given = flags.api_token.is_some()
         || flags.username.is_some()

@@ -177,12 +177,9 @@ fn chaos_rounds_on_a_node_each_repaired_by_one_sync() {
     let (seed, rounds) = Rng::from_env(8);
     eprintln!("chaos seed {seed}, {rounds} rounds (PHOENIX_CHAOS_SEED={seed} replays)");
     let mut rng = Rng(seed);
-    let pve = FakePve::start(&storages());
+    let (pve, root) = converged();
     // Lock waits in seconds, not PVE's 10 s per attempt.
     pve.control(&json!({"op": "lock_wait", "value": 0.2}));
-    let root = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = sync(&pve, root.path());
-    assert_eq!(code, 0, "{stderr}");
 
     for round in 1..=rounds {
         let (drift, fault) = draw(&mut rng);
@@ -225,10 +222,7 @@ fn chaos_rounds_on_a_node_each_repaired_by_one_sync() {
                 let r: serde_json::Value = serde_json::from_str(&out.1).unwrap();
                 assert_eq!(r["requests"]["total"]["retries"], retried, "{status}");
                 if want == 3 {
-                    let failed: Vec<_> = journal(&r)
-                        .into_iter()
-                        .filter(|e| e["outcome"] == "failed")
-                        .collect();
+                    let failed = failed_entries(&r);
                     assert_eq!(failed.len(), 1, "{failed:#?}");
                     assert_eq!(failed[0]["action"]["id"], drift.guest(), "{failed:#?}");
                     let detail = failed[0]["detail"].as_str().unwrap();

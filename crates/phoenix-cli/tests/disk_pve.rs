@@ -41,10 +41,7 @@ fn a_failed_resize_is_retried_by_the_next_sync() {
     if !fakepve_available() {
         return;
     }
-    let pve = FakePve::start(&storages());
-    let root = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = sync(&pve, root.path());
-    assert_eq!(code, 0, "{stderr}");
+    let (pve, root) = converged();
     let raised = homelab_with_lxc(|v| v["lxc_configs"]["102"]["storage_size_gb"] = json!(20));
     let run = |args: &[&str]| run_json(node_cmd(&pve, root.path(), raised.path(), args));
     pve.control(&json!({
@@ -55,10 +52,7 @@ fn a_failed_resize_is_retried_by_the_next_sync() {
     print_journal("resize fails", &r);
     assert_eq!(code, 3, "{stderr}");
     assert_journal_complete(&r);
-    let failed: Vec<_> = journal(&r)
-        .into_iter()
-        .filter(|e| e["outcome"] == "failed")
-        .collect();
+    let failed: Vec<_> = failed_entries(&r);
     assert_eq!(failed.len(), 1, "{failed:#?}");
     assert_eq!(failed[0]["action"]["action"], "resize_disk");
     assert!(
@@ -72,14 +66,7 @@ fn a_failed_resize_is_retried_by_the_next_sync() {
     assert_eq!(size_of(&pve, "lxc", 102, "rootfs"), "16G");
 
     // status: the smaller disk is drift of `rootfs.size`, nothing written.
-    let (code, st, _) = run(&[
-        "status",
-        "--target",
-        "pve",
-        "--output",
-        "json",
-        "--detailed-exitcode",
-    ]);
+    let (code, st) = status_of(&pve, root.path(), raised.path());
     assert_eq!(code, 2, "{st:#}");
     assert_eq!(st["requests"]["writes"], 0);
     let g = st["status"]["guests"]
@@ -122,10 +109,7 @@ fn a_raised_size_grows_the_disk_and_a_lowered_one_is_a_note() {
     if !fakepve_available() {
         return;
     }
-    let pve = FakePve::start(&storages());
-    let root = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = sync(&pve, root.path());
-    assert_eq!(code, 0, "{stderr}");
+    let (pve, root) = converged();
     assert_eq!(size_of(&pve, "lxc", 102, "rootfs"), "16G");
 
     let set_102 =

@@ -31,10 +31,7 @@ fn lock_timeout_is_retried_then_the_journal_says_where_it_stopped() {
     assert_journal_complete(&r);
     let retries = r["requests"]["total"]["retries"].as_u64().unwrap();
     assert!(retries >= 5, "the lock timeout was retried: {retries}");
-    let failed: Vec<_> = journal(&r)
-        .into_iter()
-        .filter(|e| e["outcome"] == "failed")
-        .collect();
+    let failed: Vec<_> = failed_entries(&r);
     assert_eq!(failed.len(), 1, "{failed:#?}");
     let e = &failed[0];
     assert_eq!(e["action"]["action"], "update_guest");
@@ -222,10 +219,7 @@ fn task_past_the_cli_deadline_is_journaled() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_journal_complete(&r);
-    let failed: Vec<_> = journal(&r)
-        .into_iter()
-        .filter(|e| e["outcome"] == "failed")
-        .collect();
+    let failed: Vec<_> = failed_entries(&r);
     assert_eq!(failed.len(), 1, "{failed:#?}");
     assert_eq!(failed[0]["action"]["action"], "start_guest");
     assert_eq!(failed[0]["action"]["id"].as_u64(), Some(102));

@@ -205,6 +205,14 @@ fn converge_102_repairs_only_102() {
     );
 }
 
+/// `action id` of each guest action of a report, in order.
+fn action_ids(r: &serde_json::Value) -> Vec<String> {
+    guest_actions(r)
+        .iter()
+        .map(|a| format!("{} {}", a["action"].as_str().unwrap(), a["id"]))
+        .collect()
+}
+
 #[test]
 fn restart_102_leaves_it_running() {
     if !fakepve_available() {
@@ -220,10 +228,7 @@ fn restart_102_leaves_it_running() {
     print_journal("restart 102", &r);
     assert_eq!(code, 0, "{stderr}");
     assert_journal_complete(&r);
-    let kinds: Vec<String> = guest_actions(&r)
-        .iter()
-        .map(|a| format!("{} {}", a["action"].as_str().unwrap(), a["id"]))
-        .collect();
+    let kinds = action_ids(&r);
     assert_eq!(kinds, ["stop_guest 102", "start_guest 102"]);
     let tasks: Vec<(String, String)> = pve.tasks()[tasks_before..]
         .iter()
@@ -243,10 +248,7 @@ fn restart_102_leaves_it_running() {
     print_journal("restart 101 102", &r);
     assert_eq!(code, 0, "{stderr}");
     assert_journal_complete(&r);
-    let kinds: Vec<String> = guest_actions(&r)
-        .iter()
-        .map(|a| format!("{} {}", a["action"].as_str().unwrap(), a["id"]))
-        .collect();
+    let kinds = action_ids(&r);
     assert_eq!(
         kinds,
         [

@@ -157,12 +157,17 @@ pub fn apply(pve: &FakePve, root: &Path, verb: &[&str]) -> (i32, serde_json::Val
     run_json(c)
 }
 
-/// `phoenix status --target pve --output json`.
+/// `phoenix status --target pve --output json --detailed-exitcode` on the homelab.
 pub fn status(pve: &FakePve, root: &Path) -> (i32, serde_json::Value) {
+    status_of(pve, root, &homelab_dir())
+}
+
+/// [`status`] of the configuration in `config`.
+pub fn status_of(pve: &FakePve, root: &Path, config: &Path) -> (i32, serde_json::Value) {
     let (code, json, _) = run_json(node_cmd(
         pve,
         root,
-        &homelab_dir(),
+        config,
         &[
             "status",
             "--target",
@@ -204,6 +209,14 @@ pub fn journal(report: &serde_json::Value) -> Vec<serde_json::Value> {
         .as_array()
         .cloned()
         .unwrap_or_default()
+}
+
+/// The journal entries that failed.
+pub fn failed_entries(report: &serde_json::Value) -> Vec<serde_json::Value> {
+    journal(report)
+        .into_iter()
+        .filter(|e| e["outcome"] == "failed")
+        .collect()
 }
 
 pub fn print_journal(label: &str, report: &serde_json::Value) {
@@ -269,14 +282,20 @@ pub fn guest_status(pve: &FakePve, kind: &str, id: u64) -> Option<String> {
         .and_then(|v| v["status"].as_str().map(str::to_string))
 }
 
-/// fakepve with the homelab converged by one sync, then guest 102 drifted (`memory`) while
-/// fakepve holds 102's config lock for "another task": the next sync's repair of 102 is kept
-/// waiting. The scratch host root goes with it.
-pub fn converged_with_102_locked() -> (FakePve, tempfile::TempDir) {
+/// fakepve with the homelab converged by one sync, and the scratch host root it used.
+pub fn converged() -> (FakePve, tempfile::TempDir) {
     let pve = FakePve::start(&storages());
     let root = tempfile::tempdir().unwrap();
     let (code, _, stderr) = sync(&pve, root.path());
     assert_eq!(code, 0, "{stderr}");
+    (pve, root)
+}
+
+/// fakepve with the homelab converged by one sync, then guest 102 drifted (`memory`) while
+/// fakepve holds 102's config lock for "another task": the next sync's repair of 102 is kept
+/// waiting. The scratch host root goes with it.
+pub fn converged_with_102_locked() -> (FakePve, tempfile::TempDir) {
+    let (pve, root) = converged();
     put_config(&pve, "lxc", 102, &[("memory", "4096")]);
     pve.control(&serde_json::json!({"op": "hold_lock", "vmid": 102, "secs": null}));
     (pve, root)
