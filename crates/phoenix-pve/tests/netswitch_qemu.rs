@@ -232,4 +232,13 @@ fn check(report: &Value, good: &str, frames: &[UdpFrame], nat_seen: &[Seen]) {
     assert_eq!(report["live_after_rollback"].as_str(), Some(good));
     let q = &report["ifquery_after_rollback"];
     assert_eq!(q["status"], 0, "{}", pretty(q));
+    let (before, after) = (
+        &report["addresses"]["stdout"],
+        &report["addresses_after_rollback"]["stdout"],
+    );
+    assert!(
+        before.as_str().is_some_and(|a| a.contains("10.0.0.13/24")),
+        "{before}"
+    );
+    assert_eq!(before, after, "the IPv4 addresses after the rollback");
 }

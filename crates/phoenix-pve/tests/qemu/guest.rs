@@ -208,6 +208,10 @@ pub fn run() {
         "nat_rules".into(),
         command(&shell, &["iptables", "-t", "nat", "-S", "POSTROUTING"]),
     );
+    report.insert(
+        "addresses".into(),
+        guest_ip(&shell, &["-4", "-br", "addr", "show"]),
+    );
     report.insert("round1".into(), traffic_round(&shell, "round1"));
 
     // The broken file: the same switch must put the seed's file back.
@@ -219,6 +223,10 @@ pub fn run() {
     report.insert(
         "live_after_rollback".into(),
         json!(shell.read_file(INTERFACES).unwrap().map(|f| f.content)),
+    );
+    report.insert(
+        "addresses_after_rollback".into(),
+        guest_ip(&shell, &["-4", "-br", "addr", "show"]),
     );
     report.insert(
         "ifquery_after_rollback".into(),
