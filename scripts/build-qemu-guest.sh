@@ -51,6 +51,13 @@ done
 
 start=$(date +%s)
 mkdir -p "$cache"
+# One build at a time (two checkouts' setups may run together); the winner's image serves both.
+exec 9>"$cache/.lock"
+flock 9
+if [ -f "$dir/complete" ]; then
+  echo "$dir"
+  exit 0
+fi
 tmp=$(mktemp -d "$cache/.build-$hash.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
@@ -108,7 +115,8 @@ echo "built in $(( $(date +%s) - start ))s by scripts/build-qemu-guest.sh ($suit
 
 # Old recipes' images go; the new one appears by one rename.
 find "$cache" -mindepth 1 -maxdepth 1 -type d ! -name '.build-*' ! -name "$hash" -exec rm -rf {} +
-mv "$tmp" "$dir"
+rm -rf "$dir" # an incomplete leftover (no `complete`): never used, replaced whole
+mv -T "$tmp" "$dir"
 trap - EXIT
 echo "build-qemu-guest: built $dir in $(( $(date +%s) - start ))s" >&2
 echo "$dir"
