@@ -6,13 +6,15 @@
 //!
 //! How (docs/netswitch-qemu.md): the image comes from `scripts/build-qemu-guest.sh` (a cache
 //! keyed by its recipe). The host side (`switch_in_qemu_…`) makes a lab namespace `<p>-up`
-//! holding the guest's tap (the uplink's wire, untagged, with the gateway 10.0.0.1) and a VLAN
-//! 20 device on it (198.51.100.1), shares a directory over 9p with this very test binary, its
-//! argv and the job (the rendered files), and boots the guest. The guest's boot job runs this
-//! binary's ignored [`qemu_guest_side`], which switches, sends UDP datagrams that the lab
-//! answers (from `vmbr0.20`, and from a mesh namespace behind `vmbr100`), stages the broken
-//! file, switches again, sends again, writes `report.json` and powers off. The host asserts on
-//! what its listeners saw (source address, the VLAN device) and on the guest's report.
+//! holding the guest's tap (the uplink's wire, with the gateway 10.0.0.1), shares a directory
+//! over 9p with this very test binary, its argv and the job (the rendered files), and boots the
+//! guest with QEMU recording the wire between its NIC and the tap (`filter-dump`, a pcap). The
+//! guest's boot job runs this binary's ignored [`qemu_guest_side`], which switches, sends UDP
+//! datagrams from `vmbr0.20` and from a mesh namespace behind `vmbr100` (the lab answers the
+//! latter), stages the broken file, switches again, sends again, writes `report.json` and
+//! powers off. The host asserts on the recorded wire (VLAN 20 tags, untagged NAT from the
+//! uplink address), on what its listener saw and answered, and on the guest's report. This
+//! machine's kernel has no 8021q, so the lab cannot terminate VLAN 20 itself.
 //!
 //! Needs root, `qemu-system-x86_64` and the built image: skips with a note without them, fails
 //! in CI. Traffic stays between the guest and the namespace this test made.
@@ -116,15 +118,11 @@ fn switch_in_qemu_vlan20_nat_and_rollback() {
         took.as_secs_f64()
     );
     if !finished || !share.join("report.json").is_file() {
-        let console = std::fs::read_to_string(&console).unwrap_or_default();
-        let tail: Vec<&str> = console.lines().rev().take(60).collect();
-        let mut stderr = String::new();
-        if let Some(mut c) = lab.qemu.take() {
-            let _ = c.kill();
-            if let Ok(o) = c.wait_with_output() {
-                stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-            }
-        }
+        let text = std::fs::read_to_string(&console).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(60).collect();
+        drop(lab); // QEMU killed, the namespace gone
+        let stderr =
+            std::fs::read_to_string(console.with_extension("qemu-stderr")).unwrap_or_default();
         panic!(
             "the guest did not finish (powered off: {finished}); qemu: {stderr}\nconsole tail:\n{}",
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")

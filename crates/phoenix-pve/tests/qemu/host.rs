@@ -153,7 +153,8 @@ impl Lab {
             ))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            // A file, not a pipe: nothing reads a pipe while the guest runs.
+            .stderr(std::fs::File::create(console.with_extension("qemu-stderr")).unwrap())
             .spawn()
             .unwrap();
         self.qemu = Some(child);
