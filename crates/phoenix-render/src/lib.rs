@@ -7,6 +7,7 @@
 pub mod cloudinit;
 pub mod compose;
 pub mod dnsmasq;
+pub mod dockerd;
 pub mod firewall;
 pub mod guestparams;
 pub mod hostnet;
@@ -69,7 +70,7 @@ impl Default for RenderOptions {
 }
 
 /// Every file phoenix manages, in a stable order: host network, NAT, DNS, firewall files,
-/// then the ingress files inside the proxy and gateway guests. A configuration without an
+/// the Swarm VMs' dockerd files ([`dockerd`]), then the ingress files inside the proxy and gateway guests. A configuration without an
 /// internal proxy simply has no ingress files.
 pub fn render_all(
     d: &DesiredState,
@@ -77,6 +78,7 @@ pub fn render_all(
 ) -> Result<Vec<RenderedFile>, traefik::ingress::IngressError> {
     let mut out = render_host_files(d, opts);
     out.extend(firewall::firewall_files(d, opts));
+    out.extend(dockerd::files(d));
     match traefik::files(d, traefik::Api::Off) {
         Ok(files) => out.extend(files),
         Err(traefik::ingress::IngressError::NoProxy) => return Ok(out),
