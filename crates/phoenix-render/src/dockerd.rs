@@ -85,11 +85,15 @@ pub fn daemon_json(n: &EngineNode) -> String {
 }
 
 /// The drop-in: Debian's `ExecStart` (docker.io's unit) without `-H fd://` (the hosts come
-/// from `daemon.json`).
+/// from `daemon.json`), and no `ExecReload`, so that the provisioning runner's
+/// `reload-or-restart` after a change of these files is a restart.
 pub fn drop_in() -> String {
     "# phoenix: dockerd's hosts come from /etc/docker/daemon.json (unix socket and TLS on 2376);\n\
      # dockerd refuses -H on the command line as well.\n\
+     # No ExecReload: SIGHUP re-reads neither hosts nor TLS files, so `systemctl\n\
+     # reload-or-restart docker` (run when these files change) must restart it.\n\
      [Service]\n\
+     ExecReload=\n\
      ExecStart=\n\
      ExecStart=/usr/sbin/dockerd --containerd=/run/containerd/containerd.sock $DOCKER_OPTS\n"
         .to_string()

@@ -68,6 +68,8 @@ fn homelab_swarm_vms_get_daemon_json_and_drop_in() {
         assert_eq!(starts.len(), 2);
         assert_eq!(starts[0], "ExecStart=");
         assert!(!starts[1].contains("-H") && !starts[1].contains("fd://"));
+        // reload-or-restart must restart: no reload command is left.
+        assert!(drop_in.content.lines().any(|l| l == "ExecReload="));
         insta::assert_snapshot!(format!("homelab_daemon_json_{}", n.guest), conf.content);
     }
     insta::assert_snapshot!("homelab_drop_in", dockerd::drop_in());
