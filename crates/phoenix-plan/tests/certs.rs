@@ -4,6 +4,8 @@
 //! guest, idempotence against the model executor, the bash strings shown verbatim and never
 //! run, no key material anywhere, and the note when no CA is given.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 mod common;
 
 use common::{T0, ca_and_rotated, context, desired, execute, execute_with, homelab};
