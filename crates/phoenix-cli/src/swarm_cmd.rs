@@ -4,8 +4,9 @@
 //! Engines: `--target lab` uses the lab twin's engines (each Swarm VM's unix socket, root
 //! only); `--target pve` reaches the VMs over TCP+TLS 2376 — the first manager at
 //! `--docker-host` (`DOCKER_HOST`), every other node at its Swarm address from the model —
-//! with the client certificate in `--docker-cert-path` (`DOCKER_CERT_PATH`, Docker's
-//! `ca.pem`/`cert.pem`/`key.pem` layout; default `~/.docker`), issued by phoenix's CA.
+//! with phoenix's client certificate: `--docker-cert-path` (`DOCKER_CERT_PATH`, Docker's
+//! `ca.pem`/`cert.pem`/`key.pem` layout) when given, else `<--ca-dir>/engine-client`, where
+//! `sync all --target pve --ca-dir` issues and renews it ([`engine_client_dir`]).
 //!
 //! - `status`: each engine observed, the cluster as the first answering manager lists it, the
 //!   deployed stacks' replicas, and the plan's Swarm actions with their reasons
@@ -27,7 +28,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use phoenix_exec::docker::observe::Engine;
 use phoenix_exec::swarm::{GuestFiles, Swarm};
@@ -198,20 +199,45 @@ fn context(t: &SwarmTargetArgs) -> Result<Ctx, Failure> {
             })
         }
         SwarmTarget::Pve => {
-            let certs = t
-                .docker_cert_path
-                .clone()
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")));
-            let certs = certs.ok_or_else(|| {
-                (
-                    "no client certificate directory".into(),
-                    "pass --docker-cert-path DIR (ca.pem, cert.pem, key.pem) or set DOCKER_CERT_PATH"
-                        .into(),
-                )
-            })?;
+            let certs = engine_client_dir(t.docker_cert_path.as_deref(), t.ca_dir.as_deref())?;
             Ok(pve_ctx(d, desired, t.docker_host.as_deref(), &certs))
         }
     }
+}
+
+/// Where phoenix's Engine API client certificate is: `explicit` (`--docker-cert-path`,
+/// `DOCKER_CERT_PATH`) as given, else `<ca_dir>/engine-client` (where `sync all --target pve
+/// --ca-dir` keeps it), which must then hold `ca.pem`, `cert.pem` and `key.pem`.
+pub(crate) fn engine_client_dir(
+    explicit: Option<&Path>,
+    ca_dir: Option<&Path>,
+) -> Result<PathBuf, Failure> {
+    if let Some(dir) = explicit {
+        return Ok(dir.to_path_buf());
+    }
+    let Some(ca_dir) = ca_dir else {
+        return Err((
+            "no Engine API client certificate: neither --docker-cert-path nor --ca-dir given"
+                .into(),
+            "pass --ca-dir (phoenix's CA directory; `sync all --target pve --ca-dir` keeps the \
+             certificate in its engine-client/) or --docker-cert-path DIR"
+                .into(),
+        ));
+    };
+    let dir = phoenix_exec::docker::client_cert::client_dir(ca_dir);
+    if !phoenix_exec::docker::client_cert::complete(&dir) {
+        return Err((
+            format!(
+                "no Engine API client certificate in {} (ca.pem, cert.pem, key.pem)",
+                dir.display()
+            ),
+            format!(
+                "`phoenix sync all --target pve --ca-dir {}` issues it from the CA",
+                ca_dir.display()
+            ),
+        ));
+    }
+    Ok(dir)
 }
 
 /// The Swarm of `d` on a Proxmox node: the first manager at `host` (else its Swarm address),

@@ -204,12 +204,10 @@ pub(crate) fn run_pve(args: &SyncAllArgs, request: &Request, mode: &Mode<'_>) ->
         }
     };
     let shell = CountingShell::new(session.shell.as_ref());
-    let swarm_ctx =
-        if (only.is_empty() || only.contains(&Subsystem::Swarm)) && *request == Request::SyncAll {
-            swarm_context(&session.desired, args)
-        } else {
-            None
-        };
+    let swarm_in_scope =
+        (only.is_empty() || only.contains(&Subsystem::Swarm)) && *request == Request::SyncAll;
+    let client_in_scope =
+        swarm_in_scope || (only.contains(&Subsystem::Pki) && *request == Request::SyncAll);
     // step-ca's CA files for the provision steps, from `--ca-dir` (else skipped, said so).
     let (materials, material_notes) = match load_materials(&session.desired, args, dry_run) {
         Ok(m) => m,
@@ -224,6 +222,21 @@ pub(crate) fn run_pve(args: &SyncAllArgs, request: &Request, mode: &Mode<'_>) ->
     let ca = match open_ca(&session.desired, args) {
         Ok(ca) => ca,
         Err(code) => return code,
+    };
+    // phoenix's own credential beside its CA (not on the node), before the Swarm's engines
+    // are reached with it.
+    let client_note = if client_in_scope {
+        match engine_client(&session.desired, args, ca.as_ref(), dry_run) {
+            Ok(n) => n,
+            Err(code) => return code,
+        }
+    } else {
+        None
+    };
+    let swarm_ctx = if swarm_in_scope {
+        swarm_context(&session.desired, args)
+    } else {
+        None
     };
     let mut target = target(&session, &shell, Some(args), &materials, ca.as_ref());
     let swarm_view = swarm_ctx.as_ref().map(|c| c.swarm());
@@ -260,6 +273,7 @@ pub(crate) fn run_pve(args: &SyncAllArgs, request: &Request, mode: &Mode<'_>) ->
         Err(f) => return crate::workflow::report_failure(&f, dry_run),
     };
     plan.notes.extend(material_notes);
+    plan.notes.extend(client_note);
     if !matches!(mode, Mode::Sync) {
         let export = phoenix_exec::target::Target::export(&target, &observed);
         return crate::workflow::finish_dry(mode, args, &req, &plan, &export);
@@ -473,20 +487,67 @@ fn swarm_context(
     args: &SyncAllArgs,
 ) -> Option<crate::swarm_cmd::Ctx> {
     let desired = phoenix_plan::swarm::desired(d)?;
-    let Some(certs) = &args.docker_cert_path else {
-        let _ = writeln!(
-            anstream::stderr(),
-            "note: the Swarm is neither observed nor converged: no Engine API client certificate \
-             (--docker-cert-path or DOCKER_CERT_PATH; `phoenix swarm status --target pve` shows it)"
-        );
-        return None;
+    let certs = match crate::swarm_cmd::engine_client_dir(
+        args.docker_cert_path.as_deref(),
+        args.ca_dir.as_deref(),
+    ) {
+        Ok(c) => c,
+        Err((what, hint)) => {
+            let _ = writeln!(
+                anstream::stderr(),
+                "note: the Swarm is neither observed nor converged: {what}\n  hint: {hint}"
+            );
+            return None;
+        }
     };
     Some(crate::swarm_cmd::pve_ctx(
         d.clone(),
         desired,
         args.docker_host.as_deref(),
-        certs,
+        &certs,
     ))
+}
+
+/// phoenix's Engine API client certificate in `<--ca-dir>/engine-client` (CN `phoenix`,
+/// client auth; `phoenix_exec::docker::client_cert`): issued or renewed from the CA when the
+/// configuration has a Swarm, the Swarm or the PKI is part of the run and no
+/// `--docker-cert-path` overrides it; kept when still good (a second run writes nothing). On a dry run only
+/// decided. The line for the plan's notes, `None` when kept or not in scope.
+fn engine_client(
+    d: &phoenix_model::DesiredState,
+    args: &SyncAllArgs,
+    ca: Option<&phoenix_pki::CaStore>,
+    dry_run: bool,
+) -> Result<Option<String>, u8> {
+    let (Some(ca), Some(dir)) = (ca, &args.ca_dir) else {
+        return Ok(None);
+    };
+    if args.docker_cert_path.is_some() || phoenix_plan::swarm::desired(d).is_none() {
+        return Ok(None);
+    }
+    let failed = |e: String| {
+        error(
+            &format!("phoenix's Engine API client certificate: {e}"),
+            "the CA directory must be writable by phoenix (`phoenix ca status --ca-dir DIR`)",
+        );
+        exit::APPLY_FAILED
+    };
+    let bundle = phoenix_pki::trust_distribution(ca.public(), d)
+        .map_err(|e| failed(e.to_string()))?
+        .bundle_pem;
+    let client = phoenix_exec::docker::client_cert::client_dir(dir);
+    let now = std::time::SystemTime::now();
+    if dry_run {
+        let decision = phoenix_exec::docker::client_cert::decide(&client, ca, &bundle, now);
+        return Ok((!decision.is_keep()).then(|| {
+            format!(
+                "phoenix's Engine API client certificate ({}): {decision}",
+                client.display()
+            )
+        }));
+    }
+    phoenix_exec::docker::client_cert::ensure(&client, ca, &bundle, now)
+        .map_err(|e| failed(e.to_string()))
 }
 
 /// `sync all --target pve --only swarm`: observe the Swarm through its engines, plan, apply
