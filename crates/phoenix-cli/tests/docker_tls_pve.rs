@@ -108,25 +108,30 @@ fn bare_node_plan_has_the_engine_tls_and_phoenix_keeps_its_client_certificate() 
     let notes = plan["notes"].to_string();
     assert!(notes.contains("Engine API client certificate"), "{notes}");
     assert!(!client.exists(), "a dry run writes nothing");
-    // With provisioning in scope, the rendered dockerd files of both Swarm VMs are planned.
+    // With provisioning, each Swarm VM's docker steps place its rendered dockerd files.
     let (code, dry, stderr) = sync_pki(
         &pve,
         root.path(),
         &ca,
-        &["--dry-run", "--only", "provision"],
+        &["--dry-run", "--only", "provision", "--provision"],
     );
     assert!(code == 0 || code == 2, "{stderr}");
-    let files: Vec<(u64, String)> = dry["plan"]["files"]
+    let files: Vec<(u64, String)> = dry["plan"]["waves"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|f| f["path"].as_str().unwrap_or_default().contains("docker"))
-        .map(|f| {
+        .flat_map(|w| w["actions"].as_array().unwrap().iter())
+        .filter(|a| a["action"] == "provision" && a["step"]["kind"]["kind"] == "file")
+        .map(|a| {
             (
-                f["target"]["id"].as_u64().unwrap_or_default(),
-                f["path"].as_str().unwrap().to_string(),
+                a["guest"].as_u64().unwrap_or_default(),
+                a["step"]["kind"]["path"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
             )
         })
+        .filter(|(_, p)| p.contains("docker"))
         .collect();
     for id in [1001, 1002] {
         for path in [

@@ -3,6 +3,10 @@
 //! issues from the internal CA) and the systemd drop-in that clears `-H fd://` from Debian's
 //! `ExecStart` (dockerd refuses `hosts` given both as a flag and in the file).
 //!
+//! They are not among `render_all`'s files (the wave "files inside guests"): they belong with
+//! the Docker package, so the `docker` feature's provision steps place them
+//! (`phoenix_plan::provision`) and restart docker when they change.
+//!
 //! The node address is the Swarm rule: the VM's static address on the mesh bridge, else its
 //! first static address (`phoenix_plan::swarm::node_nic`). Clients are verified against the
 //! phoenix trust bundle the trust wave places in every guest (both roots during a rotation).

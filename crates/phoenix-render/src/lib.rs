@@ -70,7 +70,7 @@ impl Default for RenderOptions {
 }
 
 /// Every file phoenix manages, in a stable order: host network, NAT, DNS, firewall files,
-/// the Swarm VMs' dockerd files ([`dockerd`]), then the ingress files inside the proxy and gateway guests. A configuration without an
+/// then the ingress files inside the proxy and gateway guests. A configuration without an
 /// internal proxy simply has no ingress files.
 pub fn render_all(
     d: &DesiredState,
@@ -78,7 +78,6 @@ pub fn render_all(
 ) -> Result<Vec<RenderedFile>, traefik::ingress::IngressError> {
     let mut out = render_host_files(d, opts);
     out.extend(firewall::firewall_files(d, opts));
-    out.extend(dockerd::files(d));
     match traefik::files(d, traefik::Api::Off) {
         Ok(files) => out.extend(files),
         Err(traefik::ingress::IngressError::NoProxy) => return Ok(out),

@@ -76,20 +76,6 @@ fn homelab_swarm_vms_get_daemon_json_and_drop_in() {
 }
 
 #[test]
-fn render_all_carries_the_dockerd_files() {
-    let d = homelab();
-    let all = phoenix_render::render_all(&d, &phoenix_render::RenderOptions::default()).unwrap();
-    for f in dockerd::files(&d) {
-        assert!(
-            all.contains(&f),
-            "{} of {:?} is among the managed files",
-            f.path,
-            f.target
-        );
-    }
-}
-
-#[test]
 fn the_client_ca_is_the_trust_bundle() {
     assert_eq!(dockerd::CLIENT_CA, phoenix_pki_trust_file());
 }
