@@ -240,6 +240,48 @@ pub(crate) fn engine_client_dir(
     Ok(dir)
 }
 
+/// phoenix's Engine API client certificate in `<--ca-dir>/engine-client` (CN `phoenix`,
+/// client auth; `phoenix_exec::docker::client_cert`): issued or renewed from the CA when the
+/// configuration has a Swarm, the Swarm or the PKI is part of the run and no
+/// `--docker-cert-path` overrides it; kept when still good (a second run writes nothing). On a dry run only
+/// decided. The line for the plan's notes, `None` when kept or not in scope.
+pub(crate) fn engine_client(
+    d: &phoenix_model::DesiredState,
+    args: &crate::cli::SyncAllArgs,
+    ca: Option<&phoenix_pki::CaStore>,
+    dry_run: bool,
+) -> Result<Option<String>, u8> {
+    let (Some(ca), Some(dir)) = (ca, &args.ca_dir) else {
+        return Ok(None);
+    };
+    if args.docker_cert_path.is_some() || phoenix_plan::swarm::desired(d).is_none() {
+        return Ok(None);
+    }
+    let failed = |e: String| {
+        error(
+            &format!("phoenix's Engine API client certificate: {e}"),
+            "the CA directory must be writable by phoenix (`phoenix ca status --ca-dir DIR`)",
+        );
+        exit::APPLY_FAILED
+    };
+    let bundle = phoenix_pki::trust_distribution(ca.public(), d)
+        .map_err(|e| failed(e.to_string()))?
+        .bundle_pem;
+    let client = phoenix_exec::docker::client_cert::client_dir(dir);
+    let now = std::time::SystemTime::now();
+    if dry_run {
+        let decision = phoenix_exec::docker::client_cert::decide(&client, ca, &bundle, now);
+        return Ok((!decision.is_keep()).then(|| {
+            format!(
+                "phoenix's Engine API client certificate ({}): {decision}",
+                client.display()
+            )
+        }));
+    }
+    phoenix_exec::docker::client_cert::ensure(&client, ca, &bundle, now)
+        .map_err(|e| failed(e.to_string()))
+}
+
 /// The Swarm of `d` on a Proxmox node: the first manager at `host` (else its Swarm address),
 /// every other node at its Swarm address, port 2376, with the client certificate in `certs`.
 pub(crate) fn pve_ctx(
