@@ -4,8 +4,9 @@
 //! Engines: `--target lab` uses the lab twin's engines (each Swarm VM's unix socket, root
 //! only); `--target pve` reaches the VMs over TCP+TLS 2376 — the first manager at
 //! `--docker-host` (`DOCKER_HOST`), every other node at its Swarm address from the model —
-//! with the client certificate in `--docker-cert-path` (`DOCKER_CERT_PATH`, Docker's
-//! `ca.pem`/`cert.pem`/`key.pem` layout; default `~/.docker`), issued by phoenix's CA.
+//! with phoenix's client certificate: `--docker-cert-path` (`DOCKER_CERT_PATH`, Docker's
+//! `ca.pem`/`cert.pem`/`key.pem` layout) when given, else `<--ca-dir>/engine-client`, where
+//! `sync all --target pve --ca-dir` issues and renews it ([`engine_client_dir`]).
 //!
 //! - `status`: each engine observed, the cluster as the first answering manager lists it, the
 //!   deployed stacks' replicas, and the plan's Swarm actions with their reasons
@@ -27,7 +28,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use phoenix_exec::docker::observe::Engine;
 use phoenix_exec::swarm::{GuestFiles, Swarm};
@@ -196,20 +197,87 @@ fn context(t: &SwarmTargetArgs) -> Result<Ctx, Failure> {
             })
         }
         SwarmTarget::Pve => {
-            let certs = t
-                .docker_cert_path
-                .clone()
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")));
-            let certs = certs.ok_or_else(|| {
-                (
-                    "no client certificate directory".into(),
-                    "pass --docker-cert-path DIR (ca.pem, cert.pem, key.pem) or set DOCKER_CERT_PATH"
-                        .into(),
-                )
-            })?;
+            let certs = engine_client_dir(t.docker_cert_path.as_deref(), t.ca_dir.as_deref())?;
             Ok(pve_ctx(d, desired, t.docker_host.as_deref(), &certs))
         }
     }
+}
+
+/// Where phoenix's Engine API client certificate is: `explicit` (`--docker-cert-path`,
+/// `DOCKER_CERT_PATH`) as given, else `<ca_dir>/engine-client` (where `sync all --target pve
+/// --ca-dir` keeps it), which must then hold `ca.pem`, `cert.pem` and `key.pem`.
+pub(crate) fn engine_client_dir(
+    explicit: Option<&Path>,
+    ca_dir: Option<&Path>,
+) -> Result<PathBuf, Failure> {
+    if let Some(dir) = explicit {
+        return Ok(dir.to_path_buf());
+    }
+    let Some(ca_dir) = ca_dir else {
+        return Err((
+            "no Engine API client certificate: neither --docker-cert-path nor --ca-dir given"
+                .into(),
+            "pass --ca-dir (phoenix's CA directory; `sync all --target pve --ca-dir` keeps the \
+             certificate in its engine-client/) or --docker-cert-path DIR"
+                .into(),
+        ));
+    };
+    let dir = phoenix_exec::docker::client_cert::client_dir(ca_dir);
+    if !phoenix_exec::docker::client_cert::complete(&dir) {
+        return Err((
+            format!(
+                "no Engine API client certificate in {} (ca.pem, cert.pem, key.pem)",
+                dir.display()
+            ),
+            format!(
+                "`phoenix sync all --target pve --ca-dir {}` issues it from the CA",
+                ca_dir.display()
+            ),
+        ));
+    }
+    Ok(dir)
+}
+
+/// phoenix's Engine API client certificate in `<--ca-dir>/engine-client` (CN `phoenix`,
+/// client auth; `phoenix_exec::docker::client_cert`): issued or renewed from the CA when the
+/// configuration has a Swarm, the Swarm or the PKI is part of the run and no
+/// `--docker-cert-path` overrides it; kept when still good (a second run writes nothing). On a dry run only
+/// decided. The line for the plan's notes, `None` when kept or not in scope.
+pub(crate) fn engine_client(
+    d: &phoenix_model::DesiredState,
+    args: &crate::cli::SyncAllArgs,
+    ca: Option<&phoenix_pki::CaStore>,
+    dry_run: bool,
+) -> Result<Option<String>, u8> {
+    let (Some(ca), Some(dir)) = (ca, &args.ca_dir) else {
+        return Ok(None);
+    };
+    if args.docker_cert_path.is_some() || phoenix_plan::swarm::desired(d).is_none() {
+        return Ok(None);
+    }
+    let failed = |e: String| {
+        error(
+            &format!("phoenix's Engine API client certificate: {e}"),
+            "the CA directory must be writable by phoenix (`phoenix ca status --ca-dir DIR`)",
+        );
+        exit::APPLY_FAILED
+    };
+    let bundle = phoenix_pki::trust_distribution(ca.public(), d)
+        .map_err(|e| failed(e.to_string()))?
+        .bundle_pem;
+    let client = phoenix_exec::docker::client_cert::client_dir(dir);
+    let now = std::time::SystemTime::now();
+    if dry_run {
+        let decision = phoenix_exec::docker::client_cert::decide(&client, ca, &bundle, now);
+        return Ok((!decision.is_keep()).then(|| {
+            format!(
+                "phoenix's Engine API client certificate ({}): {decision}",
+                client.display()
+            )
+        }));
+    }
+    phoenix_exec::docker::client_cert::ensure(&client, ca, &bundle, now)
+        .map_err(|e| failed(e.to_string()))
 }
 
 /// The Swarm of `d` on a Proxmox node: the first manager at `host` (else its Swarm address),

@@ -208,12 +208,10 @@ pub(crate) fn run_pve(args: &SyncAllArgs, request: &Request, mode: &Mode<'_>) ->
         }
     };
     let shell = CountingShell::new(session.shell.as_ref());
-    let swarm_ctx =
-        if (only.is_empty() || only.contains(&Subsystem::Swarm)) && *request == Request::SyncAll {
-            swarm_context(&session.desired, args)
-        } else {
-            None
-        };
+    let swarm_in_scope =
+        (only.is_empty() || only.contains(&Subsystem::Swarm)) && *request == Request::SyncAll;
+    let client_in_scope =
+        swarm_in_scope || (only.contains(&Subsystem::Pki) && *request == Request::SyncAll);
     // step-ca's CA files for the provision steps, from `--ca-dir` (else skipped, said so).
     let (materials, material_notes) = match load_materials(&session.desired, args, dry_run) {
         Ok(m) => m,
@@ -228,6 +226,21 @@ pub(crate) fn run_pve(args: &SyncAllArgs, request: &Request, mode: &Mode<'_>) ->
     let ca = match open_ca(&session.desired, args) {
         Ok(ca) => ca,
         Err(code) => return code,
+    };
+    // phoenix's own credential beside its CA (not on the node), before the Swarm's engines
+    // are reached with it.
+    let client_note = if client_in_scope {
+        match crate::swarm_cmd::engine_client(&session.desired, args, ca.as_ref(), dry_run) {
+            Ok(n) => n,
+            Err(code) => return code,
+        }
+    } else {
+        None
+    };
+    let swarm_ctx = if swarm_in_scope {
+        swarm_context(&session.desired, args)
+    } else {
+        None
     };
     let mut target = target(&session, &shell, Some(args), &materials, ca.as_ref());
     let swarm_view = swarm_ctx.as_ref().map(|c| c.swarm());
@@ -264,6 +277,7 @@ pub(crate) fn run_pve(args: &SyncAllArgs, request: &Request, mode: &Mode<'_>) ->
         Err(f) => return crate::workflow::report_failure(&f, dry_run),
     };
     plan.notes.extend(material_notes);
+    plan.notes.extend(client_note);
     if !matches!(mode, Mode::Sync) {
         let export = phoenix_exec::target::Target::export(&target, &observed);
         return crate::workflow::finish_dry(mode, args, &req, &plan, &export);
@@ -475,19 +489,24 @@ fn swarm_context(
     args: &SyncAllArgs,
 ) -> Option<crate::swarm_cmd::Ctx> {
     let desired = phoenix_plan::swarm::desired(d)?;
-    let Some(certs) = &args.docker_cert_path else {
-        let _ = writeln!(
-            anstream::stderr(),
-            "note: the Swarm is neither observed nor converged: no Engine API client certificate \
-             (--docker-cert-path or DOCKER_CERT_PATH; `phoenix swarm status --target pve` shows it)"
-        );
-        return None;
+    let certs = match crate::swarm_cmd::engine_client_dir(
+        args.docker_cert_path.as_deref(),
+        args.ca_dir.as_deref(),
+    ) {
+        Ok(c) => c,
+        Err((what, hint)) => {
+            let _ = writeln!(
+                anstream::stderr(),
+                "note: the Swarm is neither observed nor converged: {what}\n  hint: {hint}"
+            );
+            return None;
+        }
     };
     Some(crate::swarm_cmd::pve_ctx(
         d.clone(),
         desired,
         args.docker_host.as_deref(),
-        certs,
+        &certs,
     ))
 }
 

@@ -377,14 +377,26 @@ fn plan_with_a_ca_dir_plans_trust_and_certificates() {
 
     // Without --ca-dir: certificates issued, no trust files, and a note saying so.
     let plain = plan_json(&homelab(), &[]);
-    assert_eq!(actions_of(&plain, "issue_certificate").len(), 3);
+    // The manifest's three and the two Swarm VMs' Engine API server certificates.
+    assert_eq!(actions_of(&plain, "issue_certificate").len(), 5);
     assert!(actions_of(&plain, "update_trust_store").is_empty());
     assert!(plain["notes"].to_string().contains("no CA given"));
 
     let p = plan_json(&homelab(), &["--ca-dir", &ca]);
     assert_eq!(p["notes"], json!([]));
     let issue = actions_of(&p, "issue_certificate");
-    assert_eq!(issue.len(), 3);
+    assert_eq!(issue.len(), 5);
+    let engine: Vec<(u64, &str)> = issue
+        .iter()
+        .filter(|a| a["cert_path"] == "/etc/docker/tls/cert.pem")
+        .map(|a| {
+            (
+                a["guest"].as_u64().unwrap_or_default(),
+                a["common_name"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(engine, [(1001, "portainer-manager"), (1002, "drphoenix")]);
     assert!(issue.iter().all(|a| a["decision"]["action"] == "issue"));
     let stores = actions_of(&p, "update_trust_store");
     assert!(stores.iter().any(|a| a["target"]["kind"] == "host"));

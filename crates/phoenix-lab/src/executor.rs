@@ -560,6 +560,8 @@ pub fn converge_swarm(
     if !wanted {
         return Ok(Vec::new());
     }
+    // phoenix's Engine API client certificate, as `sync all --target pve --ca-dir` keeps it.
+    let client = crate::swarm::tls::ensure_client(d, &t.prefix)?;
     let stand_in = crate::ingress::swarm_stand_in_for(d, t)?;
     // While a new Swarm forms, the stand-in's image goes into its engine beside it (nothing
     // shared); on a formed one the deploy's own check is enough (hashing the image twice a
@@ -580,7 +582,8 @@ pub fn converge_swarm(
     let Some(st) = st? else {
         return Ok(Vec::new());
     };
-    let mut changes = st.changes;
+    let mut changes: Vec<String> = client.into_iter().collect();
+    changes.extend(st.changes);
     if let Some(p) = preloaded {
         changes.extend(p?);
     }

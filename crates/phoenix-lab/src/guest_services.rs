@@ -104,7 +104,7 @@ pub fn ensure(
         )));
     };
     if service == "docker" {
-        return crate::swarm::start_node(d, t, id.0).map(|s| match s {
+        return crate::swarm::start_node(d, t, id.0, restart).map(|s| match s {
             Some(said) => Started::Started(said),
             None => Started::Running,
         });

@@ -32,6 +32,8 @@ pub struct LabExec {
     pub prefix: String,
     /// This guest is the ingress gateway (its nginx is the lab's `nginx-gw`).
     pub gateway: bool,
+    /// This guest's engine when it is a Swarm VM (its `docker` service is that dockerd).
+    pub engine: Option<crate::swarm::SwarmNode>,
 }
 
 fn guest_err(guest: GuestId, what: impl Into<String>) -> ProvisionError {
@@ -333,6 +335,28 @@ impl GuestExec for LabExec {
             stderr: String::new(),
         };
         // The commands a node's actions run inside a guest, on the lab's own services.
+        if let (Some(n), ["systemctl", verb, .., "docker"]) = (&self.engine, words.as_slice()) {
+            return match *verb {
+                "is-active" => Ok(status(
+                    if crate::swarm::engine_pid(n).is_some() {
+                        0
+                    } else {
+                        3
+                    },
+                    "",
+                )),
+                // dockerd re-reads neither hosts nor TLS files on SIGHUP: always a restart.
+                "reload" | "restart" | "reload-or-restart" => match crate::swarm::restart_node(n) {
+                    Ok(true) => Ok(status(0, "")),
+                    Ok(false) => Ok(status(3, "docker is not running in the lab")),
+                    Err(e) => Err(guest_err(self.guest, e.to_string())),
+                },
+                _ => Err(guest_err(
+                    self.guest,
+                    format!("`{}`: not a lab service command", argv.join(" ")),
+                )),
+            };
+        }
         match words.as_slice() {
             ["systemctl", "is-active", "--quiet", svc] => {
                 let on = crate::guest_services::running(&self.prefix, &name(svc)).is_some();

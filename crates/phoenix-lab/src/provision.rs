@@ -252,7 +252,10 @@ fn known_paths(
     roots: &Path,
 ) -> Vec<String> {
     let mut known = vec![TRUST_BUNDLE.to_string()];
-    for c in d.certificates.iter().filter(|c| c.guest == g) {
+    for c in phoenix_plan::certs::delivered_certificates(d)
+        .iter()
+        .filter(|c| c.guest == g)
+    {
         if let Ok(dst) = phoenix_pki::materialise::destination(d, c, roots) {
             known.push(dst.cert_path);
             known.push(dst.key_path);
@@ -293,6 +296,10 @@ fn make_exec(
         proxy: proxy == Some(id),
         prefix: prefix.to_string(),
         gateway: crate::guest_services::gateway_of(d) == Some(id),
+        engine: crate::topology::topology(d, prefix)
+            .ok()
+            .and_then(|t| crate::swarm::plan(d, &t).ok().flatten())
+            .and_then(|p| p.node(id.0).cloned()),
     }
 }
 
@@ -439,6 +446,7 @@ mod tests {
             proxy: false,
             prefix: "none".into(),
             gateway: false,
+            engine: None,
         }
     }
 

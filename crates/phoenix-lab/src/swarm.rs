@@ -32,9 +32,10 @@
 //! [`SwarmState::changes`] lists what was done, empty on a second run.
 //! `lab down` stops the engines with everything else in the lab's namespaces (and the
 //! containers under their shims, see [`crate::teardown`]).
-//! Every node also serves the Engine API over TCP + TLS on 2376 (`--tlsverify`) with
-//! certificates from the lab CA when the lab has one ([`tls`]); [`up`] issues them before the
-//! engines start and restarts a running engine whose TLS files changed.
+//! A node whose guest root holds the plan's `daemon.json` (a provisioned Swarm VM) also serves
+//! the Engine API over TCP + TLS on 2376 (`tlsverify`) with the server certificate the plan
+//! delivered ([`tls`], [`engine::daemon_json`]); a change of those files restarts the engine
+//! through the plan's `docker` step ([`start_node`]) or a post-renewal restart.
 //! I/O: processes, the Engine API over each engine's unix socket (bollard), the state dir.
 
 use std::collections::{BTreeMap, HashMap};
@@ -315,11 +316,14 @@ pub(crate) fn api_err(n: &SwarmNode, what: &str, e: ApiError) -> LabError {
 static ENGINE_START: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Start the dockerd of Swarm VM `guest` in the running lab `t` (the plan's `docker` service
-/// step): its TLS files from the lab CA first. `None` when it already runs.
+/// step), from the guest's own `daemon.json` and TLS files when the plan wrote them
+/// ([`engine`]); with `restart` (its files changed in this run) a running engine is stopped
+/// and started again. `None` when it already runs and nothing asks for a restart.
 pub fn start_node(
     d: &DesiredState,
     t: &LabTopology,
     guest: u32,
+    restart: bool,
 ) -> Result<Option<String>, LabError> {
     crate::require_root()?;
     let plan = plan(d, t)?.ok_or_else(|| swarm_err("the configuration has no Swarm VM"))?;
@@ -328,22 +332,41 @@ pub fn start_node(
             "guest {guest} is not a Swarm node of the configuration"
         ))
     })?;
-    if running_engine(n).is_some() {
-        return Ok(None);
-    }
+    let said = match running_engine(n) {
+        Some(_) if !restart => return Ok(None),
+        Some(pid) => {
+            stop_engine(&plan, n.guest, std::time::Duration::from_secs(10))?;
+            format!(
+                "restarted dockerd for {} (was pid {pid}): its files changed",
+                n.label()
+            )
+        }
+        None => {
+            stop_leftovers(n);
+            format!("started dockerd for {}", n.label())
+        }
+    };
     {
-        // The image rootfs and the TLS files are shared by every node: made by one start.
+        // The image rootfs is shared by every node: made by one start.
         let _one = ENGINE_START.lock().unwrap_or_else(|p| p.into_inner());
         build_rootfs(&plan.rootfs_tar)?;
-        tls::prepare(&t.prefix, &plan)?;
     }
+    let pid = start_engine(n)?;
+    runtime()?.block_on(wait_engine(n, pid))?;
+    Ok(Some(format!("{said} (pid {pid})")))
+}
+
+/// Restart the running engine of Swarm node `n` (a post-renewal `systemctl restart docker`
+/// inside the guest): `false` when it does not run (its start reads the new files).
+pub fn restart_node(n: &SwarmNode) -> Result<bool, LabError> {
+    let Some(pid) = engine_pid(n) else {
+        return Ok(false);
+    };
+    engine::stop_pid(pid, std::time::Duration::from_secs(10));
     stop_leftovers(n);
     let pid = start_engine(n)?;
     runtime()?.block_on(wait_engine(n, pid))?;
-    Ok(Some(format!(
-        "started dockerd for {} (pid {pid})",
-        n.label()
-    )))
+    Ok(true)
 }
 
 /// Bring the Swarm of `d` up in the running lab `t` (after [`crate::up`] or
@@ -388,35 +411,13 @@ pub fn up(
         changes.push(format!("built the image rootfs {}", p(&plan.rootfs_tar)));
     }
     mark("rootfs", &mut phases);
-    // A manager's server files before and after: an engine runs with the files it read at
-    // its start, so one whose files were rewritten restarts.
-    let server_cert = |n: &SwarmNode| std::fs::read(tls::tls_dir(n).join(tls::CERT_FILE)).ok();
-    let before: Vec<_> = plan.nodes.iter().map(server_cert).collect();
-    if tls::prepare(&t.prefix, &plan)? {
-        changes.push("issued the Engine API TLS certificates from the lab CA".to_string());
-    }
-    let rewritten: Vec<bool> = plan
-        .nodes
-        .iter()
-        .zip(&before)
-        .map(|(n, b)| server_cert(n) != *b)
-        .collect();
-    mark("tls", &mut phases);
+    // An engine runs with the files it read at its start; a change restarts it through the
+    // plan's `docker` step (or a post-renewal restart), not here.
     let mut engines = Vec::new();
     let mut pending = Vec::new();
-    for (n, rewritten) in plan.nodes.iter().zip(rewritten) {
+    for n in &plan.nodes {
         match running_engine(n) {
-            Some(pid) if !tls_stale(n, pid, rewritten) => {
-                engines.push(engine_record(n, pid, false));
-            }
-            Some(pid) => {
-                stop_engine(&plan, n.guest, std::time::Duration::from_secs(10))?;
-                changes.push(format!(
-                    "stopped dockerd for {} (pid {pid}): its Engine API TLS files changed",
-                    n.label()
-                ));
-                pending.push((n, start_engine(n)?));
-            }
+            Some(pid) => engines.push(engine_record(n, pid, false)),
             None => {
                 stop_leftovers(n);
                 pending.push((n, start_engine(n)?));
@@ -513,16 +514,6 @@ async fn import_images(plan: &SwarmPlan, changes: &mut Vec<String>) -> Result<()
         }
     }
     Ok(())
-}
-
-/// Must the running engine `pid` of `n` restart for TLS: its server files were just
-/// rewritten, or it serves TLS while the files are gone or the other way round (its argv
-/// says)?
-fn tls_stale(n: &SwarmNode, pid: u32, written: bool) -> bool {
-    let want = tls::server_files(n).is_some();
-    let has = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|raw| raw.split(|b| *b == 0).any(|a| a == b"--tlsverify"));
-    want != has || (want && written)
 }
 
 fn engine_record(n: &SwarmNode, pid: u32, started: bool) -> EngineRecord {

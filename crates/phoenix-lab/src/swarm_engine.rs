@@ -24,9 +24,9 @@ const ENGINE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The argv that starts `n`'s engine (from the root namespace) in the guest's network
 /// namespace and the UTS namespace of `uts_holder` (which carries the VM's hostname). With
-/// `tls` (a directory holding `ca.pem`, `cert.pem`, `key.pem`) the engine also serves the
-/// Engine API on `tcp://<node addr>:2376`, clients verified against that CA. Pure.
-pub fn dockerd_args(n: &SwarmNode, uts_holder: u32, tls: Option<&Path>) -> Vec<String> {
+/// `hosts_in_file` the lab's `daemon.json` names the listeners (the guest's own file had
+/// `hosts`, [`daemon_json`]): dockerd refuses `--host` as well. Pure.
+pub fn dockerd_args(n: &SwarmNode, uts_holder: u32, hosts_in_file: bool) -> Vec<String> {
     let d = &n.dir;
     let mut argv: Vec<String> = vec![
         "nsenter".into(),
@@ -40,7 +40,6 @@ pub fn dockerd_args(n: &SwarmNode, uts_holder: u32, tls: Option<&Path>) -> Vec<S
         format!("--config-file={}", p(&d.join("daemon.json"))),
         format!("--data-root={}", p(&d.join("data"))),
         format!("--exec-root={}", p(&d.join("exec"))),
-        format!("--host=unix://{}", p(&n.socket())),
         format!("--pidfile={}", p(&n.pid_file())),
         format!("--dns={}", n.dns),
         // Containers get 2 s on a stop; the lab never keeps state in them.
@@ -48,14 +47,8 @@ pub fn dockerd_args(n: &SwarmNode, uts_holder: u32, tls: Option<&Path>) -> Vec<S
         // Container cgroups under a lab-named parent, so `lab down` finds and removes them.
         format!("--cgroup-parent={}", cgroup_parent(&n.dir)),
     ];
-    if let Some(dir) = tls {
-        argv.extend([
-            "--tlsverify".to_string(),
-            format!("--tlscacert={}", p(&dir.join(super::tls::CA_FILE))),
-            format!("--tlscert={}", p(&dir.join(super::tls::CERT_FILE))),
-            format!("--tlskey={}", p(&dir.join(super::tls::KEY_FILE))),
-            format!("--host=tcp://{}:{}", n.addr, super::tls::ENGINE_TLS_PORT),
-        ]);
+    if !hosts_in_file {
+        argv.push(format!("--host=unix://{}", p(&n.socket())));
     }
     argv
 }
@@ -113,9 +106,56 @@ pub fn remove_cgroups(prefix: &str) -> Vec<String> {
 }
 
 /// The engine's `daemon.json`: the engine key in its own directory (dockerd 20.10 keeps it in
-/// `/etc/docker/key.json` otherwise, shared by every engine on the machine). Pure.
-pub fn daemon_json(n: &SwarmNode) -> String {
-    serde_json::json!({ "deprecated-key-path": p(&n.dir.join("key.json")) }).to_string()
+/// `/etc/docker/key.json` otherwise, shared by every engine on the machine), and, when the
+/// plan wrote the guest's own `/etc/docker/daemon.json` (`guest`, parsed), every setting of
+/// it with the guest's places made the lab's: a `unix://` host becomes the engine's own
+/// socket, `tcp://` hosts stay (they are the guest namespace's addresses), and the TLS files
+/// (`tlscacert`, `tlscert`, `tlskey`) are read under the guest's root `root`. Pure.
+pub fn daemon_json(n: &SwarmNode, guest: Option<&serde_json::Value>, root: &Path) -> String {
+    let mut out = serde_json::Map::new();
+    if let Some(serde_json::Value::Object(conf)) = guest {
+        for (k, v) in conf {
+            let v = match (k.as_str(), v) {
+                ("hosts", serde_json::Value::Array(hosts)) => serde_json::Value::Array(
+                    hosts
+                        .iter()
+                        .map(|h| match h.as_str() {
+                            Some(u) if u.starts_with("unix://") => {
+                                serde_json::Value::String(format!("unix://{}", p(&n.socket())))
+                            }
+                            _ => h.clone(),
+                        })
+                        .collect(),
+                ),
+                // The lab's guest files carry their known paths rewritten into the root
+                // already (`crate::ingress::remap`); others are read under it.
+                ("tlscacert" | "tlscert" | "tlskey", serde_json::Value::String(f))
+                    if !Path::new(f).starts_with(root) =>
+                {
+                    serde_json::Value::String(p(&crate::roots::under(root, f)))
+                }
+                _ => v.clone(),
+            };
+            out.insert(k.clone(), v);
+        }
+    }
+    out.insert(
+        "deprecated-key-path".into(),
+        serde_json::Value::String(p(&n.dir.join("key.json"))),
+    );
+    serde_json::Value::Object(out).to_string()
+}
+
+/// The guest's own `daemon.json` as the plan wrote it (parsed), if any; a file that does not
+/// parse is an error naming it (dockerd would refuse it as well).
+pub(crate) fn guest_daemon_conf(n: &SwarmNode) -> Result<Option<serde_json::Value>, LabError> {
+    let Some(path) = super::tls::guest_daemon_json(n) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| LabError::io(&path, e))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| swarm_err(format!("{}: {e}", p(&path))))
 }
 
 /// The pid of `n`'s engine when its pid file names a live process inside its namespace.
@@ -182,7 +222,10 @@ pub(crate) fn start_engine(n: &SwarmNode) -> Result<u32, LabError> {
         }
     }
     let conf = n.dir.join("daemon.json");
-    std::fs::write(&conf, daemon_json(n)).map_err(|e| LabError::io(&conf, e))?;
+    let guest = guest_daemon_conf(n)?;
+    let hosts_in_file = guest.as_ref().is_some_and(|g| g.get("hosts").is_some());
+    let text = daemon_json(n, guest.as_ref(), &super::tls::root_of(n));
+    std::fs::write(&conf, text).map_err(|e| LabError::io(&conf, e))?;
     // Until a run sees the Swarm whole again (also when this run is killed meanwhile).
     let marker = n.dir.join(UNSETTLED);
     std::fs::write(&marker, "").map_err(|e| LabError::io(&marker, e))?;
@@ -194,8 +237,7 @@ pub(crate) fn start_engine(n: &SwarmNode) -> Result<u32, LabError> {
         .append(true)
         .open(&log)
         .map_err(|e| LabError::io(&log, e))?;
-    let tls = super::tls::server_files(n);
-    let argv = dockerd_args(n, holder, tls.as_deref());
+    let argv = dockerd_args(n, holder, hosts_in_file);
     crate::run::spawn_detached(&argv[0], &argv[1..], file)
 }
 
@@ -382,6 +424,12 @@ fn alive(pid: u32) -> bool {
         s.rsplit_once(')')
             .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
     })
+}
+
+/// TERM to `pid`, then wait (bounded) until it is gone.
+pub(crate) fn stop_pid(pid: u32, deadline: Duration) {
+    signal_all("-TERM", &[pid]);
+    reap(&[pid], deadline);
 }
 
 fn signal_all(sig: &str, pids: &[u32]) {

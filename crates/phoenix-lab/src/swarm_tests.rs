@@ -98,7 +98,7 @@ fn no_swarm_vm_no_plan() {
 fn dockerd_runs_in_the_guest_namespace_with_its_own_paths() {
     let p = homelab_plan();
     let n = p.node(1002).expect("worker");
-    let argv = dockerd_args(n, 4242, None);
+    let argv = dockerd_args(n, 4242, false);
     let dir = "/run/phoenix-lab/t1a2b3/swarm/g1002";
     assert_eq!(
         argv,
@@ -114,50 +114,68 @@ fn dockerd_runs_in_the_guest_namespace_with_its_own_paths() {
             format!("--config-file={dir}/daemon.json"),
             format!("--data-root={dir}/data"),
             format!("--exec-root={dir}/exec"),
-            format!("--host=unix://{dir}/docker.sock"),
             format!("--pidfile={dir}/docker.pid"),
             "--dns=172.16.100.1".into(),
             "--shutdown-timeout=2".into(),
             "--cgroup-parent=/phoenix-lab-t1a2b3".into(),
+            format!("--host=unix://{dir}/docker.sock"),
         ]
     );
     // Unix socket paths must fit sun_path (108 bytes) with the longest prefix.
     assert!(n.socket().as_os_str().len() < 100);
     assert_eq!(
-        daemon_json(n),
+        daemon_json(n, None, Path::new("/unused")),
         format!("{{\"deprecated-key-path\":\"{dir}/key.json\"}}")
     );
 }
 
 #[test]
-fn a_manager_with_tls_files_also_serves_the_engine_api_on_2376() {
+fn the_guests_rendered_daemon_json_becomes_the_engines_with_the_labs_places() {
     let p = homelab_plan();
     let n = p.node(1001).expect("manager");
-    let plain = dockerd_args(n, 4242, None);
-    assert!(!plain.iter().any(|a| a.starts_with("--tls")));
+    let d = homelab();
+    let node = phoenix_render::dockerd::engine_nodes(&d)
+        .into_iter()
+        .find(|e| e.guest.0 == 1001)
+        .expect("1001 is a Swarm VM");
+    let guest: serde_json::Value =
+        serde_json::from_str(&phoenix_render::dockerd::daemon_json(&node)).expect("json");
+    let root = Path::new("/run/phoenix-lab/t1a2b3/root/1001");
+    let lab: serde_json::Value =
+        serde_json::from_str(&daemon_json(n, Some(&guest), root)).expect("json");
+    let dir = "/run/phoenix-lab/t1a2b3/swarm/g1001";
     assert_eq!(
-        plain.iter().filter(|a| a.starts_with("--host=")).count(),
-        1,
-        "{plain:?}"
+        lab["hosts"],
+        serde_json::json!([
+            format!("unix://{dir}/docker.sock"),
+            "tcp://172.16.100.21:2376"
+        ])
     );
-    let dir = tls::tls_dir(n);
-    assert_eq!(dir, Path::new("/run/phoenix-lab/t1a2b3/swarm/g1001/tls"));
-    let argv = dockerd_args(n, 4242, Some(&dir));
-    let tail = "/run/phoenix-lab/t1a2b3/swarm/g1001/tls";
-    assert_eq!(argv[..plain.len()], plain[..]);
+    assert_eq!(lab["tlsverify"], true);
+    assert_eq!(lab["tls"], true);
     assert_eq!(
-        argv[plain.len()..],
-        [
-            "--tlsverify".to_string(),
-            format!("--tlscacert={tail}/ca.pem"),
-            format!("--tlscert={tail}/cert.pem"),
-            format!("--tlskey={tail}/key.pem"),
-            "--host=tcp://172.16.100.21:2376".into(),
-        ]
+        lab["tlscert"],
+        format!("{}/etc/docker/tls/cert.pem", root.display())
     );
+    assert_eq!(
+        lab["tlskey"],
+        format!("{}/etc/docker/tls/key.pem", root.display())
+    );
+    assert_eq!(
+        lab["tlscacert"],
+        format!(
+            "{}/usr/local/share/ca-certificates/phoenix-root-ca.crt",
+            root.display()
+        )
+    );
+    assert_eq!(lab["deprecated-key-path"], format!("{dir}/key.json"));
+    // The hosts are in the file, so none on the command line (dockerd refuses both).
+    let argv = dockerd_args(n, 4242, true);
+    assert!(!argv.iter().any(|a| a.starts_with("--host")), "{argv:?}");
+    assert_eq!(tls::root_of(n), root);
     assert_eq!(
         tls::client_dir("t1a2b3"),
-        Path::new("/run/phoenix-lab/t1a2b3/engine-client")
+        Path::new("/run/phoenix-lab/t1a2b3/ca/engine-client")
     );
     assert_eq!(tls::endpoint(n), "tcp://172.16.100.21:2376");
 }

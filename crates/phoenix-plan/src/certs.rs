@@ -1,4 +1,5 @@
-//! Certificates and trust as part of the plan. For every manifest entry: issue (missing), renew
+//! Certificates and trust as part of the plan. For every manifest entry, and every Swarm VM's
+//! derived Engine API server certificate ([`engine_certificates`]): issue (missing), renew
 //! (and why) or keep — decided by `phoenix_pki::decide_leaf`, the same rule `phoenix ca issue`
 //! uses, applied to what the observer reported ([`ObservedCertificate`]). And the CA's roots
 //! (current + previous during a rotation overlap, from `phoenix_pki::trust_distribution`) as a
@@ -122,7 +123,65 @@ fn sans_text(entry: &Certificate) -> Vec<String> {
     set.into_iter().collect()
 }
 
-/// Decide every manifest entry: the actions for issue/renew, and the list of all entries.
+/// The Swarm VMs' Engine API server certificates, derived from the Swarm roles (never written
+/// into the operator's manifest): CN the VM's name, SANs its name and every static address
+/// (mesh and management), at the paths `daemon.json` names (`phoenix_render::dockerd`), key
+/// 0600 root's, the manifest's default lifetime (step-ca's maximum), and docker restarted
+/// after a renewal (dockerd reads its TLS files at start only).
+pub fn engine_certificates(d: &DesiredState) -> Vec<Certificate> {
+    use phoenix_render::dockerd;
+    dockerd::engine_nodes(d)
+        .into_iter()
+        .filter_map(|n| {
+            let guest = d.guest(n.guest)?;
+            let mut sans = vec![phoenix_model::model::San::Dns(n.name.clone())];
+            sans.extend(
+                n.addresses
+                    .iter()
+                    .map(|a| phoenix_model::model::San::Ip(*a)),
+            );
+            sans.sort();
+            sans.dedup();
+            Some(Certificate {
+                common_name: n.name.clone(),
+                sans,
+                guest: n.guest,
+                cert_path: dockerd::SERVER_CERT.to_string(),
+                key_path: dockerd::SERVER_KEY.to_string(),
+                owner: "root".into(),
+                group: "root".into(),
+                include_ca: false,
+                key_mode: 0o600,
+                kind: CertKind::Server,
+                lifetime_hours: phoenix_model::build::DEFAULT_CERT_LIFETIME_HOURS,
+                post_renewal_command: Some(ENGINE_POST_RENEWAL.to_string()),
+                loc: guest.loc.clone(),
+            })
+        })
+        .collect()
+}
+
+/// What follows a renewal of an Engine API server certificate.
+pub const ENGINE_POST_RENEWAL: &str = "systemctl restart docker";
+
+/// Every certificate the plan delivers into guests: the manifest's entries, then the derived
+/// Engine API certificates (one the manifest already places at the same guest and path is
+/// the manifest's).
+pub fn delivered_certificates(d: &DesiredState) -> Vec<Certificate> {
+    let mut out = d.certificates.clone();
+    for c in engine_certificates(d) {
+        if !out
+            .iter()
+            .any(|m| m.guest == c.guest && m.cert_path == c.cert_path)
+        {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Decide every delivered certificate ([`delivered_certificates`]): the actions for
+/// issue/renew, and the list of all entries.
 pub(crate) fn plan_certificates(
     d: &DesiredState,
     observed: &ObservedState,
@@ -130,7 +189,7 @@ pub(crate) fn plan_certificates(
 ) -> Result<(Vec<Action>, Vec<PlannedCertificate>), PlanError> {
     let mut actions = Vec::new();
     let mut planned = Vec::new();
-    for entry in &d.certificates {
+    for entry in &delivered_certificates(d) {
         let guest = d.guest(entry.guest).ok_or_else(|| PlanError::Certificate {
             common_name: entry.common_name.clone(),
             reason: format!(

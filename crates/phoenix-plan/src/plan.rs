@@ -520,7 +520,21 @@ pub fn plan_full(
                     actions,
                 });
             }
-            None => notes.push(certs::NO_CA_NOTE.to_string()),
+            None => {
+                notes.push(certs::NO_CA_NOTE.to_string());
+                let engines: Vec<String> = certs::engine_certificates(d)
+                    .iter()
+                    .map(|c| c.guest.to_string())
+                    .collect();
+                if !engines.is_empty() && provision.is_some() {
+                    notes.push(format!(
+                        "guests {}: dockerd is configured for TLS on 2376 (daemon.json), but \
+                         without a CA its server certificate is not issued and docker does not \
+                         start with it: pass --ca-dir",
+                        engines.join(", ")
+                    ));
+                }
+            }
         }
         let (actions, planned) = certs::plan_certificates(d, observed, ctx)?;
         certificates = planned;

@@ -13,7 +13,7 @@
 //! | `step_ca` | the repository, package `step-ca`, system user `step`, its database directory `db/`, the CA material under `step_ca.ca_dir` (`config/ca.json` rendered by phoenix-pki, root and intermediate certificates, intermediate key, password file — all supplied at apply time, never in the plan), unit `step-ca.service`, service enabled and restarted when any of them changes |
 //! | `traefik` | the binary from [`ProvisionOptions::traefik`] into `/usr/local/bin/traefik`, unit `traefik.service`, the rendered configs, service enabled and restarted when the static config or unit changes (the dynamic directory is watched) |
 //! | `nginx` | package `nginx`, the rendered gateway config, service enabled and reloaded when it changes |
-//! | `docker` | package `docker.io` (Debian's), service `docker` enabled |
+//! | `docker` | package `docker.io` (Debian's); on a Swarm VM `/etc/docker/daemon.json` and the `docker.service` drop-in rendered by `phoenix_render::dockerd` (Engine API on the mesh address :2376 with `tlsverify`); service `docker` enabled and restarted when they change (its server certificate comes from the `certificates` wave) |
 //! | `docker_proxy` | as `docker`; the bash script's proxy settings are not known, so the plan says so in a note |
 //!
 //! Every rendered file of the guest (`phoenix_render::render_all`, target `Guest(id)`) becomes a
@@ -38,6 +38,8 @@ pub const TRAEFIK_BINARY: &str = "/usr/local/bin/traefik";
 pub const TRAEFIK_UNIT: &str = "/etc/systemd/system/traefik.service";
 pub const STEP_CA_UNIT: &str = "/etc/systemd/system/step-ca.service";
 pub const NGINX_SERVICE: &str = "nginx";
+pub const DOCKER_DAEMON_JSON: &str = phoenix_render::dockerd::DAEMON_JSON;
+pub const DOCKER_DROP_IN: &str = phoenix_render::dockerd::DROP_IN;
 
 /// Where a downloaded binary comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -507,7 +509,20 @@ pub fn guest_steps(
             }
             "docker" | "docker_proxy" => {
                 steps.push(package(f, "docker.io"));
-                steps.push(service(f, "docker", Vec::new(), false));
+                // A Swarm VM's daemon.json and drop-in (phoenix_render::dockerd, rendered
+                // for the Docker package, not among the guest's other files): the engine
+                // restarts when they change (the drop-in has no ExecReload).
+                let configs: Vec<RenderedFile> = phoenix_render::dockerd::files(d)
+                    .into_iter()
+                    .filter(|c| c.target == FileTarget::Guest(guest.id))
+                    .collect();
+                steps.extend(
+                    configs
+                        .iter()
+                        .map(|c| inline(f, &c.path, c.content.clone())),
+                );
+                let reload_on = configs.iter().map(|c| c.path.clone()).collect();
+                steps.push(service(f, "docker", reload_on, false));
                 if f == "docker_proxy" {
                     out.notes.push(format!(
                         "guest {}: docker_proxy installs Docker only; the bash script's proxy settings are not known to phoenix",

@@ -108,12 +108,39 @@ fn ca_103_gets_step_ca_from_smallstep_with_material_at_apply_time() {
 }
 
 #[test]
-fn vms_1001_1002_get_docker() {
+fn vms_1001_1002_get_docker_with_its_tls_configuration() {
     let d = homelab();
-    let docker = ["package:docker.io", "service:docker"];
+    let docker = [
+        "package:docker.io",
+        "file:/etc/docker/daemon.json",
+        "file:/etc/systemd/system/docker.service.d/phoenix-hosts.conf",
+        "service:docker",
+    ];
+    let rendered =
+        phoenix_render::render_all(&d, &phoenix_render::RenderOptions::default()).unwrap();
     for id in [1001, 1002] {
         assert_eq!(keys_of(&d, id), expect(&[&BASE, &STEP_CLI, &docker]));
+        let steps = guest_steps(&d, &d.guests[&GuestId(id)], &rendered, &Default::default());
+        let svc = steps.steps.iter().find(|s| s.key() == "service:docker");
+        let Some(StepKind::Service { reload_on, .. }) = svc.map(|s| &s.kind) else {
+            panic!("no docker service")
+        };
+        // A changed daemon.json or drop-in restarts the engine.
+        assert_eq!(
+            reload_on,
+            &vec![DOCKER_DAEMON_JSON.to_string(), DOCKER_DROP_IN.to_string()]
+        );
     }
+}
+
+#[test]
+fn docker_outside_the_swarm_gets_no_tls_configuration() {
+    let mut d = homelab();
+    d.guests.get_mut(&GuestId(1002)).unwrap().swarm = None;
+    assert_eq!(
+        keys_of(&d, 1002),
+        expect(&[&BASE, &STEP_CLI, &["package:docker.io", "service:docker"]])
+    );
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //! guest, idempotence against the model executor, the bash strings shown verbatim and never
 //! run, no key material anywhere, and the note when no CA is given.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic
+
 mod common;
 
 use common::{T0, ca_and_rotated, context, desired, execute, execute_with, homelab};
@@ -64,14 +66,17 @@ fn empty_host_issues_every_entry_and_trusts_everywhere() {
     let ctx = context(&ca, &d, T0);
     let p = sync(&d, &ObservedState::default(), &ctx);
     let issued = issued(&p);
-    assert_eq!(issued.len(), d.certificates.len());
+    let delivered = phoenix_plan::certs::delivered_certificates(&d);
+    // The manifest's entries and the two Swarm VMs' Engine API certificates.
+    assert_eq!(delivered.len(), d.certificates.len() + 2);
+    assert_eq!(issued.len(), delivered.len());
     assert!(!issued.is_empty());
     assert!(
         issued
             .iter()
             .all(|(_, dec)| matches!(dec, Decision::Issue { .. }))
     );
-    assert_eq!(p.certificates.len(), d.certificates.len());
+    assert_eq!(p.certificates.len(), delivered.len());
     for t in trust_targets(&d) {
         let f = p
             .files
@@ -243,7 +248,10 @@ fn rotation_renews_everything_and_trusts_both_roots() {
     let ctx = context(&rotated, &d, T0 + 60);
     let p = sync(&d, &o, &ctx);
     let issued = issued(&p);
-    assert_eq!(issued.len(), d.certificates.len());
+    assert_eq!(
+        issued.len(),
+        phoenix_plan::certs::delivered_certificates(&d).len()
+    );
     for e in &d.certificates {
         let reasons = renew_reasons(&p, &e.common_name);
         assert!(
@@ -310,7 +318,10 @@ fn without_a_ca_missing_certificates_are_issued_and_the_plan_says_what_it_skippe
     let d = homelab();
     let ctx = PlanContext::default();
     let p = sync(&d, &ObservedState::default(), &ctx);
-    assert_eq!(issued(&p).len(), d.certificates.len());
+    assert_eq!(
+        issued(&p).len(),
+        phoenix_plan::certs::delivered_certificates(&d).len()
+    );
     assert!(!p.files.iter().any(|f| f.file.path == TRUST_FILE));
     assert_eq!(p.notes.len(), 1);
     let text = phoenix_plan::display::text(&p, false);
@@ -357,4 +368,75 @@ proptest::proptest! {
         let again = sync(&d, &after, &ctx);
         proptest::prop_assert!(again.is_empty(), "not converged: {:#?}", again.waves);
     }
+}
+
+/// Each Swarm VM gets an Engine API server certificate the plan derives (not in the manifest):
+/// CN its name, SANs its name and every static address (mesh and management), at the paths
+/// its daemon.json names, key 0600, docker restarted after a renewal; executed, it is kept.
+#[test]
+fn swarm_vms_get_derived_engine_certificates_kept_once_issued() {
+    let d = homelab();
+    let (ca, _) = ca_and_rotated();
+    let ctx = context(&ca, &d, T0);
+    let p = sync(&d, &ObservedState::default(), &ctx);
+    let engine: Vec<_> = p
+        .actions()
+        .filter_map(|a| match a {
+            Action::IssueCertificate {
+                guest,
+                common_name,
+                sans,
+                cert_path,
+                key_path,
+                key_mode,
+                kind,
+                post_renewal,
+                ..
+            } if cert_path == phoenix_render::dockerd::SERVER_CERT => Some((
+                *guest,
+                common_name.clone(),
+                sans.clone(),
+                key_path.clone(),
+                *key_mode,
+                *kind,
+                post_renewal.clone(),
+            )),
+            _ => None,
+        })
+        .collect();
+    let swarm: Vec<_> = d
+        .guests
+        .values()
+        .filter(|g| g.swarm.is_some())
+        .map(|g| g.id)
+        .collect();
+    assert_eq!(engine.iter().map(|e| e.0).collect::<Vec<_>>(), swarm);
+    assert!(
+        !d.certificates
+            .iter()
+            .any(|c| c.cert_path == phoenix_render::dockerd::SERVER_CERT)
+    );
+    for (guest, cn, sans, key_path, key_mode, kind, post) in &engine {
+        let g = &d.guests[guest];
+        assert_eq!(cn, &g.name);
+        assert!(sans.contains(&format!("DNS:{}", g.name)), "{sans:?}");
+        let mesh = d.mesh().unwrap().name.clone();
+        let mesh_addr = g.static_on(&mesh).and_then(|n| n.address()).unwrap();
+        let mgmt = &d.bridges[0].name;
+        let mgmt_addr = g.static_on(mgmt).and_then(|n| n.address());
+        assert!(sans.contains(&format!("IP:{mesh_addr}")), "{sans:?}");
+        let mgmt_addr = mgmt_addr.expect("homelab's Swarm VMs have a management address");
+        assert!(sans.contains(&format!("IP:{mgmt_addr}")), "{sans:?}");
+        assert_eq!(key_path, phoenix_render::dockerd::SERVER_KEY);
+        assert_eq!(*key_mode, 0o600);
+        assert_eq!(*kind, phoenix_model::model::CertKind::Server);
+        assert_eq!(
+            post.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            vec![format!("restart service docker in guest {guest}")]
+        );
+    }
+    // Executed, a second plan keeps them.
+    let o = execute_with(&d, &p, &ObservedState::default(), &ctx);
+    let again = sync(&d, &o, &ctx);
+    assert!(issued(&again).is_empty(), "{:#?}", issued(&again));
 }

@@ -37,6 +37,9 @@ fn start() -> FakePve {
             "stat -c %U:%G:%a /etc/phoenix/motd": {"out-data": "root:adm:640\n"},
             "stat -c %U:%G:%a /missing": {"exitcode": 1, "err-data": "No such file"},
             "stat -c %U:%G:%a /etc/apt/sources.list.d/smallstep.sources": {"out-data": "root:root:644\n"},
+            // The Swarm VM's dockerd files (the docker feature's file steps).
+            "stat -c %U:%G:%a /etc/docker/daemon.json": {"out-data": "root:root:644\n"},
+            "stat -c %U:%G:%a /etc/systemd/system/docker.service.d/phoenix-hosts.conf": {"out-data": "root:root:644\n"},
             "false": {"exitcode": 1, "err-data": "nope"},
         },
         "files": {"/etc/phoenix/motd": "hello from the guest\n"},

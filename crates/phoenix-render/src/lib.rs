@@ -7,6 +7,7 @@
 pub mod cloudinit;
 pub mod compose;
 pub mod dnsmasq;
+pub mod dockerd;
 pub mod firewall;
 pub mod graph;
 pub mod guestparams;

@@ -40,9 +40,14 @@ pub struct SwarmTargetArgs {
     /// The first manager's Engine API (target pve), e.g. tcp://172.16.100.21:2376
     #[arg(long, env = "DOCKER_HOST")]
     pub docker_host: Option<String>,
-    /// Directory with ca.pem, cert.pem and key.pem: phoenix's client certificate (target pve)
+    /// Directory with ca.pem, cert.pem and key.pem: phoenix's client certificate (target pve;
+    /// default: the CA directory's engine-client/, where `sync all --ca-dir` keeps it)
     #[arg(long, env = "DOCKER_CERT_PATH")]
     pub docker_cert_path: Option<PathBuf>,
+    /// phoenix's CA directory (target pve): its engine-client/ holds the Engine API client
+    /// certificate `sync all --target pve --ca-dir` issued
+    #[arg(long, value_name = "DIR", env = "PHOENIX_CA_DIR")]
+    pub ca_dir: Option<PathBuf>,
     /// Output format
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: OutputFormat,

@@ -9,6 +9,7 @@ use bollard::errors::Error as ApiError;
 use bollard::{ClientVersion, Docker};
 use sha2::{Digest, Sha256};
 
+pub mod client_cert;
 pub mod members;
 pub mod observe;
 pub mod stack;

@@ -87,7 +87,8 @@ pub fn guest_files(
     files
 }
 
-/// The manifest's certificates of `exec`'s guest.
+/// The certificates the plan delivers into `exec`'s guest (the manifest's and the derived
+/// Engine API ones, `phoenix_plan::certs::delivered_certificates`).
 pub fn guest_certificates(
     d: &DesiredState,
     exec: &dyn GuestExec,
@@ -98,7 +99,10 @@ pub fn guest_certificates(
         return Vec::new();
     };
     let mut certs = Vec::new();
-    for entry in d.certificates.iter().filter(|c| c.guest == id) {
+    for entry in phoenix_plan::certs::delivered_certificates(d)
+        .iter()
+        .filter(|c| c.guest == id)
+    {
         let cert = phoenix_pki::materialise::in_guest_path(guest, &entry.cert_path);
         let key = phoenix_pki::materialise::in_guest_path(guest, &entry.key_path);
         match crate::certs::observe(exec, &cert, &key) {

@@ -211,3 +211,50 @@ pub fn processes_of(prefix: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// What [`lab_sync_all`] did.
+pub struct LabSync {
+    pub plan: phoenix_plan::Plan,
+    /// Every wave succeeded.
+    pub ok: bool,
+    /// The actions the journal says changed something.
+    pub done: Vec<String>,
+    /// The Swarm step's changes.
+    pub swarm_changes: Vec<String>,
+}
+
+/// `sync all --target lab --provision` of `d` under `prefix` through the one pipeline
+/// (`phoenix_exec::target::sync_all` on a `LabTarget`, as the CLI runs it). Panics when it
+/// cannot run.
+pub fn lab_sync_all(d: &DesiredState, prefix: &str) -> LabSync {
+    use phoenix_exec::target::SyncRequest;
+    use phoenix_plan::Request;
+    let mut target =
+        phoenix_lab::target::LabTarget::new(d, prefix, phoenix_render::RenderOptions::default())
+            .expect("lab target");
+    target.prepare(d).expect("lab prepare");
+    let req = SyncRequest {
+        request: Request::SyncAll,
+        only: Default::default(),
+        provision: true,
+        dry_run: false,
+    };
+    let run = phoenix_exec::target::sync_all(&mut target, d, &req, None, &mut |_| {})
+        .expect("sync all --target lab");
+    let journal = run.journal.expect("not a dry run");
+    for (action, e) in journal.failures() {
+        eprintln!("FAILED {action}: {e}");
+    }
+    let done = journal
+        .entries
+        .iter()
+        .filter(|e| matches!(e.outcome, phoenix_exec::journal::Outcome::Done))
+        .map(|e| e.action.to_string())
+        .collect();
+    LabSync {
+        plan: run.plan,
+        ok: journal.is_success(),
+        done,
+        swarm_changes: target.swarm_changes.clone(),
+    }
+}
