@@ -1,5 +1,6 @@
 //! Lifecycle and template snapshots: which snapshots a guest's creation wave takes (a
-//! template's all, before it is converted; `pre-configured` otherwise), which wait for
+//! template's all, and it is then not converted: Proxmox converts no guest holding
+//! snapshots; `pre-configured` otherwise), which wait for
 //! provisioning (`final-form`), and whether every clone `ID@snapshot` finds its snapshot
 //! taken before it. A snapshot that exists is never taken again nor deleted. No I/O.
 
@@ -9,8 +10,8 @@ use crate::action::{Action, Reason};
 use crate::observed::ObservedState;
 use crate::plan::PlanError;
 
-/// The snapshots taken right after the guest is created and configured (before it becomes
-/// a template, before provisioning), minus those it has. Empty for an existing template:
+/// The snapshots taken right after the guest is created and configured (before
+/// provisioning), minus those it has. Empty for an existing template:
 /// Proxmox cannot snapshot one.
 pub fn at_creation(g: &Guest, observed: &ObservedState) -> Vec<String> {
     let o = observed.guest(g.id);

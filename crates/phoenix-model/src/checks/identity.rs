@@ -16,6 +16,32 @@ pub fn check(d: &DesiredState, raw: &RawConfig, diags: &mut Diagnostics) {
     duplicates(d, diags);
     references(d, diags);
     cycles(d, diags);
+    templates_with_snapshots(d, diags);
+}
+
+/// A template that takes snapshots stays a guest: Proxmox neither snapshots a template nor
+/// converts a guest that holds snapshots.
+fn templates_with_snapshots(d: &DesiredState, diags: &mut Diagnostics) {
+    for g in d.guests.values().filter(|g| g.is_template) {
+        let snaps = g.snapshots();
+        if snaps.is_empty() {
+            continue;
+        }
+        diags.push(
+            crate::diag::Diagnostic::new(
+                Code::TemplateWithSnapshots,
+                &g.loc.child("is_template"),
+                format!(
+                    "guest {} is a template that takes snapshots ({}); Proxmox cannot convert a guest holding snapshots, so phoenix takes them and keeps {} a stopped guest instead of a template",
+                    g.id,
+                    snaps.join(", "),
+                    g.id
+                ),
+                "clones from its snapshots need it this way; drop its snapshots (and `template_snapshot_name` from its clones) to have it converted",
+            )
+            .at_key(),
+        );
+    }
 }
 
 fn duplicate_vmids(raw: &RawConfig, diags: &mut Diagnostics) {
