@@ -92,7 +92,7 @@ pub fn check_clones(
                     "{from} is a template without `{snap}`, and a template cannot be snapshotted"
                 ),
                 format!(
-                    "take `{snap}` before converting {from} (recreate it with \"template_snapshot_name\": \"{snap}\"), or remove `template_snapshot_name` from {id}"
+                    "delete {from} and let phoenix recreate it: a template that takes `{snap}` stays a guest holding it (PHX-W044); or remove `template_snapshot_name` from {id} to clone {from}'s current state"
                 ),
             )
         } else {
