@@ -34,7 +34,9 @@ use phoenix_plan::provision::{ProvisionStep, StepKind};
 use phoenix_render::{FileTarget, RenderedFile};
 
 use crate::guest_services::{self, Started};
-use crate::node::{LabNode, parse_conf, render_conf, resized, settings_after_create};
+use crate::node::{
+    LabNode, parse_conf, render_conf, resized, settings_after_create, snapshot_names, with_snapshot,
+};
 use crate::topology::LabTopology;
 use crate::{LabError, state_dir};
 
@@ -169,12 +171,20 @@ impl<'a> LabExecutor<'a> {
         calls: &[phoenix_render::guestparams::ApiCall],
     ) -> Outcome<LabError> {
         let source = match via {
-            CreateVia::Clone { from, .. } => {
+            CreateVia::Clone { from, snapshot } => {
                 let Some(text) = self.node.read_conf(*from, kind) else {
                     return failed(format!(
                         "clone source {from} does not exist in the lab node"
                     ));
                 };
+                // As on a node: a clone from `from@snapshot` needs that snapshot.
+                if let Some(snap) = snapshot
+                    && !snapshot_names(&text).contains(snap)
+                {
+                    return failed(format!(
+                        "clone source {from} has no snapshot {snap} in the lab node"
+                    ));
+                }
                 Some(parse_conf(&text))
             }
             CreateVia::Template { .. } => None,
@@ -372,6 +382,26 @@ impl ActionExecutor for LabExecutor<'_> {
                 let mut s = parse_conf(&text);
                 s.insert("template".into(), "1".into());
                 match self.node.write_conf(*id, *kind, &render_conf(&s, &text)) {
+                    Ok(()) => Outcome::Done,
+                    Err(e) => Outcome::Failed(e),
+                }
+            }
+            Action::TakeSnapshot { id, kind, name, .. } => {
+                let Some(text) = self.node.read_conf(*id, *kind) else {
+                    return failed(format!("guest {id} does not exist in the lab node"));
+                };
+                if parse_conf(&text).get("template").is_some_and(|t| t == "1") {
+                    return failed(format!(
+                        "guest {id} is a template: a template cannot be snapshotted (as on a node)"
+                    ));
+                }
+                if snapshot_names(&text).iter().any(|n| n == name) {
+                    return failed(format!("snapshot {name} of guest {id} exists already"));
+                }
+                match self
+                    .node
+                    .write_conf(*id, *kind, &with_snapshot(&text, name))
+                {
                     Ok(()) => Outcome::Done,
                     Err(e) => Outcome::Failed(e),
                 }

@@ -196,7 +196,8 @@ pub fn parse_conf(text: &str) -> BTreeMap<String, String> {
     out
 }
 
-/// A config's text from its settings, keeping the raw `lxc.*` lines of `previous`. Pure.
+/// A config's text from its settings, keeping the raw `lxc.*` lines and the snapshot
+/// sections of `previous`. Pure.
 pub fn render_conf(settings: &BTreeMap<String, String>, previous: &str) -> String {
     let mut text: String = settings
         .iter()
@@ -206,7 +207,46 @@ pub fn render_conf(settings: &BTreeMap<String, String>, previous: &str) -> Strin
         text.push_str(&l);
         text.push('\n');
     }
+    let sections = snapshot_sections(previous);
+    if !sections.is_empty() {
+        text.push('\n');
+        text.push_str(sections);
+    }
     text
+}
+
+/// The snapshot sections of a config (from its first `[name]` line on).
+fn snapshot_sections(text: &str) -> &str {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.starts_with('[') {
+            return &text[offset..];
+        }
+        offset += line.len();
+    }
+    ""
+}
+
+/// The names of a config's snapshot sections, in order, as PVE writes them (`[name]`).
+pub fn snapshot_names(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim_end().strip_prefix('[')?.strip_suffix(']'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The config after taking snapshot `name`, as PVE records one: a section `[name]` with the
+/// current settings, and `parent: name` in the current config. Pure.
+pub fn with_snapshot(text: &str, name: &str) -> String {
+    let mut settings = parse_conf(text);
+    let frozen = render_conf(&settings, "");
+    settings.insert("parent".into(), name.into());
+    let mut out = render_conf(&settings, text);
+    if !out.ends_with("\n\n") {
+        out.push('\n');
+    }
+    out.push_str(&format!("[{name}]\n{frozen}"));
+    out
 }
 
 /// The settings a node keeps after the create's `calls` (create or clone, config, resize),
@@ -225,6 +265,7 @@ pub fn settings_after_create(
                     s.extend(src.clone());
                 }
                 s.remove("template");
+                s.remove("parent");
                 for (k, v) in params {
                     let key = match (call.endpoint, k.as_str()) {
                         (E::LxcClone, "hostname") => "hostname",
@@ -285,6 +326,22 @@ mod tests {
         );
         s.insert("memory".into(), "512".into());
         let text = render_conf(&s, prev);
-        assert_eq!(text, "hostname: a\nmemory: 512\nlxc.net.1.type: macvlan\n");
+        assert_eq!(
+            text,
+            "hostname: a\nmemory: 512\nlxc.net.1.type: macvlan\n\n[snap]\nhostname: old\n"
+        );
+    }
+
+    #[test]
+    fn a_snapshot_is_a_section_and_the_parent() {
+        let prev = "hostname: a\nlxc.net.1.type: macvlan\n";
+        let one = with_snapshot(prev, "pre-configured");
+        let two = with_snapshot(&one, "final-form");
+        assert_eq!(snapshot_names(&two), ["pre-configured", "final-form"]);
+        let s = parse_conf(&two);
+        assert_eq!(s.get("parent").map(String::as_str), Some("final-form"));
+        assert_eq!(s.get("hostname").map(String::as_str), Some("a"));
+        assert_eq!(phoenix_exec::shell::raw_lxc_lines(&two).len(), 1);
+        assert!(snapshot_names(prev).is_empty());
     }
 }

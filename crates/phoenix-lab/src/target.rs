@@ -178,6 +178,7 @@ impl Target for LabTarget {
                 config,
                 raw_lxc: phoenix_exec::shell::raw_lxc_lines(&text),
                 template,
+                snapshots: crate::node::snapshot_names(&text),
             });
         }
         let pki = self.pki(d);

@@ -102,6 +102,7 @@ codes! {
     ClientCertFromStepCa = "PHX-W041", Warning, "a client certificate from step-ca, whose default template adds serverAuth";
     CertPathOutsideMounts = "PHX-W042", Warning, "a certificate path lies outside every mount point of its guest";
     ByteOrderMark = "PHX-W043", Warning, "a JSON file starts with a byte-order mark (jq reads it; JSON does not allow it)";
+    TemplateWithSnapshots = "PHX-W044", Warning, "a template takes snapshots, which a Proxmox template cannot hold: it stays a guest";
 }
 
 impl Code {

@@ -303,6 +303,11 @@ pub fn explain(code: Code) -> Explanation {
             "guest 101 mounts /mnt/pve/quickOS/lxc-persistent-data/101/ssl at /etc/nginx/ssl, but \"cert_path\": \"/mnt/pve/quickOS/lxc-persistent-data/101/certs/nginx.crt\"",
             "Put the path under one of the guest's mounts' `host_path`, or correct `guest_id` when the certificate belongs to the guest the finding names.",
         ),
+        TemplateWithSnapshots => e(
+            "A guest marked `is_template` also takes snapshots (`enable_lifecycle_snapshots`, or its own `template_snapshot_name`). Proxmox refuses both orders: a template cannot be snapshotted, and a guest holding snapshots cannot become a template. Clones from `ID@snapshot` need the snapshots, so phoenix takes them and leaves the guest a stopped guest (never started) instead of converting it.",
+            "901: \"is_template\": true, \"enable_lifecycle_snapshots\": true (910 clones 901@final-form)",
+            "Keep it as it is (the clones work from its snapshots), or drop the snapshots (and `template_snapshot_name` from its clones) to have it converted to a template.",
+        ),
         ByteOrderMark => e(
             "The file starts with a UTF-8 byte-order mark (EF BB BF). JSON does not allow it, but jq 1.6 (which the bash system used) skips one at the start of its input, so the bash system read the file. phoenix reads it too, and says so. A second mark, or one anywhere else, is an error (PHX-E002) for jq and phoenix alike.",
             "a file saved by an editor as \"UTF-8 with BOM\"",

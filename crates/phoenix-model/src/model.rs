@@ -161,6 +161,13 @@ pub struct Guest {
     pub boot_delay: Option<u32>,
     pub source: GuestSource,
     pub is_template: bool,
+    /// `enable_lifecycle_snapshots`: `pre-configured` after creation, `final-form` after
+    /// provisioning (LXC).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lifecycle_snapshots: bool,
+    /// A template's own `template_snapshot_name`, taken before it becomes a template.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template_snapshot: Option<String>,
     pub nics: Vec<Nic>,
     /// Nameservers given to the guest (from its NICs), in order.
     pub nameservers: Vec<IpAddr>,
@@ -188,7 +195,27 @@ pub struct Guest {
     pub loc: Location,
 }
 
+/// The snapshot a guest with lifecycle snapshots gets once it is created and configured.
+pub const SNAPSHOT_PRE_CONFIGURED: &str = "pre-configured";
+/// The snapshot a guest with lifecycle snapshots gets once its provisioning completes.
+pub const SNAPSHOT_FINAL_FORM: &str = "final-form";
+
 impl Guest {
+    /// Every snapshot this guest's configuration has phoenix take, in order.
+    pub fn snapshots(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        if self.lifecycle_snapshots {
+            out.push(SNAPSHOT_PRE_CONFIGURED);
+            out.push(SNAPSHOT_FINAL_FORM);
+        }
+        if let Some(s) = &self.template_snapshot
+            && !out.contains(&s.as_str())
+        {
+            out.push(s.as_str());
+        }
+        out
+    }
+
     /// The first statically addressed NIC on `bridge`, if any.
     pub fn static_on(&self, bridge: &str) -> Option<&Nic> {
         self.nics

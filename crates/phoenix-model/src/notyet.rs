@@ -67,11 +67,6 @@ const GUEST_KEYS: &[(&str, &str, &str)] = &[
         "vLLM services are not supported yet",
     ),
     (
-        "enable_lifecycle_snapshots",
-        "lifecycle snapshots",
-        "lifecycle snapshots are not supported yet",
-    ),
-    (
         "ports",
         "port publications",
         "port publications are not supported yet",
@@ -173,10 +168,6 @@ pub(crate) fn lxc(raw: &RawLxc, loc: &Location, diags: &mut Diagnostics) {
     };
     put("gpu_assignment", raw.gpu_assignment.clone());
     put("vllm_engine_config", raw.vllm_engine_config.clone());
-    put(
-        "enable_lifecycle_snapshots",
-        raw.enable_lifecycle_snapshots.clone(),
-    );
     put("ports", raw.ports.clone());
     put(
         "trigger_sync_on_completion",

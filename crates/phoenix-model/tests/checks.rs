@@ -485,22 +485,9 @@ fn rootesting_findings_cover_the_known_problems() {
         32,
     );
 
-    // 910 and 912 clone their templates at `final-form`, which neither template creates.
-    for (id, line) in [(910, 158), (912, 268)] {
-        let w = expect(
-            &f,
-            "PHX-W038",
-            LXC,
-            &format!("/lxc_configs/{id}/template_snapshot_name"),
-            line,
-        );
-        assert!(w.message.contains("@final-form"), "{}", w.message);
-    }
-    assert_eq!(
-        count(&f, "PHX-W038"),
-        2,
-        "9000 creates initial_clean_state itself"
-    );
+    // 910 and 912 clone their templates at `final-form`, which 901 and 911 take themselves
+    // (`enable_lifecycle_snapshots`); 9000 creates initial_clean_state itself.
+    assert_eq!(count(&f, "PHX-W038"), 0, "{}", render(&f));
 
     // VMs 1001 and 1002 use the host's 10.0.0.13; dnsmasq listens on the mesh gateway only.
     for (pointer, line) in [
@@ -582,4 +569,29 @@ fn world_readable_key_mode_is_made_safe() {
         "{}",
         render(&f)
     );
+}
+
+/// Without 901's lifecycle snapshots nothing creates the `final-form` 910 clones: W038 there,
+/// with the fix in its hint.
+#[test]
+fn clone_of_a_snapshot_nothing_takes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_files(&upstream("rootesting-2025-11-25"), tmp.path());
+    let path = tmp.path().join("phoenix_lxc_configs.json");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    v["lxc_configs"]["901"]["enable_lifecycle_snapshots"] = false.into();
+    std::fs::write(&path, serde_json::to_string_pretty(&v).expect("json")).expect("write");
+    let f = validate_dir(tmp.path()).findings();
+    let w = f
+        .iter()
+        .find(|x| x.code == "PHX-W038" && x.pointer == "/lxc_configs/910/template_snapshot_name")
+        .unwrap_or_else(|| panic!("no W038 for 910:\n{}", render(&f)));
+    assert!(
+        w.message.contains("901@`final-form`") || w.message.contains("901@final-form"),
+        "{}",
+        w.message
+    );
+    assert!(w.hint.contains("enable_lifecycle_snapshots"), "{}", w.hint);
+    assert_eq!(count(&f, "PHX-W038"), 1, "{}", render(&f));
 }

@@ -135,6 +135,14 @@ pub enum Action {
         id: GuestId,
         kind: GuestKind,
     },
+    /// Take snapshot `name` of a guest (`POST …/snapshot`, waiting for its task). A snapshot
+    /// that exists is never taken again nor deleted.
+    TakeSnapshot {
+        id: GuestId,
+        kind: GuestKind,
+        name: String,
+        reason: Reason,
+    },
     StartGuest {
         id: GuestId,
         kind: GuestKind,
@@ -224,6 +232,7 @@ impl Action {
                 ..
             }
             | Action::CreateGuest { .. }
+            | Action::TakeSnapshot { .. }
             | Action::IssueCertificate {
                 decision: Decision::Issue { .. },
                 ..
@@ -266,6 +275,7 @@ impl Action {
             | Action::ResizeDisk { id, .. }
             | Action::WriteRawLxc { id, .. }
             | Action::ConvertToTemplate { id, .. }
+            | Action::TakeSnapshot { id, .. }
             | Action::StartGuest { id, .. }
             | Action::StopGuest { id, .. }
             | Action::DeleteGuest { id, .. } => Some(*id),
@@ -333,6 +343,12 @@ impl fmt::Display for Action {
             Action::ConvertToTemplate { id, kind } => {
                 write!(f, "convert {kind} {id} to a template")
             }
+            Action::TakeSnapshot {
+                id,
+                kind,
+                name,
+                reason,
+            } => write!(f, "take snapshot {name} of {kind} {id} ({reason})"),
             Action::StartGuest { id, kind, reason } => write!(f, "start {kind} {id} ({reason})"),
             Action::StopGuest { id, kind, reason } => write!(f, "stop {kind} {id} ({reason})"),
             Action::DeleteGuest { id, kind, reason } => write!(f, "delete {kind} {id} ({reason})"),

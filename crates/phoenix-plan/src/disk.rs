@@ -125,6 +125,7 @@ mod tests {
             config: Default::default(),
             raw_lxc: Vec::new(),
             template: false,
+            snapshots: Vec::new(),
         };
         if !rootfs.is_empty() {
             g.config.insert("rootfs".into(), rootfs.into());

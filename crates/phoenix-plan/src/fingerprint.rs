@@ -172,6 +172,7 @@ mod tests {
             config: [("net0".to_string(), net0.to_string())].into(),
             raw_lxc: Vec::new(),
             template: false,
+            snapshots: Vec::new(),
         }
     }
 

@@ -18,6 +18,7 @@ pub mod observed;
 pub mod order;
 pub mod plan;
 pub mod provision;
+pub mod snapshots;
 pub mod spec;
 pub mod status;
 pub mod subsystem;

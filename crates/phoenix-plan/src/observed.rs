@@ -183,6 +183,9 @@ pub struct ObservedGuest {
     /// A template (never started).
     #[serde(default)]
     pub template: bool,
+    /// The names of its snapshots (`current` excluded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -66,6 +66,14 @@ pub enum PlanError {
         common_name: String,
         reason: String,
     },
+    /// A clone from `from@snapshot` whose snapshot is neither there nor taken before it.
+    CloneSnapshot {
+        id: GuestId,
+        from: GuestId,
+        snapshot: String,
+        why: String,
+        hint: String,
+    },
 }
 
 impl std::fmt::Display for PlanError {
@@ -85,6 +93,16 @@ impl std::fmt::Display for PlanError {
                 common_name,
                 reason,
             } => write!(f, "certificate `{common_name}`: {reason}"),
+            PlanError::CloneSnapshot {
+                id,
+                from,
+                snapshot,
+                why,
+                hint,
+            } => write!(
+                f,
+                "guest {id} clones {from}@{snapshot}, but {why}; nothing was changed (hint: {hint})"
+            ),
         }
     }
 }
@@ -369,10 +387,20 @@ pub fn plan_full(
                     });
                 }
             }
+            let creating: Vec<GuestId> = scope
+                .iter()
+                .copied()
+                .filter(|id| observed.guest(*id).is_none())
+                .collect();
+            crate::snapshots::check_clones(d, observed, &creating)?;
             for (level, ids) in order::creation_waves(d).into_iter().enumerate() {
                 let mut actions = Vec::new();
                 for id in ids.into_iter().filter(|id| scope.contains(id)) {
                     if let (Some(g), Some(spec)) = (d.guests.get(&id), specs.get(&id)) {
+                        let snaps = crate::snapshots::at_creation(g, observed)
+                            .into_iter()
+                            .map(|n| crate::snapshots::take(g, n))
+                            .collect();
                         guest_actions(
                             g.id,
                             g.kind,
@@ -380,6 +408,7 @@ pub fn plan_full(
                             spec,
                             observed,
                             update_existing,
+                            snaps,
                             &mut actions,
                         );
                     }
@@ -551,6 +580,12 @@ pub fn plan_full(
         name: "provisioning inside guests".into(),
         actions: provision_actions,
     });
+    if matches!(request, Request::SyncAll) {
+        waves.push(Wave {
+            name: "snapshots after provisioning".into(),
+            actions: final_snapshots(d, observed, provision.is_some(), &mut notes),
+        });
+    }
     let orphans = observed
         .guests
         .iter()
@@ -663,6 +698,34 @@ fn provision_actions_for(
     actions
 }
 
+/// `final-form` (and the like) of every guest that lacks it, once provisioning has run in
+/// this plan; without `--provision` a note says which wait for it.
+fn final_snapshots(
+    d: &DesiredState,
+    observed: &ObservedState,
+    provisioning: bool,
+    notes: &mut Vec<String>,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    let mut waiting = Vec::new();
+    for g in d.guests.values() {
+        for name in crate::snapshots::after_provisioning(g, observed) {
+            if provisioning {
+                actions.push(crate::snapshots::take(g, name));
+            } else {
+                waiting.push(format!("{}@{name}", g.id));
+            }
+        }
+    }
+    if !waiting.is_empty() {
+        notes.push(format!(
+            "snapshots {} are taken after provisioning: run `sync all --provision` to take them",
+            waiting.join(", ")
+        ));
+    }
+    actions
+}
+
 fn known(d: &DesiredState, id: GuestId) -> Result<(), PlanError> {
     if d.guests.contains_key(&id) {
         Ok(())
@@ -717,6 +780,7 @@ fn push_starts(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn guest_actions(
     id: GuestId,
     kind: phoenix_model::model::GuestKind,
@@ -724,6 +788,7 @@ fn guest_actions(
     spec: &GuestSpec,
     observed: &ObservedState,
     update_existing: bool,
+    snaps: Vec<Action>,
     out: &mut Vec<Action>,
 ) {
     match observed.guest(id) {
@@ -746,6 +811,8 @@ fn guest_actions(
                         reason: Reason::Missing,
                     });
                 }
+                // A template is snapshotted before it is converted (never after).
+                out.extend(snaps);
                 if spec.convert_to_template {
                     out.push(Action::ConvertToTemplate { id, kind });
                 }
@@ -797,6 +864,7 @@ fn guest_actions(
                     reason: Reason::Differs { changes },
                 });
             }
+            out.extend(snaps);
         }
         Some(_) => {}
     }

@@ -75,7 +75,9 @@ pub fn guest_spec(g: &Guest, d: &DesiredState) -> GuestSpec {
         image_import: p.image_import,
         config,
         raw_lxc: p.raw_lxc,
-        convert_to_template: p.convert_to_template,
+        // Proxmox converts no guest holding snapshots (PHX-W044): such a template stays a
+        // stopped guest.
+        convert_to_template: p.convert_to_template && g.snapshots().is_empty(),
         grow_disk: guestparams::grow_root_disk(g),
         running: g.start_at_boot && !g.is_template,
     }

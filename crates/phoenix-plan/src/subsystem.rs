@@ -118,6 +118,7 @@ pub fn of_action(a: &Action) -> Subsystem {
         | Action::ResizeDisk { .. }
         | Action::WriteRawLxc { .. }
         | Action::ConvertToTemplate { .. }
+        | Action::TakeSnapshot { .. }
         | Action::StartGuest { .. }
         | Action::StopGuest { .. }
         | Action::DeleteGuest { .. } => Subsystem::Guests,

@@ -153,6 +153,7 @@ fn orphans_are_reported_not_deleted() {
         config: Default::default(),
         raw_lxc: Vec::new(),
         template: false,
+        snapshots: Vec::new(),
     });
     let p = sync(&d, &o);
     assert_eq!(p.orphans, vec![GuestId(555)]);

@@ -300,6 +300,20 @@ fn run_action(
                 .map(drop)
                 .map_err(Step::Failed)
         }
+        Action::TakeSnapshot { id, kind, name, .. } => {
+            let path = guest_path(&node_of(*id), *kind, *id, "/snapshot");
+            let params = BTreeMap::from([
+                ("snapname".to_string(), name.clone()),
+                (
+                    "description".to_string(),
+                    format!("taken by phoenix: {name}"),
+                ),
+            ]);
+            client
+                .write_and_wait(Method::POST, &path, &params)
+                .map(drop)
+                .map_err(Step::Failed)
+        }
         Action::Firewall { scope, .. } => {
             let node = match scope {
                 phoenix_plan::firewall_api::FirewallScope::Guest { id, .. } => node_of(*id),

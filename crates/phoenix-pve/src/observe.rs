@@ -180,6 +180,13 @@ fn observe_one(client: &PveClient, entry: &InventoryEntry) -> GuestResult {
         }
     }
     let template = entry.template || config.get("template").is_some_and(|t| t == "1");
+    // `parent` names the snapshot the current state descends from: a guest without it has
+    // none, and costs no second request.
+    let snapshots = if config.contains_key("parent") {
+        snapshot_names(client, entry)?
+    } else {
+        Vec::new()
+    };
     let status = if entry.status == "running" {
         GuestStatus::Running
     } else {
@@ -193,9 +200,34 @@ fn observe_one(client: &PveClient, entry: &InventoryEntry) -> GuestResult {
             config,
             raw_lxc,
             template,
+            snapshots,
         },
         digest,
     ))
+}
+
+/// The names of a guest's snapshots (`GET …/snapshot`, `current` left out), sorted.
+fn snapshot_names(client: &PveClient, entry: &InventoryEntry) -> Result<Vec<String>, PveError> {
+    let path = format!(
+        "/nodes/{}/{}/{}/snapshot",
+        entry.node,
+        kind_segment(entry.kind),
+        entry.id
+    );
+    let data = client.get(&path, &[])?;
+    let list = data.as_array().ok_or_else(|| PveError::Decode {
+        method: "GET".into(),
+        path: path.clone(),
+        message: "the snapshot list is not an array".into(),
+    })?;
+    let mut names: Vec<String> = list
+        .iter()
+        .filter_map(|s| s.get("name").and_then(Value::as_str))
+        .filter(|n| *n != "current")
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 fn raw_lines(value: &Value) -> Vec<String> {

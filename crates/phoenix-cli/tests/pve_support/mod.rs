@@ -44,6 +44,21 @@ pub fn homelab_with_lxc(edit: impl FnOnce(&mut serde_json::Value)) -> tempfile::
     dir
 }
 
+/// A copy of examples/homelab with `lxc` applied to its LXC file's JSON and `vms` to its VM
+/// file's (a test's own configuration change).
+pub fn homelab_with(
+    lxc: impl FnOnce(&mut serde_json::Value),
+    vms: impl FnOnce(&mut serde_json::Value),
+) -> tempfile::TempDir {
+    let dir = homelab_with_lxc(lxc);
+    let path = dir.path().join("phoenix_vm_configs.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    vms(&mut v);
+    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    dir
+}
+
 /// fakepve's storage.cfg for the homelab's create calls (`local` accepts imported cloud images).
 pub fn storages() -> serde_json::Value {
     let d = phoenix_model::validate_dir(&homelab_dir()).desired.unwrap();

@@ -99,6 +99,12 @@ impl Builder<'_> {
             boot_delay: r.boot_delay,
             source,
             is_template: r.is_template.unwrap_or(false),
+            lifecycle_snapshots: self.lifecycle(r.enable_lifecycle_snapshots.as_ref(), loc),
+            template_snapshot: r
+                .is_template
+                .unwrap_or(false)
+                .then(|| r.template_snapshot_name.clone())
+                .flatten(),
             nics,
             nameservers,
             features: self.features(&r.features, &loc.child("features")),
@@ -232,6 +238,12 @@ impl Builder<'_> {
             boot_delay: r.boot_delay,
             source,
             is_template: r.is_template.unwrap_or(false),
+            lifecycle_snapshots: false,
+            template_snapshot: r
+                .is_template
+                .unwrap_or(false)
+                .then(|| r.template_snapshot_name.clone())
+                .flatten(),
             nics,
             nameservers,
             features: self.features(&r.features, &loc.child("features")),
@@ -355,6 +367,23 @@ impl Builder<'_> {
                 m,
                 "`pveam list local` shows the templates a storage holds, by their volume ids",
             );
+        }
+    }
+
+    /// `enable_lifecycle_snapshots`: `true` or `false` (absent and `null` are `false`).
+    fn lifecycle(&mut self, v: Option<&serde_json::Value>, loc: &Location) -> bool {
+        match v {
+            None | Some(serde_json::Value::Null) => false,
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(other) => {
+                self.err(
+                    Code::InvalidValue,
+                    &loc.child("enable_lifecycle_snapshots"),
+                    format!("`enable_lifecycle_snapshots` is {other}, not true or false"),
+                    "write true to have phoenix take `pre-configured` and `final-form` snapshots, or false",
+                );
+                false
+            }
         }
     }
 

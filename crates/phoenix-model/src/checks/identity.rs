@@ -14,8 +14,34 @@ use crate::source::Location;
 pub fn check(d: &DesiredState, raw: &RawConfig, diags: &mut Diagnostics) {
     duplicate_vmids(raw, diags);
     duplicates(d, diags);
-    references(d, raw, diags);
+    references(d, diags);
     cycles(d, diags);
+    templates_with_snapshots(d, diags);
+}
+
+/// A template that takes snapshots stays a guest: Proxmox neither snapshots a template nor
+/// converts a guest that holds snapshots.
+fn templates_with_snapshots(d: &DesiredState, diags: &mut Diagnostics) {
+    for g in d.guests.values().filter(|g| g.is_template) {
+        let snaps = g.snapshots();
+        if snaps.is_empty() {
+            continue;
+        }
+        diags.push(
+            crate::diag::Diagnostic::new(
+                Code::TemplateWithSnapshots,
+                &g.loc.child("is_template"),
+                format!(
+                    "guest {} is a template that takes snapshots ({}); Proxmox cannot convert a guest holding snapshots, so phoenix takes them and keeps {} a stopped guest instead of a template",
+                    g.id,
+                    snaps.join(", "),
+                    g.id
+                ),
+                "clones from its snapshots need it this way; drop its snapshots (and `template_snapshot_name` from its clones) to have it converted",
+            )
+            .at_key(),
+        );
+    }
 }
 
 fn duplicate_vmids(raw: &RawConfig, diags: &mut Diagnostics) {
@@ -113,7 +139,7 @@ fn duplicates(d: &DesiredState, diags: &mut Diagnostics) {
     }
 }
 
-fn references(d: &DesiredState, raw: &RawConfig, diags: &mut Diagnostics) {
+fn references(d: &DesiredState, diags: &mut Diagnostics) {
     for g in d.guests.values() {
         let dep_field = "dependencies";
         let deps_loc = g.loc.child(dep_field);
@@ -152,34 +178,16 @@ fn references(d: &DesiredState, raw: &RawConfig, diags: &mut Diagnostics) {
                     format!("guest {} ({}) cannot clone {from}, which is a {}", g.id, g.kind, src.kind),
                     "containers clone containers and VMs clone VMs",
                 ),
-                Some(src) => unknown_snapshot(g, src, field, raw, diags),
+                Some(src) => unknown_snapshot(g, src, field, diags),
             }
         }
     }
 }
 
-/// The snapshot a guest's configuration creates: a template's own `template_snapshot_name`
-/// (the bash system snapshotted the template after building it).
-fn created_snapshot(id: GuestId, raw: &RawConfig) -> Option<&str> {
-    let (is_template, snapshot) = raw
-        .lxcs
-        .iter()
-        .find(|(i, _)| *i == id)
-        .map(|(_, l)| (l.value.is_template, &l.value.template_snapshot_name))
-        .or_else(|| {
-            raw.vms
-                .iter()
-                .find(|l| l.value.vmid == id)
-                .map(|l| (l.value.is_template, &l.value.template_snapshot_name))
-        })?;
-    if is_template == Some(true) {
-        snapshot.as_deref()
-    } else {
-        None
-    }
-}
-
-fn unknown_snapshot(g: &Guest, src: &Guest, field: &str, raw: &RawConfig, diags: &mut Diagnostics) {
+/// A clone of `src@snap` where `src`'s configuration takes no snapshot `snap` (its
+/// `template_snapshot_name` as a template, or `pre-configured` / `final-form` with lifecycle
+/// snapshots).
+fn unknown_snapshot(g: &Guest, src: &Guest, field: &str, diags: &mut Diagnostics) {
     let GuestSource::Clone {
         snapshot: Some(snap),
         ..
@@ -187,13 +195,13 @@ fn unknown_snapshot(g: &Guest, src: &Guest, field: &str, raw: &RawConfig, diags:
     else {
         return;
     };
-    let created = created_snapshot(src.id, raw);
-    if created == Some(snap.as_str()) {
+    let created = src.snapshots();
+    if created.contains(&snap.as_str()) {
         return;
     }
-    let why = match created {
-        Some(other) => format!("{} creates `{}`", src.id, other.quoted()),
-        None => format!("{} names no snapshot", src.id),
+    let why = match created.as_slice() {
+        [] => format!("{} names no snapshot", src.id),
+        some => format!("{} creates `{}`", src.id, some.join("`, `")),
     };
     diags.push(
         crate::diag::Diagnostic::new(
@@ -206,7 +214,7 @@ fn unknown_snapshot(g: &Guest, src: &Guest, field: &str, raw: &RawConfig, diags:
                 snap.quoted()
             ),
             format!(
-                "give template {} \"template_snapshot_name\": \"{}\", or remove `template_snapshot_name` here to clone {}'s current state (`{field}`)",
+                "give template {} \"template_snapshot_name\": \"{}\" (or \"enable_lifecycle_snapshots\": true for `final-form`), or remove `template_snapshot_name` here to clone {}'s current state (`{field}`)",
                 src.id,
                 snap.quoted(),
                 src.id

@@ -114,7 +114,7 @@ pub struct RawLxc {
     pub apparmor_profile: Option<Value>,
     /// AppArmor nesting flag (the raw `lxc_options` line is what applies).
     pub apparmor_manages_nesting: Option<Value>,
-    /// Lifecycle snapshots (not supported yet).
+    /// Lifecycle snapshots: `pre-configured` and `final-form`.
     pub enable_lifecycle_snapshots: Option<Value>,
     /// Port publications (not supported yet).
     pub ports: Option<Value>,

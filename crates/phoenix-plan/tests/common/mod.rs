@@ -102,6 +102,7 @@ pub fn execute_with(
                     .unwrap_or_default(),
                 raw_lxc: Vec::new(),
                 template: false,
+                snapshots: Vec::new(),
             }),
             Action::UpdateGuest {
                 id, set, delete, ..
@@ -141,6 +142,16 @@ pub fn execute_with(
             Action::ConvertToTemplate { id, .. } => {
                 if let Some(g) = o.guests.iter_mut().find(|g| g.id == *id) {
                     g.template = true;
+                }
+            }
+            Action::TakeSnapshot { id, name, .. } => {
+                if let Some(g) = o.guests.iter_mut().find(|g| g.id == *id) {
+                    assert!(!g.template, "snapshot {name} of template {id}");
+                    assert!(
+                        !g.snapshots.contains(name),
+                        "snapshot {name} of {id} taken twice"
+                    );
+                    g.snapshots.push(name.clone());
                 }
             }
             // The executor checks, then applies what was missing: afterwards every step is done.
