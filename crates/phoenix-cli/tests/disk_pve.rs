@@ -43,12 +43,12 @@ fn a_failed_resize_is_retried_by_the_next_sync() {
     }
     let (pve, root) = converged();
     let raised = homelab_with_lxc(|v| v["lxc_configs"]["102"]["storage_size_gb"] = json!(20));
-    let run = |args: &[&str]| run_json(node_cmd(&pve, root.path(), raised.path(), args));
+    let run = || sync_with(&pve, root.path(), raised.path());
     pve.control(&json!({
         "op": "fail", "method": "PUT", "suffix": "/lxc/102/resize",
         "status": 500, "message": "disk resize failed: lvextend: out of space", "times": 1,
     }));
-    let (code, r, stderr) = run(&SYNC_ARGS);
+    let (code, r, stderr) = run();
     print_journal("resize fails", &r);
     assert_eq!(code, 3, "{stderr}");
     assert_journal_complete(&r);
@@ -90,7 +90,7 @@ fn a_failed_resize_is_retried_by_the_next_sync() {
     assert_eq!(drift, vec![("rootfs.size", "16G", "20G")], "{g:#}");
 
     // The next sync grows it; the one after writes nothing.
-    let (code, r, stderr) = run(&SYNC_ARGS);
+    let (code, r, stderr) = run();
     print_journal("retry", &r);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
@@ -98,7 +98,7 @@ fn a_failed_resize_is_retried_by_the_next_sync() {
         vec![(102, "rootfs.size".into(), "16G".into(), "20G".into())]
     );
     assert_eq!(size_of(&pve, "lxc", 102, "rootfs"), "20G");
-    let (code, r, stderr) = run(&SYNC_ARGS);
+    let (code, r, stderr) = run();
     assert_eq!(code, 0, "{stderr}");
     assert!(resizes(&r).is_empty());
     assert_eq!(r["requests"]["total"]["writes"], 0, "{:#?}", actions(&r));
@@ -115,7 +115,7 @@ fn a_raised_size_grows_the_disk_and_a_lowered_one_is_a_note() {
     let set_102 =
         |gb: u64| homelab_with_lxc(move |v| v["lxc_configs"]["102"]["storage_size_gb"] = json!(gb));
     let raised = set_102(20);
-    let run = |cfg: &std::path::Path| run_json(node_cmd(&pve, root.path(), cfg, &SYNC_ARGS));
+    let run = |cfg: &std::path::Path| sync_with(&pve, root.path(), cfg);
     let (code, r, stderr) = run(raised.path());
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(

@@ -13,7 +13,7 @@ mod common;
 mod pve_support;
 
 use common::{FakePve, fakepve_available};
-use pve_support::{actions, homelab_with, journal, node_cmd, run_json, storages};
+use pve_support::{actions, homelab_with, journal, storages, sync_with as sync};
 
 const SNAP: &str = "initial_clean_state";
 
@@ -46,28 +46,6 @@ fn snapshot_storages() -> serde_json::Value {
         s[name] = serde_json::json!({"type": "zfspool", "pool": pool, "content": "images,rootdir"});
     }
     s
-}
-
-fn sync(
-    pve: &FakePve,
-    root: &std::path::Path,
-    config: &std::path::Path,
-) -> (i32, serde_json::Value, String) {
-    run_json(node_cmd(
-        pve,
-        root,
-        config,
-        &[
-            "sync",
-            "all",
-            "--target",
-            "pve",
-            "--output",
-            "json",
-            "--image-store",
-            "local",
-        ],
-    ))
 }
 
 /// The names of a guest's snapshots as fakepve lists them (`current` left out).

@@ -31,17 +31,18 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// `edit` applied to the JSON file at `path`, written back.
+fn edit_json(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
 /// A copy of examples/homelab with `edit` applied to its LXC file's JSON (a test's own
 /// configuration change).
 pub fn homelab_with_lxc(edit: impl FnOnce(&mut serde_json::Value)) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_tree(&homelab_dir(), dir.path());
-    let path = dir.path().join("phoenix_lxc_configs.json");
-    let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    edit(&mut v);
-    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
-    dir
+    homelab_with(edit, |_| {})
 }
 
 /// A copy of examples/homelab with `lxc` applied to its LXC file's JSON and `vms` to its VM
@@ -50,12 +51,10 @@ pub fn homelab_with(
     lxc: impl FnOnce(&mut serde_json::Value),
     vms: impl FnOnce(&mut serde_json::Value),
 ) -> tempfile::TempDir {
-    let dir = homelab_with_lxc(lxc);
-    let path = dir.path().join("phoenix_vm_configs.json");
-    let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    vms(&mut v);
-    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&homelab_dir(), dir.path());
+    edit_json(&dir.path().join("phoenix_lxc_configs.json"), lxc);
+    edit_json(&dir.path().join("phoenix_vm_configs.json"), vms);
     dir
 }
 
@@ -149,7 +148,12 @@ pub const SYNC_ARGS: [&str; 8] = [
 
 /// `phoenix sync all --target pve --output json --image-store local`.
 pub fn sync(pve: &FakePve, root: &Path) -> (i32, serde_json::Value, String) {
-    run_json(node_cmd(pve, root, &homelab_dir(), &SYNC_ARGS))
+    sync_with(pve, root, &homelab_dir())
+}
+
+/// [`sync`] of the configuration in `config`.
+pub fn sync_with(pve: &FakePve, root: &Path, config: &Path) -> (i32, serde_json::Value, String) {
+    run_json(node_cmd(pve, root, config, &SYNC_ARGS))
 }
 
 /// `phoenix apply --target pve --output json --image-store local VERB…`.
