@@ -22,8 +22,9 @@ use phoenix_render::{FileTarget, RenderedFile};
 use serde::Serialize;
 
 use crate::action::{Action, Reason};
+use crate::files::plan_file;
 use crate::observed::{ObservedCertificate, ObservedKey, ObservedState};
-use crate::plan::{PlanError, PlannedFile, plan_file};
+use crate::plan_types::{PlanError, PlannedFile};
 
 /// How an observer names the only key type phoenix issues.
 pub const KEY_TYPE_ECDSA_P256: &str = "ecdsa-p256";

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use crate::action::{Action, Reason};
-use crate::plan::{FileStatus, Plan};
+use crate::plan_types::{FileStatus, Plan};
 
 const RED: &str = "\x1b[31m";
 const GREEN: &str = "\x1b[32m";

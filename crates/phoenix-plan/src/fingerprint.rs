@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::Action;
 use crate::firewall_api::{FirewallScope, FirewallState};
 use crate::observed::{ObservedState, sha256_hex};
-use crate::plan::Plan;
+use crate::plan_types::Plan;
 
 /// Said for an object the observation does not hold.
 pub const ABSENT: &str = "absent";

@@ -1100,7 +1100,7 @@ pub const WAVE_CLEANUP: &str = "firewall: objects no longer configured";
 /// path to the firewall): those files and their actions leave the plan; the cluster wave goes
 /// after the host files, the guests' wave after the guests exist and before they start, the
 /// cleanup after it. The summary is recounted.
-pub fn merge_into(plan: &mut crate::plan::Plan, fw: FirewallPlan) {
+pub fn merge_into(plan: &mut crate::plan_types::Plan, fw: FirewallPlan) {
     use crate::subsystem::{Subsystem, of_file};
     plan.files
         .retain(|f| of_file(&f.file.target, &f.file.path) != Subsystem::Firewall);
@@ -1110,7 +1110,7 @@ pub fn merge_into(plan: &mut crate::plan::Plan, fw: FirewallPlan) {
                 if of_file(target, path) == Subsystem::Firewall)
         });
     }
-    let wave = |name: &str, actions: Vec<Action>| crate::plan::Wave {
+    let wave = |name: &str, actions: Vec<Action>| crate::plan_types::Wave {
         name: name.to_string(),
         actions,
     };
@@ -1130,7 +1130,7 @@ pub fn merge_into(plan: &mut crate::plan::Plan, fw: FirewallPlan) {
     plan.waves
         .insert(after_guests + 1, wave(WAVE_CLEANUP, fw.cleanup));
     plan.waves.retain(|w| !w.actions.is_empty());
-    let mut summary = crate::plan::Summary::default();
+    let mut summary = crate::plan_types::Summary::default();
     for e in plan
         .actions()
         .map(|a| a.effect())

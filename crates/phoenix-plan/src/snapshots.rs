@@ -8,7 +8,7 @@ use phoenix_model::model::{DesiredState, Guest, GuestId, GuestSource, SNAPSHOT_P
 
 use crate::action::{Action, Reason};
 use crate::observed::ObservedState;
-use crate::plan::PlanError;
+use crate::plan_types::PlanError;
 
 /// The snapshots taken right after the guest is created and configured (before
 /// provisioning), minus those it has. Empty for an existing template:

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::action::{Action, KeyChange, Reason};
 use crate::observed::{GuestStatus, ObservedState};
-use crate::plan::{FileStatus, Plan};
+use crate::plan_types::{FileStatus, Plan};
 
 /// One guest of the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -15,7 +15,7 @@ use phoenix_render::FileTarget;
 use serde::Serialize;
 
 use crate::action::{Action, Effect};
-use crate::plan::Plan;
+use crate::plan_types::Plan;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -144,7 +144,7 @@ pub fn restrict(plan: &mut Plan, only: &BTreeSet<Subsystem>) {
     if !only.contains(&Subsystem::Swarm) {
         plan.swarm.clear();
     }
-    let mut summary = crate::plan::Summary::default();
+    let mut summary = crate::plan_types::Summary::default();
     for a in plan
         .actions()
         .map(|a| a.effect())
