@@ -47,21 +47,20 @@ pub fn run(args: &VerifyArgs) -> u8 {
             }
         },
     };
-    let engines = match (
-        &args.docker_cert_path,
-        phoenix_plan::swarm::desired(&session.desired),
-    ) {
-        (_, None) => Err("the configuration has no Swarm".to_string()),
-        (None, Some(_)) => Err(
-            "no Engine API client certificate (--docker-cert-path or DOCKER_CERT_PATH): the \
-             Swarm is not checked"
-                .to_string(),
-        ),
-        (Some(certs), Some(desired)) => Ok(crate::swarm_cmd::pve_engines(
-            &desired,
-            args.docker_host.as_deref(),
-            certs,
-        )),
+    // The client certificate as `swarm` finds it: --docker-cert-path, else <--ca-dir>/engine-client.
+    let engines = match phoenix_plan::swarm::desired(&session.desired) {
+        None => Err("the configuration has no Swarm".to_string()),
+        Some(desired) => match crate::swarm_cmd::engine_client_dir(
+            args.docker_cert_path.as_deref(),
+            args.ca_dir.as_deref(),
+        ) {
+            Err((what, _)) => Err(format!("{what}: the Swarm is not checked")),
+            Ok(certs) => Ok(crate::swarm_cmd::pve_engines(
+                &desired,
+                args.docker_host.as_deref(),
+                &certs,
+            )),
+        },
     };
     let families: BTreeSet<Family> = if args.only.is_empty() {
         Family::ALL.into_iter().collect()

@@ -218,3 +218,50 @@ fn only_reads(log: &str) -> bool {
                 && (l.contains(" -- getent ahosts ") || l.ends_with(" -- cat /etc/resolv.conf"))
         })
 }
+
+/// The Swarm family finds phoenix's client certificate where `sync all` keeps it
+/// (`<--ca-dir>/engine-client`): without one there, its checks are skipped naming that path
+/// (and the engines, at mesh addresses this namespace must not reach, are never contacted).
+#[test]
+fn verify_pve_looks_for_the_engine_client_certificate_under_the_ca_dir() {
+    if !fakepve_available() {
+        return;
+    }
+    let (pve, root) = converged();
+    let work = tempfile::tempdir().unwrap();
+    let ca = work.path().join("ca");
+    let pass = work.path().join("ca.pass");
+    std::fs::write(&pass, "a passphrase for this test\n").unwrap();
+    let init = std::process::Command::new(env!("CARGO_BIN_EXE_phoenix"))
+        .args(["ca", "init", "--ca-dir"])
+        .arg(&ca)
+        .arg("--passphrase-file")
+        .arg(&pass)
+        .arg("--config")
+        .arg(homelab_dir())
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let mut c = node_cmd(
+        &pve,
+        root.path(),
+        &homelab_dir(),
+        &["verify", "--target", "pve", "--only", "swarm", "-o", "json"],
+    );
+    c.arg("--ca-dir").arg(&ca).env_remove("DOCKER_CERT_PATH");
+    let (_, report, stderr) = run_json(c);
+    let results = report["results"].as_array().unwrap();
+    assert!(!results.is_empty(), "{report:#} {stderr}");
+    let want = format!(
+        "no Engine API client certificate in {}",
+        ca.join("engine-client").display()
+    );
+    for r in results {
+        assert_eq!(r["status"], "skip", "{r:#}");
+        assert!(r["reason"].as_str().unwrap().contains(&want), "{r:#}");
+    }
+}

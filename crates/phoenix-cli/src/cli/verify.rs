@@ -50,7 +50,8 @@ pub struct VerifyArgs {
     #[arg(long, env = "DOCKER_HOST")]
     pub docker_host: Option<String>,
     /// (--target pve) phoenix's Engine API client certificate (ca.pem, cert.pem, key.pem);
-    /// without it the Swarm is not checked, said so
+    /// default: <--ca-dir>/engine-client, where `sync all` keeps it; without either the Swarm
+    /// is not checked, said so
     #[arg(long, env = "DOCKER_CERT_PATH")]
     pub docker_cert_path: Option<PathBuf>,
     /// (--target pve) only these families (default: all)
